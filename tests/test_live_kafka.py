@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from msgstorm.live.drivers.kafka_broker import (
     java_command,
 )
 from msgstorm.live.servers import ServerError
+from msgstorm.progress import ProgressSnapshot
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
@@ -310,6 +312,36 @@ def test_a_killed_leader_loses_no_acknowledged_message_at_acks_all_and_min_insyn
     assert delivery["lost"]["total"] == delivery["duplicated"] == 0
     stops = {e["name"]: e for e in _event(result, "server_stop")}
     assert set(stops) == {"kafka-0", "kafka-1", "kafka-2"}
+    assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_a_broker_killed_from_outside_is_stamped_when_it_died_not_at_the_runs_end(tmp_path: Path) -> None:
+    """The one broker SIGKILLed by the test once the run's clock has passed 1 s of a 4 s
+    run: its ``server_stop`` (``exited_early``) is in the history at the time its exit was
+    found, within a poll of the kill, not at the run's end; the run still ends with its summary."""
+    run_dir = tmp_path / "run"
+    killed_at: list[int] = []
+
+    def kill_once_a_second_in(snapshot: ProgressSnapshot) -> None:
+        if not killed_at and not snapshot.final and snapshot.t_ns >= 1_000_000_000 and snapshot.sent > 0:
+            os.kill(int((run_dir / "servers" / "kafka-0.pid").read_text()), signal.SIGKILL)
+            killed_at.append(snapshot.t_ns)  # the run's clock at or before the kill
+
+    scenario = _scenario('partitions = 1\nacks = "1"\nidempotence = false', duration="4s", consumers=1)
+    scenario = scenario.model_copy(update={
+        "run": scenario.run.model_copy(update={"drain": 2_000_000_000}),
+        "live": scenario.live.model_copy(update={"read_back_timeout": 2_000_000_000})})
+    result = run(scenario, run_dir, kill_once_a_second_in)
+    assert killed_at, "the run never reached 1 s"
+    events = result.history.events.to_pylist()
+    [stop] = [e for e in events if e["kind"] == "server_stop"]
+    detail = json.loads(str(stop["detail"]))
+    assert detail["name"] == "kafka-0" and detail["exited_early"] is True and detail["returncode"] == -9
+    run_end = next(e["t"] for e in events if e["kind"] == "run_end")
+    assert killed_at[0] <= stop["t"] < killed_at[0] + 1_000_000_000 < run_end, (killed_at, stop["t"], run_end)
+    assert result.summary["connections"]["servers_exited"] == [{"name": "kafka-0", "returncode": -9}]
     assert_nothing_left(result.run_dir)
 
 

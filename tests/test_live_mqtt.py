@@ -25,6 +25,7 @@ from msgstorm.live.drivers.mqtt import mosquitto_config
 from msgstorm.live.drivers.mqtt_wire import (
     PUBACK,
     PUBLISH,
+    SUBACK,
     MqttError,
     MqttStream,
     ack_packet,
@@ -32,8 +33,9 @@ from msgstorm.live.drivers.mqtt_wire import (
     packets,
     publish_packet,
     remaining_length,
+    subscribe_packet,
 )
-from msgstorm.live.payload import payload
+from msgstorm.live.payload import HEADER, payload
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
@@ -311,6 +313,119 @@ async def _leave_a_session(url: str) -> None:
     publisher.write(publish_packet(b"msgstorm", payload(999_999, 0, 64), qos=1, packet_id=1))
     assert [first >> 4 for first, _ in await publisher.read()] == [PUBACK]
     await publisher.disconnect()
+
+
+async def _retain(url: str, topics: list[bytes]) -> None:
+    """A retained QoS 1 message on each of ``topics``, each PUBACKed."""
+    publisher = MqttStream(url, "retainer", clean_session=True, timeout_s=5.0)
+    await publisher.open()
+    for packet_id, topic in enumerate(topics, 1):
+        packet = bytearray(publish_packet(topic, payload(packet_id, 0, 64), qos=1, packet_id=packet_id))
+        packet[0] |= 0x01  # RETAIN
+        publisher.write(packet)
+    acked = 0
+    while acked < len(topics):
+        acked += sum(first >> 4 == PUBACK for first, _ in await asyncio.wait_for(publisher.read(), 5.0))
+    await publisher.disconnect()
+
+
+async def _subscribe_in_one_read(url: str, topics: list[bytes]) -> list[bytes]:
+    """Subscribe to ``retained/#`` with the socket readable only once the SUBACK and every
+    retained PUBLISH mosquitto sends after it are in (SO_RCVLOWAT): the subscription's one
+    read holds them all. The topics of the messages read afterwards, until all have come or
+    5 s have passed."""
+    consumer = MqttStream(url, "one-read", clean_session=True, timeout_s=5.0)
+    await consumer.open()
+    suback = 5  # fixed header, packet id, one return code
+    publishes = sum(len(publish_packet(topic, payload(0, 0, 64), qos=1, packet_id=1)) for topic in topics)
+    assert consumer.writer is not None
+    sock = consumer.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, suback + publishes)
+    await consumer.subscribe("retained/#", 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+    received: list[bytes] = []
+    try:
+        while len(received) < len(topics):
+            for first, body in await asyncio.wait_for(consumer.read(), 5.0):
+                if first >> 4 == PUBLISH:
+                    received.append(body[2:2 + (body[0] << 8 | body[1])])
+    except TimeoutError:
+        pass  # what came is what the test compares
+    await consumer.disconnect()
+    return received
+
+
+def test_messages_read_with_the_suback_are_kept_for_the_next_read(user_broker: str) -> None:
+    """mosquitto sends a subscription's retained messages right after its SUBACK; read in
+    the same buffer as the SUBACK they are the consumer's next packets, none dropped."""
+    topics = [f"retained/{i}".encode() for i in range(20)]
+    asyncio.run(_retain(user_broker, topics))
+    assert sorted(asyncio.run(_subscribe_in_one_read(user_broker, topics))) == sorted(topics)
+
+
+async def _subscribe_and_leave(url: str, client_id: str, topic_filter: str) -> None:
+    stream = MqttStream(url, client_id, clean_session=False, timeout_s=5.0)
+    await stream.open()
+    await stream.subscribe(topic_filter, 1)
+    await stream.disconnect()
+
+
+async def _publish_acked(url: str, msg_ids: range) -> None:
+    publisher = MqttStream(url, "publisher", clean_session=True, timeout_s=5.0)
+    await publisher.open()
+    for msg_id in msg_ids:
+        publisher.write(publish_packet(b"orders", payload(msg_id, 0, 64), qos=1, packet_id=msg_id + 1))
+    acked = 0
+    while acked < len(msg_ids):
+        acked += sum(first >> 4 == PUBACK for first, _ in await asyncio.wait_for(publisher.read(), 5.0))
+    await publisher.disconnect()
+
+
+async def _kept_for(url: str, client_id: str) -> list[int]:
+    """The msg_ids mosquitto hands a persistent session when it connects again, before it
+    answers the session's next packet (a SUBSCRIBE to a topic nobody publishes to)."""
+    stream = MqttStream(url, client_id, clean_session=False, timeout_s=5.0)
+    assert await stream.open(), "mosquitto kept the session"
+    stream.write(subscribe_packet(1, "nobody-publishes-here", 1))
+    kept: list[int] = []
+    while True:
+        for first, body in await asyncio.wait_for(stream.read(), 5.0):
+            if first >> 4 == SUBACK:
+                await stream.disconnect()
+                return sorted(kept)
+            if first >> 4 == PUBLISH:
+                at = 2 + (body[0] << 8 | body[1])
+                stream.write(ack_packet(PUBACK, body[at] << 8 | body[at + 1]))
+                kept.append(HEADER.unpack_from(body, at + 2)[0])
+
+
+def test_mosquitto_keeps_a_sessions_queued_messages_across_a_restart_but_not_its_shared_subscription(
+        tmp_path: Path) -> None:
+    """Two persistent sessions, one subscribed to ``orders``, one to ``$share/desk/orders``,
+    both away; ten QoS 1 messages before a graceful restart (SIGTERM: mosquitto saves its
+    database) and ten after it. The plain subscription is saved: it gets all twenty. The
+    shared one is not (mosquitto's saved database holds a session's plain subscriptions
+    only): it gets the ten queued in its session before the restart, and none published
+    after it until it subscribes again."""
+    binary = require_program("mosquitto", "/usr/sbin/mosquitto", install=INSTALL)
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(mosquitto_config(port, tmp_path / "data", tmp_path / "mosquitto.log"))
+    server = ManagedServer("mosquitto", [binary, "-c", str(config)], port, tmp_path, 10.0)
+    url = f"mqtt://127.0.0.1:{port}"
+    server.start()
+    try:
+        asyncio.run(_subscribe_and_leave(url, "plain", "orders"))
+        asyncio.run(_subscribe_and_leave(url, "shared", "$share/desk/orders"))
+        asyncio.run(_publish_acked(url, range(10)))
+        server.terminate()
+        server.start()
+        asyncio.run(_publish_acked(url, range(10, 20)))
+        assert asyncio.run(_kept_for(url, "plain")) == list(range(20))
+        assert asyncio.run(_kept_for(url, "shared")) == list(range(10))
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

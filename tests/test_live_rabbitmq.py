@@ -17,15 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiormq
 import pytest
-from conftest import assert_none_left, report_in_process, require_program, sigkill_mid_run
+from conftest import (
+    assert_none_left,
+    report_in_process,
+    require_program,
+    run_in_process,
+    sigkill_mid_run,
+)
 from pamqp import body, commands, frame, header
 from pamqp.base import Frame
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.base import OnAcks, Outages
-from msgstorm.live.drivers.rabbitmq import erlang_args, rabbitmq_config, url_address
+from msgstorm.live.drivers.rabbitmq import RabbitMqDriver, erlang_args, rabbitmq_config, url_address
 from msgstorm.live.drivers.rabbitmq_wire import (
     PROTOCOL_HEADER,
     AmqpClosed,
@@ -36,6 +43,7 @@ from msgstorm.live.drivers.rabbitmq_wire import (
     frames,
     read_confirm,
 )
+from msgstorm.live.payload import payload as message_payload
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from msgstorm.scenario.target_option import target_overrides
@@ -390,6 +398,86 @@ def test_a_quorum_queue_with_confirms_loses_no_confirmed_message_across_a_node_c
     assert delivery["stream"]["duplicated"] == 0
     assert delivery["stream"]["stored"] >= len(acked)
     assert_nothing_left(result.run_dir)
+
+
+async def _publish_and_read_back_twice(driver: RabbitMqDriver, count: int) -> tuple[list[int], list[int], int]:
+    """``count`` messages published and confirmed, then the audit queue read back twice;
+    the ids each read-back found, and the messages the queue holds after both."""
+    acked: list[int] = []
+    await driver.connect(lambda index, data: None, lambda msg_id, order: acked.append(msg_id))
+    for msg_id in range(count):
+        await driver.publish(msg_id, message_payload(msg_id, 0, 64))
+    await driver.flush()
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(acked) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(acked)} of {count} confirmed"
+        await asyncio.sleep(0.01)
+    reads = []
+    for _ in range(2):
+        copy = await driver.read_back()
+        assert copy is not None
+        reads.append(sorted(copy.ids.tolist()))
+    assert driver.url is not None and driver.audit_queue is not None
+    connection = await aiormq.connect(url_address(driver.url))
+    channel = await connection.channel()
+    held = 0
+    while held < count and asyncio.get_running_loop().time() < deadline:  # returned as the reads' channels close
+        held = int((await channel.queue_declare(driver.audit_queue, passive=True)).message_count or 0)
+        await asyncio.sleep(0.01)
+    await connection.close()
+    await driver.close()
+    return reads[0], reads[1], held
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_rabbitmq")
+def test_the_read_back_takes_nothing_from_the_audit_queue(tmp_path: Path) -> None:
+    """The audit queue read back twice: each read finds every confirmed message, and the
+    queue still holds them all after (the read-back acks none: they go back to the queue when
+    its connection closes)."""
+    scenario = _scenario("quorum", consumers=1)
+    driver = RabbitMqDriver(scenario.live, tmp_path / "run", lambda kind, detail: None)
+    driver.start_servers()
+    try:
+        first, second, held = asyncio.run(_publish_and_read_back_twice(driver, 200))
+    finally:
+        driver.stop_servers()
+    assert first == second == list(range(200))
+    assert held == 200
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_rabbitmq")
+def test_a_node_dead_for_good_ends_the_run_with_its_history_and_summary_and_a_failed_slo(tmp_path: Path) -> None:
+    """The node SIGKILLed 1 s in and never started again: the read-back after the run finds
+    no node, which the history says (a ``client_error`` of ``read_back``) beside the crash
+    that named the node; the run ends with its summary, and exits 1 for the SLO the lost
+    messages fail, not 2 (a bad path) for the refused connection."""
+    crash = '\n[[faults]]\nkind = "crash"\nnode = "rabbitmq"\nat = "1s"\n'
+    text = LIVE.format(queue_type="quorum", duration="2s", rate=100, consumers=1, fanout="false", faults=crash,
+                       client="wire").replace('drain = "3s"', 'drain = "1s"').replace(
+        "[live]\n", '[live]\nread_back_timeout = "2s"\n') + '\n[slo]\n"delivery.lost" = "== 0"\n'
+    scenario = tmp_path / "dead.toml"
+    scenario.write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    try:
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr.decode()
+    assert "Connect call failed" not in stderr.decode() and "Traceback" not in stderr.decode()
+    events = [(e["kind"], json.loads(str(e["detail"])) if e["detail"] else {})
+              for e in read_history(run_dir).events.to_pylist()]
+    [crashed] = [detail for kind, detail in events if kind == "fault_start"]
+    assert crashed["kind"] == "crash" and crashed["server"] == "rabbitmq"
+    [read_back] = [detail for kind, detail in events if kind == "client_error" and detail["client"] == "read_back"]
+    assert "Connect call failed" in read_back["error"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["delivery"]["read_back"]["done"] is False and summary["delivery"]["read_back"]["error"]
+    assert summary["delivery"]["lost"]["total"] > 0
+    assert_nothing_left(run_dir)
 
 
 @pytest.mark.slow

@@ -176,6 +176,26 @@ def test_a_run_directory_with_a_space_is_refused_before_a_node_starts(tmp_path: 
 
 
 @pytest.mark.slow
+def test_a_cluster_runs_from_a_directory_whose_path_begins_its_run_directorys(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--out /x/proj-runs`` run from ``/x/proj``: the port-mapper module compiles (the
+    compiler shortens a path that starts with its working directory's by the string), the two
+    nodes join, and every confirmed message is in the audit queue read back."""
+    require_program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    text = GOOD.replace("nodes = 3", "nodes = 2").replace(
+        '[live.rabbitmq]', '[live]\nstart_timeout = "90s"\n[live.rabbitmq]')
+    result = run(parse_scenario(text, source="cluster.toml"), tmp_path / "proj-runs")
+    assert (tmp_path / "proj-runs" / "servers" / "rabbitmq" / "msgstorm_epmd.beam").is_file()
+    summary = result.summary
+    sent = summary["messages"]["sent"]
+    assert sent >= 9 and summary["messages"]["committed"] == sent
+    stream = summary["delivery"]["stream"]
+    assert stream["acked_missing"] == 0 and stream["stored"] == sent
+
+
+@pytest.mark.slow
 def test_a_sigkilled_cluster_run_leaves_no_node_and_no_port_mapper_and_report_reads_its_history(tmp_path: Path) -> None:
     """Two nodes joined, msgstorm SIGKILLed a second into the run: every node (the Erlang VM
     itself), its helpers and the run's ``epmd``, which the nodes and ``rabbitmqctl`` used,

@@ -59,8 +59,8 @@ class EventKind(StrEnum):
     # "url": null, "started": false} for one spawned but stopped before it listened (a signal,
     # a cluster sibling that failed): every server_stop follows its server_start
     SERVER_START = "server_start"
-    # detail: {"name", "returncode"}, and "exited_early": true when the server had exited on
-    # its own (killed, crashed) before msgstorm stopped it
+    # detail: {"name", "returncode"}, and "exited_early": true and its "pid" when the server had
+    # exited on its own (killed, crashed) before msgstorm stopped it, stamped when that was found
     SERVER_STOP = "server_stop"
     DISCONNECTED = "disconnected"  # live: a client lost its connection; detail: {"client"}
     RECONNECTED = "reconnected"

@@ -228,11 +228,15 @@ class Lifecycle(ABC):
         """One ``server_stop`` a server spawned (and its ``server_start`` when the start was
         cut short), then the ``cleanup`` report: verified, not assumed, that nothing msgstorm
         started still runs or listens."""
-        # A server started again by a fault records its own start.
-        started = {int(event[4]["pid"]) for event in self.log.events
-                   if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
+        # A server started again by a fault records its own start; one found exited on its
+        # own while the run went (``LiveTarget._watch_servers``) its own stop.
+        started, stopped = ({int(event[4]["pid"]) for event in self.log.events
+                             if event[1] == kind and event[4] and event[4].get("pid") is not None}
+                            for kind in (EventKind.SERVER_START, EventKind.SERVER_STOP))
         for managed in servers:
             if managed.pid is None:  # never spawned: a start that failed or was interrupted first
+                continue
+            if managed.pid in stopped:
                 continue
             if managed.pid not in started:
                 # Spawned, but the start was cut short (a signal while it waited for the port,

@@ -156,6 +156,7 @@ class ManagedServer:
         self.paused = False
         self.stopped_by_fault = False
         self.pids: list[int] = []  # every process it ran as (a restart is a new one)
+        self._exits_told: set[int] = set()  # pids whose exit ``exit_unasked`` has told
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -246,6 +247,18 @@ class ManagedServer:
             time.sleep(0.02)
         self.stop()
         raise ServerError(f"{self.name} did not listen on 127.0.0.1:{self.port} within {self.start_timeout_s:g} s")
+
+    def exit_unasked(self) -> int | None:
+        """The exit code of this server's process when it has exited on its own since it
+        listened (killed from outside, crashed: not stopped by msgstorm or by a fault), the
+        first time it is asked; else None. ``exited_early`` is set then."""
+        process = self.process
+        if (process is None or not self._listened or self.stopped_by_fault or self.returncode is not None
+                or process.pid in self._exits_told or process.poll() is None):
+            return None
+        self._exits_told.add(process.pid)
+        self.exited_early = True
+        return process.returncode
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; a paused (SIGSTOPped) server is

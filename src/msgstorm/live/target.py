@@ -168,7 +168,7 @@ class LiveTarget(LiveSender):
         self._writing = loop.create_task(
             self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
         address = watched_address(self.scenario.live.url) if not self._servers() else None
-        watching = loop.create_task(self._watch_user_server(address) if address is not None else asyncio.sleep(0))
+        watching = loop.create_task(self._watch_user_server(address) if address is not None else self._watch_servers())
         return [self._writing, watching]  # the rest of the rows is written by ``finish``
 
     async def _send(self, traffic: Iterator[MessageBatch]) -> None:
@@ -238,6 +238,18 @@ class LiveTarget(LiveSender):
             task = asyncio.current_task()
             if self.node_lost_at is None or (task is not None and task.cancelling()):
                 raise
+
+    async def _watch_servers(self) -> None:
+        """Every ``_WATCH_S`` while the run goes, whether a server msgstorm started has exited
+        on its own (killed from outside, crashed): its ``server_stop`` (``exited_early``, its
+        pid) is written when that is found, not when the run's end stops the servers."""
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            for server in self._servers():
+                returncode = server.exit_unasked()
+                if returncode is not None:
+                    self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
+                        "name": server.name, "pid": server.pid, "returncode": returncode, "exited_early": True}))
 
     async def _watch_user_server(self, address: tuple[str, int]) -> None:
         """While a client is disconnected from the user's server (``live.url``), whether the

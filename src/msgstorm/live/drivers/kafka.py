@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,6 +85,8 @@ PUBLISHER = "msgstorm-producer"
 DELIVERY_TIMEOUT_MS = 30_000
 # ``flush`` waits at most this for the last delivery reports; the target's drain waits on after it.
 FLUSH_TIMEOUT_S = 5.0
+# ``close`` waits at most this for each consumer to leave its group.
+CLOSE_TIMEOUT_S = 5.0
 POLL_IDLE_S = 0.0005  # an idle poller (producer's reports, a consumer's messages) sleeps this long
 CONSUME_BATCH = 2048
 ADMIN_TIMEOUT_S = 30.0
@@ -547,7 +550,33 @@ class KafkaDriver:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "failed": self._failed,
                                                    "error": f"deliveries failed, the last: {self._last_failure}"})
             self._failed = 0
-        loop = asyncio.get_running_loop()
-        for consumer in self._consumers:
-            await loop.run_in_executor(None, consumer.close)
+        for index, consumer in enumerate(self._consumers):
+            await self._close_consumer(index, consumer)
         self._consumers = []
+
+    async def _close_consumer(self, index: int, consumer: Consumer) -> None:
+        """``consumer.close`` on a thread of its own, waited for at most ``CLOSE_TIMEOUT_S``:
+        with its group's coordinator gone (a broker killed and not back) librdkafka waits out
+        the session timeout (45 s) to leave the group. A daemon thread, so one still waiting
+        keeps neither the event loop's executor nor the process from ending."""
+        loop = asyncio.get_running_loop()
+        closed = loop.create_future()
+
+        def done() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        def close() -> None:
+            consumer.close()
+            try:
+                loop.call_soon_threadsafe(done)
+            except RuntimeError:
+                pass  # the loop has ended: nobody waits any more
+
+        threading.Thread(target=close, name=f"msgstorm-consumer-{index}-close", daemon=True).start()
+        try:
+            await asyncio.wait_for(closed, CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self.on_event(EventKind.CLIENT_ERROR, {
+                "client": f"msgstorm-consumer-{index}",
+                "error": f"closing the consumer took over {CLOSE_TIMEOUT_S:g} s (its group's coordinator gone): left"})

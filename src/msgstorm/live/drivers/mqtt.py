@@ -3,9 +3,10 @@
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts
 ``mosquitto`` on a free loopback port from a configuration file it writes under
 ``RUN_DIR/servers/`` (``mosquitto.conf``): anonymous clients on 127.0.0.1 only, persistence
-on in ``RUN_DIR/servers/mosquitto-data`` (a persistent session's subscription and queued
-messages survive a restart: mosquitto saves them when it is stopped with SIGTERM; a SIGKILL
-loses what it had not saved), no limit on the messages in flight or queued per client
+on in ``RUN_DIR/servers/mosquitto-data`` (a persistent session's plain subscriptions and
+queued messages survive a restart: mosquitto saves them when it is stopped with SIGTERM, not a
+shared subscription, which a consumer makes again when it reconnects; a SIGKILL loses what it
+had not saved), no limit on the messages in flight or queued per client
 (``max_inflight_messages 0``, ``max_queued_messages 0``: mosquitto's defaults, 20 and 1000,
 would drop QoS 1 and 2 messages of a consumer that falls behind, and the run would measure
 the setting), and its log at ``RUN_DIR/servers/mosquitto.log``. With ``live.url`` (an
@@ -25,7 +26,8 @@ PUBLISH sent again with the DUP flag after a reconnection is not a second receip
 
 Connections lost (a broker restart, a crash): each client reports ``disconnected`` and
 reconnects every ``RECONNECT_INTERVAL_S`` until the run ends. With ``clean_session = false``
-(persistent sessions) the broker keeps each consumer's subscription and the QoS 1 and 2
+(persistent sessions) the broker keeps each consumer's subscription (a shared one not across
+its restart: every consumer subscribes again on each reconnection) and the QoS 1 and 2
 messages published while it is away, and the publisher sends every unacknowledged publish
 again (DUP set; a QoS 2 publish already PUBRECed gets its PUBREL again), and keeps taking
 QoS 1 and 2 publishes while it is down, up to ``max_inflight`` (then waits: the wait shows

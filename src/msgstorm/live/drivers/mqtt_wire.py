@@ -117,8 +117,8 @@ def url_address(url: str) -> tuple[str, int]:
 class MqttStream(FramedStream[tuple[int, bytes]]):
     """One connection to a broker: ``open`` connects, sends CONNECT and returns whether the
     broker kept a session for the client id; ``read`` returns the next packets, as (first byte,
-    body bytes) (the end of the stream raises MqttError; packets read with the CONNACK or before
-    a SUBACK come first); ``close`` drops the connection (``open`` makes a new one)."""
+    body bytes) (the end of the stream raises MqttError; packets read with the CONNACK or a
+    SUBACK come first); ``close`` drops the connection (``open`` makes a new one)."""
 
     def __init__(self, url: str, client_id: str, clean_session: bool, timeout_s: float) -> None:
         super().__init__(packets, MqttError)
@@ -147,20 +147,21 @@ class MqttStream(FramedStream[tuple[int, bytes]]):
         return session_present
 
     async def subscribe(self, topic_filter: str, qos: int) -> None:
-        """SUBSCRIBE and wait for its SUBACK; packets that come before it (a kept session's
-        messages) are kept for the next ``read``."""
+        """SUBSCRIBE and wait for its SUBACK; the packets read with it, before it (a kept
+        session's messages) and after it in the same read (messages the broker sent at once),
+        are kept for the next ``read``."""
         assert self.writer is not None
         self.writer.write(subscribe_packet(1, topic_filter, qos))
         before: list[tuple[int, bytes]] = []
         while True:
-            for first, body in await asyncio.wait_for(self.read(), self.timeout_s):
+            found = await asyncio.wait_for(self.read(), self.timeout_s)
+            for at, (first, body) in enumerate(found):
                 if first >> 4 == SUBACK:
                     if body[-1] == 0x80:
                         raise MqttError(f"subscription to {topic_filter!r} refused")
-                    self._pending = before
+                    self._pending = before + found[at + 1:]
                     return
                 before.append((first, body))
-
 
     async def disconnect(self) -> None:
         """A DISCONNECT, then the connection closed (the broker ends the session cleanly)."""

@@ -32,7 +32,7 @@ Consumers ack each message (manual acks, ``prefetch`` unacked at most). A stream
 Accounting: after the run the broker's own copy is read back. A quorum or classic queue is
 emptied by its consumers, so the exchange also routes every message into an audit queue of the
 same type, ``<queue>.audit``, that nobody consumes during the run: ``read_back`` reads it whole
-(the ids it holds, in its order). A stream keeps what it took: ``read_back`` reads it from the
+(the ids it holds, in its order) without acking any, so the queue keeps them. A stream keeps what it took: ``read_back`` reads it from the
 first offset. The delivery check then says of every confirmed message whether the broker has it
 once, twice, or not at all (``acked_missing``: a confirmed message lost).
 
@@ -601,14 +601,30 @@ class RabbitMqDriver:
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> StoredCopy | None:
-        """The audit queue (or the stream) read whole, on a connection of its own."""
+        """The audit queue (or the stream) read whole, on a connection of its own; None when
+        no node takes one (a node dead for good) or the connection is lost while it reads,
+        said as a ``client_error`` of client ``read_back``."""
         name = self.audit_queue
         if name is None or self.url is None:
             return None
+        try:
+            return await self._read_whole(name)
+        except _CONNECTION_ERRORS as error:
+            task = asyncio.current_task()
+            if isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise  # this run itself was cancelled (a signal), not the connection lost
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
+            return None
+
+    async def _read_whole(self, name: str) -> StoredCopy:
         copy = StoredCopy()
         connection = await self._read_back_connection()
         channel = await connection.channel(publisher_confirms=False)
-        await channel.basic_qos(prefetch_count=5000)
+        # A queue's messages are never acked (an auto-ack, ``no_ack``, would take each from the
+        # queue as it is delivered): all are delivered at once (no prefetch limit) and go back
+        # to the queue, whole and in order, when the connection closes. A stream keeps what is
+        # read whatever the acks; its consumer acks to get more (its credit).
+        await channel.basic_qos(prefetch_count=5000 if self.stream else 0)
         page: list[bytes] = []
         got = asyncio.Event()
 
@@ -619,8 +635,7 @@ class RabbitMqDriver:
                 await channel.basic_ack(message.delivery_tag or 0, multiple=True, wait=False)
 
         arguments: dict[str, Any] = {"x-stream-offset": "first"} if self.stream else {}
-        # A queue is read without acks (nothing is taken from it), a stream with them (its rule).
-        await channel.basic_consume(name, take, no_ack=not self.stream, arguments=arguments)
+        await channel.basic_consume(name, take, no_ack=False, arguments=arguments)
         while True:
             got.clear()
             try:

@@ -95,10 +95,15 @@ def _compile_epmd_module(directory: Path) -> None:
         raise ServerError("erlc not found: a RabbitMQ cluster compiles a module of msgstorm's (apt-get install "
                           "erlang-base, which rabbitmq-server depends on)")
     (directory / "msgstorm_epmd.erl").write_text(EPMD_MODULE, encoding="utf-8")
-    done = subprocess.run([erlc, "-o", str(directory), str(directory / "msgstorm_epmd.erl")], capture_output=True,
-                          text=True, timeout=120, check=False, preexec_fn=die_with_parent)
+    # Run in ``directory`` on the bare file name: the compiler shortens a source path that
+    # starts with its working directory's path by the string, not by whole path components
+    # (OTP's ``compile:shorten_filename``), so ``/x/proj-runs/...`` compiled from ``/x/proj``
+    # became ``-runs/...``, a file it could not find. Its errors go to stdout.
+    done = subprocess.run([erlc, "-o", ".", "msgstorm_epmd.erl"], cwd=directory, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=120, check=False, preexec_fn=die_with_parent)
     if done.returncode != 0:
-        raise ServerError(f"erlc msgstorm_epmd.erl failed (code {done.returncode}): {done.stderr.strip()[-500:]}")
+        said = done.stdout.strip()[-500:] or "it printed nothing"
+        raise ServerError(f"erlc msgstorm_epmd.erl in {directory} failed (code {done.returncode}): {said}")
 
 
 def plan_nodes(count: int, directory: Path, proxy_routes: bool) -> tuple[list[int], list[int], list[str],
