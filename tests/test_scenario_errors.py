@@ -231,6 +231,29 @@ def test_an_error_caused_by_grid_is_blamed_on_grid(tmp_path) -> None:
     assert [(issue.file, issue.field) for issue in caught.value.issues] == [("--grid", "agents[0].count")]
 
 
+@pytest.mark.parametrize("example", ["byzantine", "oracle-attack", "rollup-outage", "live-kafka-acks1-loss"])
+def test_an_error_set_causes_in_a_fault_of_any_kind_is_blamed_on_set(example: str) -> None:
+    """A fault's kind is a tag in pydantic's error path (``faults.0.oracle.duration``); the
+    path is read against the table as written, so the error names --set, not the fault's
+    line in the file, whatever the kind."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(examples / f"{example}.toml", ['faults[0].duration="-30min"'])
+    [issue] = caught.value.issues
+    assert (issue.file, issue.line, issue.field) == ("--set", None, "faults[0].duration"), issue
+    assert "a duration cannot be negative, got '-30min'" in issue.message
+
+
+def test_a_field_spelt_right_in_a_kind_without_it_says_the_kind_has_none() -> None:
+    """A restart fault has no duration: the error says so, not "did you mean 'duration'?"."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(examples / "live-mqtt.toml", ['faults[0].duration="1s"'])
+    [issue] = caught.value.issues
+    assert (issue.file, issue.field) == ("--set", "faults[0].duration"), issue
+    assert issue.message == "'restart' has no field 'duration' (see docs/scenario.md for its fields)"
+
+
 @pytest.mark.parametrize("override, words", [
     ('slo={"latency.p99"="< 1s"',
      """slo: '{"latency.p99"="< 1s"' is not valid TOML: Unclosed inline table (at end of document)"""),

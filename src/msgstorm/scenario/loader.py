@@ -258,35 +258,37 @@ def _issues(
 ) -> list[ScenarioIssue]:
     issues = []
     for detail in error.errors():
-        loc = _clean_loc(detail["loc"])
+        loc, tag = _written_path(_clean_loc(detail["loc"]), raw)
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
-            hint = did_you_mean(str(loc[-1]) if loc else "", _field_names())
+            name = str(loc[-1]) if loc else ""
+            hint = did_you_mean(name, _field_names())
             close = hint.removeprefix(" (").removesuffix(")")  # "did you mean 'x'?"
-            message = (f"unknown field: {close} (see docs/scenario.md)" if hint
-                       else "unknown field (check the spelling; see docs/scenario.md)")
+            if close == f"did you mean {name!r}?":  # spelt right, a field of other tables only
+                message = (f"{'this table' if tag is None else repr(tag)} has no field {name!r} "
+                           "(see docs/scenario.md for its fields)")
+            elif hint:
+                message = f"unknown field: {close} (see docs/scenario.md)"
+            else:
+                message = "unknown field (check the spelling; see docs/scenario.md)"
         elif detail["type"] == "missing":
             message = "required field is missing"
         message = message.removeprefix("Value error, ")
-        issues.append(_issue_with_path(loc, message, source, locator, overridden, raw))
+        issues.append(_issue(loc, message, source, locator, overridden))
     return issues
 
 
-_UNION_TAGS = frozenset({
-    "constant", "uniform", "normal", "lognormal", "pareto", "exponential", "poisson", "hawkes",
-    "step_ramp", "linear_ramp", "replay", "phases", "partition", "crash", "degrade",
-    "unbounded", "drop_tail", "suspend", "eip1559", "shed",
-})
+def _written_path(loc: Loc, raw: dict[str, Any]) -> tuple[Loc, str | None]:
+    """An error's path as the user wrote it, and the last union tag taken out of it.
 
-
-def _issue_with_path(
-    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: dict[Loc, str],
-    raw: dict[str, Any],
-) -> ScenarioIssue:
-    # Discriminated unions put the chosen tag (e.g. "poisson") into the path, which the
-    # user never wrote as a key. Walk the raw table alongside: a segment that is a key (or
-    # index) of the current table is kept, a union tag that is not is dropped.
+    Discriminated unions put the chosen tag (a fault's kind, "oracle"; an arrival's process,
+    "poisson") into the path, which the user never wrote as a key. Walk the raw table
+    alongside: a segment that is a key (or index) of the current table is kept; one that is
+    not (or a name where a list is), with more of the path after it, is such a tag (pydantic
+    validates only what was written, so an error's path runs through written tables) and is
+    dropped."""
     shown: list[str | int] = []
+    tag = None
     node: Any = raw
     for index, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
@@ -295,12 +297,12 @@ def _issue_with_path(
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             shown.append(part)
             node = node[part]
-        elif isinstance(part, str) and part in _UNION_TAGS and index < len(loc) - 1:
-            continue
+        elif isinstance(part, str) and isinstance(node, (dict, list)) and index < len(loc) - 1:
+            tag = part
         else:
             shown.append(part)
             node = None
-    return _issue(tuple(shown), message, source, locator, overridden)
+    return tuple(shown), tag
 
 
 def _issue(
