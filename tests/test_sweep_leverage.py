@@ -25,6 +25,7 @@ from msgstorm.cli import app
 from msgstorm.report.live import SweepProgress
 from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.sweep.leverage import (
+    CONFIDENCE_EXPECTED,
     Tally,
     default_range,
     fraction_note,
@@ -311,10 +312,15 @@ def test_a_range_reaching_the_liquidation_line_is_refused_before_any_run(tmp_pat
 @pytest.mark.parametrize(("args", "words"), [
     (["--confidence", "100%"], "--confidence: expected at least 50% and below 100%"),
     (["--confidence", "0%"], "--confidence: expected at least 50% and below 100%"),
+    (["--confidence", "1.5"], "--confidence: expected a confidence between 0 and 1, such as 0.95 or 95% (the same), "
+                              "got '1.5'"),
     (["--budget", "5"], "--budget: expected a percentage such as 0.1% or a fraction between 0 and 1 such as 0.001"),
     (["--budget", "ten"], "--budget: expected a percentage such as 0.1%"),
     (["--range", "2-20"], "--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got '2-20'"),
     (["--range", "5:2"], "--range: expected LOW:HIGH"),
+    (["--vary", "market.maintenance_margin"], "--vary 'market.maintenance_margin': expected KEY=VALUE,VALUE"),
+    (["--vary", "market.maintenance_margin=[0.1"], "--vary market.maintenance_margin: cannot read the values"),
+    (["--vary", 'market.maintenance_margin="10%","-5%"'], "error: --vary: market.maintenance_margin: "),
 ])
 def test_bad_values_exit_2_with_what_would_be_right(tmp_path: Path, args: list[str], words: str) -> None:
     scenario = tmp_path / "lev.toml"
@@ -337,6 +343,11 @@ def test_a_share_is_a_percentage_or_a_fraction_and_the_message_invites_only_what
     invited = re.findall(r"such as (\S+)", str(caught.value))
     assert invited == ["0.1%", "0.001"], caught.value
     assert [parse_share(text, "--budget") for text in invited] == pytest.approx([0.001, 0.001])
+    with pytest.raises(ValueError) as caught:
+        parse_share("1.5", "--confidence", CONFIDENCE_EXPECTED)
+    invited = re.findall(r"such as (\S+) or (\S+) ", str(caught.value))[0]
+    assert "%" not in str(caught.value).split("such as")[0], "a confidence is not offered as a budget's 0.1%"
+    assert [parse_share(text, "--confidence", CONFIDENCE_EXPECTED) for text in invited] == pytest.approx([0.95, 0.95])
     assert parse_range("1:20") == (1.0, 20.0)
 
 

@@ -143,6 +143,7 @@ def safe_leverage_command(
     from msgstorm.scenario import ScenarioError
     from msgstorm.sweep import GridError, parse_grid
     from msgstorm.sweep.leverage import (
+        CONFIDENCE_EXPECTED,
         check_search,
         choose_method,
         default_range,
@@ -162,11 +163,12 @@ def safe_leverage_command(
     fixed = list(overrides or [])
     loaded = load_or_exit(scenario, fixed)
     try:
-        budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
+        budget_share = parse_share(budget, "--budget")
+        sure = parse_share(confidence, "--confidence", CONFIDENCE_EXPECTED)
         if (note := fraction_note(budget, "--budget")) is not None:
             err.print(note, highlight=False, markup=False)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
-        varied = parse_grid(vary) if vary is not None else None
+        varied = parse_grid(vary, "--vary") if vary is not None else None
         method_note = choose_method(scenario, method, sets=fixed, vary=varied)[1]
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)

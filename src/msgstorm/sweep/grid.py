@@ -73,19 +73,21 @@ def grid_column(values: list[Any]) -> pa.Array:
     return pa.array([toml_value(v) for v in values], pa.string())
 
 
-def parse_grid(text: str) -> tuple[str, list[Any]]:
-    """``key=v1,v2,...`` as (key, [values]); the values are TOML, as ``--set`` takes them."""
+def parse_grid(text: str, option: str = "--grid") -> tuple[str, list[Any]]:
+    """``key=v1,v2,...`` as (key, [values]); the values are TOML, as ``--set`` takes them.
+    ``option`` is the option that gave it (``--grid``, or safe-leverage's ``--vary``): an
+    error names it."""
     key, sep, values = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise GridError(f"--grid {text!r}: expected KEY=VALUE,VALUE,... (TOML values, as --set takes them)")
+        raise GridError(f"{option} {text!r}: expected KEY=VALUE,VALUE,... (TOML values, as --set takes them)")
     try:
         parsed = tomllib.loads(f"values = [{values}]")["values"]
     except tomllib.TOMLDecodeError as error:
-        raise GridError(f"--grid {key}: cannot read the values {values!r} as TOML ({error}); "
-                        "quote strings: --grid 'sequencer.policy=\"fifo\",\"fee_priority\"'") from None
+        raise GridError(f"{option} {key}: cannot read the values {values!r} as TOML ({error}); "
+                        f"quote strings: {option} 'sequencer.policy=\"fifo\",\"fee_priority\"'") from None
     if not parsed:
-        raise GridError(f"--grid {key}: no values")
+        raise GridError(f"{option} {key}: no values")
     return key, parsed
 
 

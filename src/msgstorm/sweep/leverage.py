@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.scenario import Scenario, load_scenario
+from msgstorm.scenario.loader import Override
 from msgstorm.scenario.market import leverage_limit
 from msgstorm.sweep import default_workers, sweep
 from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
@@ -70,7 +71,7 @@ from msgstorm.sweep.leverage_probes import (
 )
 from msgstorm.sweep.results import flatten
 
-__all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
+__all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
            "choose_method", "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
 
@@ -99,17 +100,21 @@ class Tally:
 Evaluate = Callable[[list[float]], dict[float, Tally]]
 
 
-def parse_share(text: str, option: str) -> float:
+# What a share option expects, said when its value is not one (each example parses to the same share).
+SHARE_EXPECTED = "a percentage such as 0.1% or a fraction between 0 and 1 such as 0.001 (the same)"
+CONFIDENCE_EXPECTED = "a confidence between 0 and 1, such as 0.95 or 95% (the same)"
+
+
+def parse_share(text: str, option: str, expected: str = SHARE_EXPECTED) -> float:
     """A share in [0, 1] written as a percentage (``"0.1%"``) or, as in scenario files, as a
-    plain fraction (``"0.001"``)."""
+    plain fraction (``"0.001"``); a ValueError saying ``expected`` otherwise."""
     stripped = text.strip()
     try:
         share = float(stripped[:-1]) / 100.0 if stripped.endswith("%") else float(stripped)
     except ValueError:
         share = math.nan
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"{option}: expected a percentage such as 0.1% or a fraction between 0 and 1 such as "
-                         f"0.001 (the same), got {text!r}")
+        raise ValueError(f"{option}: expected {expected}, got {text!r}")
     return share
 
 
@@ -321,6 +326,16 @@ def _curve_sets(fixed: list[str], vary: tuple[str, list[Any]] | None) -> list[li
     return [[*fixed, f"{vary[0]}={toml_value(value)}"] for value in vary[1]]
 
 
+def _curve_loads(fixed: list[str], vary: tuple[str, list[Any]] | None) -> list[tuple[list[Override], str]]:
+    """Each curve's overrides as its scenario is checked with them, the value of ``vary``
+    given as --vary's (an error it causes names --vary), and the words naming the curve in a
+    message (`` (with KEY=VALUE)``, none without ``vary``)."""
+    if vary is None:
+        return [(list(fixed), "")]
+    return [([*fixed, ("--vary", setting)], f" (with {setting})")
+            for setting in (f"{vary[0]}={toml_value(value)}" for value in vary[1])]
+
+
 def check_search(scenario_path: str | Path, *, budget: float, confidence: float, seeds: int | None, low: float,
                  high: float, vary: tuple[str, list[Any]] | None = None, sets: list[str] | None = None) -> int:
     """Refuse a search that cannot answer, before anything runs; return the number of
@@ -335,14 +350,13 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     if not 0 < low < high < math.inf:
         raise ValueError(f"--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got {low}:{high}")
     groups = None
-    for curve_sets in _curve_sets(list(sets or []), vary):
+    for curve_sets, where in _curve_loads(list(sets or []), vary):
         scenario = load_scenario(scenario_path, curve_sets)
         if scenario.market is None or not scenario.market.accounts:
             raise ValueError(f"{scenario_path}: safe-leverage needs a [market] with [[market.accounts]]")
         groups = len(scenario.market.accounts)
         limit = leverage_limit(scenario.market.maintenance_margin)
         if high >= limit:
-            where = "" if curve_sets == list(sets or []) else f" (with {curve_sets[-1]})"
             below = math.floor(limit * 0.99 * 100) / 100
             raise ValueError(f"--range: the top, {high:g}, is at or above 1 / maintenance_margin = {limit:g}{where}: an "
                              f"account at that leverage opens on or past its liquidation line; search below it, "
@@ -377,11 +391,10 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         raise ValueError(f"--method: expected auto, probes or runs, got {method!r}")
     if method == "runs":
         return method, None
-    for curve_sets in _curve_sets(list(sets or []), vary):
+    for curve_sets, where in _curve_loads(list(sets or []), vary):
         reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
         if reason is None:
             continue
-        where = "" if curve_sets == list(sets or []) else f" (with {curve_sets[-1]})"
         why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
                f"{reason}{where}")
         if method == "probes":
