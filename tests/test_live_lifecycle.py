@@ -258,3 +258,20 @@ def test_a_sender_behind_at_the_run_end_stops_and_keeps_the_windows_meant_before
                                         _Clock(0), 12_000_000, 10, stall_at=2)
     assert sends == [(0, 0, 1), (0, 1, 2), (0, 2, 3)]
     assert behind and kept == [5, 10]
+
+
+def test_a_server_that_exits_at_start_because_its_port_is_taken_names_the_port(tmp_path: Path) -> None:
+    """Its port taken between ``free_port``'s check and its own bind, a server exits saying
+    so in its log: the error names 127.0.0.1:PORT as in use, not only the exit code."""
+    port = free_port()
+    said = f"bind: Address already in use 127.0.0.1:{port}"
+    server = ManagedServer("taken", [sys.executable, "-c", f"import sys; print({said!r}); sys.exit(1)"], port,
+                           tmp_path / "servers", 5.0)
+    with pytest.raises(TargetError) as caught:
+        server.start()
+    assert str(caught.value).startswith(f"taken exited at start (code 1): 127.0.0.1:{port} was in use (another "
+                                        "process listens on it); run again for another port; see "), caught.value
+    other = ManagedServer("other", [sys.executable, "-c", "import sys; sys.exit(3)"], free_port(),
+                          tmp_path / "servers", 5.0)
+    with pytest.raises(TargetError, match=r"^other exited at start \(code 3\); see "):
+        other.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import subprocess
 import sys
@@ -198,6 +199,20 @@ def test_the_proxy_forwards_to_loopback_only() -> None:
     ran = subprocess.run([sys.executable, "-m", "msgstorm.live.proxy", "clients=192.0.2.1:4222"],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert ran.returncode != 0 and "'192.0.2.1' is not a loopback address" in ran.stderr, ran.stderr
+
+
+def test_a_planned_port_another_process_holds_is_named_when_the_proxy_exits() -> None:
+    """A link's port planned ahead (a cluster's route) that is taken: the proxy exits with
+    one line naming 127.0.0.1:PORT and the link, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run([sys.executable, "-m", "msgstorm.live.proxy", f"route=127.0.0.1:4222@{port}"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr.strip() == (f"msgstorm.live.proxy: cannot listen on 127.0.0.1:{port} for route: in use "
+                                  "(another process listens on it)"), ran.stderr
 
 
 def test_sleep_until_returns_once_its_clock_has_reached_the_time() -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ipaddress
 import json
 import random
@@ -375,7 +376,12 @@ class FaultProxy:
             loop.create_task(self._open_upstream(connection))
             return connection.client
 
-        link.server = await loop.create_server(accepted, "127.0.0.1", port)
+        try:
+            link.server = await loop.create_server(accepted, "127.0.0.1", port)
+        except OSError as error:  # a port planned ahead (a cluster's route) that another process took
+            why = ("in use (another process listens on it)" if error.errno == errno.EADDRINUSE
+                   else str(error.strerror or error))
+            raise OSError(error.errno, f"cannot listen on 127.0.0.1:{port} for {name}: {why}") from error
         link.port = int(link.server.sockets[0].getsockname()[1])
         self.links[name] = link
         return link.port
@@ -548,7 +554,10 @@ def main(argv: list[str] | None = None) -> None:
         _upstreams(targets)
     except ValueError as error:
         sys.exit(f"msgstorm.live.proxy: {error}")
-    asyncio.run(_serve(targets))
+    try:
+        asyncio.run(_serve(targets))
+    except OSError as error:  # a listener that could not bind: one line, the last of the log
+        sys.exit(f"msgstorm.live.proxy: {error.strerror or error}")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ class ProxyProcess:
         assert self.process is not None and self.process.stdout is not None
         line = await self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the fault proxy exited (code {await self.process.wait()}); "
-                               f"see {self.directory / (self.name + '.log')}")
+            log = self.directory / (self.name + ".log")
+            said = _last_line(log)
+            raise RuntimeError(f"the fault proxy exited (code {await self.process.wait()})"
+                               + (f": {said}" if said else "") + f"; see {log}")
         answer: dict[str, Any] = json.loads(line)
         return answer
 
@@ -113,3 +115,12 @@ class ProxyProcess:
                 self.process.kill()
             except ProcessLookupError:
                 pass
+
+
+def _last_line(log: Path) -> str:
+    """The last line a process wrote to its log (why it exited), or "" when there is none."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import os
 import random
 import shutil
@@ -22,14 +23,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from msgstorm.errors import TargetError
 from msgstorm.processes import die_with_parent, usable_cpus
 from msgstorm.scenario.refs import is_loopback_url
 
 __all__ = [
+    "BindError",
     "ManagedServer",
     "ServerError",
+    "cannot_bind",
     "free_port",
     "go_server_cpus",
     "go_server_env",
@@ -44,6 +48,40 @@ _HANDED: set[int] = set()  # ports free_port has given out in this process
 
 class ServerError(TargetError):
     """A server could not be found, started or reached."""
+
+
+class BindError(ServerError):
+    """An address msgstorm listens on itself (ZeroMQ's publisher, the fault proxy) could not
+    be bound: the message names it as host:port, and whether another process holds it."""
+
+
+def cannot_bind(address: str, error: OSError | Exception) -> BindError:
+    """``cannot bind ADDRESS: why``, the address as given (``tcp://127.0.0.1:5555``,
+    ``127.0.0.1:5555``); a port in use is said as such, with what to do."""
+    code = getattr(error, "errno", None)
+    if code == errno.EADDRINUSE:
+        where = urlsplit(address).netloc if "://" in address else address
+        return BindError(f"cannot bind {address}: {where} is in use (another process listens on it): stop that "
+                         "process or choose another port")
+    said = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return BindError(f"cannot bind {address}: {said}")
+
+
+# What a server's log says when its port was taken before it could bind it (nats-server,
+# redis-server, mosquitto, Kafka's JVM, anvil, cometbft: each words it a little differently).
+_IN_USE_WORDS = ("address already in use", "address in use", "eaddrinuse")
+_LOG_TAIL_BYTES = 64 * 1024
+
+
+def said_address_in_use(log: Path) -> bool:
+    """Whether the end of a server's log says its address was in use."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(log.stat().st_size - _LOG_TAIL_BYTES, 0))
+            tail = handle.read().decode("utf-8", errors="replace").lower()
+    except OSError:
+        return False
+    return any(words in tail for words in _IN_USE_WORDS)
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -210,8 +248,11 @@ class ManagedServer:
         assert self.process is not None
         if self.process.poll() is not None:
             self.stop()
-            raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
-                              f"see {self.directory / (self.name + '.out')}")
+            log = self.directory / (self.name + ".out")
+            if said_address_in_use(log):  # taken between free_port's check and the server's bind
+                raise ServerError(f"{self.name} exited at start (code {self.returncode}): 127.0.0.1:{self.port} was in "
+                                  f"use (another process listens on it); run again for another port; see {log}")
+            raise ServerError(f"{self.name} exited at start (code {self.returncode}); see {log}")
 
     def listens_now(self) -> bool:
         """Whether its port accepts a connection now; a ServerError if it exited."""

@@ -63,7 +63,7 @@ from msgstorm.live.event_log import SAMPLES_EVERY_S
 from msgstorm.live.lifecycle import cancelled
 from msgstorm.live.recorder import FAR, PUBLISHER, Intake
 from msgstorm.live.sending import LiveSender
-from msgstorm.live.servers import ManagedServer
+from msgstorm.live.servers import BindError, ManagedServer
 from msgstorm.live.user_server import GONE_AFTER_S, refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
@@ -153,6 +153,8 @@ class LiveTarget(LiveSender):
                 await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
             await self.driver.connect(self._on_receipt, self._on_ack)
             await self._start_generators()
+        except BindError as error:  # msgstorm's own listener (ZeroMQ's publisher): nothing to connect to
+            raise TargetError(f"{self.scenario.target}: {error}") from error
         except Exception as error:  # noqa: BLE001 - any client failure here means no run
             said = str(error) or (f"no answer within live.start_timeout ({self.scenario.live.start_timeout / 1e9:g} s)"
                                   if isinstance(error, TimeoutError) else "no detail given")

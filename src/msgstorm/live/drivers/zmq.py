@@ -62,7 +62,7 @@ from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
 from msgstorm.live.drivers.capabilities import Capabilities, Sending
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.servers import ServerError, require_loopback
+from msgstorm.live.servers import ServerError, cannot_bind, require_loopback
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
@@ -155,7 +155,11 @@ class ZmqDriver:
         publisher.setsockopt(zmq.SNDHWM, hwm)
         if not self.fanout:
             publisher.setsockopt(zmq.SNDTIMEO, max(self.spec.zmq.send_timeout // 1_000_000, 1))
-        publisher.bind(self.spec.url or BIND_ANY_PORT)
+        address = self.spec.url or BIND_ANY_PORT
+        try:
+            publisher.bind(address)
+        except zmq.ZMQError as error:
+            raise cannot_bind(address, error) from error
         self.endpoint = publisher.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sender = zmq.Socket.shadow(publisher.underlying)
         if self.burst > 1:
