@@ -568,8 +568,8 @@ def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:
 
 
 def test_the_sweep_progress_counts_runs_done_failed_and_the_time_left() -> None:
-    """In a log (no terminal) one line per run; on a terminal one bar redrawn in place, a
-    failed run said above it."""
+    """In a log (no terminal) a line at the first run and one for each failed run; on a
+    terminal one bar redrawn in place, a failed run said above it."""
     import io
 
     from rich.console import Console
@@ -582,13 +582,53 @@ def test_the_sweep_progress_counts_runs_done_failed_and_the_time_left() -> None:
         progress({"run_id": "a", "status": "ok"})
         progress({"run_id": "b", "status": "failed", "error": "ValueError: no"})
     lines = log.getvalue().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("  1/3 done, 0 failed, ETA "), lines
-    assert "2/3 done, 1 failed, ETA" in lines[1] and "(run b: ValueError: no)" in lines[1], lines
+    assert lines == ["  1/3 done, 0 failed", "  2/3 done, 1 failed  (run b: ValueError: no)"], lines
     screen = io.StringIO()
     with SweepProgress(Console(file=screen, force_terminal=True, width=200), label="safe-leverage") as bar:
         bar({"run_id": "c", "status": "failed", "error": "boom"})  # a search: no total, no ETA
         assert bar.status() == "1 done, [red]1 failed[/]"
     assert "run c failed: boom" in screen.getvalue() and "\r" in screen.getvalue()
+
+
+class _Clock:
+    """Seconds that a test moves on by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_long_search_in_a_log_writes_a_few_lines_and_an_eta_only_once_it_means_something() -> None:
+    """305 runs of a search of at most 552 in 87 s, the first back after 8.6 s (the workers'
+    start): in a log, a line at the first run, at each tenth of the most and at least every
+    30 s, not one a run; no ETA on the first lines, and none the first run's wait inflates
+    (it was "ETA ≤4,773 s" for a job of 87 s)."""
+    import io
+
+    from rich.console import Console
+
+    from msgstorm.report.live import SweepProgress
+
+    log, clock = io.StringIO(), _Clock()
+    with SweepProgress(Console(file=log, force_terminal=False, width=200), label="safe-leverage",
+                       clock=clock) as progress:
+        progress.start(552, at_most=True)
+        clock.now = 8.6
+        for _ in range(305):
+            progress({"run_id": "r", "status": "ok"})
+            clock.now += (87.0 - 8.6) / 305
+    lines = log.getvalue().splitlines()
+    assert 4 <= len(lines) <= 12, lines
+    assert lines[0] == "  1/≤552 done, 0 failed", lines
+    etas = [float(line.split("ETA ≤")[1].removesuffix(" s").replace(",", "")) for line in lines if "ETA" in line]
+    assert etas and max(etas) < 200, lines  # at most (552 - done) runs at the rate after the first: under 142 s
+    quiet = io.StringIO()
+    with SweepProgress(Console(file=quiet, force_terminal=False, width=200), quiet=True) as progress:
+        progress.start(2)
+        progress({"run_id": "a", "status": "failed", "error": "no"})
+    assert quiet.getvalue() == "" and (progress.done, progress.failed) == (1, 1)
 
 
 def test_a_points_interval_is_students_t_as_scipy_stats_gives_it() -> None:

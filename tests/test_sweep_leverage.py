@@ -333,6 +333,33 @@ def test_bad_values_exit_2_with_what_would_be_right(tmp_path: Path, args: list[s
     assert not (tmp_path / "out").exists()
 
 
+def test_quiet_shows_no_progress_and_no_answer_only_where_the_results_are(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-q`` as ``run`` and ``sweep`` have it: in a pipe, neither progress lines nor the
+    answer's, only the line saying where the results are (the search itself stands in here:
+    its runs are not what is checked)."""
+    import msgstorm.sweep.leverage as leverage
+
+    def search(*_: Any, on_outcome: Any, on_start: Any, out_dir: Path, **__: Any) -> dict[str, Any]:
+        on_start(40)
+        for index in range(30):
+            on_outcome({"run_id": str(index), "status": "ok"})
+        return {"method": "runs", "curves": []}
+
+    monkeypatch.setattr(leverage, "safe_leverage", search)
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    out = tmp_path / "out"
+    args = ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--range", "1:5", "--out", str(out)]
+    quiet = CliRunner().invoke(app, [*args, "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.output.splitlines() == [f"30 runs in 0 s; {out / 'safe_leverage.json'}, {out / 'safe_leverage.html'}"]
+    loud = CliRunner().invoke(app, args)
+    assert loud.exit_code == 0, loud.output
+    progress = [line for line in loud.output.splitlines() if " done, " in line]
+    assert progress[0] == "  1/≤40 done, 0 failed" and len(progress) <= 11, loud.output  # a tenth, not a run
+
+
 def test_a_share_is_a_percentage_or_a_fraction_and_the_message_invites_only_what_is_accepted() -> None:
     assert parse_share("0.1%", "--budget") == pytest.approx(0.001)
     assert parse_share("0.001", "--budget") == pytest.approx(0.001)
@@ -365,7 +392,7 @@ def test_the_progress_of_a_search_counts_against_its_most_runs() -> None:
     with SweepProgress(Console(file=log, force_terminal=False, width=200), label="safe-leverage") as bar:
         bar.start(most_runs(seeds=2, curves=1), at_most=True)
         bar({"run_id": "a", "status": "ok"})
-    assert log.getvalue().startswith("  1/≤24 done, 0 failed, ETA ≤"), log.getvalue()
+    assert log.getvalue() == "  1/≤24 done, 0 failed\n", log.getvalue()  # no ETA from one run
 
 
 # --- the page -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Each is a plain function; ``msgstorm.cli`` registers it on the typer app.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -70,7 +69,7 @@ def sweep(
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
     from msgstorm.report.live import SweepProgress
 
-    bar = SweepProgress(out)
+    bar = SweepProgress(out, quiet=quiet)
 
     def started(plan: Any, skipped: int, failed_before: int) -> None:
         bar.start(len(plan.runs) - skipped)
@@ -83,9 +82,9 @@ def sweep(
     from msgstorm.scenario import ScenarioError
 
     try:
-        with sigterm_as_interrupt(), (bar if not quiet else nullcontext()):
+        with sigterm_as_interrupt(), bar:
             result = run_sweep(scenario, grids, seeds=seeds, zipped=zipped, workers=workers, out_dir=out_dir,
-                               keep_runs=keep_runs, sets=fixed, on_outcome=None if quiet else bar,
+                               keep_runs=keep_runs, sets=fixed, on_outcome=bar,
                                on_start=started, ray=ray, ray_cpus=ray_cpus)
     except (GridError, ScenarioError, SweepDirError) as error:
         for line in getattr(error, "issues", None) or [error]:
@@ -136,6 +135,8 @@ def safe_leverage_command(
                                                   "started when it would end later", metavar="SECONDS")] = None,
     grid_points: Annotated[int, typer.Option("--grid-points", min=2, max=256, help="probes: leverages of the "
                                              "grid, log-spaced over --range")] = 24,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress and no answer's lines: only where the "
+                                        "results are (safe_leverage.json holds the answer)")] = False,
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
@@ -152,12 +153,6 @@ def safe_leverage_command(
         parse_share,
         runs_seeds,
         safe_leverage,
-    )
-    from msgstorm.sweep.leverage_html import (
-        boundary_line,
-        headline,
-        leverage_text,
-        margin_comparison,
     )
 
     fixed = list(overrides or [])
@@ -186,7 +181,7 @@ def safe_leverage_command(
     from msgstorm.report.live import SweepProgress
 
     started = time.monotonic()
-    bar = SweepProgress(out, label="safe-leverage")
+    bar = SweepProgress(out, label="safe-leverage", quiet=quiet)
     try:
         with sigterm_as_interrupt(), bar:
             document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
@@ -204,6 +199,21 @@ def safe_leverage_command(
     except KeyboardInterrupt:
         say_error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if not quiet:
+        _say_answer(document, budget_share, sure, seeds)
+    out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
+              f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
+
+
+def _say_answer(document: dict[str, Any], budget_share: float, sure: float, seeds: int) -> None:
+    """The answer of a safe-leverage search, a few lines a curve."""
+    from msgstorm.sweep.leverage_html import (
+        boundary_line,
+        headline,
+        leverage_text,
+        margin_comparison,
+    )
+
     if document["method"] == "probes":
         out.print(f"safe leverage (one leverage for every account: probe books at {len(document['grid'])} leverages "
                   f"riding along each run): the highest shown to keep bad debt <= {budget_share:.3%} of open interest "
@@ -237,5 +247,3 @@ def safe_leverage_command(
                       highlight=False, markup=False)
     for compared in margin_comparison(document["curves"]):
         out.print(compared, highlight=False, markup=False)
-    out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
-              f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)

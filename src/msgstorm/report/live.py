@@ -7,7 +7,7 @@ snapshots into rates over a sliding span of virtual time; ``LiveProgress`` draws
 from them; ``tee`` feeds one snapshot to several consumers (the bar and the Prometheus
 exporter). Nothing here changes the run: a consumer only reads the snapshot.
 ``SweepProgress`` is the same for a sweep: runs done and failed and the time left, from each
-run's outcome as it comes back.
+run's outcome as it comes back (a few lines in all when the output is not a terminal).
 
 ``sent`` counts messages the schedule has *generated*, and traffic is generated a window
 (``run.window``) at a time, so it runs ahead of virtual time by up to one window; the offered
@@ -16,6 +16,7 @@ rate is therefore measured over a span of at least two windows.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from rich.text import Text
 
 from msgstorm.history.schema import is_simulated
 from msgstorm.progress import ProgressSnapshot, RecentLatencies
-from msgstorm.report.text import duration_ms
+from msgstorm.report.text import duration_ms, duration_s
 
 __all__ = ["LiveProgress", "SnapshotRates", "SweepProgress", "tee"]
 
@@ -149,33 +150,57 @@ def _red(name: str, count: int) -> str:
     return f"{name} [red]{count:,}[/]" if count else f"{name} 0"
 
 
+# Away from a terminal (a log, CI) a sweep's progress is a line at its first run, at each
+# tenth of the runs, at least every this many seconds while runs come back, and at each
+# failure: a few lines for a sweep of hundreds of runs, and never a long silence.
+LINE_EVERY_S = 30.0
+LINE_EVERY_SHARE = 0.1
+# The time left is said once this share of the runs (and at least ETA_MIN_RUNS) is back: the
+# first runs carry the workers' start (and the simulator's compile), which the rate leaves out.
+ETA_AFTER_SHARE = 0.05
+ETA_MIN_RUNS = 3
+
+
 class SweepProgress:
     """Runs done, failed and the time left in a sweep, from each run's outcome as it comes
-    back: on a terminal a bar redrawn in place, elsewhere (a log, CI) one line per run, so
-    nothing is lost in a file. ``total`` is None when the number of runs is not known ahead
-    (a search such as safe-leverage): the bar then counts without an ETA. Use as a context
-    manager around the sweep."""
+    back: on a terminal a bar redrawn in place; elsewhere (a log, CI) a line now and then
+    (``LINE_EVERY_SHARE`` of the runs, ``LINE_EVERY_S``) and one for each failed run.
+    ``total`` is None when the number of runs is not known ahead: the bar then counts
+    without an ETA; with ``at_most`` it is an upper bound (a search that may stop early) and
+    the count and ETA say so. The ETA comes once enough runs are back to measure their rate
+    (``ETA_AFTER_SHARE``), from the first run's return on. ``quiet`` (``-q``) counts and
+    shows nothing. ``clock`` (seconds) is injectable. Use as a context manager around the
+    sweep."""
 
-    def __init__(self, console: Console, label: str = "sweep") -> None:
+    def __init__(self, console: Console, label: str = "sweep", clock: Callable[[], float] = time.monotonic,
+                 quiet: bool = False) -> None:
         self.console = console
+        self.clock = clock
+        self.quiet = quiet
         self.done = 0
         self.failed = 0
         self.total: int | None = None
         self.at_most = False  # the total is an upper bound (a search may stop early)
-        self._started = time.monotonic()
+        self._first_back: float | None = None  # when the first run came back
+        self._said_at: float | None = None  # when the last line was written (not on a terminal)
+        self._said_done = 0  # runs done at that line
         self._bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[status]}"),
                              TimeElapsedColumn(), console=console, transient=True)
         self._task = self._bar.add_task(label, total=None, status="starting")
 
+    @property
+    def _drawn(self) -> bool:
+        """A bar redrawn in place: on a terminal, not quiet."""
+        return self.console.is_terminal and not self.quiet
+
     def __enter__(self) -> Self:
-        self._started = time.monotonic()
-        if self.console.is_terminal:
+        if self._drawn:
             self._bar.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        if self.console.is_terminal:
+        if self._drawn:
             self._bar.__exit__(kind, error, trace)
 
     def start(self, total: int, at_most: bool = False) -> None:
@@ -183,29 +208,55 @@ class SweepProgress:
         ``at_most`` the most a search can make: the count and the ETA are then upper bounds."""
         self.total = total
         self.at_most = at_most
-        self._started = time.monotonic()
         self._bar.update(self._task, total=max(total, 1), completed=0, status=self.status())
 
+    def left_s(self) -> float | None:
+        """Seconds left at the rate runs came back since the first (an upper bound with
+        ``at_most``), or None while too few are back to say (``ETA_AFTER_SHARE``)."""
+        if self.total is None or self._first_back is None:
+            return None
+        if self.done < max(ETA_MIN_RUNS, math.ceil(ETA_AFTER_SHARE * self.total)):
+            return None
+        return max(self.total - self.done, 0) * (self.clock() - self._first_back) / (self.done - 1)
+
     def status(self) -> str:
-        """``N/T done, F failed, ETA S s`` (``N done`` while the total is unknown; ``N/≤T``
-        and ``ETA ≤ S s`` when the total is an upper bound)."""
+        """``N/T done, F failed, ETA 1.2 min`` (``N done`` while the total is unknown; ``N/≤T``
+        and ``ETA ≤ 1.2 min`` when the total is an upper bound; no ETA until it means
+        something)."""
         most = "≤" if self.at_most else ""
         done = f"{self.done:,}/{most}{self.total:,} done" if self.total is not None else f"{self.done:,} done"
         failed = f"[red]{self.failed:,} failed[/]" if self.failed else "0 failed"
-        if self.total is None or not self.done:
-            return f"{done}, {failed}"
-        left_s = max(self.total - self.done, 0) * (time.monotonic() - self._started) / self.done
-        return f"{done}, {failed}, ETA {most}{left_s:,.0f} s"
+        left_s = self.left_s()
+        return f"{done}, {failed}" + ("" if left_s is None else f", ETA {most}{duration_s(left_s)}")
+
+    def _line_due(self, now: float) -> bool:
+        """Whether a log line is due: the first run back, a tenth of the runs since the last
+        line, ``LINE_EVERY_S`` since it, or the last run."""
+        if self._said_at is None or now - self._said_at >= LINE_EVERY_S:
+            return True
+        if self.total is None:
+            return False
+        step = max(1, math.ceil(LINE_EVERY_SHARE * self.total))
+        return self.done // step > self._said_done // step or self.done >= self.total
 
     def __call__(self, outcome: dict[str, Any]) -> None:
+        now = self.clock()
+        if self._first_back is None:
+            self._first_back = now
         self.done += 1
-        self.failed += outcome.get("status") != "ok"
+        ok = outcome.get("status") == "ok"
+        self.failed += not ok
+        if self.quiet:
+            return
         status = self.status()
-        if self.console.is_terminal:
+        if self._drawn:
             self._bar.update(self._task, completed=self.done, status=status)
-            if outcome.get("status") != "ok":
+            if not ok:
                 self._bar.console.print(f"run {outcome.get('run_id')} failed: {outcome.get('error')}",
                                         highlight=False, markup=False)
             return
-        failure = f"  (run {outcome.get('run_id')}: {outcome.get('error')})" if outcome.get("status") != "ok" else ""
+        if ok and not self._line_due(now):
+            return
+        self._said_at, self._said_done = now, self.done
+        failure = "" if ok else f"  (run {outcome.get('run_id')}: {outcome.get('error')})"
         self.console.print(f"  {Text.from_markup(status).plain}{failure}", highlight=False, markup=False)
