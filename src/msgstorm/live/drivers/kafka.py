@@ -68,9 +68,11 @@ from msgstorm.live.drivers.base import (
     OnEvent,
     OnReceipt,
     OnReceipts,
+    Outages,
 )
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.kafka_broker import kafka_brokers
+from msgstorm.live.drivers.kafka_clients import KafkaClients
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, require_loopback
@@ -80,6 +82,7 @@ from msgstorm.scenario.registry import LIVE_DRIVERS
 __all__ = ["KafkaDriver", "audit_log", "bootstrap_servers"]
 
 PUBLISHER = "msgstorm-producer"
+ADMIN = "msgstorm-admin"
 # A message the producer could not deliver within this long is reported failed (librdkafka's
 # default, 300 s, would outlast any drain).
 DELIVERY_TIMEOUT_MS = 30_000
@@ -192,12 +195,19 @@ class KafkaDriver:
         self._ack_count = 0  # delivery reports so far: the next one's order
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        # librdkafka's logs (to RUN_DIR/servers/kafka-clients.log) and the run's clients' disconnects.
+        self.clients = KafkaClients(run_dir / "servers", Outages(on_event), self._broker_name)
 
     # --- the servers ----------------------------------------------------------------------
 
     @staticmethod
     def server_names(spec: LiveSpec) -> list[str]:
         return [] if spec.url is not None else [f"kafka-{k}" for k in range(spec.kafka.brokers)]
+
+    def _broker_name(self, node_id: int, address: str) -> str:
+        """A broker as the history names it: ``kafka-<i>`` for one msgstorm started (node id
+        i + 1), else its address (a user's cluster)."""
+        return f"kafka-{node_id - 1}" if self.servers else (address or f"node {node_id}")
 
     def server_url(self, server: ManagedServer) -> str:
         return f"kafka://127.0.0.1:{server.port}"
@@ -216,9 +226,10 @@ class KafkaDriver:
     async def _partition_zero(self) -> tuple[int, list[int]]:
         """Partition 0 of the topic now, as the answering brokers see it: its leader's node
         id and its replicas' ids."""
-        admin = AdminClient({"bootstrap.servers": self._answering()})
+        admin = AdminClient({"bootstrap.servers": self._answering(), **self.clients.config(ADMIN)})
         metadata = await asyncio.get_running_loop().run_in_executor(
             None, lambda: admin.list_topics(self._topic, timeout=10))
+        admin.poll(0)  # its log lines, to the log file
         partition = metadata.topics[self._topic].partitions[0]
         if partition.leader < 1:
             raise ServerError(f"partition 0 of {self._topic} has no leader now")
@@ -269,7 +280,7 @@ class KafkaDriver:
     def _create_topic(self) -> None:
         """The topic, made once every broker has joined (a topic made before has too few
         brokers to place its replicas on)."""
-        admin = self._admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = self._admin = AdminClient({"bootstrap.servers": self._bootstrap, **self.clients.config(ADMIN)})
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
         while len(admin.list_topics(timeout=10).brokers) < self.settings.replication:
             if time.monotonic() > deadline:
@@ -287,6 +298,7 @@ class KafkaDriver:
             except KafkaException as error:
                 raise ServerError(f"creating topic {name!r} ({self._partitions} partitions, replication "
                                   f"{self.settings.replication}) failed: {error.args[0]}") from error
+        admin.poll(0)  # its log lines, to the log file
 
     def _warm_up(self, producer: Producer) -> None:
         """One message to the warm-up topic, its delivery report awaited: the producer has
@@ -302,7 +314,7 @@ class KafkaDriver:
                 "enable.idempotence": self.settings.idempotence, "linger.ms": self.settings.linger / 1e6,
                 "batch.size": self.settings.batch_bytes, "queue.buffering.max.messages": 2_000_000,
                 "queue.buffering.max.kbytes": 1_048_576, "message.timeout.ms": DELIVERY_TIMEOUT_MS,
-                "client.id": PUBLISHER, "on_delivery": self._delivered}
+                "on_delivery": self._delivered, **self.clients.config(PUBLISHER, counted=True)}
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         loop = asyncio.get_running_loop()
@@ -310,8 +322,8 @@ class KafkaDriver:
         await loop.run_in_executor(None, warm_up_payloads)
         for index in range(self.spec.consumers):
             consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": self.settings.group,
-                                 "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                                 "client.id": f"msgstorm-consumer-{index}", "enable.partition.eof": False})
+                                 "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5, "enable.partition.eof": False,
+                                 **self.clients.config(f"msgstorm-consumer-{index}", counted=True)})
             self._assigned.append(None)
             consumer.subscribe([self._topic], on_assign=self._on_assign(index), on_revoke=self._on_revoke(index))
             self._consumers.append(consumer)
@@ -321,6 +333,7 @@ class KafkaDriver:
         self._tasks = [asyncio.create_task(self._consume(index, consumer, on_receipt))
                        for index, consumer in enumerate(self._consumers)]
         self._tasks.append(asyncio.create_task(self._poll_reports(on_ack)))
+        self.clients.begin()
 
     def _on_assign(self, index: int) -> Any:
         def assigned(_: Consumer, partitions: list[TopicPartition]) -> None:
@@ -477,7 +490,7 @@ class KafkaDriver:
         ids, damaged)}; ``live.read_back_timeout`` for each next batch."""
         patience = self.spec.read_back_timeout / 1e9
         reader = Consumer({"bootstrap.servers": self._bootstrap, "group.id": f"{self.settings.group}-read-back",
-                           "enable.auto.commit": False, "client.id": "msgstorm-read-back",
+                           "enable.auto.commit": False, **self.clients.config("msgstorm-read-back"),
                            "fetch.max.bytes": 16 << 20, "max.partition.fetch.bytes": 16 << 20})
         logs: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]] = {}
         try:
@@ -546,6 +559,7 @@ class KafkaDriver:
             outstanding = len(self._producer)
             if outstanding:
                 self.unacked_publishes += outstanding
+        self.clients.stop()
         if self._failed:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "failed": self._failed,
                                                    "error": f"deliveries failed, the last: {self._last_failure}"})
@@ -553,6 +567,12 @@ class KafkaDriver:
         for index, consumer in enumerate(self._consumers):
             await self._close_consumer(index, consumer)
         self._consumers = []
+        # The producer and the admin client are destroyed with their last reference, now, while
+        # the brokers still run: left until the process ends, they would see the brokers stopped
+        # after the run go away, and try them again.
+        self._producer = None
+        self._admin = None
+        self.clients.close()
 
     async def _close_consumer(self, index: int, consumer: Consumer) -> None:
         """``consumer.close`` on a thread of its own, waited for at most ``CLOSE_TIMEOUT_S``:
