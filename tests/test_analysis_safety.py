@@ -233,3 +233,23 @@ def test_a_run_stopped_part_way_has_an_unknown_liveness_with_the_reason(tmp_path
                                   "is not known; seen before the stop: 1 blocks made and none committed")
     else:
         assert verdict.status == "unknown" and verdict.detail.startswith("the run was cut off")
+
+
+def test_liveness_words_a_day_long_gap_in_hours_and_a_short_one_in_exact_ms(tmp_path) -> None:
+    """Commits at 13.162 s, 43,212.2 s and 43,225.2 s: the longest gap, 43,199 s, reads as
+    "12 h" from "13.162 s" to "12 h 0 min 12.2 s" (it was "43199038.0 ms (from 13.162 s to
+    43212.2 s)"); a gap below a second keeps its exact milliseconds, as summary.json's
+    verdicts give them."""
+    from test_analysis_history import MS, event, write_history
+
+    from msgstorm.analysis.safety import check_liveness
+
+    commits = [13_162 * MS, 43_212_200 * MS, 43_225_200 * MS]
+    history = write_history(tmp_path / "day", [], [event(t, "block_committed", height=i + 1)
+                                                   for i, t in enumerate(commits)], t_end=43_300_000 * MS)
+    assert check_liveness(history).detail == ("3 commits, the first at 13.162 s; longest gap between commits 12 h "
+                                              "(from 13.162 s to 12 h 0 min 12.2 s)")
+    short = write_history(tmp_path / "short", [], [event(t, "block_committed", height=i + 1)
+                                                   for i, t in enumerate([20 * MS, 40 * MS, 60 * MS])], t_end=100 * MS)
+    assert check_liveness(short).detail == ("3 commits, the first at 0.02 s; longest gap between commits 20.0 ms "
+                                            "(from 0.02 s to 0.04 s)")

@@ -9,11 +9,26 @@ from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 @pytest.mark.parametrize(("ms", "shown"), [
     (0.1234, "0.123 ms"), (8.7, "8.7 ms"), (999.4, "999.4 ms"), (1000.0, "1 s"), (1234.0, "1.23 s"),
-    (15_196.447, "15.2 s"), (65_230.839, "65.2 s"), (152_000.0, "152 s"), (1_234_567.0, "1,235 s"),
+    (15_196.447, "15.2 s"), (65_230.839, "65.2 s"), (152_000.0, "152 s"), (599_400.0, "599 s"),
+    (972_000.0, "16.2 min"), (1_234_567.0, "20.6 min"), (4_861_000.0, "81 min"), (7_199_000.0, "120 min"),
+    (14_031_000.0, "3.9 h"), (42_459_000.0, "11.8 h"), (86_400_000.0, "24 h"), (13_008.562, "13 s"),
     (None, "—"), (0, "0 ms"),
 ])
 def test_a_duration_reads_in_the_unit_that_fits_it(ms: float | None, shown: str) -> None:
+    """Milliseconds below a second, seconds below ten minutes, minutes below two hours, hours
+    from there on, each with three significant digits: a day-long run's latencies read as
+    "3.9 h", not "14,031 s"."""
     assert duration_ms(ms) == shown
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (2.64946, "2.64946 s"), (0.02, "0.02 s"), (59.5, "59.5 s"), (65.25, "1 min 5.25 s"),
+    (43_212.2, "12 h 0 min 12.2 s"), (86_400.0, "24 h 0 min 0 s"),
+])
+def test_a_time_into_the_run_reads_in_hours_and_minutes_past_a_minute(seconds: float, shown: str) -> None:
+    from msgstorm.report.text import run_time_s
+
+    assert run_time_s(seconds) == shown
 
 
 def test_seconds_read_by_the_same_rule() -> None:

@@ -42,6 +42,7 @@ from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
+from msgstorm.scenario.units import duration_ms, run_time_s
 
 __all__ = ["QUORUM_BOUND", "STALL_BLOCKS", "FinalityStall", "byzantine_stake", "check_liveness", "check_safety",
            "conflicts", "contested_rows", "dishonest_nodes", "finality_stall", "finality_summary"]
@@ -210,11 +211,18 @@ def check_liveness(history: History) -> Verdict:
     return seen
 
 
+def _span(ns: int) -> str:
+    """A gap in a verdict: below a second its exact milliseconds, as summary.json's verdicts
+    have always given them (``254.421 ms``); from a second on in the unit that reads best
+    (``13 s``, ``3.9 h``), as every duration a person reads."""
+    return f"{ms(ns)} ms" if ns < 1_000_000_000 else duration_ms(ms(ns))
+
+
 def _stopped_early(history: History) -> str | None:
     """How the run stopped before its end (interrupted or cut off, and when), or None."""
     info = history.run_info
     at = info.get("t_end")
-    when = f" at {at / 1e9:g} s" if isinstance(at, int) and at > 0 else ""
+    when = f" at {run_time_s(at / 1e9)}" if isinstance(at, int) and at > 0 else ""
     if history.cut_off:
         return "the run was cut off (killed before it wrote its end)"
     if info.get("interrupted"):
@@ -231,15 +239,16 @@ def _liveness_seen(history: History) -> Verdict:
         if made:
             return Verdict(name, "invalid", f"{made} blocks made and none committed")
         return Verdict(name, "valid", "no blocks in this history")
-    first = f"{commits.size} commits, the first at {commits[0] / 1e9:g} s"
+    first = f"{commits.size} commits, the first at {run_time_s(commits[0] / 1e9)}"
     if commits.size > 1:
         gaps = np.diff(commits)
         worst = int(np.argmax(gaps))
-        first += (f"; longest gap between commits {ms(int(gaps[worst]))} ms "
-                  f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
+        first += (f"; longest gap between commits {_span(int(gaps[worst]))} "
+                  f"(from {run_time_s(commits[worst] / 1e9)} to {run_time_s(commits[worst + 1] / 1e9)})")
     stall = finality_stall(history)
     if stall is None:
         return Verdict(name, "valid", first)
-    said = (f"{first}; longest an honest node went without finalising {ms(stall.ns)} ms ({stall.node}, "
-            f"from {stall.t_from / 1e9:g} s to {stall.t_to / 1e9:g} s; bound {ms(stall.bound_ns)} ms)")
+    said = (f"{first}; longest an honest node went without finalising {_span(stall.ns)} ({stall.node}, "
+            f"from {run_time_s(stall.t_from / 1e9)} to {run_time_s(stall.t_to / 1e9)}; "
+            f"bound {_span(stall.bound_ns)})")
     return Verdict(name, "invalid" if stall.ns > stall.bound_ns else "valid", said)

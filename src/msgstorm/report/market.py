@@ -33,7 +33,7 @@ from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
 from msgstorm.report.terminal import published_figures
-from msgstorm.report.text import duration_ms, number
+from msgstorm.report.text import duration_ms, duration_unit, number
 from msgstorm.rules.market import equity
 
 __all__ = ["market_plots", "market_section"]
@@ -101,16 +101,6 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
     return figures.own_axis(figure(data, layout), "base fee", "base fee")
 
 
-# The delay chart's unit: the largest that keeps its longest delay at 2 or more (a day-long
-# auction's 81 minutes read as "81 min", never as "4,860,000 ms").
-_DELAY_UNITS: tuple[tuple[str, float], ...] = (("h", 3_600_000.0), ("min", 60_000.0), ("s", 1_000.0), ("ms", 1.0))
-
-
-def delay_unit(longest_ms: float) -> tuple[str, float]:
-    """The unit a chart of delays up to ``longest_ms`` is drawn in, and its size in ms."""
-    return next((unit for unit in _DELAY_UNITS if longest_ms >= 2 * unit[1]), _DELAY_UNITS[-1])
-
-
 def _delay_figure(delays: Delays, market: Market) -> Figure:
     delay_ms = delays.delay / 1e6
     split = market.liquidation_delay_ms.split
@@ -118,7 +108,7 @@ def _delay_figure(delays: Delays, market: Market) -> Figure:
                                       ("messaging", split.messaging, "#2ca02c"))
     parts = [(part, mean_ms, colour) for part, mean_ms, colour in means if mean_ms is not None]
     longest = max([float(delay_ms.max()) if delay_ms.size else 0.0] + [float(mean_ms) for _, mean_ms, _ in parts])
-    unit, size = delay_unit(longest)
+    unit, size = duration_unit(longest)  # a day-long auction's 81 minutes in min, not 4,860,000 ms
     data: list[dict[str, Any]] = [{"type": "histogram", "x": (delay_ms / size).tolist(), "name": "liquidation delay",
                                    "nbinsx": 60}]
     for part, mean_ms, colour in parts:

@@ -7,10 +7,13 @@ whole; only what a person reads is rounded here).
 - ``number``: thousands separators, trailing zeros dropped, rates per second without the
   fraction of a message from 100/s (``rate_digits``), None as an em dash.
 - ``duration_ms`` / ``duration_s``: a duration in the unit that reads best: milliseconds
-  below a second (``8.7 ms``, ``0.123 ms``), seconds from one second on with three
-  significant digits (``15.2 s``, not ``15,196.447 ms``). Every duration a person reads
-  goes through them: the terminal summary, report.html, ``compare`` (values and changes) and
-  the live progress line.
+  below a second (``8.7 ms``, ``0.123 ms``), then seconds, minutes and hours with three
+  significant digits (``15.2 s``, not ``15,196.447 ms``; ``3.9 h``, not ``14,031 s``).
+  Every duration a person reads goes through them: the terminal summary, report.html,
+  ``compare`` (values and changes) and the live progress line. ``duration_unit`` is a
+  chart's unit of durations (an axis in min or h, never "40M" ms), ``run_time_s`` a time
+  into the run. The rule itself is ``scenario/units.py``'s, at the bottom of the package,
+  where the analysis's verdicts reach it too.
 - ``UNIT_GAP``: the space between a number and its unit as these functions write them; a
   table cell that wraps keeps the two on one line (``report/cells.py``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
@@ -33,14 +36,21 @@ from typing import Any, assert_never
 
 from msgstorm.analysis.summary_model import Fault, NoBaselineReason
 from msgstorm.scenario.slo import SLO_METRICS
+from msgstorm.scenario.units import (
+    DASH,
+    decimals,
+    duration_ms,
+    duration_s,
+    duration_unit,
+    run_time_s,
+)
 
-__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits",
-           "recovered_after", "slo_value"]
+__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "number",
+           "rate_digits", "recovered_after", "run_time_s", "slo_value"]
 
-DASH = "—"
-# The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``12 s``, ``4 us``,
-# ``535 B``, ``3 bps``): where a wrapped line must not break.
-UNIT_GAP = re.compile(r"(?<=\d) (?=(?:ms|s|us|B|bps)(?![\w/]))")
+# The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``3.9 h``,
+# ``16.2 min``, ``4 us``, ``535 B``, ``3 bps``): where a wrapped line must not break.
+UNIT_GAP = re.compile(r"(?<=\d) (?=(?:ms|s|min|h|us|B|bps)(?![\w/]))")
 
 
 def rate_digits(value: float) -> int:
@@ -48,13 +58,6 @@ def rate_digits(value: float) -> int:
     message is noise (summary.json keeps the full value)."""
     size = abs(value)
     return 0 if size >= 100 else 1 if size >= 10 else 2
-
-
-def _decimals(value: float, digits: int) -> str:
-    """``value`` with at most ``digits`` decimals (trailing zeros dropped) and separators."""
-    if not digits or abs(value) >= 1e6:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def number(value: Any, unit: str = "", digits: int = 3) -> str:
@@ -66,25 +69,8 @@ def number(value: Any, unit: str = "", digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}{unit}"
     if isinstance(value, float):
-        return _decimals(value, rate_digits(value) if unit == "/s" else digits) + unit
+        return decimals(value, rate_digits(value) if unit == "/s" else digits) + unit
     return f"{value}{unit}"
-
-
-def duration_ms(value: float | int | None) -> str:
-    """A duration given in milliseconds: ``8.7 ms`` below a second, ``15.2 s`` from one on."""
-    if value is None:
-        return DASH
-    size = abs(float(value))
-    if size < 1000:
-        return _decimals(float(value), 3) + " ms"
-    seconds = float(value) / 1000
-    digits = 2 if size < 10_000 else 1 if size < 100_000 else 0
-    return _decimals(seconds, digits) + " s"
-
-
-def duration_s(value: float | int | None) -> str:
-    """A duration given in seconds, worded as ``duration_ms`` words it."""
-    return DASH if value is None else duration_ms(float(value) * 1000)
 
 
 def _fault_named(fault_id: int | None) -> str:
@@ -123,7 +109,7 @@ def baseline_span(fault: Fault) -> str:
     span = fault.baseline_s
     if not span:
         return DASH
-    return f"{_decimals(span[0], 3)}–{_decimals(span[1], 3)} s"
+    return f"{decimals(span[0], 3)}–{decimals(span[1], 3)} s"
 
 
 def slo_value(name: str, value: float | int | None) -> str:

@@ -1,10 +1,18 @@
-"""Units in scenario files: "50us", "2s", "2000/s", "10%", "250B", "1Gbit/s".
+"""Units in scenario files: "50us", "2s", "2000/s", "10%", "250B", "1Gbit/s", and durations
+worded back for people.
 
 The scenario loader turns every quantity into an integer or float of a fixed unit
 (nanoseconds, messages per second, a fraction, bytes, bits per second) before
 the rest of the pipeline sees it, so no bare number of unknown unit travels further.
 Each parser raises ``ValueError`` with what was expected; pydantic turns that into a
 validation error that the loader maps back to file:line.
+
+The other way, for people: ``duration_ms`` words a duration in the unit that reads best (ms
+below a second, then s, min, h: ``8.7 ms``, ``15.2 s``, ``16.2 min``, ``3.9 h``, never
+``14,031 s`` or ``13008.562 ms``), ``run_time_s`` a time into the run (``12 h 0 min 12.2 s``),
+and ``duration_unit`` the unit a chart of durations is drawn in. The rule lives here, at the
+bottom, so the analysis's verdicts use it as well as the report (``report/text.py``, which
+words every other number, hands these on).
 """
 
 from __future__ import annotations
@@ -12,14 +20,20 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "DASH",
     "MAX_DURATION_NS",
     "MAX_SIZE_BYTES",
+    "decimals",
+    "duration_ms",
+    "duration_s",
+    "duration_unit",
     "format_duration",
     "parse_bandwidth_bps",
     "parse_duration_ns",
     "parse_fraction",
     "parse_rate_per_s",
     "parse_size_bytes",
+    "run_time_s",
 ]
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -167,3 +181,67 @@ def format_duration(ns: int) -> str:
         if abs(ns) >= size:
             return f"{ns / size:g}{unit}"
     return f"{ns}ns"
+
+
+# --- durations for people -----------------------------------------------------------------
+
+DASH = "—"  # a value not known
+_MS_PER_MIN = 60_000.0
+_MS_PER_H = 3_600_000.0
+# Seconds up to ten minutes (``599 s``), minutes up to two hours (``119 min``), hours beyond.
+_SECONDS_BELOW_MS = 10 * _MS_PER_MIN
+_MINUTES_BELOW_MS = 2 * _MS_PER_H
+# A chart's unit: the largest that keeps its longest duration at 2 or more of it.
+DURATION_UNITS: tuple[tuple[str, float], ...] = (("h", _MS_PER_H), ("min", _MS_PER_MIN), ("s", 1_000.0),
+                                                  ("ms", 1.0))
+
+
+def decimals(value: float, digits: int) -> str:
+    """``value`` with at most ``digits`` decimals (trailing zeros dropped) and separators."""
+    if not digits or abs(value) >= 1e6:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _three_digits(value: float) -> str:
+    """Three significant digits of a value from 1 on: ``1.23``, ``15.2``, ``152``."""
+    size = abs(value)
+    return decimals(value, 2 if size < 10 else 1 if size < 100 else 0)
+
+
+def duration_ms(value: float | int | None) -> str:
+    """A duration given in milliseconds: ``8.7 ms`` below a second, ``15.2 s`` below ten
+    minutes, ``16.2 min`` below two hours, ``3.9 h`` from there on."""
+    if value is None:
+        return DASH
+    size = abs(float(value))
+    if size < 1000:
+        return decimals(float(value), 3) + " ms"
+    if size < _SECONDS_BELOW_MS:
+        return _three_digits(float(value) / 1000) + " s"
+    if size < _MINUTES_BELOW_MS:
+        return _three_digits(float(value) / _MS_PER_MIN) + " min"
+    return _three_digits(float(value) / _MS_PER_H) + " h"
+
+
+def duration_s(value: float | int | None) -> str:
+    """A duration given in seconds, worded as ``duration_ms`` words it."""
+    return DASH if value is None else duration_ms(float(value) * 1000)
+
+
+def duration_unit(longest_ms: float) -> tuple[str, float]:
+    """The unit a chart of durations up to ``longest_ms`` is drawn in, and its size in ms:
+    450 ms and 1.5 s in ms, 81 minutes in min, 11 hours in h (never an axis of "40M" ms)."""
+    return next((unit for unit in DURATION_UNITS if longest_ms >= 2 * unit[1]), DURATION_UNITS[-1])
+
+
+def run_time_s(seconds: float) -> str:
+    """A time into the run: ``2.64946 s`` below a minute (six significant digits), then in
+    hours, minutes and seconds to the millisecond: ``12 h 0 min 12.2 s``."""
+    if abs(seconds) < 60:
+        return f"{seconds:g} s"
+    whole_ms = round(seconds * 1000)
+    hours, rest_ms = divmod(whole_ms, 3_600_000)
+    minutes, rest_ms = divmod(rest_ms, 60_000)
+    clock = f"{minutes} min {rest_ms / 1000:g} s"
+    return f"{hours} h {clock}" if hours else clock
