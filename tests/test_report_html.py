@@ -415,3 +415,58 @@ def test_a_throttles_shedding_is_its_own_card() -> None:
     cards = _cards(page)
     assert cards["throttle: shed on purpose"] == ("40", "spam 40 of 100 dropped")
     assert cards["failure threshold"][0] == "none"
+
+
+def _duration_fields() -> tuple[set[str], set[str]]:
+    """The scenario schema's field names (as written in files) that are durations in ns
+    somewhere (``DurationNs``, an optional one too), and those that are something else
+    somewhere: read from the models themselves, as the loader reads them."""
+    import typing
+
+    from pydantic import BaseModel, BeforeValidator
+
+    from msgstorm.scenario import schema
+    from msgstorm.scenario.distributions import DurationNs
+
+    duration_check = typing.get_args(DurationNs)[1]
+
+    def is_duration(annotation: Any, metadata: Any = ()) -> bool:
+        if any(isinstance(m, BeforeValidator) and m.func is duration_check.func for m in metadata):
+            return True
+        if typing.get_origin(annotation) is typing.Annotated:
+            return is_duration(typing.get_args(annotation)[0], annotation.__metadata__)
+        return any(is_duration(arg) for arg in typing.get_args(annotation))
+
+    def models(annotation: Any) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [model for arg in typing.get_args(annotation) for model in models(arg)]
+
+    durations: set[str] = set()
+    others: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [schema.Scenario]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            todo += models(field.annotation)
+            (durations if is_duration(field.annotation, field.metadata) else others).add(field.alias or name)
+    return durations, others
+
+
+def test_every_duration_of_the_scenario_reads_as_a_duration_on_the_page() -> None:
+    """Every field the schema reads as a duration is one the page words as a duration (an
+    oracle fault's ``delay = "1h"`` was "delay=3600000000000"); the names that are durations
+    in some tables and not in others are the three the page knows apart by their table."""
+    from msgstorm.report.scenario_facts import _DURATION_KEYS
+
+    durations, others = _duration_fields()
+    assert sorted(durations - _DURATION_KEYS) == [], "a duration the page would show in raw nanoseconds"
+    assert sorted(_DURATION_KEYS - durations) == [], "a name the page takes for a duration that is none"
+    assert sorted(durations & others) == ["decay", "start", "step"]
+    fault = scenario_value("fault", {"at": 0, "mode": "delay", "delay": 3_600_000_000_000,
+                                     "duration": 86_400_000_000_000})
+    assert fault == "{at=0 ms, mode=delay, delay=60 min, duration=24 h}"

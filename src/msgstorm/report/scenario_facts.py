@@ -21,12 +21,19 @@ __all__ = ["scenario_facts", "scenario_section", "scenario_value"]
 
 
 # Scenario keys whose numbers are durations in ns (``DurationNs`` fields of the scenario
-# schema; the report loads no pydantic, so they are named here).
-_DURATION_KEYS = frozenset({"at", "duration", "start", "stop", "every", "decay", "drain", "window", "interval",
-                            "latency", "jitter", "restart_after", "sample_interval", "min_duration",
-                            "failover_timeout", "intra_region_latency", "close_delay", "down", "flush_interval",
-                            "granularity", "max_interval", "min_interval", "read_back_timeout", "record_every",
-                            "reveal_delay", "send_timeout", "slice_delay", "start_timeout", "timeout", "until"})
+# schema; the report loads no pydantic, so they are named here, and a test derives the same
+# names from the schema: a new duration field unnamed here fails it). ``step``, ``start`` and
+# ``decay`` are durations in some tables only: an arrival process's ``start`` and ``step`` are
+# rates (``_ARRIVAL_RATE_KEYS`` comes first), a liquidation's ``decay`` is not shown here.
+_DURATION_KEYS = frozenset({
+    "at", "block_time", "close_delay", "control_overhead", "decay", "delay", "down", "drain", "duration", "every",
+    "execution", "execution_per_tx", "failover_timeout", "flush_interval", "grace", "granularity", "heartbeat",
+    "interval", "intra_region_latency", "jitter", "latency", "linger", "max_delay", "max_interval", "max_wall_time",
+    "min_duration", "min_interval", "over", "overhead", "prepare", "proof_check", "read_back_timeout", "record_every",
+    "resolution", "restart_after", "reveal_delay", "round", "sample_interval", "send_timeout", "slice_delay", "slot",
+    "start", "start_timeout", "step", "stop", "tail", "tau", "timeout", "timeout_commit", "timeout_precommit",
+    "timeout_precommit_delta", "timeout_prevote", "timeout_prevote_delta", "timeout_propose", "timeout_propose_delta",
+    "timeout_vote", "ttl", "until", "verify_cost", "window"})
 # Distributions of a time (their numbers are ns): every number inside but shape parameters.
 _DURATION_DISTS = frozenset({"service", "processing", "link"})
 _SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})
