@@ -18,6 +18,7 @@ from msgstorm.report.figures import (
     latency_time_figure,
     merged_intervals,
     queue_fee_figure,
+    spectrum_figure,
     stages_figure,
     thinning_note,
     throughput_figure,
@@ -101,6 +102,23 @@ def test_a_short_run_is_drawn_window_by_window() -> None:
     fig = latency_time_figure(_windows([0, 1, 0], [0, 0, 0], [2.0, None, 4.0]), [])
     p99 = _traces(fig, "scatter")["p99"]
     assert p99["x"] == [0.5, 1.5, 2.5] and p99["y"] == [2.0, None, 4.0]
+
+
+def test_a_day_long_runs_latencies_are_drawn_in_hours_not_millions_of_ms() -> None:
+    """Windows whose max latency reaches 40,000,000 ms (11.1 h): the axis is in h and the
+    lines are the same latencies in hours (plotly drew "40M" on an axis of ms); a run of
+    milliseconds keeps its values as they are."""
+    long = _windows([0, 0], [0, 0], [7_200_000.0, 36_000_000.0]).set_column(
+        6, "max_ms", pa.array([10_800_000.0, 40_000_000.0]))
+    fig = latency_time_figure(long, [])
+    assert fig["layout"]["yaxis"]["title"]["text"] == "latency (h)"
+    lines = _traces(fig, "scatter")
+    assert lines["p99"]["y"] == pytest.approx([2.0, 10.0]) and lines["max"]["y"] == pytest.approx([3.0, 40 / 3.6])
+    short = latency_time_figure(_windows([0, 0], [0, 0]), [])
+    assert short["layout"]["yaxis"]["title"]["text"] == "latency (ms)" and _traces(short, "scatter")["p99"]["y"] == [2.0, 2.0]
+    spectrum = spectrum_figure([50.0, 99.0], [2.0, 100.0], [90_000.0, 4_860_000.0])
+    assert spectrum["layout"]["yaxis"]["title"]["text"] == "latency (min)"
+    assert spectrum["data"][0]["y"] == pytest.approx([1.5, 81.0]) and " min" in spectrum["data"][0]["hovertemplate"]
 
 
 def test_a_plot_with_no_data_says_so_and_drops_its_shading() -> None:

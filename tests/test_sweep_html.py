@@ -128,3 +128,25 @@ def test_one_swept_key_draws_no_surface(tmp_path: Path) -> None:
     figures = _guard_sweep(tmp_path, [("market.sentinel.grace", ["0s", "1h"])], lambda point, seed: float(seed))
     assert "sentinel-bad-debt-market-sentinel-grace" in figures
     assert not any(name.startswith("surface-") for name in figures)
+
+
+def test_a_long_latency_reads_in_its_unit_in_the_table_and_on_the_axis(tmp_path: Path) -> None:
+    """p99 latencies of 28 and 29 minutes, as summary.json gives them in ms: the points table
+    says "28.2 min", not "1.692e+06", the chart's axis is in min, and a count stays a count."""
+    plan = plan_sweep([("sequencer.workers", [1, 2])], zipped=False, seeds=2, base_seed=1)
+    outcomes = {}
+    for spec in plan.runs:
+        p99_ms = (1_692_000.0 if spec.point == 0 else 1_752_000.0) + 60_000.0 * (spec.seed - 1)
+        outcomes[spec.run_id] = {"status": "ok", "summary": {"latency_ms": {"p99": p99_ms},
+                                                             "messages": {"committed": 1_500_000 + spec.seed}}}
+    table = write_results(tmp_path, plan, outcomes)
+    page = write_sweep_report(tmp_path, plan, table).read_text()
+    rows = re.search(r'<table id="points-table">(.*?)</table>', page, re.S)
+    assert rows is not None
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows.group(1))
+    assert "28.7 min [" in " ".join(cells) and "29.7 min [" in " ".join(cells), cells
+    assert "1,500,002 [1,499,995, 1,500,008]" in cells and not any("e+" in cell for cell in cells), cells
+    figure = _figures(page)["latency-ms-p99-sequencer-workers"]
+    assert figure["layout"]["yaxis"]["title"]["text"] == "latency_ms.p99 (min)"
+    means = next(trace for trace in figure["data"] if trace.get("mode") == "lines+markers")
+    assert means["y"] == pytest.approx([28.7, 29.7]) and means["text"] == ["28.7 min", "29.7 min"]

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from msgstorm.history.reader import read_table
 from msgstorm.report.compare import Comparison, RunSummary, format_delta, format_value
-from msgstorm.report.figures import percentile_ticks
+from msgstorm.report.figures import latency_unit, percentile_ticks
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import Figure, figure, title
 from msgstorm.report.series import latency_ns_of, percentile_spectrum, thin_lowest_highest
@@ -53,18 +53,25 @@ _PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
 def _percentile_bars(comparison: Comparison) -> Figure:
     """Each side's latency percentiles as the table gives them (a group's: its runs' mean)."""
     values = {metric.name: [base, *(delta.value for delta in deltas)] for metric, base, deltas in comparison.rows}
+    bars = [[values.get(f"latency {label}", [None] * len(comparison.runs))[index] for label in _PERCENTILES]
+            for index in range(len(comparison.runs))]
+    unit, size = latency_unit(*bars)
     data = []
     for index, run in enumerate(comparison.runs):
-        data.append({"type": "bar", "x": _PERCENTILES,
-                     "y": [values.get(f"latency {label}", [None] * len(comparison.runs))[index] for label in _PERCENTILES],
+        data.append({"type": "bar", "x": _PERCENTILES, "y": _scaled(bars[index], size),
                      "name": run.name, "marker": {"color": _colour(index)}})
     grouped = any(run.replicas for run in comparison.runs)
     return figure(data, _layout("Latency percentiles" + (" (a group of runs: their mean)" if grouped else ""),
-                                "percentile", "latency (ms)", barmode="group"))
+                                "percentile", f"latency ({unit})", barmode="group"))
+
+
+def _scaled(values_ms: list[Any], size: float) -> list[Any]:
+    """Latencies in ms as numbers of the chart's unit (``latency_unit``), None kept."""
+    return values_ms if size == 1.0 else [None if v is None else v / size for v in values_ms]
 
 
 def _spectra(runs: list[RunSummary]) -> Figure | None:
-    data = []
+    data: list[dict[str, Any]] = []
     longest = 10.0
     for index, run in enumerate(runs):
         try:
@@ -76,19 +83,24 @@ def _spectra(runs: list[RunSummary]) -> Figure | None:
             continue
         longest = max(longest, inverse[-1])
         data.append({"type": "scatter", "x": inverse, "y": values, "name": run.name, "mode": "lines",
-                     "customdata": percentiles, "line": {"shape": "hv", "color": _colour(index)},
-                     "hovertemplate": "p%{customdata:.4f}: %{y:,.3f} ms"})
+                     "customdata": percentiles, "line": {"shape": "hv", "color": _colour(index)}})
     if not data:
         return None
+    unit, size = latency_unit(*(trace["y"] for trace in data))
+    for trace in data:
+        trace["y"] = _scaled(trace["y"], size)
+        trace["hovertemplate"] = f"p%{{customdata:.4f}}: %{{y:,.3f}} {unit}"
     tickvals, ticktext = percentile_ticks(longest)
-    layout = _layout("Latency by percentile (x axis 1/(1−p), log)", "percentile", "latency (ms)",
+    layout = _layout("Latency by percentile (x axis 1/(1−p), log)", "percentile", f"latency ({unit})",
                      xaxis={"type": "log", "tickvals": tickvals, "ticktext": ticktext})
     layout["hovermode"] = "closest"
     return figure(data, layout)
 
 
 def _over_time(runs: list[RunSummary], column: str, title_text: str, y_title: str) -> Figure | None:
-    """One line per run through its windows (a long run thinned as report.html thins it)."""
+    """One line per run through its windows (a long run thinned as report.html thins it); a
+    column of latencies (``_ms``) in the unit its longest reads best in, named after
+    ``y_title``."""
     data = []
     for index, run in enumerate(runs):
         path = run.path / WINDOWS_FILE
@@ -105,6 +117,11 @@ def _over_time(runs: list[RunSummary], column: str, title_text: str, y_title: st
                      "mode": "lines+markers", "line": {"color": _colour(index)}})
     if not data:
         return None
+    if column.endswith("_ms"):
+        unit, size = latency_unit(*(trace["y"] for trace in data))
+        for trace in data:
+            trace["y"] = _scaled(trace["y"], size)
+        y_title = f"{y_title} ({unit})"
     return figure(data, _layout(title_text, "time (s)", y_title, yaxis={"rangemode": "tozero"}))
 
 
@@ -143,7 +160,7 @@ def render_compare(comparison: Comparison) -> str:
         ("percentiles", _percentile_bars(comparison)),
         ("spectrum", _spectra(runs)),
         ("throughput", _over_time(runs, "throughput_per_s", "Achieved throughput per window", "messages/s")),
-        ("p99", _over_time(runs, "p99_ms", "p99 latency per window", "latency (ms)")),
+        ("p99", _over_time(runs, "p99_ms", "p99 latency per window", "latency")),
     ]
     plots = "".join(figure_block(Plot(slug, figure)) for slug, figure in candidates if figure is not None)
     sections = [
@@ -192,10 +209,12 @@ def render_sweep_compare(title_line: str, notes: list[str], points: list[tuple[s
         return None
 
     labels = [label for label, _ in points]
-    data = [{"type": "bar", "x": labels, "y": [p99(comparison, side) for _, comparison in points],
+    sides = [[p99(comparison, side) for _, comparison in points] for side in (0, 1)]
+    unit, size = latency_unit(*sides)
+    data = [{"type": "bar", "x": labels, "y": _scaled(sides[side], size),
              "name": "AB"[side], "marker": {"color": _colour(side)}} for side in (0, 1)]
-    plot = figure(data, _layout("Latency p99 per point (each side's runs: their mean)", "point", "latency p99 (ms)",
-                                barmode="group", xaxis={"type": "category"}))
+    plot = figure(data, _layout("Latency p99 per point (each side's runs: their mean)", "point",
+                                f"latency p99 ({unit})", barmode="group", xaxis={"type": "category"}))
     sections = [("points", "Points", "".join(f"<p>{esc(line)}</p>" for line in [title_line, *notes])
                  + figure_block(Plot("sweep-p99", plot)))]
     for index, (label, comparison) in enumerate(points):

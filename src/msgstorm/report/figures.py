@@ -4,7 +4,8 @@ Place in the pipeline: Analysis + series -> **figures** -> html. Each function t
 data (the analysis' window and step tables, the summary, ``series`` views of the history)
 and returns a ``plotspec.Figure`` (traces and layout as plotly.js reads them); the page
 embeds plotly.js once and draws them all. Times are seconds since the run's start,
-latencies milliseconds, rates per second. A run of more windows than a screen shows
+latencies in the unit their longest reads best in (``latency_unit``: ms, s, min or h; an
+axis of a day-long run's latencies in h, never "40M" ms), rates per second. A run of more windows than a screen shows
 (``series.MAX_POINTS``) is drawn thinned: each line keeps its lowest and highest points of
 every span of windows, each set of bars the largest bar of every span (``thinning_note``
 says so under the plot).
@@ -32,7 +33,7 @@ from msgstorm.report.series import (
     bucket_peaks,
     thin_lowest_highest,
 )
-from msgstorm.report.text import duration_ms
+from msgstorm.report.text import duration_ms, duration_unit
 
 __all__ = [
     "rollup_batches_figure",
@@ -220,6 +221,21 @@ def _step(starts_s: F64, ends_s: F64, values: F64 | I64) -> tuple[list[Any], lis
     return [*starts_s[keep].tolist(), float(ends_s[-1])], [*y, y[-1]]
 
 
+def latency_unit(*values_ms: Sequence[float | None] | F64 | I64) -> tuple[str, float]:
+    """The unit latencies given in ms are drawn in, from the longest of them, and its size in
+    ms (``duration_unit``): ``("ms", 1.0)`` up to 2 s."""
+    longest = 0.0
+    for values in values_ms:
+        finite = [float(v) for v in np.asarray(values, dtype=np.float64).ravel().tolist() if v == v]
+        longest = max([longest, *finite])
+    return duration_unit(longest)
+
+
+def _in_unit(values_ms: F64 | I64, size: float) -> F64 | I64:
+    """Latencies in ms as numbers of the chart's unit (unchanged in ms)."""
+    return values_ms if size == 1.0 else values_ms / size
+
+
 def _scatter(x: F64, values: F64 | I64) -> tuple[list[Any], list[Any]]:
     keep = thin_lowest_highest(values.astype(np.float64))
     return x[keep].tolist(), _listed(values[keep])
@@ -264,8 +280,9 @@ def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> Figure:
     start_ns, end_ns = _window_ns(windows)
     mids = (start_ns + end_ns) / 2 / NS_PER_S
     data: list[dict[str, Any]] = []
+    unit, size = latency_unit(*(_column(windows, column) for column in ("p50_ms", "p99_ms", "max_ms")))
     for name, column, colour in (("p50", "p50_ms", "#1f77b4"), ("p99", "p99_ms", "#ff7f0e"), ("max", "max_ms", "#7f7f7f")):
-        x, y = _scatter(mids, _column(windows, column))
+        x, y = _scatter(mids, _in_unit(_column(windows, column), size))
         data.append({"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines+markers",
                      "line": {"color": colour, "dash": "dot" if name == "max" else "solid"}, "connectgaps": False})
     lost_any = False
@@ -286,7 +303,7 @@ def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> Figure:
                           "rangemode": "tozero", "showgrid": False}
     layout = _layout("Latency over time (bars: not committed; shaded: faults, recovery, backpressure, desync, "
                      "disconnects)",
-                     "time (s)", "latency (ms)", yaxis={"rangemode": "tozero"}, **more)
+                     "time (s)", f"latency ({unit})", yaxis={"rangemode": "tozero"}, **more)
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 
@@ -332,8 +349,11 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
     if steps is not None and steps.num_rows:
         cols = {name: steps.column(name).to_pylist() for name in steps.column_names}
         passed = cols["passed"]
+        unit, size = latency_unit(cols["p99_ms"])
         data.append({
-            "type": "scatter", "x": cols["offered_per_s"], "y": cols["p99_ms"], "name": "p99 per step",
+            "type": "scatter", "x": cols["offered_per_s"],
+            "y": cols["p99_ms"] if size == 1.0 else [None if v is None else v / size for v in cols["p99_ms"]],
+            "name": "p99 per step",
             "mode": "lines+markers",
             "marker": {"size": 10, "color": ["#2ca02c" if ok else "#d62728" for ok in passed],
                        "line": {"width": 1, "color": "#333"}},
@@ -341,7 +361,7 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
             "text": [f"step {s}: committed within the latency bar {t:,.0f}/s (the knee's count), "
                      f"{'passes' if ok else 'fails'}"
                      for s, t, ok in zip(cols["step"], cols["throughput_per_s"], passed)],
-            "hovertemplate": "offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
+            "hovertemplate": f"offered %{{x:,.0f}}/s<br>p99 %{{y:,.3f}} {unit}<br>%{{text}}<extra></extra>",
         })
         # The layer's throughput: everything committed while the step lasted. Not the knee's
         # count (the step's own messages committed within the latency bar), which falls to 0
@@ -362,14 +382,15 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
         p99 = _column(windows, "p99_ms")[loaded]
         keep = loaded[thin_lowest_highest(p99.astype(np.float64))]
         start_s = _column(windows, "t_start_ns")[keep] / NS_PER_S
+        unit, size = latency_unit(p99)
         data.append({
-            "type": "scatter", "x": _listed(offered[keep]), "y": _listed(_column(windows, "p99_ms")[keep]),
+            "type": "scatter", "x": _listed(offered[keep]), "y": _listed(_in_unit(_column(windows, "p99_ms")[keep], size)),
             "name": "p99 per window", "mode": "markers", "marker": {"size": 9, "color": "#ff7f0e"},
             "text": [f"window at {t:.3g} s" for t in start_s.tolist()],
-            "hovertemplate": "offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
+            "hovertemplate": f"offered %{{x:,.0f}}/s<br>p99 %{{y:,.3f}} {unit}<br>%{{text}}<extra></extra>",
         })
         title_text = "Latency vs offered load (no step ramp: one point per window with traffic; no knee)"
-    layout = _layout(title_text, "offered load (messages/s)", "p99 latency (ms)", yaxis={"rangemode": "tozero"},
+    layout = _layout(title_text, "offered load (messages/s)", f"p99 latency ({unit})", yaxis={"rangemode": "tozero"},
                      **more)
     layout["hovermode"] = "closest"
     return figure(data, layout)
@@ -398,12 +419,14 @@ def percentile_ticks(max_inverse: float) -> tuple[list[float], list[str]]:
 
 def spectrum_figure(percentiles: list[float], inverse: list[float], latency_ms: list[float]) -> Figure:
     """Latency by percentile, x = 1/(1-p) on a log scale so the tail spreads out (HdrHistogram)."""
-    data = [{"type": "scatter", "x": inverse, "y": latency_ms, "mode": "lines", "name": "latency",
+    unit, size = latency_unit(latency_ms)
+    data = [{"type": "scatter", "x": inverse, "y": latency_ms if size == 1.0 else [v / size for v in latency_ms],
+             "mode": "lines", "name": "latency",
              "line": {"shape": "hv", "color": "#1f77b4", "width": 2}, "customdata": percentiles,
-             "hovertemplate": "p%{customdata:.4f}: %{y:,.3f} ms<extra></extra>"}]
+             "hovertemplate": f"p%{{customdata:.4f}}: %{{y:,.3f}} {unit}<extra></extra>"}]
     tickvals, ticktext = percentile_ticks(max(inverse) if inverse else 10.0)
     layout = _layout("Latency by percentile (committed messages; x axis 1/(1−p), log)", "percentile",
-                     "latency (ms)", xaxis={"type": "log", "tickvals": tickvals, "ticktext": ticktext},
+                     f"latency ({unit})", xaxis={"type": "log", "tickvals": tickvals, "ticktext": ticktext},
                      yaxis={"rangemode": "tozero"}, showlegend=False)
     layout["hovermode"] = "closest"
     return figure(data, layout)
@@ -415,12 +438,14 @@ def stages_figure(stages: Stages) -> Figure:
             "block_wait": stages.block_wait}
     names = list(each)
     data = []
+    unit, size = latency_unit([value for name in names for value in (each[name].p50, each[name].p99)])
     for key, colour in (("p50", "#1f77b4"), ("p99", "#ff7f0e")):
         values = [each[name].p50 if key == "p50" else each[name].p99 for name in names]
-        data.append({"type": "bar", "y": [n.replace("_", " ") for n in names], "x": values, "name": key,
+        data.append({"type": "bar", "y": [n.replace("_", " ") for n in names],
+                     "x": values if size == 1.0 else [None if v is None else v / size for v in values], "name": key,
                      "orientation": "h", "marker": {"color": colour},
                      "text": [duration_ms(v) for v in values], "textposition": "auto"})
-    layout = _layout("Latency stages: propagation, queue wait, service, block wait", "latency (ms)", "",
+    layout = _layout("Latency stages: propagation, queue wait, service, block wait", f"latency ({unit})", "",
                      height=320, yaxis={"autorange": "reversed"}, barmode="group")
     layout["hovermode"] = "closest"
     return figure(data, layout)

@@ -16,6 +16,10 @@ whole; only what a person reads is rounded here).
   where the analysis's verdicts reach it too.
 - ``UNIT_GAP``: the space between a number and its unit as these functions write them; a
   table cell that wraps keeps the two on one line (``report/cells.py``).
+- ``metric_value``: a summary metric named by its dotted path (``latency_ms.p99``,
+  ``throughput_per_s``, ``market.bad_debt.pct_of_open_interest``) in the unit its name
+  carries (``28.2 min``, ``2,891/s``, ``0.1%``), as sweep.html shows each point's metrics
+  (never ``1.692e+06``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
   beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
 - ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
@@ -45,8 +49,8 @@ from msgstorm.scenario.units import (
     run_time_s,
 )
 
-__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "number",
-           "rate_digits", "recovered_after", "run_time_s", "slo_value"]
+__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "metric_unit",
+           "metric_value", "number", "rate_digits", "recovered_after", "run_time_s", "slo_value"]
 
 # The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``3.9 h``,
 # ``16.2 min``, ``4 us``, ``535 B``, ``3 bps``): where a wrapped line must not break.
@@ -71,6 +75,30 @@ def number(value: Any, unit: str = "", digits: int = 3) -> str:
     if isinstance(value, float):
         return decimals(value, rate_digits(value) if unit == "/s" else digits) + unit
     return f"{value}{unit}"
+
+
+def metric_unit(name: str) -> str:
+    """The unit a summary metric's dotted name carries: ``ms`` (a part ending ``_ms``),
+    ``/s`` (``_per_s``), ``%`` (``pct_``), `` bps`` (``_bps``), else none (a count, a
+    share, a price)."""
+    parts = name.split(".")
+    if any(part.endswith("_ms") for part in parts):
+        return "ms"
+    if any(part.endswith("_per_s") for part in parts):
+        return "/s"
+    if any(part.startswith("pct_") for part in parts):
+        return "%"
+    if any(part.endswith("_bps") for part in parts):
+        return " bps"
+    return ""
+
+
+def metric_value(name: str, value: float | int | None) -> str:
+    """A summary metric's value in the unit its name carries (``metric_unit``)."""
+    unit = metric_unit(name)
+    if value is None or unit != "ms":
+        return number(value, unit)
+    return duration_ms(value)
 
 
 def _fault_named(fault_id: int | None) -> str:

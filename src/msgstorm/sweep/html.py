@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import figure
-from msgstorm.report.text import number
+from msgstorm.report.text import duration_unit, metric_unit, metric_value
 from msgstorm.sweep.grid import Plan, toml_value, value_label
 from msgstorm.sweep.results import KEY_METRICS, point_stats
 
@@ -58,6 +58,19 @@ def _mean_over(rows: dict[str, list[Any]], plan: Plan, metric: str, where: dict[
             if value is not None and all(value_label(plan.points[index][key]) == label for key, label in where.items())]
 
 
+def _axis(metric: str, values: list[Any]) -> tuple[str, float]:
+    """A metric's axis title and the size of its unit: a duration (``_ms``) in the unit its
+    longest value reads best in (``28.2`` min, not ``1.692e+06`` ms), anything else as it is."""
+    if metric_unit(metric) != "ms":
+        return metric, 1.0
+    unit, size = duration_unit(max((abs(v) for v in values if v is not None), default=0.0))
+    return f"{metric} ({unit})", size
+
+
+def _scaled(values: list[Any], size: float) -> list[Any]:
+    return values if size == 1.0 else [None if v is None else v / size for v in values]
+
+
 def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str) -> dict[str, Any]:
     xs = _values_of(plan, key)
     others = [k for k in plan.keys if k != key]
@@ -79,9 +92,13 @@ def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str
              "legendgroup": group, "hoverinfo": "skip"},
             {"type": "scatter", "x": xs, "y": lows, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
              "opacity": 0.2, "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
-            {"type": "scatter", "x": xs, "y": means, "mode": "lines+markers", "name": label, "legendgroup": group}]
+            {"type": "scatter", "x": xs, "y": means, "mode": "lines+markers", "name": label, "legendgroup": group,
+             "text": [metric_value(metric, mean) for mean in means], "hovertemplate": "%{x}: %{text}"}]
+    axis, size = _axis(metric, [v for trace in data for v in trace["y"]])
+    for trace in data:
+        trace["y"] = _scaled(trace["y"], size)
     layout = {"title": {"text": f"{metric} against {key} (mean over seeds, 95% band)"}, "height": 360,
-              "xaxis": {"title": {"text": key}, "type": "category"}, "yaxis": {"title": {"text": metric}},
+              "xaxis": {"title": {"text": key}, "type": "category"}, "yaxis": {"title": {"text": axis}},
               "legend": {"orientation": "h", "y": -0.25}}
     return dict(figure(data, layout))
 
@@ -93,10 +110,12 @@ def _surface(rows: dict[str, list[Any]], plan: Plan, metric: str) -> dict[str, A
     xs, ys = _values_of(plan, across), _values_of(plan, up)
     z = [[float(np.mean(values)) if (values := _mean_over(rows, plan, metric, {across: x, up: y})) else None
           for x in xs] for y in ys]
-    data = [{"type": "heatmap", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "name": metric,
-             "colorbar": {"title": {"text": metric, "side": "right"}},
-             "text": [["" if value is None else number(value) for value in row] for row in z], "texttemplate": "%{text}",
-             "hovertemplate": f"{across} = %{{x}}<br>{up} = %{{y}}<br>{metric} %{{z:,.4g}}<extra></extra>"}]
+    axis, size = _axis(metric, [value for row in z for value in row])
+    data = [{"type": "heatmap", "x": xs, "y": ys, "z": [_scaled(row, size) for row in z], "colorscale": "Viridis",
+             "name": metric, "colorbar": {"title": {"text": axis, "side": "right"}},
+             "text": [["" if value is None else metric_value(metric, value) for value in row] for row in z],
+             "texttemplate": "%{text}",
+             "hovertemplate": f"{across} = %{{x}}<br>{up} = %{{y}}<br>{metric} %{{text}}<extra></extra>"}]
     layout = {"title": {"text": f"{metric} over {across} and {up} (mean over seeds)"}, "height": max(320, 160 + 60 * len(ys)),
               "xaxis": {"title": {"text": across}, "type": "category"},
               "yaxis": {"title": {"text": up}, "type": "category"}}
@@ -123,7 +142,8 @@ def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict
             spreads.append(spread)
             shares.append(100.0 * spread / largest if largest > 0 else 0.0)
         data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": shares,
-                     "customdata": spreads, "hovertemplate": "%{x:.3g}% (%{customdata:,.4g} in its units)"})
+                     "customdata": spreads, "text": [metric_value(metric, spread) for spread in spreads],
+                     "hovertemplate": "%{x:.3g}% (%{text})"})
     layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean, as a share "
                                 "of the largest)"},
               "barmode": "group", "height": 160 + 60 * len(plan.keys) * max(1, len(metrics)) // 2,
@@ -160,7 +180,9 @@ def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path
         for metric in shown:
             stats = point["metrics"].get(metric) or {}
             mean, ci = stats.get("mean"), stats.get("ci95")
-            cells.append(esc("—" if mean is None else f"{mean:,.4g}" + (f" [{ci[0]:,.4g}, {ci[1]:,.4g}]" if ci else "")))
+            cells.append(esc(metric_value(metric, mean) + (f" [{metric_value(metric, ci[0])}, "
+                                                           f"{metric_value(metric, ci[1])}]" if ci and mean is not None
+                                                           else "")))
         body.append(cells)
     sections.append(("points", "Points", table(["point", *plan.keys, "runs", "failed", *shown], body,
                                                 attrs='id="points-table"')))
