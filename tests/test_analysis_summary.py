@@ -148,7 +148,7 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
     assert s["failure_threshold"] == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 1 * S}
     assert s["queue"] == {"max_depth": 9, "mean_depth": 3.0, "max_block_backlog": None}
     assert s["backpressure"] == {"events": 3, "first_engaged_s": 2.0}
-    assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875}
+    assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875, "unit": "gwei"}
     assert s["desync"] == {"episodes": 1, "max_height_gap": 6}
     # Every committed message 10 ms late before the fault and after it: recovered at once. The
     # message dropped in 1 .. 2 s leaves 0 .. 1 s as the baseline.

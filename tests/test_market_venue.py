@@ -665,7 +665,8 @@ def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
     10,000 at leverage 10 at 100: 1,000 units, debt 90,000) is auctioned, its one bid of 0
     stands, and the lot closes exactly ttl = 1 s after it committed, at 0: the whole debt,
     90,000, is bad debt (no fund)."""
-    history, summary = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1"])
+    history, summary = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1",
+                                                           'market.currency="DAI"'])
     executions = history.table("executions")
     rows = list(zip(*(_column(executions, name) for name in ("t", "msg_id", "account", "outcome", "price",
                                                               "collateral_after", "bad_debt")), strict=True))
@@ -677,9 +678,12 @@ def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
         assert t == bids[msg_id] + S
         assert (price, after, bad_debt) == (0.0, -90_000.0, 90_000.0)
     assert summary["market"]["venue"]["bad_debt"] == pytest.approx(900_000.0, abs=0.01)
-    # 10 lots of 1,000 units, every one at a zero bid, nothing given back.
-    assert summary["market"]["venue"]["auctions"] == {"lots": 10, "zero_bid_lots": 10, "zero_bid_units": 10_000.0,
-                                                      "units": 10_000.0, "returned_share": 0.0}
+    # 10 lots of 1,000 units of the one instrument, every one at a zero bid, nothing given back;
+    # the debt in the market's currency.
+    assert summary["market"]["venue"]["auctions"] == {"unit": "ETH", "lots": 10, "zero_bid_lots": 10,
+                                                      "zero_bid_units": 10_000.0, "units": 10_000.0,
+                                                      "returned_share": 0.0}
+    assert summary["market"]["currency"] == "DAI"
 
 
 def test_two_keepers_through_the_network_tend_then_dent(tmp_path: Path) -> None:

@@ -77,3 +77,20 @@ def test_a_simulated_chain_run_draws_its_base_fee_per_block_too(tmp_path: Path) 
 def test_a_simulated_run_without_eip1559_draws_no_base_fee_chart(tmp_path: Path) -> None:
     history = _chain_history(tmp_path, "sim", mode="unbounded")
     assert _figure(render_run_report(history, analyse(history)), "base-fee") is None
+
+
+def test_the_base_fee_says_its_unit_gwei_or_the_nodes_fee_unit(tmp_path: Path) -> None:
+    """A simulated chain's base fee is in gwei, an EVM node's in live.anvil.fee_unit_wei wei:
+    the summary says which, and the page's axis and caption with it (they were bare numbers)."""
+    history = _chain_history(tmp_path / "sim", "sim")
+    analysis = analyse(history)
+    assert analysis.result.base_fee is not None and analysis.result.base_fee.unit == "gwei"
+    page = render_run_report(history, analysis)
+    fee = _figure(page, "base-fee")
+    assert fee is not None and fee["layout"]["yaxis"]["title"]["text"] == "base fee (gwei)"
+    assert "from 1 to 1.107 gwei (at most 1.266)" in page
+    from msgstorm.analysis.queue import fee_unit
+
+    node = {"target": "anvil", "live": {"anvil": {"fee_unit_wei": 1}}}
+    assert [fee_unit(node), fee_unit({"target": "anvil"}), fee_unit({"target": "sim"})] == ["wei", "gwei", "gwei"]
+    assert fee_unit({"target": "anvil", "live": {"anvil": {"fee_unit_wei": 1000}}}) == "x 1,000 wei"

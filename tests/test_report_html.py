@@ -316,7 +316,7 @@ def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
     assert max(fee["y"]) < 5 < max(queue["y"]), "a fee of ones beside a queue of thousands"
     assert fee["yaxis"] not in (queue["yaxis"], "y", None)
     axis = figure["layout"]["yaxis" + fee["yaxis"][1:]]
-    assert axis["title"]["text"] == "base fee" and axis["overlaying"] == "y"
+    assert axis["title"]["text"] == "base fee (gwei)" and axis["overlaying"] == "y"
     assert figure["layout"]["yaxis" + queue["yaxis"][1:]]["title"]["text"] == "queue depth"
 
 

@@ -127,10 +127,36 @@ def test_a_check_that_is_not_valid_is_printed_with_its_detail_and_a_valid_one_is
 
 
 def test_the_base_fee_path_is_its_min_max_and_last_on_a_fee_chain_only() -> None:
-    lines = _printed({"base_fee": {"min": 0.586, "max": 8.373, "last": 1.001}})
+    lines = _printed({"base_fee": {"min": 0.586, "max": 8.373, "last": 1.001, "unit": "gwei"}})
     row = lines[_row(lines, "base fee min / max / last")]
-    assert row.rstrip(" │").endswith("0.586 / 8.373 / 1.001")
+    assert row.rstrip(" │").endswith("0.586 / 8.373 / 1.001 gwei")
     assert not [line for line in _printed({"base_fee": None}) if line.startswith("│ base fee")]
+
+
+def test_a_markets_amounts_carry_its_currency_and_an_auctions_lots_their_instrument() -> None:
+    """12 March 2020's english auctions: the lots in ETH, the deficit and the published one in
+    DAI, bad debt and open interest in DAI (they read as bare numbers before)."""
+    published = {"zero_bid_share": 0.36, "zero_bid_units": 62_890.0, "returned_share": None, "deficit": 5_670_000.0,
+                 "source": "Whiterabbit"}
+    venue = {"liquidation_fee": 919_994.69, "keeper_fee": 0.0, "insurance_fee": 919_994.69,
+             "insurance_fund": {"start": 0.0, "end": 0.0, "used": 919_994.69}, "deleveraged": 0.0, "socialised": 0.0,
+             "bad_debt": 11_606_113.0, "partial_calls": 0,
+             "auctions": {"unit": "ETH", "lots": 1587, "zero_bid_lots": 1127, "zero_bid_units": 126_225.64,
+                          "units": 186_166.48, "returned_share": 0.0515, "published": published}}
+    market = {**MARKET, "currency": "DAI", "venue": venue, "slippage_bps": {"p50": None, "p99": None}}
+    lines = [line.rstrip(" │") for line in _printed({"market": market})]
+    assert lines[_row(lines, "bad debt")].endswith(
+        "158,530,597 DAI (14.826% of open interest 1,069,258,733 DAI), 7,416 accounts")
+    assert lines[_row(lines, "english auctions")].endswith(
+        "1,587 lots, 1,127 at a zero bid (126,225.64 of 186,166.48 ETH), collateral returned 5.15%, deficit "
+        "11,606,113 DAI")
+    assert lines[_row(lines, "published for the day")].endswith(
+        "zero bids 36.00% of lots, zero-bid 62,890 ETH, deficit 5,670,000 DAI (Whiterabbit)")
+    assert "fund used 919,994.69 DAI" in lines[_row(lines, "venue losses")]
+    unnamed = [line.rstrip(" │") for line in _printed({"market": {**MARKET, "venue": {**venue, "auctions": {
+        **venue["auctions"], "unit": None}}, "slippage_bps": {"p50": None, "p99": None}}})]
+    assert unnamed[_row(unnamed, "english auctions")].endswith(
+        "(126,225.64 of 186,166.48 units), collateral returned 5.15%, deficit 11,606,113")
 
 
 def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
@@ -206,3 +232,14 @@ def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_f
         print_summary(misspelt, Console(file=io.StringIO(), width=200))
     lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
     assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"
+
+
+def test_a_faults_start_and_end_past_a_minute_read_in_hours_and_minutes() -> None:
+    """A day-long oracle fault ends at 86,400 s: "24 h 0 min 0 s", not "86,400 s"; one within
+    the first minute keeps its seconds to the millisecond."""
+    fault = {"fault_id": 0, "kind": "oracle", "start_s": 0.0, "end_s": 86_400.0, "pre_fault_p99_ms": None,
+             "baseline_s": None, "no_baseline": {"reason": "nothing_before", "fault_id": None}, "recovery_s": None}
+    short = {**fault, "fault_id": 1, "kind": "partition", "start_s": 6.00712, "end_s": 12.001}
+    lines = _printed({"faults": [fault, short]})
+    assert any(line.startswith("│  0 │ oracle    │     0 s │ 24 h 0 min 0 s │") for line in lines), lines
+    assert any(line.startswith("│  1 │ partition │ 6.007 s │       12.001 s │") for line in lines), lines

@@ -390,6 +390,7 @@ def market_summary(history: History) -> Market | None:
     open_interest = float(notional(tables.size, tables.entry).sum())
 
     summary: dict[str, Any] = {
+        "currency": history.scenario["market"].get("currency"),
         "accounts": int(eligible.size),
         "open_interest": rounded(open_interest, 2),
         "liquidations": {
@@ -670,7 +671,9 @@ def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]
     zero = executions.column("price").to_numpy()[executed] == 0.0
     size = history.table("accounts").column("size").to_numpy()
     published = (history.scenario["market"]["liquidation"] or {}).get("published")
-    return {"lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
+    instruments = history.scenario["market"]["instruments"]
+    return {"unit": instruments[0]["name"] if len(instruments) == 1 else None,
+            "lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
             "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
             "units": rounded(float(size[accounts].sum()), 2),
             "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),

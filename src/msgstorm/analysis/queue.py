@@ -17,6 +17,7 @@ import numpy as np
 from msgstorm.analysis._common import F64, I64, events_of, plain_number, rounded, seconds
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
+from msgstorm.history.schema import SIM_TARGET, is_simulated
 
 __all__ = [
     "RELEASED_STATES",
@@ -26,6 +27,7 @@ __all__ = [
     "base_fee_summary",
     "base_fee_timeline",
     "depth_samples",
+    "fee_unit",
     "queue_summary",
 ]
 
@@ -105,8 +107,23 @@ def base_fee_timeline(history: History) -> list[dict[str, Any]]:
     ]
 
 
-def base_fee_summary(timeline: list[dict[str, Any]]) -> dict[str, float | None] | None:
-    """{min, max, last} of the base fee, or None when no base fee was recorded."""
+# A fee unit by its size in wei, as a person names it.
+_WEI_UNITS = {1: "wei", 10**9: "gwei", 10**18: "ETH"}
+GWEI = 10**9
+
+
+def fee_unit(scenario: dict[str, Any]) -> str:
+    """The unit a run's fees and base fee are in: on an EVM node ``live.anvil.fee_unit_wei``
+    wei (gwei unless set), on the simulator gwei (a simulated chain's fees are given as a
+    chain's day gives them: examples/black-thursday-2020.toml's base fee file)."""
+    if is_simulated(str(scenario.get("target") or SIM_TARGET)):
+        return _WEI_UNITS[GWEI]
+    wei = int(((scenario.get("live") or {}).get("anvil") or {}).get("fee_unit_wei") or GWEI)
+    return _WEI_UNITS.get(wei, f"x {wei:,} wei")
+
+
+def base_fee_summary(timeline: list[dict[str, Any]], unit: str) -> dict[str, Any] | None:
+    """{min, max, last, unit} of the base fee, or None when no base fee was recorded."""
     if not timeline:
         return None
     fees = [entry["base_fee"] for entry in timeline]
@@ -114,4 +131,5 @@ def base_fee_summary(timeline: list[dict[str, Any]]) -> dict[str, float | None] 
         "min": rounded(min(fees), 9),
         "max": rounded(max(fees), 9),
         "last": rounded(fees[-1], 9),
+        "unit": unit,
     }

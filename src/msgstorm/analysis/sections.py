@@ -51,6 +51,7 @@ from msgstorm.analysis.queue import (
     backpressure_summary,
     base_fee_summary,
     depth_samples,
+    fee_unit,
     queue_summary,
 )
 from msgstorm.analysis.recovery import recovery_times
@@ -241,7 +242,7 @@ def _backpressure(history: History, ctx: SectionContext) -> Any:
 
 @section("base_fee")
 def _base_fee(history: History, ctx: SectionContext) -> Any:
-    return base_fee_summary(ctx.fee_timeline)
+    return base_fee_summary(ctx.fee_timeline, fee_unit(history.scenario))
 
 
 @section("messages")

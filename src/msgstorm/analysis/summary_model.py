@@ -115,6 +115,9 @@ class BaseFee(Closed):
     min: float | None
     max: float | None
     last: float | None
+    unit: Annotated[str | None, Field(description="what the base fee is counted in: gwei, or on an EVM node "
+                                                  "live.anvil.fee_unit_wei wei; null in a summary written before "
+                                                  "it was")] = None
 
 
 UNSENT = "live: intended before the run's end but never sent, the generator being behind when the run ended (its shortfall; nothing is sent late); 0 on the simulator"
@@ -377,6 +380,8 @@ class PublishedFigures(Closed):
 
 
 class EnglishLots(Closed):
+    unit: Annotated[str | None, Field(description="what the lots' units are: the instrument's name (market.instruments), "
+                                                  "null with several instruments")] = None
     lots: Annotated[int, Field(ge=0, description="auctions closed")]
     zero_bid_lots: Annotated[int, Field(ge=0, description="closed at a bid of 0")]
     zero_bid_units: Annotated[float, Field(ge=0, description="the units of collateral those lots held")]
@@ -409,6 +414,8 @@ class VenueLosses(Closed):
 
 
 class Market(Closed):
+    currency: Annotated[str | None, Field(description="what its amounts are counted in (market.currency); null: "
+                                                      "not named")] = None
     accounts: Count
     open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
     liquidations: Liquidations

@@ -30,23 +30,25 @@ def chain_sections(history: History, analysis: Analysis, depth: tuple[list[float
     """The page's sections of a chain run: "Base fee per block" when base fees were
     recorded (a simulated run's under ``backpressure.mode = "eip1559"``), and on a live run with pool samples "Pool and base fee"; none otherwise."""
     base_fee: list[dict[str, Any]] = analysis.timelines.get("base_fee", [])
+    unit = (analysis.result.base_fee.unit if analysis.result.base_fee is not None else None) or ""
     backpressure = history.scenario.get("backpressure") or {}
     if not live and backpressure.get("mode") != "eip1559":
         base_fee = []  # a simulated run without EIP-1559 has no base fee that moves: no chart
     sections: list[tuple[str, str, str]] = []
     spans = shaded_spans(history, analysis) if base_fee or (live and depth[0]) else []
     if live and depth[0]:
-        plot = Plot("queue", figures.queue_fee_figure(depth, base_fee, spans),
+        plot = Plot("queue", figures.queue_fee_figure(depth, base_fee, spans, unit),
                     "The node's pool: its pending transactions sampled every run.sample_interval "
                     "(txpool_status), and the base fee in force in each block.")
         sections.append(("queue", "Pool and base fee", figure_block(plot)))
     if base_fee:
         blocks = events_of(history, EventKind.BLOCK_PRODUCED)
-        fig = figures.base_fee_figure(base_fee, blocks.t.tolist(), blocks.value.tolist(), spans)
+        fig = figures.base_fee_figure(base_fee, blocks.t.tolist(), blocks.value.tolist(), spans, unit)
         fees = [entry["base_fee"] for entry in base_fee]
         rises = sum(b > a for a, b in zip(fees, fees[1:], strict=False))
         caption = (f"The base fee in force in each of {len(fees):,} blocks (EIP-1559: up to 12.5% a block toward "
-                   f"half-full blocks), from {fees[0]:,.4g} to {fees[-1]:,.4g} (at most {max(fees):,.4g}); it rose "
+                   f"half-full blocks), from {fees[0]:,.4g} to {fees[-1]:,.4g} {unit} (at most {max(fees):,.4g}); "
+                   f"it rose "
                    f"in {rises:,} blocks. Bars: each block's messages.")
         sections.append(("base-fee", "Base fee per block", figure_block(Plot("base-fee", fig, esc(caption)))))
     return sections

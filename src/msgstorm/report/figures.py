@@ -39,6 +39,7 @@ __all__ = [
     "rollup_batches_figure",
     "rollup_fees_figure",
     "base_fee_figure",
+    "fee_title",
     "cpu_figure",
     "SPAN_COLOURS",
     "label_if_empty",
@@ -452,8 +453,9 @@ def stages_figure(stages: Stages) -> Figure:
 
 
 def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict[str, Any]],
-                     spans: Sequence[Span]) -> Figure:
-    """Sequencer queue depth (peak between samples) and, when recorded, the base fee."""
+                     spans: Sequence[Span], fee_unit: str = "") -> Figure:
+    """Sequencer queue depth (peak between samples) and, when recorded, the base fee (in
+    ``fee_unit``, the summary's ``base_fee.unit``)."""
     data: list[dict[str, Any]] = [{"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)",
                                    "mode": "lines", "line": {"color": "#1f77b4", "shape": "hv"}, "fill": "tozeroy"}]
     more: dict[str, Any] = {}
@@ -463,15 +465,20 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
         data.append({"type": "scatter", "x": [base_fee[i]["t_ns"] / NS_PER_S for i in keep],
                      "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee", "mode": "lines",
                      "yaxis": "y2", "line": {"color": "#8c564b", "shape": "hv"}})
-        more["yaxis2"] = {"title": {"text": "base fee"}, "overlaying": "y", "side": "right",
+        more["yaxis2"] = {"title": {"text": fee_title(fee_unit)}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
     title_text = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
     layout = _layout(title_text, "time (s)", "messages queued", yaxis={"rangemode": "tozero"}, **more)
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 
+def fee_title(unit: str) -> str:
+    """A base fee's axis title, with its unit: ``base fee (gwei)``."""
+    return f"base fee ({unit})" if unit else "base fee"
+
+
 def base_fee_figure(base_fee: list[dict[str, Any]], block_t_ns: Sequence[int], block_messages: Sequence[float],
-                    spans: Sequence[Span]) -> Figure:
+                    spans: Sequence[Span], fee_unit: str = "") -> Figure:
     """A chain run's base fee in force in each block (a step line), and each block's
     messages (bars, on the right axis; left out past ``MAX_POINTS`` blocks)."""
     fee = np.array([e["base_fee"] for e in base_fee], dtype=np.float64)
@@ -485,7 +492,7 @@ def base_fee_figure(base_fee: list[dict[str, Any]], block_t_ns: Sequence[int], b
                      "name": "messages in the block", "yaxis": "y2", "marker": {"color": "#1f77b4", "opacity": 0.35}})
         more["yaxis2"] = {"title": {"text": "messages in the block"}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
-    layout = _layout("Base fee per block", "time (s)", "base fee", yaxis={"rangemode": "tozero"}, **more)
+    layout = _layout("Base fee per block", "time (s)", fee_title(fee_unit), yaxis={"rangemode": "tozero"}, **more)
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 

@@ -151,7 +151,8 @@ def _plots(history: History, analysis: Analysis,
         "spectrum": Plot("spectrum", figures.spectrum_figure(percentiles, inverse, values)),
         "stages": Plot("stages", figures.stages_figure(summary.latency_stages_ms),
                        "Committed messages only. Stage percentiles are separate populations: they need not add up."),
-        "queue": Plot("queue", figures.queue_fee_figure(depth, analysis.timelines.get("base_fee", []), spans)),
+        "queue": Plot("queue", figures.queue_fee_figure(depth, analysis.timelines.get("base_fee", []), spans,
+                                                        (summary.base_fee.unit if summary.base_fee else None) or "")),
         "backlog": Plot("backlog", figures.validation_backlog_figure(validation_backlog_series(history), depth, spans),
                         "Sampled every run.sample_interval: each node's queued validation work in receipts' "
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
@@ -192,7 +193,8 @@ def _market(history: History, analysis: Analysis, summary: Summary,
     """The section "What delay cost" of a run with ``[market]`` (none without)."""
     if summary.market is None:
         return []
-    figures_of = market_plots(history, summary.market, depth, analysis.timelines.get("base_fee", []))
+    figures_of = market_plots(history, summary.market, depth, analysis.timelines.get("base_fee", []),
+                              (summary.base_fee.unit if summary.base_fee else None) or "")
     if figures_of is None:
         return []
     captions = {

@@ -33,7 +33,7 @@ from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
 from msgstorm.report.terminal import published_figures
-from msgstorm.report.text import duration_ms, duration_unit, number
+from msgstorm.report.text import amount, duration_ms, duration_unit, number
 from msgstorm.rules.market import equity
 
 __all__ = ["market_plots", "market_section"]
@@ -80,7 +80,7 @@ def _bad_debt_over_time(tables: MarketTables, done: Executed) -> tuple[np.ndarra
 
 
 def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[float], list[float]],
-                     base_fee: list[dict[str, Any]]) -> Figure:
+                     base_fee: list[dict[str, Any]], fee_unit: str, currency: str | None) -> Figure:
     times, realised, total = _bad_debt_over_time(tables, done)
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": times.tolist(), "y": total.tolist(), "mode": "lines",
@@ -95,10 +95,11 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
         data.append({"type": "scatter", "x": [e["t_ns"] / NS_PER_S for e in base_fee],
                      "y": [e["base_fee"] for e in base_fee], "name": "base fee", "mode": "lines", "yaxis": "y2",
                      "line": {"color": "#8c564b", "shape": "hv", "width": 1}})
-    layout = figures._layout("Bad debt over time, beside the queue and the base fee", "time (s)", "bad debt",
-                             yaxis={"rangemode": "tozero"}, **more)
+    layout = figures._layout("Bad debt over time, beside the queue and the base fee", "time (s)",
+                             f"bad debt ({currency})" if currency else "bad debt", yaxis={"rangemode": "tozero"},
+                             **more)
     # The base fee (ones) beside the queue depth (thousands) would be a flat line on its axis.
-    return figures.own_axis(figure(data, layout), "base fee", "base fee")
+    return figures.own_axis(figure(data, layout), "base fee", figures.fee_title(fee_unit))
 
 
 def _delay_figure(delays: Delays, market: Market) -> Figure:
@@ -123,13 +124,13 @@ def _delay_figure(delays: Delays, market: Market) -> Figure:
 
 
 def market_plots(history: History, market: Market, depth: tuple[list[float], list[float]],
-                 base_fee: list[dict[str, Any]]) -> dict[str, Figure] | None:
+                 base_fee: list[dict[str, Any]], fee_unit: str = "") -> dict[str, Figure] | None:
     tables = market_tables(history)
     if tables is None:
         return None
     done = executed_liquidations(history)
     return {"market-prices": _prices_figure(history, tables, done),
-            "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee),
+            "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee, fee_unit, market.currency),
             "market-delay": _delay_figure(liquidation_delays(history, tables, done), market)}
 
 
@@ -143,33 +144,34 @@ def market_section(summary: Summary) -> str:
     counted = (("eligible", liquidations.eligible), ("triggered", liquidations.triggered),
                ("executed", liquidations.executed), ("late", liquidations.late), ("no op", liquidations.no_op),
                ("not attempted", liquidations.not_attempted), ("messages", liquidations.messages))
-    rows = [["accounts / open interest", f"{number(market.accounts)} / {number(market.open_interest)}"],
+    currency = market.currency
+    rows = [["accounts / open interest", f"{number(market.accounts)} / {amount(market.open_interest, currency)}"],
             *[[f"liquidations {label}", number(count)] for label, count in counted],
             ["liquidation delay p50 / p99 / max", " / ".join(duration_ms(v) for v in (delay.p50, delay.p99, delay.max))],
-            [market_bad_debt_label(summary), f"{number(bad.absolute)} ({number(bad.pct_of_open_interest, '%')} of open "
+            [market_bad_debt_label(summary), f"{amount(bad.absolute, currency)} ({number(bad.pct_of_open_interest, '%')} of open "
                          f"interest), {number(bad.accounts)} accounts"],
             ["price staleness p50 / p99 / max", " / ".join(duration_ms(v) for v in (stale.p50, stale.p99, stale.max))],
             ["slippage p50 / p99", f"{number(slip.p50)} / {number(slip.p99)} bps"]]
     venue = market.venue
     if venue is not None:
         fund = venue.insurance_fund
-        rows += [["liquidation fee (keepers / insurance fund)", f"{number(venue.liquidation_fee)} "
-                  f"({number(venue.keeper_fee)} / {number(venue.insurance_fee)})"],
-                 ["insurance fund start / end / used", f"{number(fund.start)} / {number(fund.end)} / "
-                  f"{number(fund.used)}"],
-                 ["deleveraged / socialised / bad debt left", f"{number(venue.deleveraged)} / "
-                  f"{number(venue.socialised)} / {number(venue.bad_debt)}"],
+        rows += [["liquidation fee (keepers / insurance fund)", f"{amount(venue.liquidation_fee, currency)} "
+                  f"({amount(venue.keeper_fee, currency)} / {amount(venue.insurance_fee, currency)})"],
+                 ["insurance fund start / end / used", f"{amount(fund.start, currency)} / "
+                  f"{amount(fund.end, currency)} / {amount(fund.used, currency)}"],
+                 ["deleveraged / socialised / bad debt left", f"{amount(venue.deleveraged, currency)} / "
+                  f"{amount(venue.socialised, currency)} / {amount(venue.bad_debt, currency)}"],
                  ["partial liquidation calls", number(venue.partial_calls)]]
         funding = venue.funding
         if funding is not None:  # [market.funding]: zero-sum, so what was paid was received
-            rows.append(["funding paid (payments / intervals)", f"{number(funding.paid)} "
+            rows.append(["funding paid (payments / intervals)", f"{amount(funding.paid, currency)} "
                          f"({number(funding.payments)} / {number(funding.intervals)})"])
         lots = venue.auctions
         if lots is not None:
             rows += [["english auctions: lots / at a zero bid", f"{number(lots.lots)} / "
                       f"{number(lots.zero_bid_lots)} ({number(lots.zero_bid_units)} of "
-                      f"{number(lots.units)} units)"],
+                      f"{amount(lots.units, lots.unit or 'units')})"],
                      ["collateral returned to owners", number(100 * lots.returned_share, "%")]]
             if lots.published is not None:
-                rows += [["published for the day", published_figures(lots.published)]]
+                rows += [["published for the day", published_figures(lots.published, lots.unit, currency)]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')

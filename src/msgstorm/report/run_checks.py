@@ -28,6 +28,7 @@ from msgstorm.report.text import (
     duration_s,
     number,
     recovered_after,
+    run_time_s,
 )
 
 __all__ = ["checks_section", "connections_table", "copies_table"]
@@ -49,8 +50,8 @@ def _checks_table(checks: list[Check]) -> str:
 def _faults_table(faults: list[Fault]) -> str:
     if not faults:
         return '<p class="note">No fault was active during the run.</p>'
-    rows = [[esc(fault.fault_id), esc(fault.kind), f'<td class="num">{number(fault.start_s, " s")}</td>',
-             f'<td class="num">{number(fault.end_s, " s") if fault.end_s is not None else "still active"}</td>',
+    rows = [[esc(fault.fault_id), esc(fault.kind), f'<td class="num">{run_time_s(fault.start_s, 3)}</td>',
+             f'<td class="num">{run_time_s(fault.end_s, 3) if fault.end_s is not None else "still active"}</td>',
              f'<td class="num">{duration_ms(fault.pre_fault_p99_ms)}</td>',
              f'<td class="num">{esc(baseline_span(fault))}</td>',
              f'<td class="num">{esc(recovered_after(fault))}</td>'] for fault in faults]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from msgstorm.analysis.summary_model import Controller, Group, Latency, Market, SloVerdict, Summary
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
-from msgstorm.report.text import duration_ms, duration_s, number, slo_value
+from msgstorm.report.text import amount, duration_ms, duration_s, number, slo_value
 
 __all__ = ["card", "headline", "spectrum_table", "verdict_badge"]
 
@@ -37,7 +37,7 @@ def _market_cards(market: Market | None, bad_debt_label: str) -> list[str]:
         return []
     bad, liquidations = market.bad_debt, market.liquidations
     return [
-        card(bad_debt_label, esc(number(bad.absolute)),
+        card(bad_debt_label, esc(amount(bad.absolute, market.currency)),
              esc(f"{number(bad.pct_of_open_interest)}% of open interest, {number(bad.accounts)} "
                  "accounts")),
         card("liquidations executed", esc(number(liquidations.executed)),

@@ -54,12 +54,14 @@ from msgstorm.report.cross import cross_rows
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
+    amount,
     baseline_span,
     broker_said,
     duration_ms,
     duration_s,
     number,
     recovered_after,
+    run_time_s,
     slo_value,
 )
 
@@ -70,13 +72,15 @@ def _fmt(value: Any, unit: str = "") -> str:
     return number(value, unit)
 
 
-def published_figures(day: PublishedFigures) -> str:
-    """The published figures a scenario gives for the day it replays, with their source."""
+def published_figures(day: PublishedFigures, unit: str | None = None, currency: str | None = None) -> str:
+    """The published figures a scenario gives for the day it replays, with their source; the
+    zero-bid collateral in the lots' ``unit`` and the deficit in the market's ``currency``."""
     parts = [f"{label} {text}" for label, text in (
         ("zero bids", None if day.zero_bid_share is None else _percent(day.zero_bid_share) + " of lots"),
-        ("zero-bid units", None if day.zero_bid_units is None else _fmt(day.zero_bid_units)),
+        ("zero-bid" if unit else "zero-bid units",
+         None if day.zero_bid_units is None else amount(day.zero_bid_units, unit)),
         ("collateral returned", None if day.returned_share is None else _percent(day.returned_share)),
-        ("deficit", None if day.deficit is None else _fmt(day.deficit))) if text is not None]
+        ("deficit", None if day.deficit is None else amount(day.deficit, currency))) if text is not None]
     return f"{', '.join(parts)} ({day.source})"
 
 
@@ -140,10 +144,10 @@ def _limit(capacity: Capacity) -> str:
 
 def _market_headline(market: Market, bad_debt_label: str) -> list[tuple[str, str]]:
     """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
-    liquidations, bad = market.liquidations, market.bad_debt
+    liquidations, bad, currency = market.liquidations, market.bad_debt, market.currency
     return [
-        (bad_debt_label, f"{_fmt(bad.absolute)} ({_fmt(bad.pct_of_open_interest)}% of open "
-                         f"interest {_fmt(market.open_interest)}), {_fmt(bad.accounts)} accounts"),
+        (bad_debt_label, f"{amount(bad.absolute, currency)} ({_fmt(bad.pct_of_open_interest)}% of open "
+                         f"interest {amount(market.open_interest, currency)}), {_fmt(bad.accounts)} accounts"),
         ("liquidations", f"eligible {_fmt(liquidations.eligible)}, triggered {_fmt(liquidations.triggered)}, "
                          f"executed {_fmt(liquidations.executed)}, late {_fmt(liquidations.late)}, "
                          f"no-op {_fmt(liquidations.no_op)}, not attempted "
@@ -161,24 +165,25 @@ def _market_rows(market: Market) -> list[tuple[str, str]]:
                                            f"{duration_ms(split.keeper)}, messaging "
                                            f"{duration_ms(split.messaging)}"))
     rows.append(("price staleness p50 / p99 / max", _durations(stale.p50, stale.p99, stale.max)))
-    venue = market.venue
+    venue, currency = market.venue, market.currency
     if venue is not None:  # [market.liquidation]: where the money went (analysis/market.py, venue_summary)
         rows.append(("venue losses",
-                     f"fee {_fmt(venue.liquidation_fee)} (fund {_fmt(venue.insurance_fee)}), fund "
-                     f"used {_fmt(venue.insurance_fund.used)}, deleveraged {_fmt(venue.deleveraged)}, socialised "
-                     f"{_fmt(venue.socialised)}, partial calls {_fmt(venue.partial_calls)}"))
+                     f"fee {amount(venue.liquidation_fee, currency)} (fund {amount(venue.insurance_fee, currency)}), "
+                     f"fund used {amount(venue.insurance_fund.used, currency)}, deleveraged "
+                     f"{amount(venue.deleveraged, currency)}, socialised {amount(venue.socialised, currency)}, "
+                     f"partial calls {_fmt(venue.partial_calls)}"))
         funding = venue.funding
         if funding is not None:  # [market.funding]: zero-sum, so what was paid was received
-            rows.append(("funding paid", f"{_fmt(funding.paid)} in {_fmt(funding.payments)} payments "
+            rows.append(("funding paid", f"{amount(funding.paid, currency)} in {_fmt(funding.payments)} payments "
                                          f"over {_fmt(funding.intervals)} intervals"))
         lots = venue.auctions
         if lots is not None:  # english_auction: zero bids, collateral given back, the deficit
             rows.append(("english auctions",
                          f"{_fmt(lots.lots)} lots, {_fmt(lots.zero_bid_lots)} at a zero bid "
-                         f"({_fmt(lots.zero_bid_units)} of {_fmt(lots.units)} units), collateral "
-                         f"returned {_percent(lots.returned_share)}, deficit {_fmt(venue.bad_debt)}"))
+                         f"({_fmt(lots.zero_bid_units)} of {amount(lots.units, lots.unit or 'units')}), collateral "
+                         f"returned {_percent(lots.returned_share)}, deficit {amount(venue.bad_debt, currency)}"))
             if lots.published is not None:  # the day's own figures, beside the run's
-                rows.append(("published for the day", published_figures(lots.published)))
+                rows.append(("published for the day", published_figures(lots.published, lots.unit, currency)))
     return rows
 
 
@@ -305,8 +310,8 @@ def _faults_table(faults: list[Fault]) -> KeptTable:
     for column in ("id", "kind", "start", "end", "p99 before", "over", "recovered after"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for fault in faults:
-        table.add_row(_fmt(fault.fault_id), escape(_fmt(fault.kind)), f"{_fmt(fault.start_s)} s",
-                      f"{_fmt(fault.end_s)} s" if fault.end_s is not None else "still active",
+        table.add_row(_fmt(fault.fault_id), escape(_fmt(fault.kind)), run_time_s(fault.start_s, 3),
+                      run_time_s(fault.end_s, 3) if fault.end_s is not None else "still active",
                       duration_ms(fault.pre_fault_p99_ms), baseline_span(fault), recovered_after(fault))
     return table
 
@@ -467,7 +472,8 @@ def _headline(summary: Summary) -> KeptTable:
     base_fee = summary.base_fee
     if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
         head.add_row("base fee min / max / last", " / ".join(_fmt(fee) for fee in (base_fee.min, base_fee.max,
-                                                                                      base_fee.last)))
+                                                                                      base_fee.last))
+                     + (f" {base_fee.unit}" if base_fee.unit else ""))
     head.add_row("desync episodes / max gap",
                  f"{_fmt(summary.desync.episodes)} / {_fmt(summary.desync.max_height_gap)}")
     head.add_row("messages", _messages_line(summary.messages))

@@ -16,6 +16,8 @@ whole; only what a person reads is rounded here).
   where the analysis's verdicts reach it too.
 - ``UNIT_GAP``: the space between a number and its unit as these functions write them; a
   table cell that wraps keeps the two on one line (``report/cells.py``).
+- ``amount``: a quantity with the unit its scenario names (``11,606,113 DAI`` of a market's
+  ``currency``, ``62,890 ETH`` of an instrument), a bare number where none is named.
 - ``metric_value``: a summary metric named by its dotted path (``latency_ms.p99``,
   ``throughput_per_s``, ``market.bad_debt.pct_of_open_interest``) in the unit its name
   carries (``28.2 min``, ``2,891/s``, ``0.1%``), as sweep.html shows each point's metrics
@@ -49,7 +51,7 @@ from msgstorm.scenario.units import (
     run_time_s,
 )
 
-__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "metric_unit",
+__all__ = ["UNIT_GAP", "amount", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "metric_unit",
            "metric_value", "number", "rate_digits", "recovered_after", "run_time_s", "slo_value"]
 
 # The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``3.9 h``,
@@ -75,6 +77,12 @@ def number(value: Any, unit: str = "", digits: int = 3) -> str:
     if isinstance(value, float):
         return decimals(value, rate_digits(value) if unit == "/s" else digits) + unit
     return f"{value}{unit}"
+
+
+def amount(value: float | int | None, unit: str | None) -> str:
+    """A quantity with its unit after it (``11,606,113 DAI``); without one, the number."""
+    shown = number(value)
+    return shown if not unit or value is None else f"{shown} {unit}"
 
 
 def metric_unit(name: str) -> str:

@@ -601,6 +601,9 @@ DESCRIPTIONS: dict[str, str] = {
                                "it closes (on the linear book; [`[market.liquidity]`](#marketliquidity) curves "
                                "it and thins it under stress)",
     "MarketSpec.depth": "the notional that moves the price `slippage_bps`",
+    "MarketSpec.currency": "what prices and money are counted in (`\"DAI\"`, `\"USD\"`): the report writes it beside "
+                           "bad debt, open interest, the venue's losses and an auction's deficit, and an instrument's "
+                           "`name` beside its units; none: amounts without a unit",
     "InstrumentSpec.name": "the instrument's name (the `key` of its oracle messages is its index)",
     "InstrumentSpec.price": "its price at the start",
     "InstrumentSpec.drift": "drift of the geometric Brownian motion, with its time unit: `\"5%/y\"`, `\"0.1/d\"`",

@@ -459,11 +459,13 @@ class MarketSpec(Spec):
     # it closes (a linear depth model).
     slippage_bps: float = Field(default=10.0, ge=0)
     depth: float = Field(default=1_000_000.0, gt=0)
+    currency: str | None = Field(default=None, min_length=1, max_length=16)
 
     @model_serializer(mode="wrap")
     def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """No front-runners, no auction orders and no probes are not written: a market without them
-        dumps (and hashes) as it did before they existed."""
+        """No front-runners, no auction orders, no probes (and the other tables and settings
+        left unset) are not written: a market without them dumps (and hashes) as it did before
+        they existed."""
         data: dict[str, Any] = handler(self)
         if not data.get("frontrunners"):
             data.pop("frontrunners", None)
@@ -483,6 +485,8 @@ class MarketSpec(Spec):
             data.pop("sentinel", None)
         if data.get("correlation") is None:
             data.pop("correlation", None)
+        if data.get("currency") is None:
+            data.pop("currency", None)
         return data
 
     @field_validator("correlation")

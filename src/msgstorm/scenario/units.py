@@ -235,11 +235,12 @@ def duration_unit(longest_ms: float) -> tuple[str, float]:
     return next((unit for unit in DURATION_UNITS if longest_ms >= 2 * unit[1]), DURATION_UNITS[-1])
 
 
-def run_time_s(seconds: float) -> str:
-    """A time into the run: ``2.64946 s`` below a minute (six significant digits), then in
-    hours, minutes and seconds to the millisecond: ``12 h 0 min 12.2 s``."""
+def run_time_s(seconds: float, digits: int | None = None) -> str:
+    """A time into the run: ``2.64946 s`` below a minute (six significant digits, or at most
+    ``digits`` decimals: ``6.007 s``), then in hours, minutes and seconds to the millisecond:
+    ``12 h 0 min 12.2 s``."""
     if abs(seconds) < 60:
-        return f"{seconds:g} s"
+        return f"{seconds:g} s" if digits is None else decimals(seconds, digits) + " s"
     whole_ms = round(seconds * 1000)
     hours, rest_ms = divmod(whole_ms, 3_600_000)
     minutes, rest_ms = divmod(rest_ms, 60_000)
