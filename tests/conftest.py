@@ -38,8 +38,11 @@ SLOWEST_DEFAULT = 30
 _PHASES: dict[str, dict[str, float]] = {}
 # The count of slow tests left out, as pytest-xdist's workers tell it.
 _WORKERS_DESELECTED: dict[str, int] = {}
-# The pytest-xdist group of the tests that run one after another on one worker (``is_serial``).
+# The one unit of pytest-xdist's work that runs one test after another on one worker
+# (``is_serial``): besides tests/test_live_*.py, these modules of wall-clock timing
+# (signals sent to running processes, clusters of processes).
 SERIAL_GROUP = "serial"
+SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 
 
 def _ci() -> bool:
@@ -67,17 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="list the N slowest tests, setup and call apart, at the end (0: none)")
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test of a live server, node or wall clock (``serial``) in one pytest-xdist
-    group, which one worker runs one test after another while the other workers share the
-    rest; then deselect the tests marked ``slow`` unless CI=true, --run-slow or a ``-m``
-    expression (which then chooses by itself, e.g. ``-m slow`` for only those). First among
-    the hooks: xdist reads the groups in its own."""
+    """Mark the tests that run one after another on one worker ``serial`` (``-m serial``
+    selects them, ``-m "not serial"`` the rest); then deselect the tests marked ``slow``
+    unless CI=true, --run-slow or a ``-m`` expression (which then chooses by itself, e.g.
+    ``-m slow`` for only those)."""
     for item in items:
-        if is_serial(item):
+        if is_serial(item.nodeid):
             item.add_marker(pytest.mark.serial)
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -87,11 +87,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[_SLOW_DESELECTED] = len(slow)
 
 
-def is_serial(item: pytest.Item) -> bool:
-    """A test that runs alone on its worker: one of ``tests/test_live_*.py`` (real servers and
-    nodes on the wall clock) or one marked ``serial`` itself (another test of wall-clock
-    timing: signals, a cluster of processes)."""
-    return item.path.name.startswith("test_live_") or item.get_closest_marker("serial") is not None
+def is_serial(nodeid: str) -> bool:
+    """A test that runs on the one serial worker: one of ``tests/test_live_*.py`` (real
+    servers and nodes on the wall clock) or of ``SERIAL_MODULES``. Told from the test's id
+    alone, as pytest-xdist's scheduler sees it."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module.startswith("test_live_") or module in SERIAL_MODULES
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """(pytest-xdist) With ``--dist loadgroup``: every serial test (``is_serial``) in one unit
+    of work, which one worker runs one test after another, first, since it is the longest;
+    every other test a unit of its own for whichever worker is free."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return SERIAL_GROUP if is_serial(nodeid) else nodeid
+
+    return SerialGroupScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -23,7 +23,7 @@ def test_long():
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.delenv("CI", raising=False)
     pytester.makeconftest(CONFTEST.read_text())
-    pytester.makeini("[pytest]\nmarkers =\n    slow: long tests\n")
+    pytester.makeini("[pytest]\nmarkers =\n    slow: long tests\n    serial: one worker\n")
     pytester.makepyfile(test_two=TESTS)
     return pytester
 
@@ -43,3 +43,59 @@ def test_ci_run_slow_or_a_mark_expression_choose_instead(suite: pytest.Pytester,
     result = suite.runpytest(*args)
     assert result.parseoutcomes().get("passed") == passed
     result.stdout.no_fnmatch_line("*slow tests deselected*")
+
+
+def test_the_slowest_tests_are_listed_longest_first_with_their_phases_apart(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_timed="""
+import time
+
+import pytest
+
+@pytest.fixture
+def slow_setup():
+    time.sleep(0.3)
+
+def test_long_setup(slow_setup):
+    pass
+
+def test_long_call():
+    time.sleep(0.6)
+
+def test_short():
+    pass
+""")
+    result = suite.runpytest("--slowest", "2", "-p", "no:xdist")
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "2 slowest tests" in line)
+    table = lines[start + 1:start + 3]
+    assert table[0].endswith("test_timed.py::test_long_call") and table[1].endswith("test_timed.py::test_long_setup")
+    total, _, setup, _, call, _, teardown = table[1].split()[:7]
+    assert float(setup) >= 0.3 and float(call) < 0.3  # the fixture's time is the setup's, not the call's
+    assert float(total) == pytest.approx(float(setup) + float(call) + float(teardown), abs=0.02)
+
+
+def test_ties_in_the_slowest_tests_read_in_name_order() -> None:
+    from conftest import slowest_tests
+
+    phases = {"b": {"setup": 1.0, "call": 1.0}, "a": {"call": 2.0}, "c": {"call": 3.0, "teardown": 0.5}}
+    assert slowest_tests(phases, 2) == [("c", 0.0, 3.0, 0.5), ("a", 0.0, 2.0, 0.0)]
+    assert [row[0] for row in slowest_tests(phases, 5)] == ["c", "a", "b"]
+
+
+def test_live_and_serial_tests_run_on_one_worker_one_after_another(suite: pytest.Pytester) -> None:
+    """Under ``--dist loadgroup`` every test of a tests/test_live_*.py module and of
+    SERIAL_MODULES runs on one worker; the others are shared by whichever worker is free."""
+    many = "".join(f"def test_{k}():\n    pass\n\n" for k in range(6))
+    suite.makepyfile(test_live_broker=many, test_cli_signals="def test_signal():\n    pass\n",
+                     test_sim=many.replace("test_", "test_sim_"))
+    result = suite.runpytest("-n", "2", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
+    result.assert_outcomes(passed=15)  # and test_two.py's two
+    worker_of = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "PASSED" in line:
+            worker_of[line.split()[-1]] = line.split("]")[0].lstrip("[")
+    serial = {test: worker for test, worker in worker_of.items()
+              if test.startswith(("test_live_broker.py", "test_cli_signals.py"))}
+    assert len(serial) == 7 and len(set(serial.values())) == 1, serial
+    result = suite.runpytest("-p", "no:xdist", "-m", "serial", "--co", "-q")
+    assert sorted(line for line in result.stdout.lines if "::" in line) == sorted(serial)
