@@ -38,11 +38,13 @@ SLOWEST_DEFAULT = 30
 _PHASES: dict[str, dict[str, float]] = {}
 # The count of slow tests left out, as pytest-xdist's workers tell it.
 _WORKERS_DESELECTED: dict[str, int] = {}
-# The one unit of pytest-xdist's work that runs one test after another on one worker
-# (``is_serial``): besides tests/test_live_*.py, these modules of wall-clock timing
-# (signals sent to running processes, clusters of processes).
+# The one unit of pytest-xdist's work that runs one test after another on one worker: the
+# tests marked ``serial``, and every test of tests/test_live_*.py and of these modules of
+# wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
+# The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
+_SERIAL_IDS = "msgstorm_serial_ids"
 
 
 def _ci() -> bool:
@@ -76,8 +78,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unless CI=true, --run-slow or a ``-m`` expression (which then chooses by itself, e.g.
     ``-m slow`` for only those)."""
     for item in items:
-        if is_serial(item.nodeid):
+        if is_serial_module(item.nodeid):
             item.add_marker(pytest.mark.serial)
+    told = getattr(config, "workerinput", {}).get(_SERIAL_IDS)
+    if told is not None:  # a pytest-xdist worker: the scheduler reads which tests are serial
+        path = Path(f"{told}.{config.workerinput['workerid']}")
+        path.write_text("\n".join(item.nodeid for item in items if item.get_closest_marker("serial")))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -87,26 +93,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[_SLOW_DESELECTED] = len(slow)
 
 
-def is_serial(nodeid: str) -> bool:
-    """A test that runs on the one serial worker: one of ``tests/test_live_*.py`` (real
-    servers and nodes on the wall clock) or of ``SERIAL_MODULES``. Told from the test's id
-    alone, as pytest-xdist's scheduler sees it."""
+def is_serial_module(nodeid: str) -> bool:
+    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) or of
+    ``SERIAL_MODULES``: serial whether marked or not."""
     module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
     return module.startswith("test_live_") or module in SERIAL_MODULES
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the process that schedules) where each worker writes the ids of
+    its serial tests, which the scheduler reads once every worker has collected."""
+    node.workerinput[_SERIAL_IDS] = str(_serial_ids_stem(node.config))
+
+
+def _serial_ids_stem(config: pytest.Config) -> Path:
+    if not hasattr(config, "_serial_ids_dir"):
+        import tempfile
+
+        config._serial_ids_dir = tempfile.TemporaryDirectory(prefix="msgstorm-serial-")  # type: ignore[attr-defined]
+    return Path(config._serial_ids_dir.name) / "serial-ids"  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """(pytest-xdist) With ``--dist loadgroup``: every serial test (``is_serial``) in one unit
-    of work, which one worker runs one test after another, first, since it is the longest;
-    every other test a unit of its own for whichever worker is free."""
+    """(pytest-xdist) With ``--dist loadgroup``: every test marked ``serial`` (the live
+    modules' by their module) in one unit of work, which one worker runs one test after
+    another, first, since it is the longest; every other test a unit of its own for
+    whichever worker is free."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    stem = _serial_ids_stem(config)
+
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        serial: set[str] | None = None
+
         def _split_scope(self, nodeid: str) -> str:
-            return SERIAL_GROUP if is_serial(nodeid) else nodeid
+            if self.serial is None:  # every worker has collected (and written) by now
+                self.serial = {line for told in stem.parent.glob(f"{stem.name}.*")
+                               for line in told.read_text().splitlines()}
+            return SERIAL_GROUP if nodeid in self.serial or is_serial_module(nodeid) else nodeid
 
     return SerialGroupScheduling(config, log)
 

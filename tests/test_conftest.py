@@ -84,18 +84,20 @@ def test_ties_in_the_slowest_tests_read_in_name_order() -> None:
 
 def test_live_and_serial_tests_run_on_one_worker_one_after_another(suite: pytest.Pytester) -> None:
     """Under ``--dist loadgroup`` every test of a tests/test_live_*.py module and of
-    SERIAL_MODULES runs on one worker; the others are shared by whichever worker is free."""
+    SERIAL_MODULES, and every test marked serial, runs on one worker; the others are shared
+    by whichever worker is free."""
     many = "".join(f"def test_{k}():\n    pass\n\n" for k in range(6))
+    marked = "import pytest\n\n@pytest.mark.serial\ndef test_marked():\n    pass\n\n"
     suite.makepyfile(test_live_broker=many, test_cli_signals="def test_signal():\n    pass\n",
-                     test_sim=many.replace("test_", "test_sim_"))
+                     test_sim=marked + many.replace("test_", "test_sim_"))
     result = suite.runpytest("-n", "2", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
-    result.assert_outcomes(passed=15)  # and test_two.py's two
+    result.assert_outcomes(passed=16)  # and test_two.py's two
     worker_of = {}
     for line in result.stdout.lines:
         if line.startswith("[gw") and "PASSED" in line:
             worker_of[line.split()[-1]] = line.split("]")[0].lstrip("[")
     serial = {test: worker for test, worker in worker_of.items()
-              if test.startswith(("test_live_broker.py", "test_cli_signals.py"))}
-    assert len(serial) == 7 and len(set(serial.values())) == 1, serial
+              if test.startswith(("test_live_broker.py", "test_cli_signals.py")) or test.endswith("test_marked")}
+    assert len(serial) == 8 and len(set(serial.values())) == 1, serial
     result = suite.runpytest("-p", "no:xdist", "-m", "serial", "--co", "-q")
     assert sorted(line for line in result.stdout.lines if "::" in line) == sorted(serial)
