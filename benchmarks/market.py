@@ -21,7 +21,7 @@ the analysis) into temporary directories, after an untimed warm-up run of each t
 the compiled code from numba's cache. With ``--accounts`` in the millions, it also times one
 price tick over every account against the accounts it crosses (the line index). ``--smoke``
 runs every case small (flash-crash cut to 3 s with its crash at 1 s, 200 accounts and 2
-keepers; one pair of each mechanism): that the script runs, not a measure.
+keepers; one pair of each mechanism, not warmed up): that the script runs, not a measure.
 """
 
 from __future__ import annotations
@@ -199,11 +199,11 @@ def main() -> int:
 
 def _mechanisms(repeat: int, smoke: bool = False) -> None:
     """Each mechanism's run of examples/venue-partial.toml against whole's, paired: whole and
-    the mechanism alternate ``max(repeat, 3)`` times (``smoke``: ``repeat``), so a machine
-    whose load drifts (other work on its cores) weighs on both alike; the ratio is of the
-    medians."""
+    the mechanism alternate ``max(repeat, 3)`` times, so a machine whose load drifts (other
+    work on its cores) weighs on both alike; the ratio is of the medians. ``smoke``: ``repeat``
+    times, without the untimed warm-up runs."""
     wholes = {False: _venue_scenario(MECHANISMS["whole"]), True: _venue_scenario(MECHANISMS["whole"], True)}
-    for whole in wholes.values():
+    for whole in wholes.values() if not smoke else ():
         _timed(whole)
     clock = "CPU time" if CLOCK is time.process_time else "wall time"
     print("liquidation mechanisms on examples/venue-partial.toml (ETH -30% over 4 s, 2,000 accounts), "
@@ -213,7 +213,8 @@ def _mechanisms(repeat: int, smoke: bool = False) -> None:
             continue
         scenario = _venue_scenario(section, name in LONGS_ONLY)
         whole = wholes[name in LONGS_ONLY]
-        _timed(scenario)
+        if not smoke:
+            _timed(scenario)
         whole_s, own_s = [], []
         summary: dict[str, object] = {}
         whole_summary: dict[str, object] = {}
