@@ -8,6 +8,7 @@ run under ``CI=true`` (as ``.ci/run`` does), with ``--run-slow``, or when ``-m``
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -251,6 +252,20 @@ def require_program(*names: str, install: str) -> str:
         if found is not None:
             return found
     reason = f"{names[0]} is not installed (install it with: {install})"
+    if _ci():
+        pytest.fail(f"{reason}; CI must install it in .ci/run")
+    pytest.skip(reason)
+
+
+def require_package(module: str, install: str) -> None:
+    """The Python package ``module`` importable here (a test's subprocess runs this Python).
+    Missing: skip with how to install it, except under ``CI=true``, where it fails."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        pass
+    reason = f"{module} is not installed (install it with: {install})"
     if _ci():
         pytest.fail(f"{reason}; CI must install it in .ci/run")
     pytest.skip(reason)
