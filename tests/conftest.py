@@ -44,6 +44,8 @@ _WORKERS_DESELECTED: dict[str, int] = {}
 # wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
+# Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
+SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
 # The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
 _SERIAL_IDS = "msgstorm_serial_ids"
 
@@ -74,12 +76,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests that run one after another on one worker ``serial`` (``-m serial``
+    """Mark the tests that run one after another on one worker ``serial`` (by their module
+    or a fixture of ``SERIAL_FIXTURES``, besides those marked so; ``-m serial``
     selects them, ``-m "not serial"`` the rest); then deselect the tests marked ``slow``
     unless CI=true, --run-slow or a ``-m`` expression (which then chooses by itself, e.g.
     ``-m slow`` for only those)."""
     for item in items:
-        if is_serial_module(item.nodeid):
+        if is_serial_module(item.nodeid) or SERIAL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.serial)
     told = getattr(config, "workerinput", {}).get(_SERIAL_IDS)
     if told is not None:  # a pytest-xdist worker: the scheduler reads which tests are serial

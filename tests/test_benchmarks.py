@@ -72,6 +72,11 @@ class Smoke:
     label: str = ""
 
     @property
+    def live(self) -> bool:
+        """It runs against servers or nodes on the wall clock: on the serial worker."""
+        return self.script.startswith("live_") or self.script in ("fault_proxy", "validators")
+
+    @property
     def id(self) -> str:
         return f"{self.script}{'-' + self.label if self.label else ''}"
 
@@ -168,7 +173,8 @@ def test_every_benchmark_has_a_smoke_run() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("smoke", SMOKES, ids=[smoke.id for smoke in SMOKES])
+@pytest.mark.parametrize("smoke", [pytest.param(smoke, id=smoke.id, marks=[pytest.mark.serial] if smoke.live else [])
+                                   for smoke in SMOKES])
 def test_benchmark_smoke(smoke: Smoke, tmp_path: Path) -> None:
     smoke.needs()
     args = [arg.replace("{tmp}", str(tmp_path / "work")) for arg in smoke.args]

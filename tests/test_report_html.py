@@ -224,6 +224,7 @@ size = "128B"
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Path) -> None:
     """A live run's page has one more plot than a sim run's: the CPUs the server it started
     and msgstorm's own process kept busy, with the server's limit."""
