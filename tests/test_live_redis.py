@@ -192,8 +192,11 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     killer.join()
     assert elapsed_s < 30, "duration 4 s + drain 2 s + flush and close bounds"
     messages = result.summary["messages"]
-    assert messages["sent"] == 2000
-    assert 0 < messages["committed"] < 2000 and messages["committed"] + messages["lost"] == 2000
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart, never sent late); what was sent is either committed or lost.
+    sent = messages["sent"]
+    assert sent + messages["unsent"] == 2000 and sent > 300
+    assert 0 < messages["committed"] < sent and messages["committed"] + messages["lost"] == sent
     events = _events(result)
     kinds = Counter(e["kind"] for e in events)
     assert kinds["disconnected"] >= 3  # the publisher and both consumers
@@ -205,7 +208,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     stop = next(e for e in events if e["kind"] == "server_stop")
     assert json.loads(str(stop["detail"]))["returncode"] == -signal.SIGKILL
     lost_ids = [m["msg_id"] for m in result.history.messages.to_pylist() if m["status"] == "lost"]
-    assert min(lost_ids) > 0 and max(lost_ids) == 1999, "the tail after the kill is lost"
+    assert min(lost_ids) > 0 and max(lost_ids) == sent - 1, "the tail after the kill is lost"
     reread = read_history(run_dir)  # the history on disk is whole and readable
     assert reread.messages.num_rows == 2000
     assert_nothing_left(run_dir)
@@ -439,9 +442,13 @@ def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tm
     result = run(_scenario(duration="3s", live=f'url = "{user_server}"', burst=burst), tmp_path / "run")
     killer.join()
     summary = result.summary
-    assert summary["messages"]["committed"] == 3000 and summary["messages"]["lost"] == 0
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart): every message sent is committed and read once.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 3000 and sent >= 1500
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     delivery = summary["delivery"]
-    assert delivery["duplicated"] == 0 and delivery["received"] == 3000
+    assert delivery["duplicated"] == 0 and delivery["received"] == sent
     kinds = Counter(e["kind"] for e in _events(result))
     assert 1 <= kinds["disconnected"] <= 3 and kinds["reconnected"] == kinds["disconnected"]
     client = redis.Redis.from_url(user_server)
