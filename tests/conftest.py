@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,14 @@ _WORKERS_DESELECTED: dict[str, int] = {}
 # tests marked ``serial``, and every test of tests/test_live_*.py and of these modules of
 # wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
+# How many lanes of serial tests run at once, each on a worker of its own: the live tests
+# are most of the suite's wall time, and a lane mostly waits (tests/conftest.py,
+# ``pytest_xdist_auto_num_workers``).
+SERIAL_LANES = 2
+# A serial module's seconds (measured, docs/performance.md), which balance the lanes; a
+# module not listed counts SERIAL_TEST_SECONDS a test.
+MODULE_SECONDS: dict[str, float] = {}
+SERIAL_TEST_SECONDS = 6.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
@@ -119,12 +127,39 @@ def _serial_ids_stem(config: pytest.Config) -> Path:
     return Path(config._serial_ids_dir.name) / "serial-ids"  # type: ignore[attr-defined]
 
 
+def serial_lanes(serial: Iterable[str], lanes: int) -> dict[str, int]:
+    """Serial test id -> its lane (0 .. ``lanes`` - 1): a module's serial tests stay together
+    (its module-scoped servers start once), the heaviest module first (``MODULE_SECONDS``, else
+    ``SERIAL_TEST_SECONDS`` a test) to the lane with the least work so far, ties to the lowest."""
+    modules: dict[str, list[str]] = {}
+    for nodeid in sorted(serial):
+        modules.setdefault(nodeid.split("::", 1)[0].rsplit("/", 1)[-1], []).append(nodeid)
+    work = [0.0] * max(lanes, 1)
+    lane_of = {}
+    for module, tests in sorted(modules.items(),
+                                key=lambda item: (-MODULE_SECONDS.get(item[0], SERIAL_TEST_SECONDS * len(item[1])), item[0])):
+        lane = min(range(len(work)), key=lambda k: (work[k], k))
+        work[lane] += MODULE_SECONDS.get(module, SERIAL_TEST_SECONDS * len(tests))
+        lane_of.update(dict.fromkeys(tests, lane))
+    return lane_of
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """(pytest-xdist) ``-n auto``: a worker a CPU, and one more for each serial lane past the
+    first: the serial tests mostly wait on the wall clock (runs of seconds, servers
+    starting), so their lanes share the CPUs with the workers that compute."""
+    from msgstorm.processes import usable_cpus
+
+    return max(usable_cpus(), 1) + SERIAL_LANES - 1
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """(pytest-xdist) With ``--dist loadgroup``: every test marked ``serial`` (the live
-    modules' by their module) in one unit of work, which one worker runs one test after
-    another, first, since it is the longest; every other test a unit of its own for
-    whichever worker is free."""
+    """(pytest-xdist) With ``--dist loadgroup``: the tests marked ``serial`` (the live
+    modules' by their module) in ``SERIAL_LANES`` units of work (``serial_lanes``), each of
+    which one worker runs one test after another, first, since they are the longest; every
+    other test a unit of its own for whichever worker is free."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -132,13 +167,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     stem = _serial_ids_stem(config)
 
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        serial: set[str] | None = None
+        lane_of: dict[str, int] | None = None
 
         def _split_scope(self, nodeid: str) -> str:
-            if self.serial is None:  # every worker has collected (and written) by now
-                self.serial = {line for told in stem.parent.glob(f"{stem.name}.*")
-                               for line in told.read_text().splitlines()}
-            return SERIAL_GROUP if nodeid in self.serial or is_serial_module(nodeid) else nodeid
+            if self.lane_of is None:  # every worker has collected (and written) by now
+                told = {line for path in stem.parent.glob(f"{stem.name}.*") for line in path.read_text().splitlines()}
+                self.lane_of = serial_lanes(told, SERIAL_LANES)
+            lane = self.lane_of.get(nodeid)
+            return nodeid if lane is None else f"{SERIAL_GROUP}-{lane}"
 
     return SerialGroupScheduling(config, log)
 

@@ -82,22 +82,39 @@ def test_ties_in_the_slowest_tests_read_in_name_order() -> None:
     assert [row[0] for row in slowest_tests(phases, 5)] == ["c", "a", "b"]
 
 
-def test_live_and_serial_tests_run_on_one_worker_one_after_another(suite: pytest.Pytester) -> None:
-    """Under ``--dist loadgroup`` every test of a tests/test_live_*.py module and of
-    SERIAL_MODULES, and every test marked serial, runs on one worker; the others are shared
-    by whichever worker is free."""
+def test_live_and_serial_tests_run_in_lanes_a_module_on_one_worker(suite: pytest.Pytester) -> None:
+    """Under ``--dist loadgroup`` the tests of tests/test_live_*.py modules and of
+    SERIAL_MODULES, and the tests marked serial, run in SERIAL_LANES lanes, a module's on
+    one worker one after another; the others are shared by whichever worker is free."""
     many = "".join(f"def test_{k}():\n    pass\n\n" for k in range(6))
     marked = "import pytest\n\n@pytest.mark.serial\ndef test_marked():\n    pass\n\n"
-    suite.makepyfile(test_live_broker=many, test_cli_signals="def test_signal():\n    pass\n",
-                     test_sim=marked + many.replace("test_", "test_sim_"))
-    result = suite.runpytest("-n", "2", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
-    result.assert_outcomes(passed=16)  # and test_two.py's two
-    worker_of = {}
+    suite.makepyfile(test_live_broker=many, test_live_node=many.replace("test_", "test_node_"),
+                     test_cli_signals="def test_signal():\n    pass\n", test_sim=marked + many.replace("test_", "test_sim_"))
+    result = suite.runpytest("-n", "3", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
+    result.assert_outcomes(passed=22)  # and test_two.py's two
+    workers: dict[str, set[str]] = {}
     for line in result.stdout.lines:
         if line.startswith("[gw") and "PASSED" in line:
-            worker_of[line.split()[-1]] = line.split("]")[0].lstrip("[")
-    serial = {test: worker for test, worker in worker_of.items()
-              if test.startswith(("test_live_broker.py", "test_cli_signals.py")) or test.endswith("test_marked")}
-    assert len(serial) == 8 and len(set(serial.values())) == 1, serial
+            test = line.split()[-1]
+            module = "test_sim.py::test_marked" if test.endswith("test_marked") else test.split("::")[0]
+            workers.setdefault(module, set()).add(line.split("]")[0].lstrip("["))
+    serial = {module: ran for module, ran in workers.items() if module not in ("test_sim.py", "test_two.py")}
+    assert len(serial) == 4 and all(len(ran) == 1 for ran in serial.values()), serial
+    # Two lanes: the two live modules (six tests each) apart, the other two with the lighter.
+    assert serial["test_live_broker.py"] != serial["test_live_node.py"]
     result = suite.runpytest("-p", "no:xdist", "-m", "serial", "--co", "-q")
-    assert sorted(line for line in result.stdout.lines if "::" in line) == sorted(serial)
+    assert len([line for line in result.stdout.lines if "::" in line]) == 14
+
+
+def test_serial_lanes_keep_a_module_whole_and_balance_the_seconds() -> None:
+    from conftest import SERIAL_TEST_SECONDS, serial_lanes
+
+    tests = [f"tests/test_live_a.py::test_{k}" for k in range(3)] + [f"tests/test_live_b.py::test_{k}" for k in range(2)]
+    tests += ["tests/test_live_c.py::test_0", "tests/test_docs.py::test_live_example"]
+    lanes = serial_lanes(tests, 2)
+    assert {lanes[t] for t in tests if "test_live_a" in t} == {0}  # 18 s: the heaviest, to lane 0
+    assert {lanes[t] for t in tests if "test_live_b" in t} == {1}  # 12 s to the emptier lane
+    # 6 s each: test_docs.py first by name, to lane 1 (12 s, now 18), then test_live_c.py to lane 0 (a tie: the lowest)
+    assert lanes["tests/test_docs.py::test_live_example"] == 1 and lanes["tests/test_live_c.py::test_0"] == 0
+    assert SERIAL_TEST_SECONDS * 3 == 18.0
+    assert set(serial_lanes(tests, 1).values()) == {0}
