@@ -415,3 +415,25 @@ def test_a_throttles_shedding_is_its_own_card() -> None:
     cards = _cards(page)
     assert cards["throttle: shed on purpose"] == ("40", "spam 40 of 100 dropped")
     assert cards["failure threshold"][0] == "none"
+
+
+# The venue examples cut to their crash's first seconds.
+VENUES_SHORT = ['run.duration="5s"', 'run.drain="1s"']
+
+
+@pytest.mark.parametrize("example", ["venue-partial", "venue-close-factor", "venue-cross"])
+def test_the_bad_debt_chart_ends_at_the_bad_debt_of_the_headline(example: str,
+                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under partial closes, a close factor, an insurance fund, deleveraging and socialised
+    losses, the chart draws the summary's bad debt at each time: its last point, read back from
+    the page's figure data, is the headline's, and no point before it counts an account the
+    books had closed at its first size."""
+    result = _run(tmp_path_factory, f"{example}.toml", VENUES_SHORT, example)
+    page = (result.run_dir / "report.html").read_text()
+    total = next(trace for trace in _figure(page, "market-bad-debt")["data"]
+                 if trace["name"].startswith("bad debt, with"))
+    bad = result.summary["market"]["bad_debt"]["absolute"]
+    assert total["y"][-1] == pytest.approx(bad, abs=0.005)
+    assert _cards(page)["bad debt"][0] == number(bad)
+    venue = result.summary["market"]["venue"]
+    assert venue["bad_debt"] <= bad and venue["partial_calls"] + venue["deleveraged"] + venue["socialised"] > 0
