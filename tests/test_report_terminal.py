@@ -140,6 +140,24 @@ def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("235/s")
 
 
+def test_the_knee_row_says_a_ramp_that_passed_every_step_reached_no_knee() -> None:
+    """Every step passed: the last step's rate is only a lower bound, and nothing limited the
+    ramp; a live one on a machine its last step kept busy says that, not "limited by"."""
+    lines = _printed({"capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "step ramp"}})
+    assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("≥ 2,963/s, no knee reached")
+    at_limit = {"step": 5, "offered_per_s": 196.0, "send_lag_p50_ms": 0.016, "cpu_busy": {"publisher": 0.2},
+                "machine_cpus": 2, "machine_busy": 1.98}
+    said = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                    "method": "step ramp", "limited_by": "machine",
+                                                    "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached; the machine's CPUs were busy at the last step" in said, said
+    assert "limited by" not in said, said
+    broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                      "method": "step ramp", "limited_by": "broker",
+                                                      "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached │" in broker and "limited by" not in broker, broker
+
+
 def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:
     at_limit = {"step": 4, "offered_per_s": 236.0, "send_lag_p50_ms": 0.4, "cpu_busy": {"publisher": 0.21,
                 "anvil": 0.23}, "machine_cpus": 2, "machine_busy": 2.0}

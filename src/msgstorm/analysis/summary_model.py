@@ -82,6 +82,9 @@ class AtLimit(Closed):
 
 class Capacity(Closed):
     knee_rate_per_s: Rate
+    knee_reached: Annotated[bool, Field(
+        description="false when every step of the ramp passed: no knee was reached, and knee_rate_per_s is the "
+                    "highest rate offered, a lower bound on the knee (written only then)")] = True
     method: str
     limited_by: Annotated[Literal["broker", "generator", "machine CPU", "machine"] | None, Field(
         description="live: what limited the ramp at its first failing step: the generator behind its schedule, "
@@ -304,6 +307,12 @@ class SloVerdict(Closed):
     verdict: Literal["pass", "fail", "unknown"]
     value: int | float | None
     threshold: str
+    bound: Annotated[Literal["lower"] | None, Field(
+        description="lower: the value is only a lower bound on the metric (the knee of a ramp that passed every "
+                    "step); the verdict is pass or fail only where the bound decides it, else unknown "
+                    "(written only then)")] = None
+    reason: Annotated[str | None, Field(description="why the verdict was reached on a bound, or left unknown "
+                                                    "(written only then)")] = None
 
 
 class Liquidations(Closed):

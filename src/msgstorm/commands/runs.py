@@ -169,7 +169,10 @@ def _say_failing_slos(analysis: Analysis, strict: bool) -> None:
     for entry in failing_slos(analysis, strict):
         unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry.name][1], "") if entry.name in SLO_METRICS else ""
         shown = "no data to judge" if entry.value is None else f"{entry.value:g}{unit}"
-        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold})",
+        if entry.bound == "lower":
+            shown = f"≥ {shown}"
+        why = f": {entry.reason}" if entry.reason else ""
+        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold}){why}",
                   highlight=False, markup=False)
 
 

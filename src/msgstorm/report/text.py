@@ -14,7 +14,8 @@ whole; only what a person reads is rounded here).
 - ``UNIT_GAP``: the space between a number and its unit as these functions write them; a
   table cell that wraps keeps the two on one line (``report/cells.py``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
-  beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
+  beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``); ``slo_shown``
+  the same after ``≥`` where the value is only a lower bound (a ramp that reached no knee).
 - ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
   the time, or why there is none (``still active``, ``not recovered``, or ``no baseline``
   with the reason: nothing was measured, so nothing is said to have failed to recover), and
@@ -31,11 +32,11 @@ import json
 import re
 from typing import Any, assert_never
 
-from msgstorm.analysis.summary_model import Fault, NoBaselineReason
+from msgstorm.analysis.summary_model import Fault, NoBaselineReason, SloVerdict
 from msgstorm.scenario.slo import SLO_METRICS
 
 __all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits",
-           "recovered_after", "slo_value"]
+           "recovered_after", "slo_shown", "slo_value"]
 
 DASH = "—"
 # The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``12 s``, ``4 us``,
@@ -124,6 +125,13 @@ def baseline_span(fault: Fault) -> str:
     if not span:
         return DASH
     return f"{_decimals(span[0], 3)}–{_decimals(span[1], 3)} s"
+
+
+def slo_shown(slo: SloVerdict) -> str:
+    """An SLO entry's value as the tables show it: ``slo_value``, after ``≥ `` when it is only
+    a lower bound on the metric (the knee of a ramp that passed every step)."""
+    shown = slo_value(slo.name, slo.value)
+    return f"≥ {shown}" if slo.bound == "lower" else shown
 
 
 def slo_value(name: str, value: float | int | None) -> str:
