@@ -133,6 +133,19 @@ def test_the_base_fee_path_is_its_min_max_and_last_on_a_fee_chain_only() -> None
     assert not [line for line in _printed({"base_fee": None}) if line.startswith("│ base fee")]
 
 
+def test_the_failure_row_names_the_interval_and_the_faults_active_in_it() -> None:
+    """A window's threshold (no ramp) says the window's start; a ramp's, the step's; a fault
+    active there by id and kind."""
+    window = {"rate_per_s": 5.967, "reason": "fault", "t_ns": 1_200_000_000_000,
+              "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+    lines = _printed({"capacity": None, "failure_threshold": window})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith(
+        "5.97/s (fault) in the window from 1,200 s, during fault 0 (sequencer_outage)")
+    step = {"rate_per_s": 5995.667, "reason": "overload", "t_ns": 15_000_000_000}
+    lines = _printed({"capacity": {"knee_rate_per_s": 5039.667, "method": "step ramp"}, "failure_threshold": step})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith("5,996/s (overload) in the ramp step from 15 s")
+
+
 def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
     lines = _printed({"capacity": None})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("no ramp: no knee")

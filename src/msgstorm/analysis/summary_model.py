@@ -93,14 +93,23 @@ class Capacity(Closed):
     at_limit: Annotated[AtLimit | None, Field(description="live: the facts limited_by was judged on")] = None
 
 
+class ActiveFault(Closed):
+    fault_id: int | None
+    kind: str | None
+
+
 class FailureThreshold(Closed):
     rate_per_s: Rate
-    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo"], Field(
+    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "fault", "latency",
+                              "slo"], Field(
         description="what fired first: loss; desync; round (a height committed in a round above 0); height_lag "
                     "(a node more than desync.max_height_gap heights behind); generator (live: msgstorm's generator behind, not the broker); "
-                    "overload (throughput short of offered; on the simulator while the queue grows); latency "
+                    "overload (throughput short of offered; on the simulator while the queue grows); fault (the "
+                    "same while a fault was active: the fault's doing, not the load's); latency "
                     "(live: p99 over knee_latency_factor x the low-load p99); slo")]
-    t_ns: Count
+    t_ns: Annotated[int, Field(ge=0, description="the start of the interval (ramp step or window) it fired in")]
+    faults: Annotated[list[ActiveFault], Field(
+        description="the faults active in that interval (written only when there are some)")] = []
 
 
 class Queue(Closed):

@@ -21,7 +21,7 @@ from msgstorm.analysis.summary_model import (
 )
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
-from msgstorm.report.text import duration_ms, duration_s, number, slo_shown
+from msgstorm.report.text import duration_ms, duration_s, failure_where, number, slo_shown
 
 __all__ = ["card", "headline", "spectrum_table", "verdict_badge"]
 
@@ -106,7 +106,8 @@ def headline(summary: Summary) -> str:
         card("jitter (stddev)", duration_ms(jitter.stddev), f"p99−p50 {duration_ms(jitter.p99_minus_p50)}"),
         _capacity_card(capacity),
         card("failure threshold", number(failure.rate_per_s, "/s") if failure else "none",
-             esc(failure.reason) if failure else "no criterion fired"),
+             esc(f"{failure.reason} {failure_where(failure, capacity is not None)}") if failure
+             else "no criterion fired"),
         *_control_cards(summary.control or {}, summary.by_kind),
         card("messages committed", number(messages.committed), f"of {number(messages.sent)} sent"),
         card("not committed", number(sum(count for _, count in not_committed)),

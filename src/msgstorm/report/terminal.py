@@ -58,6 +58,7 @@ from msgstorm.report.text import (
     broker_said,
     duration_ms,
     duration_s,
+    failure_where,
     number,
     recovered_after,
     slo_shown,
@@ -482,8 +483,8 @@ def _headline(summary: Summary) -> KeptTable:
     head.add_row("jitter stddev / p99−p50", _durations(jitter.stddev, jitter.p99_minus_p50))
     head.add_row("capacity (knee)", _capacity(summary.capacity))
     failure = summary.failure_threshold
-    head.add_row("failure threshold",
-                 f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason})" if failure else "none fired")
+    head.add_row("failure threshold", f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason}) "
+                 f"{failure_where(failure, summary.capacity is not None)}" if failure else "none fired")
     for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
     head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")

@@ -22,6 +22,9 @@ whole; only what a person reads is rounded here).
   the span its p99 before was measured over (``analysis/recovery.py``). Each reads the
   fault through its type (``summary_model.Fault``), whether given typed or as summary.json
   holds it, and every reason of ``NoBaselineReasonName`` is worded (mypy checks the match).
+- ``failure_where``: where a failure threshold fired: its ramp step's or window's start
+  and the faults active there (``in the window from 1,200 s, during fault 0
+  (sequencer_outage)``).
 - ``broker_said``: a broker's reply as its status and description (``503 no responders``),
   not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
 """
@@ -32,10 +35,11 @@ import json
 import re
 from typing import Any, assert_never
 
-from msgstorm.analysis.summary_model import Fault, NoBaselineReason, SloVerdict
+from msgstorm.analysis.summary_model import FailureThreshold, Fault, NoBaselineReason, SloVerdict
 from msgstorm.scenario.slo import SLO_METRICS
 
-__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits",
+__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "failure_where", "number",
+           "rate_digits",
            "recovered_after", "slo_shown", "slo_value"]
 
 DASH = "—"
@@ -86,6 +90,16 @@ def duration_ms(value: float | int | None) -> str:
 def duration_s(value: float | int | None) -> str:
     """A duration given in seconds, worded as ``duration_ms`` words it."""
     return DASH if value is None else duration_ms(float(value) * 1000)
+
+
+def failure_where(failure: FailureThreshold, ramp: bool) -> str:
+    """Where a failure threshold fired: its interval's start and the faults active in it
+    (``in the window from 1,200 s, during fault 0 (sequencer_outage)``), so a threshold from
+    a fault's window or the run's first seconds does not read as the layer's capacity."""
+    where = f"in the {'ramp step' if ramp else 'window'} from {duration_s(failure.t_ns / 1e9)}"
+    during = ", ".join(_fault_named(fault.fault_id) + (f" ({fault.kind})" if fault.kind else "")
+                       for fault in failure.faults)
+    return where + (f", during {during}" if during else "")
 
 
 def _fault_named(fault_id: int | None) -> str:
