@@ -144,6 +144,7 @@ def safe_leverage_command(
     from msgstorm.sweep import GridError, parse_grid
     from msgstorm.sweep.leverage import (
         check_search,
+        check_seeds,
         choose_method,
         default_range,
         fraction_note,
@@ -167,7 +168,8 @@ def safe_leverage_command(
             err.print(note, highlight=False, markup=False)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
-        method_note = choose_method(scenario, method, sets=fixed, vary=varied)[1]
+        chosen, method_note = choose_method(scenario, method, sets=fixed, vary=varied)
+        check_seeds(chosen, seeds, sure, method)
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)
         seeds = runs_seeds(seeds, sure)
