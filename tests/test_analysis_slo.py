@@ -201,6 +201,12 @@ def test_a_knee_no_step_reached_is_judged_only_where_its_lower_bound_decides(exp
     assert ("not judged" in result["reason"]) == (verdict == "unknown")
 
 
+def test_an_unparseable_entry_on_a_knee_no_step_reached_says_nothing_of_the_bound() -> None:
+    summary = {**SUMMARY, "capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "..."}}
+    [result] = evaluate_slos(summary, {"capacity.knee_rate": ">= 3000ms"})
+    assert result == {"name": "capacity.knee_rate", "verdict": "unknown", "value": 2963.0, "threshold": ">= 3000ms"}
+
+
 def test_a_knee_reached_is_judged_as_any_value() -> None:
     summary = {**SUMMARY, "capacity": {"knee_rate_per_s": 2963.0, "method": "..."}}
     [result] = evaluate_slos(summary, {"capacity.knee_rate": ">= 3000/s"})

@@ -258,6 +258,7 @@ def evaluate_slos(summary: Mapping[str, Any], slos: Mapping[str, str]) -> list[d
         except SloError:
             verdict = "unknown"
             threshold = expression.strip()
+            bound = None  # not judged for a reason of its own: the entry does not parse
         else:
             threshold = rule.expression
             if value is None:
