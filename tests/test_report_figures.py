@@ -170,6 +170,19 @@ def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_pat
     assert all(4_500 < value < 5_500 for value in plotted["y"][-3:])  # while the layer commits ~5,000/s
 
 
+def test_latency_vs_load_marks_no_knee_where_every_step_passed(tmp_path: Path) -> None:
+    """examples/ramp.toml cut to its first three steps: every step passes, so the chart draws
+    no knee line (there was none to draw) and its title says why."""
+    scenario = msgstorm.load_scenario(EXAMPLES / "ramp.toml", ["agents[0].arrival.steps=3"])
+    result = run(scenario, tmp_path / "r")
+    plotted = _plotted((result.run_dir / "report.html").read_text(), "latency-load")
+    assert "shapes" not in plotted["layout"] and "annotations" not in plotted["layout"]
+    assert plotted["layout"]["title"]["text"].endswith("every step passed: no knee reached)")
+    full = run(msgstorm.load_scenario(EXAMPLES / "ramp.toml", ["agents[0].arrival.steps=6"]), tmp_path / "full")
+    knee = _plotted((full.run_dir / "report.html").read_text(), "latency-load")["layout"]["annotations"]
+    assert [label["text"] for label in knee] == [f"knee {full.summary['capacity']['knee_rate_per_s']:,.0f}/s"]
+
+
 def test_the_stage_bars_word_their_durations_as_the_stage_table_does() -> None:
     """report.html's stage bars beside its stage table: 2,185.311 ms reads 2.19 s on both."""
     none = {"p50": None, "p99": None}

@@ -167,12 +167,17 @@ def test_report_is_self_contained_and_small(faulty_run) -> None:
 
 
 @pytest.mark.slow
-def test_ramp_report_marks_the_knee(ramp) -> None:
+def test_ramp_report_says_no_knee_was_reached(ramp) -> None:
+    """RAMP's six steps all pass: no knee was reached, so the latency-vs-load plot draws no
+    knee line and says so, and the card gives the last step's rate as a lower bound
+    (``test_report_figures`` reads the knee line of a ramp that reached one)."""
     result, dom, console = ramp
     assert_page_rendered(dom, console, PLOTS | {"base-fee"})  # its EIP-1559 base fee per block
-    knee = result.summary["capacity"]["knee_rate_per_s"]
-    assert knee is not None
-    assert f"knee {knee:,.0f}/s" in dom, "the knee annotation is drawn on the latency-vs-load plot"
+    capacity = result.summary["capacity"]
+    knee = capacity["knee_rate_per_s"]
+    assert knee is not None and capacity["knee_reached"] is False
+    assert f"knee {knee:,.0f}/s" not in dom and "every step passed: no knee reached" in dom
+    assert _cards(dom)["capacity (knee)"] == (f"≥ {number(knee, '/s')}", "no knee reached: every step passed")
     assert result.summary["base_fee"] is not None
     assert "base fee" in dom
 
@@ -407,6 +412,20 @@ def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:
     assert re.findall(r'<td class="num">([^<]*)</td>', table.group(0)) == ["1.64 s", "3,012/s", "1.25%", "1,200"]
 
 
+def test_a_ramp_that_reached_no_knee_shows_a_bound_and_an_slo_not_judged() -> None:
+    page = headline(_hand_summary(
+        capacity={"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "...; every step passed"},
+        slo=[{"name": "capacity.knee_rate", "verdict": "unknown", "value": 2963.0, "threshold": ">= 3000/s",
+              "bound": "lower", "reason": "no knee reached: every step of the ramp passed; not judged"}]))
+    assert _cards(page)["capacity (knee)"] == ("≥ 2,963/s", "no knee reached: every step passed")
+    table = re.search(r'<table id="slo-table">.*?</table>', page, re.DOTALL)
+    assert table is not None
+    cells = [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", table.group(0))]
+    assert cells[:3] == ["capacity.knee_rate", ">= 3000/s", "≥ 2,963/s"]
+    assert 'data-verdict="unknown"' in table.group(0)
+    assert cells[-1] == "no knee reached: every step of the ramp passed; not judged"
+
+
 def test_a_throttles_shedding_is_its_own_card() -> None:
     spam = {"sent": 100, "committed": 60, "dropped": 40, "rejected": 0, "lost": 0, "pending": 0, "unsent": 0,
             "latency_ms": {"p50": None, "p99": None}}
@@ -416,3 +435,24 @@ def test_a_throttles_shedding_is_its_own_card() -> None:
     cards = _cards(page)
     assert cards["throttle: shed on purpose"] == ("40", "spam 40 of 100 dropped")
     assert cards["failure threshold"][0] == "none"
+
+
+# The venue examples cut to their crash's first seconds.
+VENUES_SHORT = ['run.duration="5s"', 'run.drain="1s"']
+
+
+@pytest.mark.parametrize("example", ["venue-partial", "venue-close-factor", "venue-cross"])
+def test_the_bad_debt_chart_ends_at_the_bad_debt_of_the_headline(example: str,
+                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under partial closes, a close factor, an insurance fund, deleveraging and socialised
+    losses, the chart draws the summary's bad debt at each time: its last point, read back from
+    the page's figure data, is the headline's (it was millions where the headline said 0)."""
+    result = _run(tmp_path_factory, f"{example}.toml", VENUES_SHORT, example)
+    page = (result.run_dir / "report.html").read_text()
+    total = next(trace for trace in _figure(page, "market-bad-debt")["data"]
+                 if trace["name"].startswith("bad debt, with"))
+    bad = result.summary["market"]["bad_debt"]["absolute"]
+    assert total["y"][-1] == pytest.approx(bad, abs=0.005)
+    assert _cards(page)["bad debt"][0] == number(bad)
+    venue = result.summary["market"]["venue"]
+    assert venue["bad_debt"] <= bad and venue["partial_calls"] + venue["deleveraged"] + venue["socialised"] > 0

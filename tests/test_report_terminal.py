@@ -133,11 +133,42 @@ def test_the_base_fee_path_is_its_min_max_and_last_on_a_fee_chain_only() -> None
     assert not [line for line in _printed({"base_fee": None}) if line.startswith("│ base fee")]
 
 
+def test_the_failure_row_names_the_interval_and_the_faults_active_in_it() -> None:
+    """A window's threshold (no ramp) says the window's start; a ramp's, the step's; a fault
+    active there by id and kind."""
+    window = {"rate_per_s": 5.967, "reason": "fault", "t_ns": 1_200_000_000_000,
+              "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+    lines = _printed({"capacity": None, "failure_threshold": window})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith(
+        "5.97/s (fault) in the window from 1,200 s, during fault 0 (sequencer_outage)")
+    step = {"rate_per_s": 5995.667, "reason": "overload", "t_ns": 15_000_000_000}
+    lines = _printed({"capacity": {"knee_rate_per_s": 5039.667, "method": "step ramp"}, "failure_threshold": step})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith("5,996/s (overload) in the ramp step from 15 s")
+
+
 def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
     lines = _printed({"capacity": None})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("no ramp: no knee")
     lines = _printed({"capacity": {"knee_rate_per_s": 235.333, "method": "step ramp", "limited_by": None}})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("235/s")
+
+
+def test_the_knee_row_says_a_ramp_that_passed_every_step_reached_no_knee() -> None:
+    """Every step passed: the last step's rate is only a lower bound, and nothing limited the
+    ramp; a live one on a machine its last step kept busy says that, not "limited by"."""
+    lines = _printed({"capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "step ramp"}})
+    assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("≥ 2,963/s, no knee reached")
+    at_limit = {"step": 5, "offered_per_s": 196.0, "send_lag_p50_ms": 0.016, "cpu_busy": {"publisher": 0.2},
+                "machine_cpus": 2, "machine_busy": 1.98}
+    said = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                    "method": "step ramp", "limited_by": "machine",
+                                                    "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached; the machine's CPUs were busy at the last step" in said, said
+    assert "limited by" not in said, said
+    broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                      "method": "step ramp", "limited_by": "broker",
+                                                      "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached │" in broker and "limited by" not in broker, broker
 
 
 def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:

@@ -180,3 +180,34 @@ def test_lose_unposted_without_a_rollup_is_refused_naming_the_field(
         scenario_from: Callable[..., Scenario]) -> None:
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.lose_unposted.*no batches: add a \[rollup\]"):
         scenario_from(_OUTAGE + "lose_unposted = true\n")
+
+
+def test_the_failure_threshold_of_an_outage_names_its_window_and_the_fault_not_an_overload(tmp_path) -> None:
+    """examples/rollup-outage.toml: the one-minute window from 1,200 s, when the sequencer
+    stops for 78 minutes, commits nothing while the queue grows. That is the outage's doing:
+    the threshold's reason is ``fault`` (it said ``overload``, and read as a capacity of
+    5.97/s), its window's time and fault are named in summary.json, the terminal and the
+    report's card."""
+    import html
+    import re
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "rollup-outage.toml"
+    result = CliRunner().invoke(app, ["run", str(example), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["failure_threshold"] == {"rate_per_s": 5.967, "reason": "fault", "t_ns": 1_200 * S,
+                                            "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+    said = " ".join(result.output.replace("│", " ").split())
+    assert ("failure threshold 5.97/s (fault) in the window from 1,200 s, during fault 0 (sequencer_outage)"
+            in said), said
+    page = (tmp_path / "run" / "report.html").read_text()
+    card = re.search(r'<div class="label">failure threshold</div><div class="value">([^<]*)</div>'
+                     r'<div class="sub">([^<]*)</div>', page)
+    assert card is not None
+    assert (card.group(1), html.unescape(card.group(2))) == (
+        "5.97/s", "fault in the window from 1,200 s, during fault 0 (sequencer_outage)")

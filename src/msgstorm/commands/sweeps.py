@@ -18,6 +18,7 @@ from msgstorm.commands.common import (
     err,
     load_or_exit,
     out,
+    refuse_out,
     say_error,
     sigterm_as_interrupt,
 )
@@ -113,7 +114,8 @@ def safe_leverage_command(
     budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
     confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="runs: seeds per leverage, the same at every one "
-                                              "(default: the fewest that can show one within budget, 59 at 95%)")] = None,
+                                              "(default: the fewest that can show one within budget, 59 at 95%); "
+                                              "the probe search takes none (refused)")] = None,
     leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
                                                      "0.99 / maintenance margin, at most 50)",
                                                      metavar="LOW:HIGH")] = None,
@@ -139,14 +141,16 @@ def safe_leverage_command(
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
-    from msgstorm.runner import default_run_dir
+    from msgstorm.runner import RunDirError, default_run_dir, refuse_a_file
     from msgstorm.scenario import ScenarioError
     from msgstorm.sweep import GridError, parse_grid
     from msgstorm.sweep.leverage import (
         check_search,
+        check_seeds,
         choose_method,
         default_range,
         fraction_note,
+        needs_market,
         parse_range,
         parse_share,
         runs_seeds,
@@ -165,12 +169,14 @@ def safe_leverage_command(
         budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
         if (note := fraction_note(budget, "--budget")) is not None:
             err.print(note, highlight=False, markup=False)
+        needs_market(loaded, scenario)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
-        method_note = choose_method(scenario, method, sets=fixed, vary=varied)[1]
+        chosen, method_note = choose_method(scenario, method, sets=fixed, vary=varied)
+        check_seeds(chosen, seeds, sure, method)
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)
-        seeds = runs_seeds(seeds, sure)
+        per_leverage = runs_seeds(seeds, sure)  # whole runs' seeds a leverage (the probe search takes none)
         if method_note is not None:
             err.print(method_note, highlight=False, markup=False)
     except (ValueError, GridError) as error:
@@ -180,7 +186,12 @@ def safe_leverage_command(
         for line in error.issues:
             say_error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    try:  # --out as msgstorm run takes it: a file there, or a path under one, is said and refused
+        out_dir = out_path if out_path is not None else default_run_dir(loaded)
+        refuse_a_file(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (RunDirError, OSError) as error:
+        refuse_out(error, out_path, "the search's directory")
     from msgstorm.report.live import SweepProgress
 
     started = time.monotonic()
@@ -209,7 +220,7 @@ def safe_leverage_command(
                   f"counts as over budget):", highlight=False, markup=False)
     else:
         out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
-                  f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(seeds, 'seed')} a "
+                  f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(per_leverage, 'seed')} a "
                   f"leverage (a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
     for curve in document["curves"]:
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"

@@ -352,10 +352,12 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
         more["yaxis2"] = {"title": {"text": "throughput (messages/s)"}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
         knee = capacity.knee_rate_per_s if capacity else None
-        if knee is not None:
+        reached = capacity is not None and capacity.knee_reached
+        if knee is not None and reached:  # no line where every step passed: the knee lies above the ramp
             shape, label = vline(knee, {"dash": "dash", "color": "#2ca02c", "width": 2}, f"knee {knee:,.0f}/s")
             more["shapes"], more["annotations"] = [shape], [label]
-        title_text = "Latency vs offered load (step ramp; green steps pass the knee criterion)"
+        title_text = ("Latency vs offered load (step ramp; green steps pass the knee criterion)" if reached or knee is None
+                      else "Latency vs offered load (step ramp; every step passed: no knee reached)")
     else:
         offered = _column(windows, "offered_per_s")
         loaded = _loaded(offered)

@@ -58,9 +58,10 @@ from msgstorm.report.text import (
     broker_said,
     duration_ms,
     duration_s,
+    failure_where,
     number,
     recovered_after,
-    slo_value,
+    slo_shown,
 )
 
 __all__ = ["control_lines", "print_summary", "published_figures", "security_lines"]
@@ -115,12 +116,27 @@ def _connections_line(connections: Connections) -> str:
     return text
 
 
-def _limit(capacity: Capacity) -> str:
-    """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
-    4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
-    limited_by = capacity.limited_by
-    if not limited_by:
+def _capacity(capacity: Capacity | None) -> str:
+    """The knee and what limited it; a ramp that passed every step reached no knee: its
+    highest rate is a lower bound (``≥ 2,963/s, no knee reached``), and nothing limited it."""
+    if capacity is None:
+        return "no ramp: no knee"
+    if not capacity.knee_reached:
+        return f"≥ {_fmt(capacity.knee_rate_per_s, '/s')}, no knee reached" + _busy_machine(capacity)
+    return _fmt(capacity.knee_rate_per_s, "/s") + _limit(capacity)
+
+
+def _busy_machine(capacity: Capacity) -> str:
+    """A live ramp that passed every step on a machine whose CPUs its last step kept busy:
+    a longer ramp would measure the machine, not the target."""
+    if capacity.limited_by not in ("machine CPU", "machine"):
         return ""
+    facts = _limit_facts(capacity)
+    return "; the machine's CPUs were busy at the last step" + (f" ({'; '.join(facts)})" if facts else "")
+
+
+def _limit_facts(capacity: Capacity) -> list[str]:
+    """The facts a live ramp's limit was judged on: send lag, CPUs busy."""
     at = capacity.at_limit
     facts = []
     if at and at.send_lag_p50_ms is not None:
@@ -132,6 +148,16 @@ def _limit(capacity: Capacity) -> str:
     if at and at.machine_busy is not None:  # whoever limited it: the machine's total, every process's
         facts.append(f"the machine's CPUs busy: {at.machine_busy:.2f}"
                      + (f" of {at.machine_cpus}" if at.machine_cpus else ""))
+    return facts
+
+
+def _limit(capacity: Capacity) -> str:
+    """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
+    4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
+    limited_by = capacity.limited_by
+    if not limited_by:
+        return ""
+    facts = _limit_facts(capacity)
     who = {"generator": "the generator (msgstorm's own limit)", "machine CPU": "the machine's CPUs",
            "machine": "the machine (its CPUs busy with other work)",
            "broker": "the broker"}.get(limited_by, limited_by)
@@ -455,12 +481,10 @@ def _headline(summary: Summary) -> KeptTable:
     head.add_row("latency p50 / p99 / p99.9", _durations(latency.p50, latency.p99, latency.p999))
     head.add_row("latency max / mean", _durations(latency.max, latency.mean))
     head.add_row("jitter stddev / p99−p50", _durations(jitter.stddev, jitter.p99_minus_p50))
-    capacity = summary.capacity
-    head.add_row("capacity (knee)", (_fmt(capacity.knee_rate_per_s, "/s") + _limit(capacity)) if capacity
-                 else "no ramp: no knee")
+    head.add_row("capacity (knee)", _capacity(summary.capacity))
     failure = summary.failure_threshold
-    head.add_row("failure threshold",
-                 f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason})" if failure else "none fired")
+    head.add_row("failure threshold", f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason}) "
+                 f"{failure_where(failure, summary.capacity is not None)}" if failure else "none fired")
     for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
     head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")
@@ -544,6 +568,9 @@ def print_summary(summary: Summary | Mapping[str, Any], console: Console | None 
 
     if summary.slo:
         console.print(_slo_table(summary.slo))
+        for slo in summary.slo:  # a verdict on a bound, or none: why
+            if slo.reason:
+                console.print(f"{slo.name}: {slo.reason}", highlight=False, markup=False)
 
     # A checker's verdict other than valid (a safety violation, lost messages, a generator
     # behind) is said here too, not only in summary.json: the valid ones would only repeat.
@@ -571,7 +598,7 @@ def _slo_table(slos: list[SloVerdict]) -> KeptTable:
         table.add_column(column)
     colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
     for slo in slos:
-        table.add_row(escape(slo.name), escape(slo.threshold), slo_value(slo.name, slo.value),
+        table.add_row(escape(slo.name), escape(slo.threshold), slo_shown(slo),
                       f"[{colours[slo.verdict]}]{slo.verdict}[/]")
     return table
 
