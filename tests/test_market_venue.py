@@ -227,6 +227,31 @@ def test_the_fund_takes_its_share_of_the_penalty() -> None:
     assert [e.kind for e in entries] == ["keeper_fee", "insurance_fee", "partial"]
 
 
+def test_each_venue_row_s_fund_after_is_the_fund_once_that_row_is_in() -> None:
+    # The call above with a fund of 5: the keeper's 0.4375 leaves the fund at 5; the insurance
+    # fee's own row brings it to 5 + 1.3125 = 6.3125; the partial row leaves it there.
+    spec = LiquidationSpec(mechanism="partial", keeper_share=0.25, insurance_fund=5.0)
+    market = _market(0.05, 0.01).model_copy(update={"liquidation": spec})
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 100.0, 94.0)
+    entries, _ = _venue(spec, [(1, 10.0, 100.0, 100.0)]).apply(0, done)
+    assert [(e.kind, e.fund_after) for e in entries] == [
+        ("keeper_fee", 5.0), ("insurance_fee", pytest.approx(6.3125)), ("partial", pytest.approx(6.3125))]
+
+
+def test_the_fund_after_each_venue_row_of_a_run_follows_from_the_rows_before(tmp_path: Path) -> None:
+    # Starting from insurance_fund, an insurance_fee row adds its amount and an insurance_used
+    # row takes it; every row's fund_after is the fund with its own row in, never the next's.
+    history, _ = _run(tmp_path, "venue-partial", ["market.accounts.0.count=300"])
+    fund = 1_000.0  # examples/venue-partial.toml
+    rows = zip(*(_column(history.table("venue"), c) for c in ("kind", "amount", "fund_after")), strict=True)
+    seen = set()
+    for kind, amount, fund_after in rows:
+        fund += amount if kind == "insurance_fee" else -amount if kind == "insurance_used" else 0.0
+        assert fund_after == pytest.approx(fund, rel=1e-9, abs=1e-9), kind
+        seen.add(kind)
+    assert {"keeper_fee", "insurance_fee", "insurance_used"} <= seen
+
+
 # --- the books balance, over drawn markets, for every mechanism -----------------------------
 
 _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.floats(50.0, 150.0),

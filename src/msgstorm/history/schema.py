@@ -292,9 +292,10 @@ PROBE_EXECUTIONS = pa.schema([
 # (``msg_id``): ``kind`` keeper_fee, insurance_fee, insurance_used, deleveraged (``account``
 # the counterparty that paid), socialised (the account that paid), bad_debt, partial (a call
 # that left the position open; ``amount`` the notional it closed); ``size_after`` and
-# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance. With
-# ``[market.funding]`` (``market/funding.py``) also ``funding``: one position's payment in one
-# interval at ``t`` (``msg_id`` -1; ``amount`` received, negative when paid).
+# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance with that
+# row's movement in. With ``[market.funding]`` (``market/funding.py``) also ``funding``: one
+# position's payment in one interval at ``t`` (``msg_id`` -1; ``amount`` received, negative
+# when paid).
 VENUE = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("msg_id", pa.int64(), nullable=False),
