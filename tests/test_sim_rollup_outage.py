@@ -107,6 +107,13 @@ def test_a_message_through_l1_is_forced_in_one_window_after_its_l1_block(
     forced = [e for e in history.table("events").to_pylist() if e["kind"] == "forced_inclusion"]
     assert sum(json.loads(e["detail"])["forced"] for e in forced) == 340  # received in [2, 36) s at 10/s
     assert len(forced) == 340 + 240  # [36, 60) s: in an L1 block before the return
+    # The 240 the returning sequencer took go into its queue at 62 s in their L1 order; its one
+    # worker at 1 ms sequences the k-th at 62 s + k ms: the event says when each entered the
+    # L2 sequence, not when the sequencer came back.
+    sequenced = {r["msg_id"]: r["t_sequenced"] for r in m}
+    taken = [e for e in forced if not json.loads(e["detail"])["forced"]]
+    assert sorted(e["t"] for e in taken) == [62 * S + k * MS for k in range(1, 241)]
+    assert all(e["t"] == sequenced[int(e["value"])] for e in forced)
 
 
 _LOSE = """
