@@ -12,7 +12,7 @@ Forced inclusion (the rule: ``rules/forced_inclusion.py``, shared with the live 
 it is down, a message of the kinds ``via_l1`` goes through L1 instead (Arbitrum's delayed inbox,
 OP's deposits): it is in the next L1 block, at ``t_l1 = (t // slot + 1) x slot``
 (``rollup.l1.slot``; 12 s without ``[rollup]``), and the chain puts it in the L2 sequence at
-``t_l1 + window``, past the workers; if the sequencer returns first, it takes the
+``t_l1 + window`` (the fault's, else the rollup's ``forced_inclusion_window``), past the workers; if the sequencer returns first, it takes the
 ones still waiting into its queue then, in the order they reached L1. Each is a
 ``forced_inclusion`` event at the time it entered the L2 sequence (a queued one's when a
 worker sequenced it, behind the backlog: ``Sequencer.when_sequenced``).
@@ -51,7 +51,7 @@ class ViaL1:
         self.kinds = frozenset(MESSAGE_KINDS.index(kind) for kind in spec.via_l1)
         rollup = injector.ctx.scenario.rollup
         self.slot = DEFAULT_L1_SLOT_NS if rollup is None else rollup.l1.slot
-        self.window = spec.window
+        self.window = spec.window_ns(rollup)
         self.waiting: dict[int, int] = {}  # msg_id -> t_l1, in the order they reached L1
         self.taken: dict[int, int] = {}  # msg_id -> t_l1 of those the returning sequencer queued
         self.previous = injector.sequencer.divert  # what stood in front of the sequencer (an express lane)
