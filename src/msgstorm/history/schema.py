@@ -521,7 +521,7 @@ HOP_STAGES = pa.schema([
 ])
 
 # A rollup (``[rollup]``: ``sim/rollup/``; on anvil ``live/chain/rollup.py``). ``commits``: each committed message's three
-# commit levels: ``t_soft`` sequenced (on the sequencer's feed), ``t_safe`` its ``batch`` in an
+# commit levels: ``t_soft`` in an L2 block (soft-confirmed), ``t_safe`` its ``batch`` in an
 # L1 block (the block's slot time), ``t_final`` that block final. ``batches``: each batch the
 # batcher posted: opened with its first L2 block (``t_opened``), closed (``t_closed``: full, or
 # its delay passed), landed in L1 ``slot`` (``t_safe``), final at ``t_final``; its L2 blocks,
