@@ -205,4 +205,4 @@ def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_f
     with pytest.raises(pydantic.ValidationError, match=r"queue\.max_depht"):
         print_summary(misspelt, Console(file=io.StringIO(), width=200))
     lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
-    assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"
+    assert lines[_row(lines, "in queue_wait max / mean")].split("│")[2].strip() == "3 / 1.5 (mean over time)"

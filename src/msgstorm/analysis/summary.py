@@ -23,7 +23,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   {p50, p99}; ``jitter_ms``: {stddev, p99_minus_p50, ipdv_mean, ipdv_p99} (see ``latency``).
 - ``capacity``: {knee_rate_per_s, method} on a step ramp, else null (see ``capacity``).
 - ``failure_threshold``: {rate_per_s, reason, t_ns} or null (reasons in ``failure``).
-- ``queue``: {max_depth, mean_depth} from queue samples (null values without samples).
+- ``queue``: {max_depth, mean_depth}: the messages in the queue-wait stage (received, not yet
+  in service or in a block), the most at once and the mean over the run's time, from the
+  messages table (``analysis/queue.py``; null without any), and max_block_backlog (samples).
 - ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
 - ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending, unsent}: sent
   counts rows but the unsent ones (a live generator's shortfall at the run's end), sequenced

@@ -63,7 +63,12 @@ from msgstorm.report.text import (
     slo_value,
 )
 
-__all__ = ["control_lines", "print_summary", "published_figures", "security_lines"]
+__all__ = ["QUEUE_DEPTH_LABEL", "control_lines", "print_summary", "published_figures", "security_lines"]
+
+# What the queue depth counts (``analysis/queue.py``): every message in its queue_wait stage
+# (the stage table's), from the messages table; the value says the mean is over time. Short
+# enough (no longer than "latency p50 / p99 / p99.9") to leave the table's columns as they were.
+QUEUE_DEPTH_LABEL = "in queue_wait max / mean"
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -463,7 +468,9 @@ def _headline(summary: Summary) -> KeptTable:
                  f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason})" if failure else "none fired")
     for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
-    head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")
+    queue = summary.queue
+    head.add_row(QUEUE_DEPTH_LABEL, f"{_fmt(queue.max_depth)} / {_fmt(queue.mean_depth)}"
+                 + (" (mean over time)" if queue.mean_depth is not None else ""))
     base_fee = summary.base_fee
     if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
         head.add_row("base fee min / max / last", " / ".join(_fmt(fee) for fee in (base_fee.min, base_fee.max,
