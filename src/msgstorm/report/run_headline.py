@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from msgstorm.analysis.summary_model import Controller, Group, Latency, Market, SloVerdict, Summary
 from msgstorm.report.collateral import market_bad_debt_label
+from msgstorm.report.headline_terms import covered_first, past_bankruptcy
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, duration_s, number, slo_value
 
@@ -36,12 +37,13 @@ def _market_cards(market: Market | None, bad_debt_label: str) -> list[str]:
     if market is None:
         return []
     bad, liquidations = market.bad_debt, market.liquidations
+    covered = covered_first(market.venue)
     return [
         card(bad_debt_label, esc(number(bad.absolute)),
-             esc(f"{number(bad.pct_of_open_interest)}% of open interest, {number(bad.accounts)} "
-                 "accounts")),
+             esc((f"after {covered}; " if covered else "") + f"{number(bad.pct_of_open_interest)}% of open "
+                 f"interest, {number(bad.accounts)} accounts")),
         card("liquidations executed", esc(number(liquidations.executed)),
-             esc(f"of {number(liquidations.eligible)} eligible; late {number(liquidations.late)}, "
+             esc(f"of {number(liquidations.eligible)} eligible; {past_bankruptcy(liquidations)}, "
                  f"not attempted {number(liquidations.not_attempted)}")),
     ]
 
