@@ -94,7 +94,6 @@ def test_soft_is_the_l2_block_so_op_stack_s_2_s_blocks_show_in_it() -> None:
                   for m, t in zip(part["msg_id"], part["t_soft"], strict=True))
     assert soft == sorted(2 * [k * 100 * MS for k in range(1, 21)])
     assert soft[19] == 1000 * MS
-    assert _rollup_rows("blobs")["rollup soft (L2 block) p50 / p99 / max"] == "1 ms / 2 ms / 3 ms"
 
 
 def test_a_batch_closes_full_at_the_block_that_would_overflow_it() -> None:
