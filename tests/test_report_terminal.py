@@ -64,6 +64,55 @@ def test_an_slos_value_is_printed_in_its_thresholds_unit() -> None:
                                           ["< 2%", "1.25%"], ["== 0", "3"], ["< 1s", "—"]]
 
 
+def _value(lines: list[str], label: str) -> str:
+    return lines[_row(lines, label)].split("│")[2].strip()
+
+
+def test_late_reads_as_past_the_bankruptcy_price_beside_a_long_delay() -> None:
+    # black-thursday-2020: liquidations hours late by the delay, yet none executed after the
+    # true price crossed the bankruptcy price: "late 0" beside 4,861 s read false.
+    market = {**MARKET, "liquidations": {"eligible": 2112, "triggered": 1587, "executed": 1587, "late": 0,
+                                         "no_op": 879, "not_attempted": 525, "messages": 2466},
+              "liquidation_delay_ms": {"p50": 4_861_000.0, "p99": 7_284_000.0, "max": 7_284_000.0}}
+    row = _value(_printed({"market": market}), "liquidations")
+    assert row == ("eligible 2,112, triggered 1,587, executed 1,587 (0 past their bankruptcy price), no-op 879, "
+                   "not attempted 525")
+    assert "late" not in row
+
+
+def test_bad_debt_says_what_the_venue_covered_before_it() -> None:
+    # venue-close-factor: no bad debt left because 1,129,163 was socialised.
+    venue = {"liquidation_fee": 744_861.3, "keeper_fee": 744_861.3, "insurance_fee": 0.0,
+             "insurance_fund": {"start": 0.0, "end": 0.0, "used": 0.0}, "deleveraged": 0.0,
+             "socialised": 1_129_163.0, "bad_debt": 0.0, "partial_calls": 2351}
+    market = {**MARKET, "open_interest": 231_468_852.0, "venue": venue,
+              "bad_debt": {"absolute": 0.0, "pct_of_open_interest": 0.0, "accounts": 0}}
+    assert _value(_printed({"market": market}), "bad debt") == (
+        "0 (after 1,129,163 socialised; 0% of open interest 231,468,852), 0 accounts")
+    # venue-partial: the fund and deleveraging covered it; nothing covered: no "after".
+    venue = {**venue, "insurance_fund": {"start": 1000.0, "end": 20_021.56, "used": 127_769.3},
+             "deleveraged": 22_108.22, "socialised": 0.0}
+    assert _value(_printed({"market": {**market, "venue": venue}}), "bad debt") == (
+        "0 (after 127,769.3 from the fund, 22,108.22 deleveraged; 0% of open interest 231,468,852), 0 accounts")
+    assert _value(_printed({"market": MARKET}), "bad debt") == (
+        "158,530,597 (14.826% of open interest 1,069,258,733), 7,416 accounts")
+
+
+def test_lost_messages_and_lost_receipts_read_apart() -> None:
+    # A live run whose consumers missed 841 receipts of messages that some consumer got or
+    # the broker acked: no message is lost, 841 receipts are.
+    delivery = {"fanout": True, "consumers": 2, "received": 19_159, "expected": 20_000, "duplicated": 0,
+                "unexpected": 0, "reordered": 0, "stream": None,
+                "lost": {"total": 841, "prefix": 0, "middle": 841, "postfix": 0, "acked": 0}}
+    lines = _printed({"target": "nats", "messages": {"sent": 10_000, "committed": 10_000}, "delivery": delivery})
+    assert _value(lines, "messages") == ("sent 10,000, sequenced 0, committed 10,000, dropped 0, rejected 0, "
+                                         "lost 0 (neither acked nor received), pending 0, unsent 0")
+    assert _value(lines, "delivery (received / expected)").startswith(
+        "19,159 / 20,000; receipts lost 841 (prefix 0, middle 841, postfix 0)")
+    simulated = _printed({"messages": {"sent": 10, "lost": 2}})
+    assert "lost 2, pending" in _value(simulated, "messages")  # no audit beside it: no hint
+
+
 def test_faults_show_how_long_recovery_took_and_copies_each_node() -> None:
     lines = _printed({"faults": [
         {"fault_id": 0, "kind": "crash", "start_s": 3.0, "end_s": 6.0, "pre_fault_p99_ms": 2.5, "recovery_s": 1.234},
@@ -236,4 +285,4 @@ def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_f
     with pytest.raises(pydantic.ValidationError, match=r"queue\.max_depht"):
         print_summary(misspelt, Console(file=io.StringIO(), width=200))
     lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
-    assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"
+    assert lines[_row(lines, "in queue_wait max / mean")].split("│")[2].strip() == "3 / 1.5 (mean over time)"

@@ -25,7 +25,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   false when every step passed (see ``capacity``).
 - ``failure_threshold``: {rate_per_s, reason, t_ns} or null, with ``faults`` (those active
   in the interval) when there are some (reasons in ``failure``).
-- ``queue``: {max_depth, mean_depth} from queue samples (null values without samples).
+- ``queue``: {max_depth, mean_depth}: the messages in the queue-wait stage (received, not yet
+  in service or in a block), the most at once and the mean over the run's time, from the
+  messages table (``analysis/queue.py``; null without any), and max_block_backlog (samples).
 - ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
 - ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending, unsent}: sent
   counts rows but the unsent ones (a live generator's shortfall at the run's end), sequenced

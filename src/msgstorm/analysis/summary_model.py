@@ -113,8 +113,13 @@ class FailureThreshold(Closed):
 
 
 class Queue(Closed):
-    max_depth: Annotated[int | float | None, Field(ge=0)]
-    mean_depth: Annotated[float | None, Field(ge=0)]
+    max_depth: Annotated[int | float | None, Field(ge=0, description=(
+        "the most messages waiting at once in the queue-wait stage: received (sequencer intake, mempool) and "
+        "not yet in service or in a block, whatever held them (queue, fee waiting list, lane, mempool); a "
+        "message still pending at the end waits to it; null when no message has that stage (a live broker)"))]
+    mean_depth: Annotated[float | None, Field(ge=0, description=(
+        "those messages' mean number over the run's time, from 0 to its end: the sum of their waits over "
+        "that span (exact, not sampled)"))]
     max_block_backlog: Annotated[int | float | None, Field(ge=0)] = None
 
 

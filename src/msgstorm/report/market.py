@@ -129,7 +129,8 @@ def market_section(summary: Summary) -> str:
     liquidations, delay, bad = market.liquidations, market.liquidation_delay_ms, market.bad_debt
     stale, slip = market.price_staleness_ms, market.slippage_bps
     counted = (("eligible", liquidations.eligible), ("triggered", liquidations.triggered),
-               ("executed", liquidations.executed), ("late", liquidations.late), ("no op", liquidations.no_op),
+               ("executed", liquidations.executed), ("executed past the bankruptcy price", liquidations.late),
+               ("no op", liquidations.no_op),
                ("not attempted", liquidations.not_attempted), ("messages", liquidations.messages))
     rows = [["accounts / open interest", f"{number(market.accounts)} / {number(market.open_interest)}"],
             *[[f"liquidations {label}", number(count)] for label, count in counted],

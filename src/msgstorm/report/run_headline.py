@@ -20,6 +20,7 @@ from msgstorm.analysis.summary_model import (
     Summary,
 )
 from msgstorm.report.collateral import market_bad_debt_label
+from msgstorm.report.headline_terms import covered_first, past_bankruptcy
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, duration_s, failure_where, number, slo_shown
 
@@ -44,12 +45,13 @@ def _market_cards(market: Market | None, bad_debt_label: str) -> list[str]:
     if market is None:
         return []
     bad, liquidations = market.bad_debt, market.liquidations
+    covered = covered_first(market.venue)
     return [
         card(bad_debt_label, esc(number(bad.absolute)),
-             esc(f"{number(bad.pct_of_open_interest)}% of open interest, {number(bad.accounts)} "
-                 "accounts")),
+             esc((f"after {covered}; " if covered else "") + f"{number(bad.pct_of_open_interest)}% of open "
+                 f"interest, {number(bad.accounts)} accounts")),
         card("liquidations executed", esc(number(liquidations.executed)),
-             esc(f"of {number(liquidations.eligible)} eligible; late {number(liquidations.late)}, "
+             esc(f"of {number(liquidations.eligible)} eligible; {past_bankruptcy(liquidations)}, "
                  f"not attempted {number(liquidations.not_attempted)}")),
     ]
 
@@ -112,7 +114,8 @@ def headline(summary: Summary) -> str:
         card("messages committed", number(messages.committed), f"of {number(messages.sent)} sent"),
         card("not committed", number(sum(count for _, count in not_committed)),
              ", ".join(f"{status} {number(count)}" for status, count in not_committed)),
-        card("queue depth max", number(summary.queue.max_depth), f"mean {number(summary.queue.mean_depth)}"),
+        card("queue depth max", number(summary.queue.max_depth),
+             f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait"),
         card("desync episodes", number(summary.desync.episodes),
              f"max height gap {number(summary.desync.max_height_gap)}"),
         card("run time", duration_s(summary.duration_s),

@@ -52,6 +52,7 @@ from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.consensus import consensus_rows
 from msgstorm.report.cross import cross_rows
 from msgstorm.report.crosschain import crosschain_rows
+from msgstorm.report.headline_terms import LOST_MESSAGES_LIVE, bad_debt_text, liquidations_text
 from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
     baseline_span,
@@ -64,7 +65,12 @@ from msgstorm.report.text import (
     slo_shown,
 )
 
-__all__ = ["control_lines", "print_summary", "published_figures", "security_lines"]
+__all__ = ["QUEUE_DEPTH_LABEL", "control_lines", "print_summary", "published_figures", "security_lines"]
+
+# What the queue depth counts (``analysis/queue.py``): every message in its queue_wait stage
+# (the stage table's), from the messages table; the value says the mean is over time. Short
+# enough (no longer than "latency p50 / p99 / p99.9") to leave the table's columns as they were.
+QUEUE_DEPTH_LABEL = "in queue_wait max / mean"
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -166,15 +172,7 @@ def _limit(capacity: Capacity) -> str:
 
 def _market_headline(market: Market, bad_debt_label: str) -> list[tuple[str, str]]:
     """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
-    liquidations, bad = market.liquidations, market.bad_debt
-    return [
-        (bad_debt_label, f"{_fmt(bad.absolute)} ({_fmt(bad.pct_of_open_interest)}% of open "
-                         f"interest {_fmt(market.open_interest)}), {_fmt(bad.accounts)} accounts"),
-        ("liquidations", f"eligible {_fmt(liquidations.eligible)}, triggered {_fmt(liquidations.triggered)}, "
-                         f"executed {_fmt(liquidations.executed)}, late {_fmt(liquidations.late)}, "
-                         f"no-op {_fmt(liquidations.no_op)}, not attempted "
-                         f"{_fmt(liquidations.not_attempted)}"),
-    ]
+    return [(bad_debt_label, bad_debt_text(market)), ("liquidations", liquidations_text(market.liquidations))]
 
 
 def _market_rows(market: Market) -> list[tuple[str, str]]:
@@ -412,7 +410,7 @@ def _delivery_rows(delivery: Delivery) -> list[tuple[str, str]]:
     """Receipts against what a correct run has, and the stream read back after the run."""
     lost = delivery.lost
     rows = [("delivery (received / expected)",
-             f"{_fmt(delivery.received)} / {_fmt(delivery.expected)}; lost {_fmt(lost.total)}"
+             f"{_fmt(delivery.received)} / {_fmt(delivery.expected)}; receipts lost {_fmt(lost.total)}"
              f" (prefix {_fmt(lost.prefix)}, middle {_fmt(lost.middle)}, postfix {_fmt(lost.postfix)}), "
              f"duplicated {_fmt(delivery.duplicated)}, unexpected {_fmt(delivery.unexpected)}, "
              f"reordered {_fmt(delivery.reordered)}")]
@@ -439,12 +437,16 @@ def _relay_rows(relay: Relay) -> list[tuple[str, str]]:
     return rows
 
 
-def _messages_line(messages: Messages) -> str:
-    """Each count of the summary's ``messages``, in summary.json's order."""
-    counts = (("sent", messages.sent), ("sequenced", messages.sequenced), ("committed", messages.committed),
-              ("dropped", messages.dropped), ("rejected", messages.rejected), ("lost", messages.lost),
-              ("pending", messages.pending), ("unsent", messages.unsent))
-    return ", ".join(f"{name} {_fmt(count)}" for name, count in counts)
+def _messages_line(messages: Messages, audited: bool = False) -> str:
+    """Each count of the summary's ``messages``, in summary.json's order; ``audited`` (a
+    delivery audit's row beside it, which counts lost receipts): ``lost`` says it counts
+    messages no one got."""
+    lost = _fmt(messages.lost) + (f" ({LOST_MESSAGES_LIVE})" if audited else "")
+    counts = (("sent", _fmt(messages.sent)), ("sequenced", _fmt(messages.sequenced)),
+              ("committed", _fmt(messages.committed)), ("dropped", _fmt(messages.dropped)),
+              ("rejected", _fmt(messages.rejected)), ("lost", lost), ("pending", _fmt(messages.pending)),
+              ("unsent", _fmt(messages.unsent)))
+    return ", ".join(f"{name} {count}" for name, count in counts)
 
 
 def _validators_rows(halt: Validators) -> list[tuple[str, str]]:
@@ -487,14 +489,16 @@ def _headline(summary: Summary) -> KeptTable:
                  f"{failure_where(failure, summary.capacity is not None)}" if failure else "none fired")
     for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
-    head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")
+    queue = summary.queue
+    head.add_row(QUEUE_DEPTH_LABEL, f"{_fmt(queue.max_depth)} / {_fmt(queue.mean_depth)}"
+                 + (" (mean over time)" if queue.mean_depth is not None else ""))
     base_fee = summary.base_fee
     if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
         head.add_row("base fee min / max / last", " / ".join(_fmt(fee) for fee in (base_fee.min, base_fee.max,
                                                                                       base_fee.last)))
     head.add_row("desync episodes / max gap",
                  f"{_fmt(summary.desync.episodes)} / {_fmt(summary.desync.max_height_gap)}")
-    head.add_row("messages", _messages_line(summary.messages))
+    head.add_row("messages", _messages_line(summary.messages, audited=summary.delivery is not None))
     for label, text in _security_rows(summary.security, summary.integrity, summary.byzantine):
         head.add_row(label, text)
     if summary.generator:
