@@ -31,6 +31,7 @@ from msgstorm.report.series import (
     RegionMatrix,
     Span,
     bucket_peaks,
+    bucket_starts,
     thin_lowest_highest,
 )
 from msgstorm.report.text import duration_ms
@@ -39,6 +40,7 @@ __all__ = [
     "rollup_batches_figure",
     "rollup_fees_figure",
     "base_fee_figure",
+    "block_bars_note",
     "cpu_figure",
     "SPAN_COLOURS",
     "label_if_empty",
@@ -533,20 +535,42 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
     return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
 
 
+def block_bars_note(blocks: int) -> str:
+    """What the base fee chart's bars are, for its caption: each block's messages, or past
+    ``MAX_POINTS`` blocks the largest block of each run of consecutive blocks."""
+    if blocks <= MAX_POINTS:
+        return "Bars: each block's messages."
+    sizes = np.diff(np.append(bucket_starts(blocks, MAX_POINTS), blocks))
+    runs = f"{int(sizes.min())}" if sizes.min() == sizes.max() else f"{int(sizes.min())} or {int(sizes.max())}"
+    return (f"Bars: the messages of the fullest block of each run of {runs} consecutive blocks ({MAX_POINTS:,} bars "
+            f"for {blocks:,} blocks).")
+
+
 def base_fee_figure(base_fee: list[dict[str, Any]], block_t_ns: Sequence[int], block_messages: Sequence[float],
                     spans: Sequence[Span]) -> Figure:
     """A chain run's base fee in force in each block (a step line), and each block's
-    messages (bars, on the right axis; left out past ``MAX_POINTS`` blocks)."""
+    messages (bars, on the right axis); past ``MAX_POINTS`` blocks one bar for each run of
+    consecutive blocks, as tall as its fullest block and as wide as the run."""
     fee = np.array([e["base_fee"] for e in base_fee], dtype=np.float64)
     keep = thin_lowest_highest(fee).tolist()
     data: list[dict[str, Any]] = [{"type": "scatter", "x": [base_fee[i]["t_ns"] / NS_PER_S for i in keep],
                                    "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee",
                                    "mode": "lines", "line": {"color": "#8c564b", "shape": "hv"}}]
     more: dict[str, Any] = {}
-    if 0 < len(block_t_ns) <= MAX_POINTS:
-        data.append({"type": "bar", "x": [t / NS_PER_S for t in block_t_ns], "y": list(block_messages),
-                     "name": "messages in the block", "yaxis": "y2", "marker": {"color": "#1f77b4", "opacity": 0.35}})
-        more["yaxis2"] = {"title": {"text": "messages in the block"}, "overlaying": "y", "side": "right",
+    if len(block_t_ns):
+        t_s = np.asarray(block_t_ns, dtype=np.float64) / NS_PER_S
+        first, _, peak = bucket_peaks(np.asarray(block_messages, dtype=np.float64))
+        bars: dict[str, Any] = {"type": "bar", "y": _listed(peak), "yaxis": "y2",
+                                "marker": {"color": "#1f77b4", "opacity": 0.35}}
+        if len(block_t_ns) <= MAX_POINTS:
+            bars |= {"x": t_s.tolist(), "name": "messages in the block"}
+        else:  # each bar spans its run of blocks, up to the next run's first block
+            edges = np.append(t_s[first], t_s[-1] + (t_s[-1] - t_s[-2]))
+            widths = np.diff(edges)
+            bars |= {"x": (edges[:-1] + widths / 2).tolist(), "width": (widths * 0.9).tolist(),
+                     "name": "messages in the fullest block of the run"}
+        data.append(bars)
+        more["yaxis2"] = {"title": {"text": "messages in a block"}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False}
     layout = _layout("Base fee per block", "time (s)", "base fee", yaxis={"rangemode": "tozero"}, **more)
     return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
