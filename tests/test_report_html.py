@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -324,6 +325,37 @@ def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
     axis = figure["layout"]["yaxis" + fee["yaxis"][1:]]
     assert axis["title"]["text"] == "base fee" and axis["overlaying"] == "y"
     assert figure["layout"]["yaxis" + queue["yaxis"][1:]]["title"]["text"] == "queue depth"
+
+
+_SI = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def _ticks(dom: str, slug: str, axis: str) -> list[float]:
+    """The tick labels a drawn plot shows on y axis ``axis`` (``y``, ``y2``, ...), as numbers."""
+    start = dom.index(f'id="plot-{slug}"')
+    drawn = dom[start:dom.index("</svg>", dom.index("</svg>", start) + 1)]
+    labels = re.findall(rf'<g class="{axis}tick"><text[^>]*>([^<]*)</text>', drawn)
+    return [float(label[:-1].replace("\u2212", "-")) * _SI[label[-1]] if label[-1] in _SI else
+            float(label.replace("\u2212", "-")) for label in labels]
+
+
+def test_the_bad_debt_charts_three_axes_show_round_ticks_on_one_grid_up_to_their_largest_value(market) -> None:
+    """Read back from the drawn chart: before, the queue and the base fee took the bad debt's
+    grid lines at whatever values fell there (21.1k, 42.2k, 63.3k; 0.675, 1.35, 2.025). Now
+    each axis counts from 0 in equal round steps, as many on each, to a tick at or above
+    its largest value."""
+    _, dom, _, _ = market
+    figure = _figure(dom, "market-bad-debt")
+    ticks = {axis: _ticks(dom, "market-bad-debt", axis) for axis in ("y", "y2", "y3")}
+    assert len({len(shown) for shown in ticks.values()}) == 1, ticks
+    for axis, shown in ticks.items():
+        step = shown[1] - shown[0]
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert shown[0] == 0 and any(math.isclose(mantissa, nice) for nice in (1, 2, 2.5, 5)), (axis, shown)
+        assert all(math.isclose(b - a, step) for a, b in zip(shown, shown[1:])), (axis, shown)
+        largest = max(y for trace in figure["data"] if (trace.get("yaxis") or "y") == axis for y in trace["y"]
+                      if y is not None)
+        assert largest <= shown[-1], (axis, largest, shown)
 
 
 def test_the_market_table_says_its_delays_by_the_one_duration_rule(market) -> None:

@@ -76,13 +76,15 @@ class RunDirError(Exception):
     """The run directory cannot be used: it holds something, or the OS refused it."""
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    """A new, empty directory ``runs/<UTC time to the microsecond>-<name>[-N]``, created
-    exclusively here, so runs started in parallel never share one."""
+def default_run_dir(scenario: Scenario, root: Path = Path("runs"), kind: str = "") -> Path:
+    """A new, empty directory ``runs/<UTC time to the microsecond>-<name>[-kind][-N]``,
+    created exclusively here, so runs started in parallel never share one; ``kind`` says
+    what else than a run it holds (``sweep``, ``safe-leverage``)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     root.mkdir(parents=True, exist_ok=True)
+    named = f"{stamp}-{scenario.run.name}" + (f"-{kind}" if kind else "")
     for attempt in range(1000):
-        candidate = root / (f"{stamp}-{scenario.run.name}" + (f"-{attempt}" if attempt else ""))
+        candidate = root / (named + (f"-{attempt}" if attempt else ""))
         try:
             candidate.mkdir()
         except FileExistsError:

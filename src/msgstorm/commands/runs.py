@@ -234,7 +234,10 @@ def report(
                           "reporting its events (servers, faults, connections)", highlight=False, markup=False)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
-        say_error(str(error))
+        # Only when there is no history: is it a sweep's directory?
+        from msgstorm.sweep.manifest import not_a_run
+
+        say_error(not_a_run(run_dir) or str(error))
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
         say_error(f"{run_dir}: history unreadable: {error}")

@@ -24,6 +24,8 @@ from msgstorm.commands.common import (
 )
 from msgstorm.errors import ExitCode
 
+POINTS_WIDTH = 80  # columns of the points' table a sweep prints at its end, whatever the terminal's
+
 
 def _no_ray(error: ImportError) -> NoReturn:
     """--ray without Ray installed: say which extra brings it; exit 2."""
@@ -39,7 +41,7 @@ def sweep(
     zipped: Annotated[bool, typer.Option("--zip", help="pair the grids' values side by side instead")] = False,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per point: run.seed, run.seed+1, ...")] = 1,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>); "
+    out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>-sweep); "
                                              "run again with the same --out to resume the same sweep (another "
                                              "sweep's directory is refused)", metavar="DIR")] = None,
     keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep every run's directory (default: its "
@@ -68,7 +70,7 @@ def sweep(
     except GridError as error:
         say_error(str(error))
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    out_dir = out_path if out_path is not None else default_run_dir(loaded, kind="sweep")
     from msgstorm.report.live import SweepProgress
 
     bar = SweepProgress(out)
@@ -97,6 +99,11 @@ def sweep(
     except KeyboardInterrupt:
         say_error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if not quiet:
+        from msgstorm.sweep.points import points_table, read_points
+
+        # Width-independent: the same table on any terminal, and no wider than 80 columns.
+        out.print(points_table(read_points(out_dir)), width=POINTS_WIDTH, soft_wrap=False)
     retried = f" ({result.failed_before} of them failed before: retried)" if result.failed_before else ""
     out.print(f"{result.ran} run(s) now{retried}, {result.skipped} finished before, {result.failed} failed; "
               f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
@@ -122,7 +129,7 @@ def safe_leverage_command(
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
                                              metavar="KEY=V1,V2")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="where to write (default: runs/<time>-<name>); "
+    out_path: Annotated[Path | None, typer.Option("--out", help="where to write (default: runs/<time>-<name>-safe-leverage); "
                                                   "run again with the same --out to resume", metavar="DIR")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
@@ -187,7 +194,7 @@ def safe_leverage_command(
             say_error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     try:  # --out as msgstorm run takes it: a file there, or a path under one, is said and refused
-        out_dir = out_path if out_path is not None else default_run_dir(loaded)
+        out_dir = out_path if out_path is not None else default_run_dir(loaded, kind="safe-leverage")
         refuse_a_file(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
     except (RunDirError, OSError) as error:

@@ -59,6 +59,7 @@ from msgstorm.report.series import (
     region_matrix,
     shaded_spans,
     validation_backlog_series,
+    whole_run_faults,
 )
 from msgstorm.report.text import duration_ms, number
 from msgstorm.report.topology import region_path_rows, topology_figure
@@ -285,7 +286,8 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *consensus_section(history, typed),
         *safety_section(history, typed),
         ("groups", "By message kind and agent", groups_section(typed)),
-        ("checks", "Delivery checks and faults", checks_section(typed)),
+        ("checks", "Delivery checks and faults",
+         checks_section(typed, [fault.fault_id for fault in whole_run_faults(history)])),
     ]
     other = _other_results(summary)
     if other is not None:

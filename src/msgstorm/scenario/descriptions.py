@@ -630,6 +630,10 @@ DESCRIPTIONS: dict[str, str] = {
                                  "`leverage_sigma` is 0) must be below 1 / `maintenance_margin` (an account there "
                                  "would open on or past its liquidation line; the default, 50, needs a "
                                  "`maintenance_margin` above 2%), and this at least `leverage_median`",
+    "AccountsSpec.leverage_floor": "... and at least this (a leverage drawn below it is raised to it; none: no "
+                                   "floor); at most `leverage_median`. Below 1 a position is smaller than its "
+                                   "collateral (a perpetual venue allows it); a lending market's vault borrows, so a "
+                                   "book of vaults takes a floor above 1",
     "AccountsSpec.collateral": "each account's collateral",
     "AccountsSpec.long_share": "share of long positions (the rest are short)",
     "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "

@@ -68,6 +68,7 @@ from msgstorm.sweep.leverage_probes import (
     probe_grid,
     probe_search,
 )
+from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "check_seeds", "choose_method",
@@ -511,6 +512,6 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                                      + (", at the confidence of the look that showed it" if probes else "")
                                      + "), every one tried below it shown within too"),
                 "vary": None if vary is None else vary[0], "curves": curves}
-    (out / "safe_leverage.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    (out / SEARCH_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_leverage_report(out, document)
     return document
