@@ -88,8 +88,10 @@ def test_live_and_serial_tests_run_in_lanes_a_module_on_one_worker(suite: pytest
     one worker one after another; the others are shared by whichever worker is free."""
     many = "".join(f"def test_{k}():\n    pass\n\n" for k in range(6))
     marked = "import pytest\n\n@pytest.mark.serial\ndef test_marked():\n    pass\n\n"
+    # A module of SERIAL_MODULES, by another name than the suite's own (one process imports both).
+    suite.makeconftest(CONFTEST.read_text().replace('frozenset({"test_cli_signals.py"})', 'frozenset({"test_timed_signals.py"})'))
     suite.makepyfile(test_live_broker=many, test_live_node=many.replace("test_", "test_node_"),
-                     test_cli_signals="def test_signal():\n    pass\n", test_sim=marked + many.replace("test_", "test_sim_"))
+                     test_timed_signals="def test_signal():\n    pass\n", test_sim=marked + many.replace("test_", "test_sim_"))
     result = suite.runpytest("-n", "3", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
     result.assert_outcomes(passed=22)  # and test_two.py's two
     workers: dict[str, set[str]] = {}
