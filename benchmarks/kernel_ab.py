@@ -1,6 +1,6 @@
 """The gossip kernel's speed in two source trees, side by side in one run (an A/B ratio).
 
-Run by hand, not in CI:
+Run by hand (CI runs ``src src --pairs 1 --nodes 3 --rate 100``, a smoke run):
 
     python benchmarks/kernel_ab.py A_SRC B_SRC              # 3 alternating pairs
     python benchmarks/kernel_ab.py A_SRC B_SRC --pairs 5 --nodes 300 --rate 2000

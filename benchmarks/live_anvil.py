@@ -1,10 +1,11 @@
 """msgstorm's chain target against a plain web3.py loop on one anvil node, in one run.
 
-Run by hand, not in CI (needs anvil: ``npm install @foundry-rs/anvil-linux-amd64@1.7.1``, and
-``pip install web3``):
+Run by hand (needs anvil: ``npm install @foundry-rs/anvil-linux-amd64@1.7.1``, and
+``pip install web3``); CI runs ``--smoke``:
 
     python benchmarks/live_anvil.py            # a few minutes
     python benchmarks/live_anvil.py --quick    # shorter runs
+    python benchmarks/live_anvil.py --smoke    # one round, half-second loops, one 1 s run: that it runs
 
 One anvil this script starts on loopback (1 s blocks, a gas limit no load here fills, fee
 order, 1,000 dev accounts), used by every side in turn:
@@ -189,7 +190,7 @@ def _search(url: str, duration: str, work: Path, args: argparse.Namespace, node_
         else:
             failed = rate
             rate = (best + failed) // 2
-        if rate in (best, failed) or rate <= 0:
+        if rate in (best, failed) or rate <= 0 or args.smoke:  # --smoke: one rate
             break
     return best
 
@@ -210,6 +211,9 @@ def _spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one round: 0.5 s of signing and of the web3.py loop, one 1 s msgstorm run at 250/s "
+                             "(that the script runs, not a measure)")
     parser.add_argument("--tries", type=int, default=2)
     parser.add_argument("--max-lag-ms", type=float, default=1.0,
                         help="the p99 send lag a sustained rate keeps (1 ms; a loaded machine may need more)")
@@ -219,9 +223,11 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=None,
                         help="another version's src/ directory: its msgstorm side runs too, in turn")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds, args.tries = 1, 0.5, 1
     ladder = [int(rate) for rate in args.ladder.split(",") if rate]
     trees = [(ROOT / "src", "msgstorm")] + ([(args.before.resolve(), "before")] if args.before else [])
-    duration = "3s" if args.quick else "6s"
+    duration = "1s" if args.smoke else "3s" if args.quick else "6s"
     work = Path(tempfile.mkdtemp(prefix="msgstorm-bench-anvil-"))
     port = free_port()
     template = parse_scenario(SCENARIO.format(duration="1s", url="http://127.0.0.1:1", rate=1), source="bench.toml",

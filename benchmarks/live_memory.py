@@ -1,6 +1,6 @@
 """Peak memory of each msgstorm process of one run, servers left out.
 
-Run by hand, not in CI:
+Run by hand (CI runs it on ``examples/live-zmq.toml --set 'run.duration="1s"'``, a smoke run):
 
     python benchmarks/live_memory.py examples/live-cometbft.toml [msgstorm run options...]
 

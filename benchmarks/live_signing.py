@@ -1,9 +1,10 @@
 """The core-NATS knee with signed messages against unsigned ones, in one run.
 
-Run by hand, not in CI (nats-server comes with msgstorm's install):
+Run by hand (nats-server comes with msgstorm's install); CI runs ``--smoke``:
 
     python benchmarks/live_signing.py            # about a minute
     python benchmarks/live_signing.py --quick    # shorter steps
+    python benchmarks/live_signing.py --smoke    # five 200 ms steps a scheme: that it runs
 
 First ``msgstorm calibrate crypto``'s measurement (into a temporary file the runs then use):
 what signing and verifying one 128-byte message costs with each scheme on this machine. Then
@@ -62,8 +63,10 @@ size = "128B"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 ms steps instead of 500 ms")
+    parser.add_argument("--smoke", action="store_true",
+                        help="five 200 ms steps a scheme, the unsigned ramp from 20,000/s: that the script runs")
     args = parser.parse_args()
-    every_ms = 300 if args.quick else 500
+    every_ms = 200 if args.smoke else 300 if args.quick else 500
     with tempfile.TemporaryDirectory() as tmp:
         path = save_costs(measure(), Path(tmp) / "crypto-costs.json")
         os.environ[COSTS_ENV] = str(path)
@@ -72,11 +75,11 @@ def main() -> int:
             f"{name} sign {c['sign_ns'] / 1e3:.2f} us, verify {c['verify_ns'] / 1e3:.2f} us" for name, c in costs.items()))
         for scheme in ("none", "hmac-sha256", "ed25519"):
             if scheme == "none":
-                start, step, steps = 50_000, 100_000, 14
+                start, step, steps = (20_000, 20_000, 5) if args.smoke else (50_000, 100_000, 14)
             else:
                 # The thread's estimate: sign + verify per message, plus what it does unsigned.
                 estimate = 1e9 / (costs[scheme]["sign_ns"] + costs[scheme]["verify_ns"] + 2_000)
-                start, step, steps = round(0.1 * estimate), round(0.1 * estimate), 15
+                start, step, steps = round(0.1 * estimate), round(0.1 * estimate), 5 if args.smoke else 15
             text = RAMP.format(scheme=scheme, start=start, step=step, steps=steps, every_ms=every_ms,
                                duration_ms=every_ms * steps)
             result = run(parse_scenario(text, source=f"signing-{scheme}.toml"), Path(tmp) / scheme, write_report=False)

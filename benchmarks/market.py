@@ -6,6 +6,7 @@
     python benchmarks/market.py --mechanisms none   # without the liquidation mechanisms' cases
     python benchmarks/market.py --mechanisms only   # only them
     python benchmarks/market.py --mechanisms only --clock cpu   # by the process's CPU time
+    python benchmarks/market.py --smoke         # 200 accounts, 2 keepers, a 3 s crash, one pair each: CI's
 
 Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
 venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on
@@ -18,7 +19,9 @@ The peer is the same run without ``[market]``: the ratio is the market's wall ti
 plain one's (the target: at most 1.5x). Both run end to end (traffic, the loop, the history,
 the analysis) into temporary directories, after an untimed warm-up run of each that loads
 the compiled code from numba's cache. With ``--accounts`` in the millions, it also times one
-price tick over every account against the accounts it crosses (the line index).
+price tick over every account against the accounts it crosses (the line index). ``--smoke``
+runs every case small (flash-crash cut to 3 s with its crash at 1 s, 200 accounts and 2
+keepers; one pair of each mechanism, not warmed up): that the script runs, not a measure.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ MECHANISMS = {
 }
 LONGS_ONLY = {"english_auction"}
 
+# --smoke: flash-crash cut to 3 s of traffic (its later phases and partition left out), the
+# market's crash moved into it.
+SMOKE = ['run.duration="3s"', 'run.drain="1s"']
+SMOKE_CRASH = 'market.instruments.0.shocks=[{at="1s", fall="25%", over="1s"}]'
+
 
 def _venue_scenario(liquidation: str, longs_only: bool = False) -> Scenario:
     text = (ROOT / "examples" / "venue-partial.toml").read_text()
@@ -100,11 +108,12 @@ def _venue_scenario(liquidation: str, longs_only: bool = False) -> Scenario:
                           base_dir=ROOT / "examples")
 
 
-def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True) -> Scenario:
+def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True, smoke: bool = False) -> Scenario:
     text = (ROOT / "examples" / "flash-crash.toml").read_text()
     if with_market:
         text += MARKET.format(accounts=accounts, keepers=keepers, race=str(race).lower())
-    return parse_scenario(text, source="flash-crash.toml", base_dir=ROOT / "examples")
+    overrides = [*SMOKE, *([SMOKE_CRASH] if with_market else [])] if smoke else []
+    return parse_scenario(text, source="flash-crash.toml", base_dir=ROOT / "examples", overrides=overrides)
 
 
 # What a run is timed by: wall time (``time.perf_counter``), or with ``--clock cpu`` the
@@ -149,14 +158,19 @@ def main() -> int:
                         help="keepers split the accounts (race = false) instead of racing for each")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="time runs by wall time or by the process's CPU time (steadier on a shared machine)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 accounts, 2 keepers, flash-crash cut to 3 s, one pair of each mechanism: that the "
+                             "script runs, not a measure")
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.smoke:
+        args.accounts, args.keepers = 200, 2
     if args.mechanisms == "only":
-        _mechanisms(args.repeat)
+        _mechanisms(args.repeat, args.smoke)
         return 0
-    plain = _scenario(False, args.accounts, args.keepers)
-    market = _scenario(True, args.accounts, args.keepers, race=not args.split)
+    plain = _scenario(False, args.accounts, args.keepers, smoke=args.smoke)
+    market = _scenario(True, args.accounts, args.keepers, race=not args.split, smoke=args.smoke)
     _timed(plain)
     _timed(market)
     plain_s: list[float] = []
@@ -177,18 +191,19 @@ def main() -> int:
     market_summary = summary.get("market") or {}
     print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
     if args.mechanisms == "all":
-        _mechanisms(args.repeat)
+        _mechanisms(args.repeat, args.smoke)
     if args.accounts >= 100_000:
         _tick(args.accounts)
     return 0
 
 
-def _mechanisms(repeat: int) -> None:
+def _mechanisms(repeat: int, smoke: bool = False) -> None:
     """Each mechanism's run of examples/venue-partial.toml against whole's, paired: whole and
     the mechanism alternate ``max(repeat, 3)`` times, so a machine whose load drifts (other
-    work on its cores) weighs on both alike; the ratio is of the medians."""
+    work on its cores) weighs on both alike; the ratio is of the medians. ``smoke``: ``repeat``
+    times, without the untimed warm-up runs."""
     wholes = {False: _venue_scenario(MECHANISMS["whole"]), True: _venue_scenario(MECHANISMS["whole"], True)}
-    for whole in wholes.values():
+    for whole in wholes.values() if not smoke else ():
         _timed(whole)
     clock = "CPU time" if CLOCK is time.process_time else "wall time"
     print("liquidation mechanisms on examples/venue-partial.toml (ETH -30% over 4 s, 2,000 accounts), "
@@ -198,11 +213,12 @@ def _mechanisms(repeat: int) -> None:
             continue
         scenario = _venue_scenario(section, name in LONGS_ONLY)
         whole = wholes[name in LONGS_ONLY]
-        _timed(scenario)
+        if not smoke:
+            _timed(scenario)
         whole_s, own_s = [], []
         summary: dict[str, object] = {}
         whole_summary: dict[str, object] = {}
-        for _ in range(max(repeat, 3)):
+        for _ in range(repeat if smoke else max(repeat, 3)):
             seconds, whole_summary = _timed(whole)
             whole_s.append(seconds)
             seconds, summary = _timed(scenario)

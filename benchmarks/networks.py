@@ -3,7 +3,7 @@ process (imports, traffic, gossip engine, history, analysis, summary.json, repor
 its wall time, CPU time (user + sys) and peak RSS, and the block arrival statistics and
 stale blocks of the run it wrote.
 
-Run by hand, not in CI:
+Run by hand (CI runs ``--quick --nodes 100``, a smoke run):
 
     python benchmarks/networks.py              # 6,000 nodes to height 30 (255 minutes: 31 blocks)
     python benchmarks/networks.py --quick      # 6,000 nodes, 1 hour (about 6 blocks)

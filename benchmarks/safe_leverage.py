@@ -4,6 +4,7 @@
     python benchmarks/safe_leverage.py --scenario examples/leverage-latency.toml --range 2:19.5 \\
         --set 'network.latency={"us-east/ap-northeast"="1s"}' --confidence 90%
     python benchmarks/safe_leverage.py --only probes           # the probe search alone
+    python benchmarks/safe_leverage.py --smoke                 # both searches tiny: that it runs (CI)
 
 Each search is the command line itself (``python -m msgstorm safe-leverage``) in a fresh
 process, into a new directory, timed from outside (wall seconds, and the runs and answer read
@@ -12,6 +13,8 @@ along each run, seeds added in looks until the answer is decided) and ``--method
 search before it: whole runs at each leverage, ``--seeds`` of them, a grid and bisections).
 The target: the probe search prints a leverage shown within budget at 95% in at most 3 minutes
 on two cores. The ratio line divides the runs method's wall time by the probes method's.
+``--smoke`` runs both searches as small as they go: black-thursday cut to 2 s (and 2 s of
+drain), leverages 1 to 2 at 50% confidence, one seed a leverage, at most two probe runs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def search(method: str, args: argparse.Namespace, out: Path) -> dict[str, object
                "--confidence", args.confidence, "--range", args.range, "--method", method, "--out", str(out)]
     if method == "runs":
         command += ["--seeds", str(args.seeds)]
+    elif args.smoke:
+        command += ["--max-runs", "2"]
     for value in args.set:
         command += ["--set", value]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -56,7 +61,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="the runs method's seeds a leverage (its default)")
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--only", choices=("probes", "runs"))
+    parser.add_argument("--smoke", action="store_true",
+                        help="both searches tiny (2 s runs, 1:2 at 50%%, one seed): that the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.confidence, args.range, args.seeds = "50%", "1:2", 1
+        args.set = ['run.duration="2s"', 'run.drain="2s"', *args.set]
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for method in [args.only] if args.only else ["probes", "runs"]:

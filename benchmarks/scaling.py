@@ -1,6 +1,6 @@
 """How the simulator scales: wall time and peak RSS against network size and message count.
 
-Run by hand, not in CI (no extra dependencies):
+Run by hand (no extra dependencies; CI runs ``--skip-cli --points 10:1000``, a smoke run):
 
     python benchmarks/scaling.py                         # full grid, ~10 min (the 10^7 point ~4)
     python benchmarks/scaling.py --max-messages 1000000  # skip the 10^7 point

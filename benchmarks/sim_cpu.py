@@ -1,6 +1,6 @@
 """CPU time of the simulation alone, for two source trees side by side (before and after a change).
 
-Run by hand, not in CI:
+Run by hand (CI runs ``--trees src src --pairs 1 --set network.nodes_per_region=5``, a smoke run):
 
     python benchmarks/sim_cpu.py --trees /path/to/before/src /path/to/after/src --pairs 3
 

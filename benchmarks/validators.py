@@ -1,10 +1,11 @@
 """msgstorm's validator target against a plain client loop on four CometBFT validators, in one run.
 
-Run by hand, not in CI (needs cometbft: ``go install github.com/cometbft/cometbft/cmd/cometbft@v0.38.19``;
-msgstorm finds it in ``$MSGSTORM_COMETBFT``, ``$(go env GOPATH)/bin`` or on PATH):
+Run by hand (needs cometbft: ``go install github.com/cometbft/cometbft/cmd/cometbft@v0.38.19``;
+msgstorm finds it in ``$MSGSTORM_COMETBFT``, ``$(go env GOPATH)/bin`` or on PATH); CI runs ``--smoke``:
 
     python benchmarks/validators.py            # a few minutes
     python benchmarks/validators.py --quick    # shorter runs, a coarser search
+    python benchmarks/validators.py --smoke    # a 1 s plain loop and one 1 s run: that it runs
 
 Both sides drive the same kind of network: four validators on loopback, each with its own
 home, ports and the built-in ``kvstore`` app, their peer-to-peer links through msgstorm's
@@ -167,6 +168,8 @@ def msgstorm_at(rate: int, duration: float) -> tuple[bool, dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one 1 s plain loop and one 1 s msgstorm run at the start rate: that the script runs")
     parser.add_argument("--start-rate", type=int, default=50,
                         help="the search's first rate (it doubles from there until a rate fails, then bisects)")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not kept")
@@ -175,7 +178,9 @@ def main() -> None:
                         help="one more run at this rate before the last plain run: what msgstorm commits past "
                              "its schedule, nothing lost")
     args = parser.parse_args()
-    duration = 5.0 if args.quick else 10.0
+    if args.smoke:
+        args.plain_seconds, args.tries = 1.0, 1
+    duration = 1.0 if args.smoke else 5.0 if args.quick else 10.0
     bisections = 2 if args.quick else 4
     plains = [plain(args.plain_seconds)]
     low, high, rate = 0, None, args.start_rate
@@ -194,13 +199,14 @@ def main() -> None:
                 plains.append(plain(args.plain_seconds))  # halfway: the search's first failure
             high = rate
             bisections -= 1
-        if bisections < 0 or (high is not None and high - low <= max(low // 20, 1)):
-            break
+        if bisections < 0 or (high is not None and high - low <= max(low // 20, 1)) or args.smoke:
+            break  # --smoke: one rate
         rate = rate * 2 if high is None else (low + high) // 2
     if args.peak_rate:
         _, facts = msgstorm_at(args.peak_rate, duration)
         print(f"msgstorm at {args.peak_rate:,}/s offered: {facts} ({load()})", flush=True)
-    plains.append(plain(args.plain_seconds))
+    if not args.smoke:  # --smoke: the plain loop before the search only
+        plains.append(plain(args.plain_seconds))
     fastest = max(plains)
     print(f"plain loop: fastest of {len(plains)} runs {fastest:,.0f}/s")
     print(f"msgstorm highest kept rate: {low:,}/s (p99 send lag <= 1 ms, nothing accepted lost)")

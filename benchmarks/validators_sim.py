@@ -1,6 +1,6 @@
 """CometBFT's 200-node QA testnet in the shadow network: how long its virtual minutes take.
 
-Run by hand, not in CI:
+Run by hand (CI runs ``--duration 2s``, a smoke run):
 
     python benchmarks/validators_sim.py                      # 10 minutes of virtual time
     python benchmarks/validators_sim.py --duration 30s       # the 30 s docs/networks.md reports, and its peer

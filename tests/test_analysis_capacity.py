@@ -78,6 +78,23 @@ def test_knee_is_the_last_step_when_nothing_degrades(tmp_path: Path) -> None:
     assert steps.column("throughput_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]
 
 
+def test_a_ramp_that_passed_every_step_reached_no_knee(tmp_path: Path) -> None:
+    """Every step passed: 500/s is only a lower bound on the knee, and the capacity says so
+    (``knee_reached`` false); a ramp with a failing step writes no flag (its knee was reached)."""
+    passing = write_history(tmp_path / "passing", ramp_messages([1, 1, 1, 1, 1]), scenario=scenario_dict(RAMP),
+                            t_end=6 * S)
+    knee, _, _ = capacity(passing)
+    assert knee is not None and knee["knee_reached"] is False and knee["knee_rate_per_s"] == 500.0
+    failing = write_history(tmp_path / "failing", ramp_messages([1, 1, 1, 50, 200]), scenario=scenario_dict(RAMP),
+                            t_end=6 * S)
+    knee, _, _ = capacity(failing)
+    assert knee is not None and "knee_reached" not in knee and knee["knee_rate_per_s"] == 300.0
+    first = write_history(tmp_path / "first", ramp_messages([1, 1, 1, 1, 1], {0: 2}), scenario=scenario_dict(RAMP),
+                          t_end=6 * S)
+    knee, _, _ = capacity(first)  # the first step failed: no knee at all, not a bound
+    assert knee is not None and "knee_reached" not in knee and knee["knee_rate_per_s"] is None
+
+
 def test_throughput_short_of_offered_fails_a_step(tmp_path: Path) -> None:
     # step 4 loses every other message: throughput 200/s < 95% of 400/s
     history = write_history(

@@ -3,6 +3,7 @@ terminal and report.html (report/consensus.py), on hand-built heights tables."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,21 @@ def test_heights_committed_in_their_first_round_took_one_round_each_mean_and_mos
     assert dict(consensus_rows(consensus))[ROUNDS] == "5 / 1 / 1 (0 above round 0)"
     [(_, _, page)] = consensus_section(history, summary)
     assert f"<td>{ROUNDS}</td><td>5 / 1 / 1 (0 above round 0)</td>" in page
+
+
+def test_the_nodes_table_puts_the_node_furthest_behind_first_then_the_rest_by_number(tmp_path: Path) -> None:
+    """Twelve nodes n-0 to n-11 commit heights 1 to 10 together, a second apart; n-9 stops after height 3
+    and catches up at 10.5 s: 7 heights behind at most. Before, the rows came in the order of
+    their names as text (n-0, n-1, n-10, n-11, n-2, ...), the crashed node ninth of twelve."""
+    commits = [(f"n-{node}", height, 0, height * S) for node in range(12) for height in range(1, 11)
+               if node != 9 or height <= 3]
+    commits += [("n-9", height, 0, 10 * S + 500 * MS + height * MS) for height in range(4, 11)]
+    history = _history(tmp_path, commits)
+    summary = analyse(history).result
+    [(_, _, page)] = consensus_section(history, summary)
+    table = page[page.index('id="consensus-nodes"'):]
+    rows = re.findall(r"<tr><td>([^<]*)</td>.*?<td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td></tr>",
+                      table[:table.index("</table>")])
+    lags = {node: summary.consensus.per_node[node].lag_max for node, *_ in rows} if summary.consensus else {}
+    assert [node for node, *_ in rows] == ["n-9", *(f"n-{node}" for node in range(12) if node != 9)]
+    assert lags["n-9"] == 7 and max(lag for node, lag in lags.items() if node != "n-9") == 0

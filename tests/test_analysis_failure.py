@@ -72,6 +72,41 @@ def test_overload_needs_short_throughput_and_a_growing_queue(tmp_path: Path) -> 
     }
 
 
+def _outage(tmp_path: Path, fault: bool) -> dict[str, Any] | None:
+    """``test_overload_needs_short_throughput_and_a_growing_queue``'s history, with or without a
+    sequencer outage (fault 0) from 2.5 s to the end (it never ends)."""
+    rows = steady(rate=10, seconds=2)
+    for j in range(40):
+        t = 2 * S + j * 50 * MS
+        rows.append(message(100 + j, t, latency_ns=2 * S + j * 100 * MS + MS - t))
+    events = [event(2 * S, "queue_depth", value=0.0), event(3 * S, "queue_depth", value=10.0),
+              event(4 * S, "queue_depth", value=20.0)]
+    if fault:
+        events.insert(1, event(2_500 * MS, "fault_start", fault_id=0, kind="sequencer_outage"))
+    return failure_threshold(write_history(tmp_path, rows, events, t_end=7 * S))
+
+
+def test_a_shortfall_while_a_fault_is_active_is_the_faults_not_an_overload(tmp_path: Path) -> None:
+    """The window from 3 s falls short of its 20/s while the queue grows: without a fault that
+    is an overload; inside a sequencer outage it is the fault's doing, and the threshold names
+    the fault active in its window."""
+    assert _outage(tmp_path / "plain", fault=False) == {"rate_per_s": 20.0, "reason": "overload", "t_ns": 3 * S}
+    assert _outage(tmp_path / "outage", fault=True) == {
+        "rate_per_s": 20.0, "reason": "fault", "t_ns": 3 * S,
+        "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+
+
+def test_a_loss_during_a_fault_names_the_fault(tmp_path: Path) -> None:
+    """A drop at 2.5 s, in the window from 2 s, which a partition from 2.2 s to 2.4 s overlaps
+    (the next window, from 3 s, it does not: a span is ``[start, end)``)."""
+    rows = steady()
+    rows[25] = message(25, rows[25]["t_intended"], status="dropped")
+    events = [event(2_200 * MS, "fault_start", fault_id=3, kind="partition"),
+              event(2_400 * MS, "fault_end", fault_id=3, kind="partition")]
+    assert failure_threshold(write_history(tmp_path, rows, events)) == {
+        "rate_per_s": 10.0, "reason": "loss", "t_ns": 2 * S, "faults": [{"fault_id": 3, "kind": "partition"}]}
+
+
 def test_pipeline_filling_in_the_first_window_is_not_overload(tmp_path: Path) -> None:
     # 300 ms latency: the first window commits only 70% of what it is offered
     events = [event(1 * S, "queue_depth", value=2.0), event(2 * S, "queue_depth", value=3.0)]

@@ -174,3 +174,40 @@ def test_a_live_runs_delivery_generator_and_connections() -> None:
     # On the simulator these are null: unknown, which a strict gate fails.
     sim = {**SUMMARY, "delivery": None, "generator": None, "connections": None}
     assert {r["verdict"] for r in evaluate_slos(sim, rules)} == {"unknown"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "verdict"),
+    [
+        (">= 3000/s", "unknown"),  # the knee is at least 2,963/s: either side of 3,000/s
+        (">= 2000/s", "pass"),  # at least 2,963/s is at least 2,000/s whatever the knee
+        ("> 2963/s", "unknown"),
+        (">= 2963/s", "pass"),
+        ("< 2000/s", "fail"),  # at least 2,963/s is never under 2,000/s
+        ("<= 5000/s", "unknown"),
+        ("== 2000/s", "fail"),
+        ("!= 2000/s", "pass"),
+        ("== 2963/s", "unknown"),
+    ],
+)
+def test_a_knee_no_step_reached_is_judged_only_where_its_lower_bound_decides(expression: str, verdict: str) -> None:
+    """A ramp that passed every step up to 2,963/s reached no knee: the knee is only known to
+    be at least 2,963/s. The entry says so (``bound``, ``reason``) and is judged only where
+    every knee from 2,963/s up gives the same verdict; else it is unknown: not judged."""
+    summary = {**SUMMARY, "capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "..."}}
+    [result] = evaluate_slos(summary, {"capacity.knee_rate": expression})
+    assert (result["verdict"], result["value"], result["bound"]) == (verdict, 2963.0, "lower")
+    assert result["reason"].startswith("no knee reached: every step of the ramp passed")
+    assert ("not judged" in result["reason"]) == (verdict == "unknown")
+
+
+def test_an_unparseable_entry_on_a_knee_no_step_reached_says_nothing_of_the_bound() -> None:
+    summary = {**SUMMARY, "capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "..."}}
+    [result] = evaluate_slos(summary, {"capacity.knee_rate": ">= 3000ms"})
+    assert result == {"name": "capacity.knee_rate", "verdict": "unknown", "value": 2963.0, "threshold": ">= 3000ms"}
+
+
+def test_a_knee_reached_is_judged_as_any_value() -> None:
+    summary = {**SUMMARY, "capacity": {"knee_rate_per_s": 2963.0, "method": "..."}}
+    [result] = evaluate_slos(summary, {"capacity.knee_rate": ">= 3000/s"})
+    assert result == {"name": "capacity.knee_rate", "verdict": "fail", "value": 2963.0, "threshold": ">= 3000/s"}

@@ -146,7 +146,9 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
     }
     assert s["capacity"] is None and analysis.steps is None
     assert s["failure_threshold"] == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 1 * S}
-    assert s["queue"] == {"max_depth": 9, "mean_depth": 3.0, "max_block_backlog": None}
+    # What the queue-wait stage measures, not the queue samples: the 39 committed messages,
+    # 100 ms apart, each wait 1 ms (never two at once); 39 ms over the run's 5 s = 0.0078.
+    assert s["queue"] == {"max_depth": 1, "mean_depth": 0.008, "max_block_backlog": None}
     assert s["backpressure"] == {"events": 3, "first_engaged_s": 2.0}
     assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875, "unit": "gwei"}
     assert s["desync"] == {"episodes": 1, "max_height_gap": 6}

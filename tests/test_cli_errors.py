@@ -71,6 +71,30 @@ def test_a_bad_place_to_write_is_one_line_and_exit_2(tmp_path: Path, out: str, m
     assert message.replace("FILE", str(tmp_path / "FILE")) in output
 
 
+@pytest.mark.parametrize(("out", "message"), [
+    ("FILE/sub", "FILE/sub: cannot create the search's directory: Not a directory"),
+    ("FILE", "--out FILE: exists and is not a directory"),
+])
+def test_safe_leverage_says_a_bad_place_to_write_as_run_does(tmp_path: Path, out: str, message: str) -> None:
+    """The same mistakes as ``run``'s above, said the same way (one line, exit 2), before
+    anything runs: it raised FileExistsError and NotADirectoryError with a traceback, exit 1."""
+    (tmp_path / "FILE").write_text("")
+    code, output = _invoke("safe-leverage", str(EXAMPLES / "black-thursday.toml"), "--budget", "0.1%", "--range",
+                           "1:8", "--out", str(tmp_path / out))
+    assert code == 2, output
+    assert output.strip() == "error: " + message.replace("FILE", str(tmp_path / "FILE"))
+
+
+def test_safe_leverage_without_a_market_is_refused_with_exit_2() -> None:
+    """No --range: the default range is the market's maintenance margin's, which a scenario
+    without [market] has not (it raised OverflowError, exit 1)."""
+    for given in ([], ["--range", "1:5"]):
+        code, output = _invoke("safe-leverage", QUICKSTART, "--budget", "0.1%", *given)
+        assert code == 2, output
+        assert " ".join(output.split()) == (f"error: safe-leverage: {QUICKSTART}: safe-leverage needs a [market] "
+                                            "with [[market.accounts]]")
+
+
 def test_compare_writes_next_to_the_first_run_and_reports_a_bad_html_path(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     runs = [tmp_path / "a", tmp_path / "b"]

@@ -56,6 +56,24 @@ def test_an_slo_failed(tmp_path: Path) -> None:
     assert [line for line in output.splitlines() if line.startswith("SLO ")] == [said], output
 
 
+def test_a_knee_slo_no_step_reached_is_not_judged_and_fails_nothing(tmp_path: Path) -> None:
+    """examples/ramp.toml cut to its first three steps (1,000, 2,000 and 3,000/s, offered 2,963/s
+    in the last as drawn): every step keeps up, so no knee was reached. The terminal says the
+    knee is at least the last step's rate, the knee's ``>= 3000/s`` SLO is not judged (unknown,
+    with why), and the run exits 0; with --strict an unknown fails, as any does, and says why."""
+    ramp = str(EXAMPLES / "ramp.toml")
+    code, output = _invoke("run", ramp, "--out", str(tmp_path / "run"), "--set", "agents[0].arrival.steps=3")
+    assert code == ExitCode.OK, output
+    assert re.search(r"capacity \(knee\)\s*│\s*≥ 2,963/s, no knee reached", output), output
+    assert re.search(r"capacity\.knee_rate\s*│\s*>= 3000/s\s*│\s*≥ 2,963/s\s*│\s*unknown", output), output
+    assert "capacity.knee_rate: no knee reached: every step of the ramp passed" in output
+    code, output = _invoke("run", ramp, "--out", str(tmp_path / "strict"), "-q", "--strict",
+                           "--set", "agents[0].arrival.steps=3")
+    assert code == ExitCode.CHECK_FAILED, output
+    (said,) = [line for line in output.splitlines() if line.startswith("SLO ")]
+    assert said.startswith("SLO unknown: capacity.knee_rate = ≥ 2963/s (wanted >= 3000/s): no knee reached"), said
+
+
 def test_bad_input() -> None:
     code, output = _invoke("validate", str(EXAMPLES / "bad.toml"))
     assert code == ExitCode.BAD_INPUT == 2, output

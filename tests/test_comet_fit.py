@@ -298,6 +298,7 @@ keys = 100
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_live_validator_network_calibrates_and_its_check_prints_every_step_and_a_verdict(tmp_path: Path) -> None:
     require_cometbft()
     source = tmp_path / "source"

@@ -23,7 +23,7 @@ def test_long():
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.delenv("CI", raising=False)
     pytester.makeconftest(CONFTEST.read_text())
-    pytester.makeini("[pytest]\nmarkers =\n    slow: long tests\n")
+    pytester.makeini("[pytest]\nmarkers =\n    slow: long tests\n    serial: one worker\n")
     pytester.makepyfile(test_two=TESTS)
     return pytester
 
@@ -43,3 +43,80 @@ def test_ci_run_slow_or_a_mark_expression_choose_instead(suite: pytest.Pytester,
     result = suite.runpytest(*args)
     assert result.parseoutcomes().get("passed") == passed
     result.stdout.no_fnmatch_line("*slow tests deselected*")
+
+
+def test_the_slowest_tests_are_listed_longest_first_with_their_phases_apart(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_timed="""
+import time
+
+import pytest
+
+@pytest.fixture
+def slow_setup():
+    time.sleep(0.3)
+
+def test_long_setup(slow_setup):
+    pass
+
+def test_long_call():
+    time.sleep(0.6)
+
+def test_short():
+    pass
+""")
+    result = suite.runpytest("--slowest", "2", "-p", "no:xdist")
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "2 slowest tests" in line)
+    table = lines[start + 1:start + 3]
+    assert table[0].endswith("test_timed.py::test_long_call") and table[1].endswith("test_timed.py::test_long_setup")
+    total, _, setup, _, call, _, teardown = table[1].split()[:7]
+    assert float(setup) >= 0.3 and float(call) < 0.3  # the fixture's time is the setup's, not the call's
+    assert float(total) == pytest.approx(float(setup) + float(call) + float(teardown), abs=0.02)
+
+
+def test_ties_in_the_slowest_tests_read_in_name_order() -> None:
+    from conftest import slowest_tests
+
+    phases = {"b": {"setup": 1.0, "call": 1.0}, "a": {"call": 2.0}, "c": {"call": 3.0, "teardown": 0.5}}
+    assert slowest_tests(phases, 2) == [("c", 0.0, 3.0, 0.5), ("a", 0.0, 2.0, 0.0)]
+    assert [row[0] for row in slowest_tests(phases, 5)] == ["c", "a", "b"]
+
+
+def test_live_and_serial_tests_run_in_lanes_a_module_on_one_worker(suite: pytest.Pytester) -> None:
+    """Under ``--dist loadgroup`` the tests of tests/test_live_*.py modules and of
+    SERIAL_MODULES, and the tests marked serial, run in SERIAL_LANES lanes, a module's on
+    one worker one after another; the others are shared by whichever worker is free."""
+    many = "".join(f"def test_{k}():\n    pass\n\n" for k in range(6))
+    marked = "import pytest\n\n@pytest.mark.serial\ndef test_marked():\n    pass\n\n"
+    # A module of SERIAL_MODULES, by another name than the suite's own (one process imports both).
+    suite.makeconftest(CONFTEST.read_text().replace('frozenset({"test_cli_signals.py"})', 'frozenset({"test_timed_signals.py"})'))
+    suite.makepyfile(test_live_broker=many, test_live_node=many.replace("test_", "test_node_"),
+                     test_timed_signals="def test_signal():\n    pass\n", test_sim=marked + many.replace("test_", "test_sim_"))
+    result = suite.runpytest("-n", "3", "--dist", "loadgroup", "-v", "-m", "serial or not serial")
+    result.assert_outcomes(passed=22)  # and test_two.py's two
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "PASSED" in line:
+            test = line.split()[-1]
+            module = "test_sim.py::test_marked" if test.endswith("test_marked") else test.split("::")[0]
+            workers.setdefault(module, set()).add(line.split("]")[0].lstrip("["))
+    serial = {module: ran for module, ran in workers.items() if module not in ("test_sim.py", "test_two.py")}
+    assert len(serial) == 4 and all(len(ran) == 1 for ran in serial.values()), serial
+    # Two lanes: the two live modules (six tests each) apart, the other two with the lighter.
+    assert serial["test_live_broker.py"] != serial["test_live_node.py"]
+    result = suite.runpytest("-p", "no:xdist", "-m", "serial", "--co", "-q")
+    assert len([line for line in result.stdout.lines if "::" in line]) == 14
+
+
+def test_serial_lanes_keep_a_module_whole_and_balance_the_seconds() -> None:
+    from conftest import SERIAL_TEST_SECONDS, serial_lanes
+
+    tests = [f"tests/test_live_a.py::test_{k}" for k in range(3)] + [f"tests/test_live_b.py::test_{k}" for k in range(2)]
+    tests += ["tests/test_live_c.py::test_0", "tests/test_docs.py::test_live_example"]
+    lanes = serial_lanes(tests, 2)
+    assert {lanes[t] for t in tests if "test_live_a" in t} == {0}  # 18 s: the heaviest, to lane 0
+    assert {lanes[t] for t in tests if "test_live_b" in t} == {1}  # 12 s to the emptier lane
+    # 6 s each: test_docs.py first by name, to lane 1 (12 s, now 18), then test_live_c.py to lane 0 (a tie: the lowest)
+    assert lanes["tests/test_docs.py::test_live_example"] == 1 and lanes["tests/test_live_c.py::test_0"] == 0
+    assert SERIAL_TEST_SECONDS * 3 == 18.0
+    assert set(serial_lanes(tests, 1).values()) == {0}

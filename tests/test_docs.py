@@ -356,6 +356,7 @@ def test_a_live_excerpt_matches_rows_with_other_numbers_and_not_other_words() ->
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_holds(tmp_path: Path) -> None:
     """Each live excerpt's rows are rows the run prints, number for number aside; the
     fee-aware keepers' bad debt is at most a tenth of the fixed-fee keepers'."""
@@ -376,6 +377,7 @@ def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_hold
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-mqtt's excerpt rows are rows its run prints, number for number aside; its claims:
     every message is acked, a message received again is counted as a duplicate, and each
@@ -404,6 +406,7 @@ def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_distributed_example_prints_and_its_claims_hold(
         tmp_path: Path, ray_nodes: str) -> None:  # noqa: F811
     """live-distributed's excerpt rows are rows its run on a two-node Ray cluster prints,
@@ -431,6 +434,7 @@ def test_the_readme_shows_rows_the_live_distributed_example_prints_and_its_claim
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hold(tmp_path: Path) -> None:
     """live-rollup's excerpt rows are rows its run prints, number for number aside (a real
     machine's timing); its claims: every batch closed by its 4 s delay and landed in an L1
@@ -451,6 +455,7 @@ def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hol
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-rabbitmq's excerpt rows are rows its run prints, number for number aside; its claims:
     the crash drops publishes while the node is down, and no confirmed message is missing from
@@ -471,6 +476,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_ho
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_rabbitmq_cluster_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-rabbitmq-cluster's excerpt rows are rows its run prints, number for number aside;
     its claims: the partition cuts every route to and from rabbit-0 (and no other), rabbit-0
@@ -502,6 +508,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_cluster_example_prints_and_its_
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_and_its_claim_holds(
         tmp_path: Path) -> None:
     """live-rabbitmq-mirrored-loss's excerpt rows are rows its run prints, number for number
@@ -548,6 +555,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_an
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_readme_shows_rows_the_live_kafka_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-kafka's excerpt rows are rows its run prints, number for number aside; its claims:
     every message acked, received once by the group and read back from the log, each

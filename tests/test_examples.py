@@ -120,3 +120,31 @@ def test_the_cross_chain_example_breaks_finality_undoes_no_commit_and_exits_0(tm
             at_25.setdefault(row["node"], set()).add(row["block"])
     assert at_25 == {"us-east-0": {28}, "us-east-2": {28}, "us-east-1": {26, 28},
                      "eu-west-0": {27, 28}, "eu-west-1": {27, 28}, "eu-west-2": {27, 28}}
+
+
+def test_black_thursday_2020s_header_says_what_its_data_and_its_drawn_book_are(tmp_path: Path) -> None:
+    """The header's numbers, computed from the shipped series and the book the run draws.
+    Before, it said the closes reach $101.01 (they bottom at $106.59: 101.01 is the lowest
+    trade inside a bar), none below 153% (the cap 2.9 is 152.6%), and 33 vaults were drawn at
+    a leverage below 1, with no debt."""
+    path = EXAMPLES / "black-thursday-2020.toml"
+    header = " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#"))
+    rows = (EXAMPLES / "data" / "eth-usd-2020-03-12.csv").read_text().split()[1:]
+    series = [(int(t), float(price)) for t, price in (row.split(",") for row in rows)]
+    low_t, low = min(series, key=lambda row: row[1])
+    assert f"from ${series[0][1]:.2f} at 00:00 UTC" in header
+    assert f"to their low, ${low:.2f} at {low_t // 3600:02d}:{low_t % 3600 // 60:02d};" in header  # $106.59 at 23:40
+    assert "the day's lowest trade, $101.01, was the low inside the 23:20-23:30 bar" in header
+    assert "$101.01 at the low" not in header and min(price for _, price in series) > 101.01
+    fees = [float(row.split(",")[1]) for row in (EXAMPLES / "data" / "gas-2020-03-12.csv").read_text().split()[1:]]
+    assert round(fees[0]) == 7 and max(fees) == 200 and "about 7 gwei at 00:00 and 200 gwei at the peak" in header
+    result = msgstorm.run(msgstorm.load_scenario(path, ['run.duration="10min"', 'run.drain="0s"']), tmp_path / "run",
+                          write_report=False)
+    accounts = result.history.table("accounts").to_pydict()
+    leverage = (np.asarray(accounts["size"]) * np.asarray(accounts["entry"]) / np.asarray(accounts["collateral"]))
+    assert len(leverage) == 3_000 and int((leverage <= 1).sum()) == 0  # every vault borrows
+    ratio = leverage / (leverage - 1)  # collateral over debt
+    assert f"none below {100 * ratio.min():.1f}% (leverage {leverage.max():.1f}, the cap)" in header  # 152.6%
+    assert f"none above {100 * ratio.max():,.0f}% (leverage {leverage.min():.2f}, the floor" in header  # 2,100%
+    assert f"collateral at {100 * np.median(ratio):.0f}% of the debt" in header  # 227%
+    assert f"drawn at a leverage of {np.median(leverage):.1f} at the median" in header

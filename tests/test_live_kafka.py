@@ -520,3 +520,17 @@ def test_the_same_schedule_at_acks_all_and_min_insync_2_loses_nothing_acknowledg
     delivery = summary["delivery"]
     assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
     assert_nothing_left(result.run_dir)
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One UUID in 64 encodes to a leading "-", which the storage tool read as an option
+    ("argument --cluster-id/-t: expected one argument"): such a draw is drawn again."""
+    import uuid
+
+    from msgstorm.live.drivers import kafka_broker
+
+    dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64 "-A..."
+    draws = iter([dash_first, uuid.UUID(int=1)])
+    monkeypatch.setattr(kafka_broker.uuid, "uuid4", lambda: next(draws))
+    drawn = kafka_broker.cluster_id()
+    assert drawn == "AAAAAAAAAAAAAAAAAAAAAQ" and len(drawn) == 22

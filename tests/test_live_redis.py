@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ consumers = {consumers}
 [live.redis]
 mode = "{mode}"
 burst = {burst}
+stream = "{stream}"
 
 [[agents]]
 name = "traders"
@@ -64,10 +65,10 @@ def _redis_server() -> None:
 
 
 def _scenario(mode: str = "group", duration: str = "2s", rate: int = 1000, consumers: int = 2,
-              live: str = "", burst: int = 1024, drain: str = "30s") -> Scenario:
+              live: str = "", burst: int = 1024, drain: str = "30s", stream: str = "msgstorm") -> Scenario:
     # The drain ends as soon as every message is in: long only for a slow machine.
     text = LIVE.format(mode=mode, duration=duration, rate=rate, consumers=consumers, live=live, burst=burst,
-                       drain=drain)
+                       drain=drain, stream=stream)
     return parse_scenario(text, source="live-redis.toml")
 
 
@@ -192,8 +193,11 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     killer.join()
     assert elapsed_s < 30, "duration 4 s + drain 2 s + flush and close bounds"
     messages = result.summary["messages"]
-    assert messages["sent"] == 2000
-    assert 0 < messages["committed"] < 2000 and messages["committed"] + messages["lost"] == 2000
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart, never sent late); what was sent is either committed or lost.
+    sent = messages["sent"]
+    assert sent + messages["unsent"] == 2000 and sent > 300
+    assert 0 < messages["committed"] < sent and messages["committed"] + messages["lost"] == sent
     events = _events(result)
     kinds = Counter(e["kind"] for e in events)
     assert kinds["disconnected"] >= 3  # the publisher and both consumers
@@ -205,7 +209,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     stop = next(e for e in events if e["kind"] == "server_stop")
     assert json.loads(str(stop["detail"]))["returncode"] == -signal.SIGKILL
     lost_ids = [m["msg_id"] for m in result.history.messages.to_pylist() if m["status"] == "lost"]
-    assert min(lost_ids) > 0 and max(lost_ids) == 1999, "the tail after the kill is lost"
+    assert min(lost_ids) > 0 and max(lost_ids) == sent - 1, "the tail after the kill is lost"
     reread = read_history(run_dir)  # the history on disk is whole and readable
     assert reread.messages.num_rows == 2000
     assert_nothing_left(run_dir)
@@ -264,34 +268,27 @@ def test_an_interruption_while_the_publisher_waits_for_room_stamps_only_what_was
 
 
 @pytest.fixture
-def user_server(tmp_path: Path) -> Iterator[str]:
-    """A redis-server started by the test, playing a server the user runs: its URL."""
-    binary = ManagedServer.program("redis-server", install=INSTALL)
-    port = free_port()
-    directory = tmp_path / "user-server"
-    server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                                            "--appendonly", "no"], port, directory, 10.0)
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        server.stop()
+def user_server(shared_server: Callable[[str], str]) -> str:
+    """The session's redis-server (``shared_server``), playing a server the user runs: its
+    URL. Each test on it XADDs to its own stream (``own_name``); none kills it."""
+    return shared_server("redis")
 
 
 @pytest.mark.slow
-def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path: Path, user_server: str) -> None:
-    scenario = _scenario(duration="1s", live=f'url = "{user_server}"')
+def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path: Path, user_server: str,
+                                                                       own_name: str) -> None:
+    scenario = _scenario(duration="1s", live=f'url = "{user_server}"', stream=own_name)
     first = run(scenario, tmp_path / "first")
     assert first.summary["messages"]["committed"] == 1000
     assert not (tmp_path / "first" / "servers").exists()
     assert "server_start" not in {e["kind"] for e in _events(first)}
     client = redis.Redis.from_url(user_server)
     try:
-        assert client.xlen("msgstorm") == 1000  # the stream is left for the user
-        assert client.xpending("msgstorm", "msgstorm")["pending"] == 0  # every read was acked, the last too
+        assert client.xlen(own_name) == 1000  # the stream is left for the user
+        assert client.xpending(own_name, "msgstorm")["pending"] == 0  # every read was acked, the last too
     finally:
         client.close()
-    with pytest.raises(TargetError, match=r"key 'msgstorm' already exists .*DEL msgstorm.*live\.redis\.stream"):
+    with pytest.raises(TargetError, match=rf"key '{own_name}' already exists .*DEL {own_name}.*live\.redis\.stream"):
         run(scenario, tmp_path / "second")
 
 
@@ -418,7 +415,7 @@ def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(passw
 @pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])
 def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tmp_path: Path, user_server: str,
-                                                                           burst: int) -> None:
+                                                                           burst: int, own_name: str) -> None:
     """CLIENT KILL on consumer-0's connections mid-run, the server up: it reconnects, re-reads
     what it was given but had not acked, and acks what it had read before, so every message
     is received once and the group has nothing pending at the end."""
@@ -426,7 +423,7 @@ def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tm
         client = redis.Redis.from_url(user_server)
         try:
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and client.xlen("msgstorm") < 1500:
+            while time.monotonic() < deadline and client.xlen(own_name) < 1500:
                 time.sleep(0.01)
             for entry in client.client_list():
                 if entry["name"] == "msgstorm-consumer-0":
@@ -436,16 +433,21 @@ def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tm
 
     killer = threading.Thread(target=kill)
     killer.start()
-    result = run(_scenario(duration="3s", live=f'url = "{user_server}"', burst=burst), tmp_path / "run")
+    result = run(_scenario(duration="3s", live=f'url = "{user_server}"', burst=burst,
+                           stream=own_name), tmp_path / "run")
     killer.join()
     summary = result.summary
-    assert summary["messages"]["committed"] == 3000 and summary["messages"]["lost"] == 0
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart): every message sent is committed and read once.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 3000 and sent >= 1500
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     delivery = summary["delivery"]
-    assert delivery["duplicated"] == 0 and delivery["received"] == 3000
+    assert delivery["duplicated"] == 0 and delivery["received"] == sent
     kinds = Counter(e["kind"] for e in _events(result))
     assert 1 <= kinds["disconnected"] <= 3 and kinds["reconnected"] == kinds["disconnected"]
     client = redis.Redis.from_url(user_server)
     try:
-        assert client.xpending("msgstorm", "msgstorm")["pending"] == 0
+        assert client.xpending(own_name, "msgstorm")["pending"] == 0
     finally:
         client.close()

@@ -203,7 +203,7 @@ def test_the_front_forces_in_by_the_window_and_sends_the_backlog_in_order_at_the
     assert isinstance(spec, SequencerOutageFault)
 
     async def drive() -> tuple[int, int]:
-        front.go_down(spec)
+        front.go_down(spec, spec.window_ns(_scenario().rollup))
         front.take(window, range(n))
         await asyncio.sleep(0)  # the L1 sends answered
         for t in (2_900 * MS, 3_500 * MS, 4_200 * MS):

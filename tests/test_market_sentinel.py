@@ -109,6 +109,29 @@ def test_no_liquidation_executes_in_the_pause_unless_below_the_bound_and_the_res
     assert summary["sentinel"]["after_pause"] == sum(1 for row in again.values() if row["outcome"] == "executed")
 
 
+def test_a_blocked_liquidation_executes_in_the_first_block_at_the_grace_end_even_an_empty_one(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # The same market with the fall over 5 s to 10 s and a trader a second: down 6 s to 10 s,
+    # grace 5 s, so the pause ends at 15 s, an L2 block boundary (250 ms blocks). Nothing is
+    # sent in (14.75, 15] s: the trader's message of 15 s is sequenced after 15 s, and no price
+    # moves after the fall. The block at 15 s is empty; the blocked liquidations execute in
+    # it, at 15 s, not in the next block (15.25 s).
+    quiet = (_MARKET.replace('rate = "20/s"', 'rate = "1/s"')
+             .replace('shocks = [{ at = "5s", fall = "20%", over = "10s" }]',
+                      'shocks = [{ at = "5s", fall = "20%", over = "5s" }]'))
+    result = run_scenario(scenario_from(quiet + '[market.sentinel]\ngrace = "5s"\n'))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    messages = history.table("messages").to_pylist()
+    assert not [m for m in messages if m["t_committed"] == 15 * S], "the block at 15 s must be empty"
+    events = history.table("events").to_pylist()
+    assert [e for e in events if e["kind"] == "block_committed" and e["t"] == 15 * S]
+    rows = history.table("executions").to_pylist()
+    blocked = {row["msg_id"] for row in rows if row["outcome"] == "blocked"}
+    after = [row for row in rows if row["msg_id"] in blocked and row["outcome"] != "blocked"]
+    assert blocked and {row["msg_id"] for row in after} == blocked
+    assert {row["t"] for row in after} == {15 * S}
+
+
 def test_without_the_guard_nothing_is_blocked(scenario_from: Callable[..., Scenario],
                                                run_scenario: Callable[..., object]) -> None:
     result = run_scenario(scenario_from(_MARKET))

@@ -227,6 +227,64 @@ def test_the_fund_takes_its_share_of_the_penalty() -> None:
     assert [e.kind for e in entries] == ["keeper_fee", "insurance_fee", "partial"]
 
 
+def test_each_venue_row_s_fund_after_is_the_fund_once_that_row_is_in() -> None:
+    # The call above with a fund of 5: the keeper's 0.4375 leaves the fund at 5; the insurance
+    # fee's own row brings it to 5 + 1.3125 = 6.3125; the partial row leaves it there.
+    spec = LiquidationSpec(mechanism="partial", keeper_share=0.25, insurance_fund=5.0)
+    market = _market(0.05, 0.01).model_copy(update={"liquidation": spec})
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 100.0, 94.0)
+    entries, _ = _venue(spec, [(1, 10.0, 100.0, 100.0)]).apply(0, done)
+    assert [(e.kind, e.fund_after) for e in entries] == [
+        ("keeper_fee", 5.0), ("insurance_fee", pytest.approx(6.3125)), ("partial", pytest.approx(6.3125))]
+
+
+def test_a_call_that_would_close_less_than_a_millionth_of_the_position_closes_nothing() -> None:
+    # Long 10 at 100 with 100 of collateral, maintenance 5%, penalty 1%: E = 100 + 10 (p - 100)
+    # meets 5% of 10 p at the line p* = 900 / 9.5 = 94.7368...; an ε below it the call closes
+    # x = (0.05 N - E) / (0.05 - 0.01) = 9.5 ε / 0.04 of notional N = 10 p, a share of
+    # 9.5 ε / (0.04 x 10 p) = 0.2507 ε of the position. ε = 1e-8: 2.5e-9 of it, nothing
+    # material (MATERIAL_SHARE 1e-6), so no call; ε = 1e-4: 2.5e-5 of it, a partial call.
+    rule = mechanism_of(_market(0.05, 0.01, mechanism="partial"))
+    line = 900.0 / 9.5
+    dust = call(rule, 1, 10.0, 100.0, 100.0, line - 1e-8)
+    assert (dust.closed, dust.whole, dust.penalty, dust.size_after) == (0.0, False, 0.0, 10.0)
+    assert dust.collateral_after == 100.0
+    small = call(rule, 1, 10.0, 100.0, 100.0, line - 1e-4)
+    assert not small.whole
+    assert small.closed / 10.0 == pytest.approx(9.5e-4 / (0.04 * 10.0 * (line - 1e-4)), rel=1e-6)
+
+
+def test_two_keepers_in_one_block_make_one_partial_call_not_a_dust_close(tmp_path: Path) -> None:
+    # Two keepers at one node with one reaction send the same liquidations into the same
+    # blocks: the first restores the account to its maintenance margin, and the second finds
+    # only float leftovers (about 1e-16 of the position) to close. That one is a no-op
+    # (recovered), not a partial call: every partial row closes at least a millionth.
+    history, summary = _run(tmp_path, "venue-partial", ["market.accounts.0.count=200", "market.keepers.0.count=2"])
+    executions, venue = history.table("executions"), history.table("venue")
+    price = dict(zip(_column(executions, "msg_id"), _column(executions, "price"), strict=True))
+    shares = [amount / price[msg_id] / (amount / price[msg_id] + size_after) for msg_id, kind, amount, size_after
+              in zip(*(_column(venue, c) for c in ("msg_id", "kind", "amount", "size_after")), strict=True)
+              if kind == "partial"]
+    outcomes = _column(executions, "outcome")
+    assert shares and min(shares) >= 1e-6
+    assert outcomes.count("recovered") > 0  # the second keeper's calls
+    assert summary["market"]["venue"]["partial_calls"] == outcomes.count("partial") == len(shares)
+
+
+def test_the_fund_after_each_venue_row_of_a_run_follows_from_the_rows_before(tmp_path: Path) -> None:
+    # Starting from insurance_fund, an insurance_fee row adds its amount and an insurance_used
+    # row takes it; every row's fund_after is the fund with its own row in, never the next's.
+    history, _ = _run(tmp_path, "venue-partial", ["market.accounts.0.count=300"])
+    fund = 1_000.0  # examples/venue-partial.toml
+    rows = zip(*(_column(history.table("venue"), c) for c in ("kind", "amount", "fund_after")), strict=True)
+    seen = set()
+    for kind, amount, fund_after in rows:
+        fund += amount if kind == "insurance_fee" else -amount if kind == "insurance_used" else 0.0
+        assert fund_after == pytest.approx(fund, rel=1e-9, abs=1e-9), kind
+        seen.add(kind)
+    assert {"keeper_fee", "insurance_fee", "insurance_used"} <= seen
+
+
 # --- the books balance, over drawn markets, for every mechanism -----------------------------
 
 _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.floats(50.0, 150.0),

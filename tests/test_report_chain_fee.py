@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario_dict, write_history
 
 from msgstorm.analysis import analyse
@@ -94,3 +95,33 @@ def test_the_base_fee_says_its_unit_gwei_or_the_nodes_fee_unit(tmp_path: Path) -
     node = {"target": "anvil", "live": {"anvil": {"fee_unit_wei": 1}}}
     assert [fee_unit(node), fee_unit({"target": "anvil"}), fee_unit({"target": "sim"})] == ["wei", "gwei", "gwei"]
     assert fee_unit({"target": "anvil", "live": {"anvil": {"fee_unit_wei": 1000}}}) == "x 1,000 wei"
+
+
+def test_past_what_a_screen_shows_each_bar_is_the_fullest_block_of_its_run_and_the_caption_says_so(
+        tmp_path: Path) -> None:
+    """5,000 blocks 10 ms apart, block k holding k % 7 messages and block 4,321 holding 500.
+    Before, the caption said "Bars: each block's messages" over a chart with no bars (past
+    2,000 blocks they were left out). Now 2,000 bars of runs of 2 or 3 blocks, each as tall
+    as the fullest block of its run, and the caption says what they are."""
+    events: list[dict[str, Any]] = []
+    for k in range(5_000):
+        count = 500.0 if k == 4_321 else float(k % 7)
+        events += [event((k + 1) * 10 * MS, "block_produced", node="n0", value=count, height=k + 1),
+                   event((k + 1) * 10 * MS, "base_fee", node="n0", value=1.0 + k / 5_000, height=k + 1)]
+    scenario = scenario_dict(BASE_SCENARIO + '\n[backpressure]\nmode = "eip1559"\n')
+    history = write_history(tmp_path, [message(i, i * 20 * MS, latency_ns=30 * MS) for i in range(100)], events,
+                            scenario=scenario, t_end=51 * S)
+    page = render_run_report(history, analyse(history))
+    fee = _figure(page, "base-fee")
+    assert fee is not None
+    [bars] = [trace for trace in fee["data"] if trace["type"] == "bar"]
+    assert len(bars["y"]) == 2_000 and max(bars["y"]) == 500.0 and bars["yaxis"] == "y2"
+    starts = [(k * 5_000 + 1_999) // 2_000 for k in range(2_000)]  # each run's first block
+    ends = [*starts[1:], 5_000]
+    assert bars["y"] == [max(500.0 if k == 4_321 else float(k % 7) for k in range(a, b)) for a, b in zip(starts, ends)]
+    assert sum(width for width in bars["width"]) == pytest.approx(0.9 * 5_000 * 0.01)  # the runs side by side
+    caption = html.unescape(re.search(r'id="fig-base-fee">.*?</script><p class="note">([^<]*)</p>', page, re.S)[1])
+    assert caption.endswith("Bars: the messages of the fullest block of each run of 2 or 3 consecutive blocks "
+                            "(2,000 bars for 5,000 blocks).")
+    few = _chain_history(tmp_path / "few", "sim")
+    assert "in 2 blocks. Bars: each block's messages." in html.unescape(render_run_report(few, analyse(few)))

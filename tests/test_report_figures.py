@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,16 @@ from msgstorm.report.figures import (
     label_if_empty,
     latency_time_figure,
     merged_intervals,
+    own_axis,
     queue_fee_figure,
+    rollup_fees_figure,
     spectrum_figure,
     stages_figure,
     thinning_note,
     throughput_figure,
     validation_backlog_figure,
 )
+from msgstorm.report.plotspec import figure
 from msgstorm.report.series import MAX_POINTS, Span
 from msgstorm.runner import run
 
@@ -188,6 +192,19 @@ def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_pat
     assert all(4_500 < value < 5_500 for value in plotted["y"][-3:])  # while the layer commits ~5,000/s
 
 
+def test_latency_vs_load_marks_no_knee_where_every_step_passed(tmp_path: Path) -> None:
+    """examples/ramp.toml cut to its first three steps: every step passes, so the chart draws
+    no knee line (there was none to draw) and its title says why."""
+    scenario = msgstorm.load_scenario(EXAMPLES / "ramp.toml", ["agents[0].arrival.steps=3"])
+    result = run(scenario, tmp_path / "r")
+    plotted = _plotted((result.run_dir / "report.html").read_text(), "latency-load")
+    assert "shapes" not in plotted["layout"] and "annotations" not in plotted["layout"]
+    assert plotted["layout"]["title"]["text"].endswith("every step passed: no knee reached)")
+    full = run(msgstorm.load_scenario(EXAMPLES / "ramp.toml", ["agents[0].arrival.steps=6"]), tmp_path / "full")
+    knee = _plotted((full.run_dir / "report.html").read_text(), "latency-load")["layout"]["annotations"]
+    assert [label["text"] for label in knee] == [f"knee {full.summary['capacity']['knee_rate_per_s']:,.0f}/s"]
+
+
 def test_the_stage_bars_word_their_durations_as_the_stage_table_does() -> None:
     """report.html's stage bars beside its stage table: 2,185.311 ms reads 2.19 s on both."""
     none = {"p50": None, "p99": None}
@@ -196,3 +213,55 @@ def test_the_stage_bars_word_their_durations_as_the_stage_table_does() -> None:
     bars = stages_figure(stages)["data"]
     assert [bar["y"] for bar in bars] == [["propagation", "queue wait", "service", "block wait"]] * 2
     assert [bar["text"] for bar in bars] == [["—", "8.7 ms", "—", "—"], ["—", "2.19 s", "0.25 ms", "—"]]
+
+
+def _round(step: float) -> bool:
+    """1, 2, 2.5 or 5 times a power of ten."""
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    return any(math.isclose(mantissa, nice) for nice in (1.0, 2.0, 2.5, 5.0))
+
+
+def _axes_hold_their_values(fig: dict[str, Any]) -> dict[str, tuple[float, float, float]]:
+    """Each y axis's (first tick, step, last tick), checked: round steps, whole ones for whole
+    values, the same number on every axis (one set of grid lines), every value within."""
+    layout, shown = fig["layout"], {}
+    for key in [key for key in layout if key.startswith("yaxis")]:
+        axis = layout[key]
+        low, high = axis["range"]
+        assert axis["tickmode"] == "linear" and axis["tick0"] == low and _round(axis["dtick"]), (key, axis)
+        values = [y for trace in fig["data"] if (trace.get("yaxis") or "y") == "y" + key[5:]
+                  for y in trace["y"] if y is not None]
+        assert low <= min(values) and max(values) <= high, (key, low, high, min(values), max(values))
+        if all(float(y).is_integer() for y in values):
+            assert axis["dtick"] >= 1, (key, axis)
+        shown[key] = (low, axis["dtick"], high)
+    assert len({round((high - low) / step, 6) for low, step, high in shown.values()}) == 1, shown
+    return shown
+
+
+def test_axes_beside_one_another_take_round_steps_on_one_grid_and_hold_every_value() -> None:
+    """Before, an overlaying axis took plotly.js's ticks at the first axis's grid lines:
+    63.3k beside 50M, base fees of 0.675 and 2.025, a blob fee of 1 wei above its top tick
+    0.819 on ticks from 0.053. Now each axis counts in round steps, the same number of them."""
+    spans: list[Span] = []
+    fig = queue_fee_figure(([0.0, 10.0, 20.0], [0.0, 66_900.0, 3.0]),
+                           [{"t_ns": 0, "base_fee": 0.1}, {"t_ns": 10 * S, "base_fee": 2.141280263023515}], spans)
+    shown = _axes_hold_their_values(fig)
+    assert shown == {"yaxis": (0.0, 20_000.0, 100_000.0), "yaxis2": (0.0, 0.5, 2.5)}
+    bad_debt = own_axis(figure([
+        {"type": "scatter", "x": [0, 1, 2], "y": [0.0, 85_206_685.5, 158_633_889.9], "name": "bad debt"},
+        {"type": "scatter", "x": [0, 1, 2], "y": [0.0, 66_900.0, 10.0], "name": "queue depth (peak)", "yaxis": "y2"},
+        {"type": "scatter", "x": [0, 1, 2], "y": [0.1, 2.14, 1.0], "name": "base fee", "yaxis": "y2"}],
+        {"yaxis": {"rangemode": "tozero"}, "yaxis2": {"overlaying": "y", "rangemode": "tozero"}}), "base fee", "base fee")
+    assert _axes_hold_their_values(bad_debt) == {"yaxis": (0.0, 50_000_000.0, 250_000_000.0),
+                                                 "yaxis2": (0.0, 20_000.0, 100_000.0), "yaxis3": (0.0, 0.5, 2.5)}
+    blocks = pa.table({"t": [12 * S * k for k in range(1, 6)], "base_fee": [53_000_000, 200_000_000, 819_000_000,
+                                                                           400_000_000, 100_000_000],
+                       "batches": [0, 1, 0, 1, 0], "blob_base_fee": [1, 1, 1, 1, 1]})
+    fees = rollup_fees_figure(blocks, spans, blobs=True)
+    shown = _axes_hold_their_values(fees)
+    assert shown["yaxis"][2] >= 0.819 and shown["yaxis2"][1] == 1.0  # the blob fee in whole wei, 1 within
+    assert next(trace for trace in fees["data"] if trace["name"] == "blob base fee (wei)")["yaxis"] == "y2"
+    near = own_axis(figure([{"type": "scatter", "x": [0, 1], "y": [10.0, 10.016], "name": "base fee (gwei)"},
+                            {"type": "scatter", "x": [0, 1], "y": [1, 3], "name": "blob"}], {}), "blob", "blob")
+    assert _axes_hold_their_values(near)["yaxis"][:2] == (10.0, 0.005)  # an axis not from 0 keeps its detail

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -167,12 +168,17 @@ def test_report_is_self_contained_and_small(faulty_run) -> None:
 
 
 @pytest.mark.slow
-def test_ramp_report_marks_the_knee(ramp) -> None:
+def test_ramp_report_says_no_knee_was_reached(ramp) -> None:
+    """RAMP's six steps all pass: no knee was reached, so the latency-vs-load plot draws no
+    knee line and says so, and the card gives the last step's rate as a lower bound
+    (``test_report_figures`` reads the knee line of a ramp that reached one)."""
     result, dom, console = ramp
     assert_page_rendered(dom, console, PLOTS | {"base-fee"})  # its EIP-1559 base fee per block
-    knee = result.summary["capacity"]["knee_rate_per_s"]
-    assert knee is not None
-    assert f"knee {knee:,.0f}/s" in dom, "the knee annotation is drawn on the latency-vs-load plot"
+    capacity = result.summary["capacity"]
+    knee = capacity["knee_rate_per_s"]
+    assert knee is not None and capacity["knee_reached"] is False
+    assert f"knee {knee:,.0f}/s" not in dom and "every step passed: no knee reached" in dom
+    assert _cards(dom)["capacity (knee)"] == (f"≥ {number(knee, '/s')}", "no knee reached: every step passed")
     assert result.summary["base_fee"] is not None
     assert "base fee" in dom
 
@@ -224,6 +230,7 @@ size = "128B"
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Path) -> None:
     """A live run's page has one more plot than a sim run's: the CPUs the server it started
     and msgstorm's own process kept busy, with the server's limit."""
@@ -320,6 +327,37 @@ def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
     assert figure["layout"]["yaxis" + queue["yaxis"][1:]]["title"]["text"] == "queue depth"
 
 
+_SI = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def _ticks(dom: str, slug: str, axis: str) -> list[float]:
+    """The tick labels a drawn plot shows on y axis ``axis`` (``y``, ``y2``, ...), as numbers."""
+    start = dom.index(f'id="plot-{slug}"')
+    drawn = dom[start:dom.index("</svg>", dom.index("</svg>", start) + 1)]
+    labels = re.findall(rf'<g class="{axis}tick"><text[^>]*>([^<]*)</text>', drawn)
+    return [float(label[:-1].replace("\u2212", "-")) * _SI[label[-1]] if label[-1] in _SI else
+            float(label.replace("\u2212", "-")) for label in labels]
+
+
+def test_the_bad_debt_charts_three_axes_show_round_ticks_on_one_grid_up_to_their_largest_value(market) -> None:
+    """Read back from the drawn chart: before, the queue and the base fee took the bad debt's
+    grid lines at whatever values fell there (21.1k, 42.2k, 63.3k; 0.675, 1.35, 2.025). Now
+    each axis counts from 0 in equal round steps, as many on each, to a tick at or above
+    its largest value."""
+    _, dom, _, _ = market
+    figure = _figure(dom, "market-bad-debt")
+    ticks = {axis: _ticks(dom, "market-bad-debt", axis) for axis in ("y", "y2", "y3")}
+    assert len({len(shown) for shown in ticks.values()}) == 1, ticks
+    for axis, shown in ticks.items():
+        step = shown[1] - shown[0]
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert shown[0] == 0 and any(math.isclose(mantissa, nice) for nice in (1, 2, 2.5, 5)), (axis, shown)
+        assert all(math.isclose(b - a, step) for a, b in zip(shown, shown[1:])), (axis, shown)
+        largest = max(y for trace in figure["data"] if (trace.get("yaxis") or "y") == axis for y in trace["y"]
+                      if y is not None)
+        assert largest <= shown[-1], (axis, largest, shown)
+
+
 def test_the_market_table_says_its_delays_by_the_one_duration_rule(market) -> None:
     result, dom, _, _ = market
     table = re.search(r'<table id="market-table">.*?</table>', dom, re.DOTALL)
@@ -406,6 +444,20 @@ def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:
     assert re.findall(r'<td class="num">([^<]*)</td>', table.group(0)) == ["1.64 s", "3,012/s", "1.25%", "1,200"]
 
 
+def test_a_ramp_that_reached_no_knee_shows_a_bound_and_an_slo_not_judged() -> None:
+    page = headline(_hand_summary(
+        capacity={"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "...; every step passed"},
+        slo=[{"name": "capacity.knee_rate", "verdict": "unknown", "value": 2963.0, "threshold": ">= 3000/s",
+              "bound": "lower", "reason": "no knee reached: every step of the ramp passed; not judged"}]))
+    assert _cards(page)["capacity (knee)"] == ("≥ 2,963/s", "no knee reached: every step passed")
+    table = re.search(r'<table id="slo-table">.*?</table>', page, re.DOTALL)
+    assert table is not None
+    cells = [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", table.group(0))]
+    assert cells[:3] == ["capacity.knee_rate", ">= 3000/s", "≥ 2,963/s"]
+    assert 'data-verdict="unknown"' in table.group(0)
+    assert cells[-1] == "no knee reached: every step of the ramp passed; not judged"
+
+
 def test_a_throttles_shedding_is_its_own_card() -> None:
     spam = {"sent": 100, "committed": 60, "dropped": 40, "rejected": 0, "lost": 0, "pending": 0, "unsent": 0,
             "latency_ms": {"p50": None, "p99": None}}
@@ -470,3 +522,24 @@ def test_every_duration_of_the_scenario_reads_as_a_duration_on_the_page() -> Non
     fault = scenario_value("fault", {"at": 0, "mode": "delay", "delay": 3_600_000_000_000,
                                      "duration": 86_400_000_000_000})
     assert fault == "{at=0 ms, mode=delay, delay=60 min, duration=24 h}"
+
+
+# The venue examples cut to their crash's first seconds.
+VENUES_SHORT = ['run.duration="5s"', 'run.drain="1s"']
+
+
+@pytest.mark.parametrize("example", ["venue-partial", "venue-close-factor", "venue-cross"])
+def test_the_bad_debt_chart_ends_at_the_bad_debt_of_the_headline(example: str,
+                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under partial closes, a close factor, an insurance fund, deleveraging and socialised
+    losses, the chart draws the summary's bad debt at each time: its last point, read back from
+    the page's figure data, is the headline's (it was millions where the headline said 0)."""
+    result = _run(tmp_path_factory, f"{example}.toml", VENUES_SHORT, example)
+    page = (result.run_dir / "report.html").read_text()
+    total = next(trace for trace in _figure(page, "market-bad-debt")["data"]
+                 if trace["name"].startswith("bad debt, with"))
+    bad = result.summary["market"]["bad_debt"]["absolute"]
+    assert total["y"][-1] == pytest.approx(bad, abs=0.005)
+    assert _cards(page)["bad debt"][0] == number(bad)
+    venue = result.summary["market"]["venue"]
+    assert venue["bad_debt"] <= bad and venue["partial_calls"] + venue["deleveraged"] + venue["socialised"] > 0

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import html
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_analysis_history import MS, S, message, write_history
+from test_analysis_history import MS, S, event, message, write_history
 
+from msgstorm.analysis import analyse
 from msgstorm.analysis._common import message_rows
 from msgstorm.history import read_history
+from msgstorm.report.html import render_run_report
 from msgstorm.report.series import (
     MACHINE_LINE,
     bucket_peaks,
@@ -150,3 +155,24 @@ def test_the_cpu_chart_draws_the_machines_total_beside_the_runs_processes(tmp_pa
     assert len(lines[MACHINE_LINE].cores) == 20
     assert lines[MACHINE_LINE].cores == pytest.approx([1.5] * 20)
     assert lines["publisher"].cores == pytest.approx([0.5] * 20)
+
+
+def test_a_fault_in_force_for_the_whole_run_is_a_note_not_a_shaded_incident(tmp_path: Path) -> None:
+    """black-thursday-2020's oracle, an hour late all day, was shaded "fault active" over the
+    whole day. A fault from the run's start to the end of its traffic (run.duration 5 s) is
+    named under the faults table and not shaded; one from 1 s to 2 s still is."""
+    events = [event(0, "fault_start", fault_id=0, kind="oracle"), event(5 * S, "fault_end", fault_id=0, kind="oracle"),
+              event(1 * S, "fault_start", fault_id=1, kind="pause"), event(2 * S, "fault_end", fault_id=1, kind="pause")]
+    history = write_history(tmp_path, [message(i, i * 10 * MS, latency_ns=5 * MS) for i in range(500)], events,
+                            t_end=6 * S)
+    page = render_run_report(history, analyse(history))
+    shaded = set()
+    for found in re.finditer(r'<script type="application/json" id="fig-([^"]+)">(.*?)</script>', page, re.S):
+        for shape in json.loads(found.group(2))["layout"].get("shapes", []):
+            if shape.get("legendgroup") == "fault":
+                shaded.add((shape["x0"], shape["x1"]))
+    assert shaded == {(1.0, 2.0)}
+    note = re.search(r'<p class="note" id="whole-run-faults">([^<]*)</p>', page)
+    assert note is not None and html.unescape(note.group(1)) == (
+        "In force for the whole run: fault 0 (oracle, from 0 s to 5 s). A condition of the run rather than an "
+        "incident in it: the charts do not shade it.")

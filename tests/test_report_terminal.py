@@ -64,6 +64,55 @@ def test_an_slos_value_is_printed_in_its_thresholds_unit() -> None:
                                           ["< 2%", "1.25%"], ["== 0", "3"], ["< 1s", "—"]]
 
 
+def _value(lines: list[str], label: str) -> str:
+    return lines[_row(lines, label)].split("│")[2].strip()
+
+
+def test_late_reads_as_past_the_bankruptcy_price_beside_a_long_delay() -> None:
+    # black-thursday-2020: liquidations hours late by the delay, yet none executed after the
+    # true price crossed the bankruptcy price: "late 0" beside 4,861 s read false.
+    market = {**MARKET, "liquidations": {"eligible": 2112, "triggered": 1587, "executed": 1587, "late": 0,
+                                         "no_op": 879, "not_attempted": 525, "messages": 2466},
+              "liquidation_delay_ms": {"p50": 4_861_000.0, "p99": 7_284_000.0, "max": 7_284_000.0}}
+    row = _value(_printed({"market": market}), "liquidations")
+    assert row == ("eligible 2,112, triggered 1,587, executed 1,587 (0 past their bankruptcy price), no-op 879, "
+                   "not attempted 525")
+    assert "late" not in row
+
+
+def test_bad_debt_says_what_the_venue_covered_before_it() -> None:
+    # venue-close-factor: no bad debt left because 1,129,163 was socialised.
+    venue = {"liquidation_fee": 744_861.3, "keeper_fee": 744_861.3, "insurance_fee": 0.0,
+             "insurance_fund": {"start": 0.0, "end": 0.0, "used": 0.0}, "deleveraged": 0.0,
+             "socialised": 1_129_163.0, "bad_debt": 0.0, "partial_calls": 2351}
+    market = {**MARKET, "open_interest": 231_468_852.0, "venue": venue,
+              "bad_debt": {"absolute": 0.0, "pct_of_open_interest": 0.0, "accounts": 0}}
+    assert _value(_printed({"market": market}), "bad debt") == (
+        "0 (after 1,129,163 socialised; 0% of open interest 231,468,852), 0 accounts")
+    # venue-partial: the fund and deleveraging covered it; nothing covered: no "after".
+    venue = {**venue, "insurance_fund": {"start": 1000.0, "end": 20_021.56, "used": 127_769.3},
+             "deleveraged": 22_108.22, "socialised": 0.0}
+    assert _value(_printed({"market": {**market, "venue": venue}}), "bad debt") == (
+        "0 (after 127,769.3 from the fund, 22,108.22 deleveraged; 0% of open interest 231,468,852), 0 accounts")
+    assert _value(_printed({"market": MARKET}), "bad debt") == (
+        "158,530,597 (14.826% of open interest 1,069,258,733), 7,416 accounts")
+
+
+def test_lost_messages_and_lost_receipts_read_apart() -> None:
+    # A live run whose consumers missed 841 receipts of messages that some consumer got or
+    # the broker acked: no message is lost, 841 receipts are.
+    delivery = {"fanout": True, "consumers": 2, "received": 19_159, "expected": 20_000, "duplicated": 0,
+                "unexpected": 0, "reordered": 0, "stream": None,
+                "lost": {"total": 841, "prefix": 0, "middle": 841, "postfix": 0, "acked": 0}}
+    lines = _printed({"target": "nats", "messages": {"sent": 10_000, "committed": 10_000}, "delivery": delivery})
+    assert _value(lines, "messages") == ("sent 10,000, sequenced 0, committed 10,000, dropped 0, rejected 0, "
+                                         "lost 0 (neither acked nor received), pending 0, unsent 0")
+    assert _value(lines, "delivery (received / expected)").startswith(
+        "19,159 / 20,000; receipts lost 841 (prefix 0, middle 841, postfix 0)")
+    simulated = _printed({"messages": {"sent": 10, "lost": 2}})
+    assert "lost 2, pending" in _value(simulated, "messages")  # no audit beside it: no hint
+
+
 def test_faults_show_how_long_recovery_took_and_copies_each_node() -> None:
     lines = _printed({"faults": [
         {"fault_id": 0, "kind": "crash", "start_s": 3.0, "end_s": 6.0, "pre_fault_p99_ms": 2.5, "recovery_s": 1.234},
@@ -146,7 +195,8 @@ def test_a_markets_amounts_carry_its_currency_and_an_auctions_lots_their_instrum
     market = {**MARKET, "currency": "DAI", "venue": venue, "slippage_bps": {"p50": None, "p99": None}}
     lines = [line.rstrip(" │") for line in _printed({"market": market})]
     assert lines[_row(lines, "bad debt")].endswith(
-        "158,530,597 DAI (14.826% of open interest 1,069,258,733 DAI), 7,416 accounts")
+        "158,530,597 DAI (after 919,994.69 DAI from the fund; 14.826% of open interest 1,069,258,733 DAI), "
+        "7,416 accounts")
     assert lines[_row(lines, "english auctions")].endswith(
         "1,587 lots, 1,127 at a zero bid (126,225.64 of 186,166.48 ETH), collateral returned 5.15%, deficit "
         "11,606,113 DAI")
@@ -159,11 +209,42 @@ def test_a_markets_amounts_carry_its_currency_and_an_auctions_lots_their_instrum
         "(126,225.64 of 186,166.48 units), collateral returned 5.15%, deficit 11,606,113")
 
 
+def test_the_failure_row_names_the_interval_and_the_faults_active_in_it() -> None:
+    """A window's threshold (no ramp) says the window's start; a ramp's, the step's; a fault
+    active there by id and kind."""
+    window = {"rate_per_s": 5.967, "reason": "fault", "t_ns": 1_200_000_000_000,
+              "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+    lines = _printed({"capacity": None, "failure_threshold": window})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith(
+        "5.97/s (fault) in the window from 20 min 0 s, during fault 0 (sequencer_outage)")
+    step = {"rate_per_s": 5995.667, "reason": "overload", "t_ns": 15_000_000_000}
+    lines = _printed({"capacity": {"knee_rate_per_s": 5039.667, "method": "step ramp"}, "failure_threshold": step})
+    assert lines[_row(lines, "failure threshold")].rstrip(" │").endswith("5,996/s (overload) in the ramp step from 15 s")
+
+
 def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
     lines = _printed({"capacity": None})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("no ramp: no knee")
     lines = _printed({"capacity": {"knee_rate_per_s": 235.333, "method": "step ramp", "limited_by": None}})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("235/s")
+
+
+def test_the_knee_row_says_a_ramp_that_passed_every_step_reached_no_knee() -> None:
+    """Every step passed: the last step's rate is only a lower bound, and nothing limited the
+    ramp; a live one on a machine its last step kept busy says that, not "limited by"."""
+    lines = _printed({"capacity": {"knee_rate_per_s": 2963.0, "knee_reached": False, "method": "step ramp"}})
+    assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("≥ 2,963/s, no knee reached")
+    at_limit = {"step": 5, "offered_per_s": 196.0, "send_lag_p50_ms": 0.016, "cpu_busy": {"publisher": 0.2},
+                "machine_cpus": 2, "machine_busy": 1.98}
+    said = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                    "method": "step ramp", "limited_by": "machine",
+                                                    "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached; the machine's CPUs were busy at the last step" in said, said
+    assert "limited by" not in said, said
+    broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 196.0, "knee_reached": False,
+                                                      "method": "step ramp", "limited_by": "broker",
+                                                      "at_limit": at_limit}})).split())
+    assert "≥ 196/s, no knee reached │" in broker and "limited by" not in broker, broker
 
 
 def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:
@@ -231,7 +312,7 @@ def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_f
     with pytest.raises(pydantic.ValidationError, match=r"queue\.max_depht"):
         print_summary(misspelt, Console(file=io.StringIO(), width=200))
     lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
-    assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"
+    assert lines[_row(lines, "in queue_wait max / mean")].split("│")[2].strip() == "3 / 1.5 (mean over time)"
 
 
 def test_a_faults_start_and_end_past_a_minute_read_in_hours_and_minutes() -> None:

@@ -74,6 +74,7 @@ def test_a_workload_without_a_target_is_refused_asking_for_one() -> None:
         load_scenario(EXAMPLE)
 
 
+@pytest.mark.serial
 def test_the_workload_runs_against_a_real_server_and_says_what_it_left_out(tmp_path: Path) -> None:
     """Three seconds of the example at 2,000/s on a nats-server msgstorm starts: every message
     of the schedule committed (6,000), the notes on stderr."""

@@ -54,7 +54,8 @@ def _spec(**batcher: object) -> RollupSpec:
 
 
 def test_soft_safe_and_final_times_are_the_hand_computed_ones() -> None:
-    # A message every 100 ms, sequenced 10 ms later, in the 250 ms block closing after that.
+    # A message every 100 ms, sequenced 10 ms later, in the 250 ms block closing after that:
+    # soft at that block (message i at the first multiple of 250 ms after i x 100 + 10 ms).
     # Batches close every 5 s from their first block (0.25 s): at 5.25, 10.25, 15.25 and, the
     # last, 20.25 s; each lands in slot t // 12 s + 1: 1, 1, 2, 2 (12 s and 24 s). Epochs are
     # 2 slots (24 s): slot 1 is in epoch 0, final at (0 + 1 + 2) x 24 = 72 s; slot 2 in epoch 1,
@@ -75,11 +76,24 @@ def test_soft_safe_and_final_times_are_the_hand_computed_ones() -> None:
             rows[msg_id] = (int(part["t_soft"][i]), int(part["t_safe"][i]), int(part["t_final"][i]),
                             int(part["batch"][i]))
     assert len(rows) == 160
-    assert rows[0] == (10 * MS, 12 * S, 72 * S, 0)
-    assert rows[49] == (4910 * MS, 12 * S, 72 * S, 0)
-    assert rows[50] == (5010 * MS, 12 * S, 72 * S, 1)  # block 5.25 s: the one that found batch 0 due
-    assert rows[102] == (10210 * MS, 24 * S, 96 * S, 2)
-    assert rows[159] == (15910 * MS, 24 * S, 96 * S, 3)
+    assert rows[0] == (250 * MS, 12 * S, 72 * S, 0)  # sequenced at 10 ms
+    assert rows[49] == (5000 * MS, 12 * S, 72 * S, 0)  # sequenced at 4.91 s
+    assert rows[50] == (5250 * MS, 12 * S, 72 * S, 1)  # block 5.25 s: the one that found batch 0 due
+    assert rows[102] == (10250 * MS, 24 * S, 96 * S, 2)  # sequenced at 10.21 s
+    assert rows[159] == (16000 * MS, 24 * S, 96 * S, 3)  # sequenced at 15.91 s
+
+
+def test_soft_is_the_l2_block_so_op_stack_s_2_s_blocks_show_in_it() -> None:
+    # 40 messages 100 ms apart, each sequenced 10 ms after it was meant to go, in 2 s blocks
+    # (op-stack's): message i is in the block of 2 s (i < 20) or 4 s, so its soft latency is
+    # 2,000 - 100 i ms (i < 20) or 4,000 - 100 i ms: each of 100, 200, ..., 2,000 ms twice;
+    # the median (nearest rank 20 of 40) 1,000 ms, not the 10 ms of its sequencing.
+    intended = [i * 100 * MS for i in range(40)]
+    history = _history(intended, 10 * MS, 2 * S, 100)
+    soft = sorted(int(t) - intended[int(m)] for part in commit_rows(history, run_rollup(history, _spec()))
+                  for m, t in zip(part["msg_id"], part["t_soft"], strict=True))
+    assert soft == sorted(2 * [k * 100 * MS for k in range(1, 21)])
+    assert soft[19] == 1000 * MS
 
 
 def test_a_batch_closes_full_at_the_block_that_would_overflow_it() -> None:
@@ -179,10 +193,11 @@ def test_a_sim_run_gives_every_committed_message_its_three_levels(
     commits = history.table("commits")
     committed = [m for m in messages.to_pylist() if m["status"] == "committed"]
     assert commits.num_rows == len(committed) == 100
+    in_block = {m["msg_id"]: m["t_committed"] for m in committed}
     sequenced = {m["msg_id"]: m["t_sequenced"] for m in committed}
     batches = history.table("batches").to_pylist()
     for row in commits.to_pylist():
-        assert row["t_soft"] == sequenced[row["msg_id"]]
+        assert row["t_soft"] == in_block[row["msg_id"]] >= sequenced[row["msg_id"]]  # soft: its L2 block
         batch = batches[row["batch"]]
         assert row["t_safe"] == batch["slot"] * 12 * S > batch["t_closed"] >= row["t_soft"]
         assert row["t_final"] == (batch["slot"] // 4 + 3) * 4 * 12 * S

@@ -10,6 +10,8 @@ import pytest
 
 from msgstorm.history.reader import read_history
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.scenario.faults import SequencerOutageFault
+from msgstorm.scenario.rollup import OP_SEQUENCING_WINDOW_NS
 from msgstorm.scenario.schema import Scenario
 
 MS = 1_000_000
@@ -107,6 +109,74 @@ def test_a_message_through_l1_is_forced_in_one_window_after_its_l1_block(
     forced = [e for e in history.table("events").to_pylist() if e["kind"] == "forced_inclusion"]
     assert sum(json.loads(e["detail"])["forced"] for e in forced) == 340  # received in [2, 36) s at 10/s
     assert len(forced) == 340 + 240  # [36, 60) s: in an L1 block before the return
+    # The 240 the returning sequencer took go into its queue at 62 s in their L1 order; its one
+    # worker at 1 ms sequences the k-th at 62 s + k ms: the event says when each entered the
+    # L2 sequence, not when the sequencer came back.
+    sequenced = {r["msg_id"]: r["t_sequenced"] for r in m}
+    taken = [e for e in forced if not json.loads(e["detail"])["forced"]]
+    assert sorted(e["t"] for e in taken) == [62 * S + k * MS for k in range(1, 241)]
+    assert all(e["t"] == sequenced[int(e["value"])] for e in forced)
+
+
+_OP_OUTAGE = """
+[run]
+name = "op-forced"
+duration = "12.6h"
+drain = "10s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[rollup]
+preset = "op-stack"
+[[agents]]
+name = "t"
+role = "trader"
+arrival = { process = "constant", rate = "0.001/s" }
+[[faults]]
+kind = "sequencer_outage"
+at = "1s"
+duration = "12.5h"
+via_l1 = ["order", "cancel", "quote"]
+"""
+
+
+def test_the_op_stack_preset_forces_in_after_its_12_hour_sequencing_window(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # OP Stack's sequencing window: 3,600 L1 blocks of 12 s = 12 h (Arbitrum One's delayed
+    # inbox: 24 h). Down from 1 s to 1 s + 12.5 h = 45,001 s; a message every 1,000 s. One
+    # received at t reaches L1 in the block of (t // 12 s + 1) x 12 s and is forced in 12 h
+    # later when that is before the return: those received before 45,001 - 43,200 - 12 =
+    # 1,789 s, the first two (the arrivals' phase puts them at 378.65 s and 1,378.65 s: L1 at
+    # 384 s and 1,380 s, in at 43,584 s and 44,580 s). Under a 24 h window the returning
+    # sequencer would have taken every one.
+    scenario = scenario_from(_OP_OUTAGE)
+    outage = scenario.faults[0]
+    assert isinstance(outage, SequencerOutageFault)
+    assert outage.window is None and outage.window_ns(scenario.rollup) == 12 * 3600 * S == OP_SEQUENCING_WINDOW_NS
+    result = run_scenario(scenario)
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    received = {r["msg_id"]: r["t_received"] for r in history.table("messages").to_pylist()}
+    forced = [(int(e["value"]), e["t"], json.loads(e["detail"])) for e in history.table("events").to_pylist()
+              if e["kind"] == "forced_inclusion" and json.loads(e["detail"])["forced"]]
+    assert [t for _, t, _ in forced] == [43_584 * S, 44_580 * S]
+    for msg_id, t, detail in forced:
+        assert detail["t_l1"] == (received[msg_id] // (12 * S) + 1) * 12 * S
+        assert t == detail["t_l1"] + 12 * 3600 * S
+
+
+def test_the_forced_inclusion_window_is_the_fault_s_else_the_rollup_s_else_24_hours(
+        scenario_from: Callable[..., Scenario]) -> None:
+    day, half = 24 * 3600 * S, 12 * 3600 * S
+    arbitrum = scenario_from(_OP_OUTAGE.replace('"op-stack"', '"arbitrum-one"'))
+    assert arbitrum.faults[0].window_ns(arbitrum.rollup) == day  # type: ignore[union-attr]
+    bare = scenario_from(_OUTAGE)
+    assert bare.rollup is None and bare.faults[0].window_ns(None) == day  # type: ignore[union-attr]
+    given = scenario_from(_OP_OUTAGE + 'window = "1h"\n')
+    assert given.faults[0].window_ns(given.rollup) == 3600 * S  # type: ignore[union-attr]
+    op = scenario_from(_OP_OUTAGE)
+    assert op.rollup is not None and op.rollup.forced_inclusion_window == half
 
 
 _LOSE = """
@@ -180,3 +250,34 @@ def test_lose_unposted_without_a_rollup_is_refused_naming_the_field(
         scenario_from: Callable[..., Scenario]) -> None:
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.lose_unposted.*no batches: add a \[rollup\]"):
         scenario_from(_OUTAGE + "lose_unposted = true\n")
+
+
+def test_the_failure_threshold_of_an_outage_names_its_window_and_the_fault_not_an_overload(tmp_path) -> None:
+    """examples/rollup-outage.toml: the one-minute window from 1,200 s, when the sequencer
+    stops for 78 minutes, commits nothing while the queue grows. That is the outage's doing:
+    the threshold's reason is ``fault`` (it said ``overload``, and read as a capacity of
+    5.97/s), its window's time and fault are named in summary.json, the terminal and the
+    report's card."""
+    import html
+    import re
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "rollup-outage.toml"
+    result = CliRunner().invoke(app, ["run", str(example), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["failure_threshold"] == {"rate_per_s": 5.967, "reason": "fault", "t_ns": 1_200 * S,
+                                            "faults": [{"fault_id": 0, "kind": "sequencer_outage"}]}
+    said = " ".join(result.output.replace("│", " ").split())
+    assert ("failure threshold 5.97/s (fault) in the window from 20 min 0 s, during fault 0 (sequencer_outage)"
+            in said), said
+    page = (tmp_path / "run" / "report.html").read_text()
+    card = re.search(r'<div class="label">failure threshold</div><div class="value">([^<]*)</div>'
+                     r'<div class="sub">([^<]*)</div>', page)
+    assert card is not None
+    assert (card.group(1), html.unescape(card.group(2))) == (
+        "5.97/s", "fault in the window from 20 min 0 s, during fault 0 (sequencer_outage)")

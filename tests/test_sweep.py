@@ -650,6 +650,7 @@ def test_a_points_interval_is_students_t_as_scipy_stats_gives_it() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_cluster_that_asks_for_a_token_is_named_as_such_and_reached_with_ray_auth_mode_token(tmp_path: Path) -> None:
     """``ray start`` on a machine holding ``~/.ray/auth_token`` asks drivers for it, which Ray
     sends from a driver given an address only under ``RAY_AUTH_MODE=token``: without it the

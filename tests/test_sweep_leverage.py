@@ -270,6 +270,8 @@ def _market(accounts: str, margin: str = '"10%"') -> str:
      "12 is at or above 1 / maintenance_margin = 10"),
     ("count = 10", "leverage_cap", "50 (the default) is at or above 1 / maintenance_margin = 10"),
     ("count = 10\nleverage_median = 4.0\nleverage_cap = 3.0", "leverage_cap", "below leverage_median 4"),
+    ("count = 10\nleverage_median = 2.0\nleverage_floor = 3.0\nleverage_cap = 5.0", "leverage_floor",
+     "above leverage_median 2: every account would be drawn at the floor"),
     ("count = 0\nleverage_cap = 5.0", "count", "greater than or equal to 1"),
 ])
 def test_accounts_that_would_open_past_their_line_are_refused(accounts: str, field: str, words: str) -> None:

@@ -13,7 +13,7 @@ from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
-from msgstorm.sweep.leverage import choose_method, runs_seeds
+from msgstorm.sweep.leverage import check_seeds, choose_method, runs_seeds
 from msgstorm.sweep.leverage_html import margin_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +49,26 @@ def test_runs_take_the_fewest_seeds_that_can_show_a_leverage_unless_told() -> No
     assert runs_seeds(None, 0.95) == 59
     assert runs_seeds(None, 0.5) == 1
     assert runs_seeds(7, 0.95) == 7
+
+
+@pytest.mark.parametrize("method", ["auto", "probes"])
+def test_seeds_for_the_probe_search_are_refused_not_ignored(tmp_path: Path, method: str) -> None:
+    """The probe search adds seeds in looks until decided (60, then 120, 240, 480 at 95%): a
+    fixed --seeds has no place in it, and was silently dropped. It is refused (exit 2) before
+    anything runs, saying what to use instead; whole runs take it."""
+    out = tmp_path / "search"
+    result = CliRunner().invoke(app, ["safe-leverage", str(WHOLE), "--budget", "0.1%", "--seeds", "10",
+                                      "--method", method, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert ("--seeds 10: " + ("--method auto takes the probe search for this market, and it" if method == "auto"
+                              else "the probe search")
+            + " takes no fixed number of seeds: after a pilot of 2 it adds them in looks (60, then 120, 240, 480 in "
+              "all, for 95% confidence) until the answer is decided; cap it with --max-runs, or use --method runs "
+              "for 10 whole runs at each leverage") in said, said
+    assert "Traceback" not in result.output and not out.exists()
+    check_seeds("runs", 10, 0.95, "runs")  # whole runs: 10 a leverage
+    check_seeds("probes", None, 0.95, "auto")  # no --seeds: the looks decide
 
 
 def _curve(mechanism: str, safe: float | None, above: float | None) -> dict[str, Any]:

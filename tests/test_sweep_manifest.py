@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from msgstorm.cli import app
 from msgstorm.sweep import SweepDirError, parse_grid, plan_sweep, sweep
-from msgstorm.sweep.manifest import MANIFEST_FILE
+from msgstorm.sweep.manifest import MANIFEST_FILE, SEARCH_FILE, Manifest, settle
+from msgstorm.sweep.results import write_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SHORT = ['run.duration="1s"', 'run.drain="1s"']
@@ -97,3 +98,33 @@ def test_points_added_to_a_sweep_accumulate_in_its_tables(tmp_path: Path) -> Non
     with pytest.raises(SweepDirError, match="--set"):  # adding points never changes the rest of the sweep
         sweep(EXAMPLES / "quickstart.toml", [parse_grid("sequencer.workers=3")], out_dir=out, sets=[],
               add_points=True)
+
+
+def test_msgstorm_report_on_a_sweeps_directory_says_it_is_a_sweeps(tmp_path: Path) -> None:
+    """Before: "error: DIR/history: no history (is DIR a msgstorm run directory?)". Now it
+    says whose directory it is and where its results are, and exits 2 as for any bad input."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    plan = plan_sweep([("sequencer.workers", [1, 2])], zipped=False, seeds=3, base_seed=1)
+    settle(out, Manifest("examples/quickstart.toml", "quickstart", "ab" * 32, [], plan.seeds, plan.keys, plan.points,
+                         "0.1.0"))
+    said = CliRunner().invoke(app, ["report", str(out)])
+    assert said.exit_code == 2
+    assert f"{out}: a sweep's directory (2 points x 3 seeds of examples/quickstart.toml, manifest.json), not a " \
+           "run's: msgstorm report re-analyses one run from its history. It has no sweep.html yet" in said.output
+    write_results(out, plan, {spec.run_id: {"status": "ok", "summary": {"throughput_per_s": 1.0}} for spec in plan.runs})
+    (out / "sweep.html").write_text("")
+    kept = out / "runs" / plan.runs[0].run_id / "history"
+    kept.mkdir(parents=True)
+    said = CliRunner().invoke(app, ["report", str(out)])
+    assert said.exit_code == 2
+    assert (f"Its page is {out / 'sweep.html'}, its runs' table {out / 'sweep.parquet'}, its points "
+            f"{out / 'sweep.json'}; a run it kept: msgstorm report {kept.parent}") in " ".join(said.output.split())
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / SEARCH_FILE).write_text("{}")
+    said = CliRunner().invoke(app, ["report", str(search)])
+    assert said.exit_code == 2 and f"{search}: a safe-leverage search's directory" in said.output
+    (tmp_path / "other").mkdir()
+    alone = CliRunner().invoke(app, ["report", str(tmp_path / "other")])
+    assert alone.exit_code == 2 and "no history (is" in alone.output  # neither: as before

@@ -43,7 +43,7 @@ from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
 __all__ = ["DESTINATION_DIR", "RUN_FILES", "RUN_LOCK", "RunDirError", "RunResult", "claim_run_dir", "default_run_dir",
-           "msgstorm_version", "prepare_run_dir", "reanalyse", "run", "run_claimed", "write_run_row"]
+           "msgstorm_version", "prepare_run_dir", "reanalyse", "refuse_a_file", "run", "run_claimed", "write_run_row"]
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,15 @@ class RunDirError(Exception):
     """The run directory cannot be used: it holds something, or the OS refused it."""
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    """A new, empty directory ``runs/<UTC time to the microsecond>-<name>[-N]``, created
-    exclusively here, so runs started in parallel never share one."""
+def default_run_dir(scenario: Scenario, root: Path = Path("runs"), kind: str = "") -> Path:
+    """A new, empty directory ``runs/<UTC time to the microsecond>-<name>[-kind][-N]``,
+    created exclusively here, so runs started in parallel never share one; ``kind`` says
+    what else than a run it holds (``sweep``, ``safe-leverage``)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     root.mkdir(parents=True, exist_ok=True)
+    named = f"{stamp}-{scenario.run.name}" + (f"-{kind}" if kind else "")
     for attempt in range(1000):
-        candidate = root / (f"{stamp}-{scenario.run.name}" + (f"-{attempt}" if attempt else ""))
+        candidate = root / (named + (f"-{attempt}" if attempt else ""))
         try:
             candidate.mkdir()
         except FileExistsError:
@@ -91,11 +93,17 @@ def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     raise RunDirError(f"{root}: could not create a new run directory")  # pragma: no cover
 
 
+def refuse_a_file(out_dir: Path) -> None:
+    """``RunDirError`` when ``out_dir`` exists and is not a directory (a run's, or any
+    command's ``--out``); nothing is changed."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir}: exists and is not a directory")
+
+
 def _refuse_unusable(out_dir: Path, overwrite: bool) -> None:
     """``RunDirError`` when ``out_dir`` is a file, or holds anything (its lock aside) and not
     ``overwrite``; nothing is changed."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunDirError(f"{out_dir}: exists and is not a directory")
+    refuse_a_file(out_dir)
     if out_dir.is_dir() and not overwrite:
         present = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in out_dir.iterdir()
                          if entry.name != RUN_LOCK)

@@ -27,7 +27,10 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
 ``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the low-load p99;
 the knee is the offered rate of the last step passing before the first failure (None when the
-first step fails already). The low-load p99 is the median (the lower middle value: an
+first step fails already). When no step failed, no knee was reached: ``knee_rate_per_s`` is
+the highest step's offered rate, only a lower bound on the knee, and ``knee_reached`` is
+false (written only then); an SLO on the knee is then judged on that bound
+(``scenario/slo.py``). The low-load p99 is the median (the lower middle value: an
 observed p99) of the p99s of the first ``BASELINE_STEPS`` steps, leaving out a step where
 the generator was behind; those steps are not judged on latency themselves. So one noisy
 low step (a hiccup of the machine) moves neither the bar nor the knee. A ramp must start
@@ -212,7 +215,10 @@ def _knee(
     )
     knee_rate = rounded(offered[last_passing]) if last_passing is not None else None
     failing = first_failing - 1 if first_failing is not None else None
-    return {"knee_rate_per_s": knee_rate, "method": method}, passed, failing
+    knee: dict[str, Any] = {"knee_rate_per_s": knee_rate}
+    if first_failing is None and knee_rate is not None:
+        knee["knee_reached"] = False  # every step passed: the knee lies above the ramp
+    return {**knee, "method": method}, passed, failing
 
 
 def _knee_among_low_load(failing: int, last_passing: int | None, used: list[int], p99_ns: list[float | None],

@@ -3,7 +3,11 @@
 Place in the pipeline: after windows, capacity, desync and queue are known. With a step ramp
 the ramp's steps are walked in increasing offered-rate order; otherwise the run's windows in
 time order. The first interval where any criterion fires is the threshold:
-``{rate_per_s: its offered rate, reason, t_ns: its start}``; None when nothing fires.
+``{rate_per_s: its offered rate, reason, t_ns: its start}``, and ``faults``: [{fault_id,
+kind}] of the faults active in it (``analysis/faults.py``: spans ``[start, end)``, one never
+ended to the horizon), written only when there are some; None when nothing fires. The
+interval's time and its faults say which part of the run the threshold came from: a window
+of a fault, or of the start, is not the layer's capacity.
 
 Reasons, checked in this order (the first that fires is reported):
 
@@ -25,6 +29,9 @@ Reasons, checked in this order (the first that fires is reported):
   with the lower of its own and the previous window's offered rate (0 before the first), so
   the pipeline filling is not mistaken for overload and a sustained overload fires one window
   later.
+- ``"fault"``: the overload criterion fired while a fault was active in the interval (a
+  sequencer outage, a partition, a crash): the throughput fell short because of the fault,
+  not because the load was more than the layer carries, so it is not called an overload.
 - ``"slo"``: a latency or jitter SLO (``latency.*``, ``jitter.stddev``,
   ``jitter.p99_minus_p50``) fails on the interval's latencies (messages committed in a
   window; messages intended in a step).
@@ -44,12 +51,13 @@ can see, checked in this order:
   is short of its offered rate too, and the latency is the nearer cause;
 - ``"overload"``: throughput below ``throughput_fraction`` x offered (compared as above):
   on a ramp, messages of the step not committed (pending, refused) or committed past the bar
-  while its p99 stayed under it;
+  while its p99 stayed under it; ``"fault"`` instead while a fault was active (as above);
 - ``"slo"``: as above.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +69,7 @@ from msgstorm.analysis.capacity import capacity, low_load_p99, saturated_interva
 from msgstorm.analysis.consensus import consensus_marks
 from msgstorm.analysis.control import backpressure_drops, throttle_sheds
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
+from msgstorm.analysis.faults import FaultWindow, fault_windows
 from msgstorm.analysis.latency import latency_and_jitter_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
 from msgstorm.analysis.windows import horizon_ns, window_table
@@ -69,7 +78,8 @@ from msgstorm.scenario.slo import SloError, SloRule, parse_slo, slo_value
 
 __all__ = ["REASONS", "failure_threshold", "find_failure"]
 
-REASONS: tuple[str, ...] = ("loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo")
+REASONS: tuple[str, ...] = ("loss", "desync", "round", "height_lag", "generator", "overload", "fault", "latency",
+                            "slo")
 
 _INTERVAL_SECTIONS = ("latency_ms", "jitter_ms")
 
@@ -101,17 +111,25 @@ def find_failure(
     live: LiveLimits | None = None,
     shed: I64 | None = None,
     consensus: tuple[np.ndarray, np.ndarray] | None = None,
+    faults: Sequence[FaultWindow] = (),
 ) -> dict[str, Any] | None:
-    """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}.
-    ``live``: a live target's conditions (see the module docstring); ``shed``: per interval,
-    the drops a throttle made on purpose (not loss); ``consensus``: per interval, a height
-    committed in a round above 0, a node's height lag above the bound."""
+    """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason,
+    t_ns} and, when any were active in it, ``faults``. ``live``: a live target's conditions
+    (see the module docstring); ``shed``: per interval, the drops a throttle made on purpose
+    (not loss); ``consensus``: per interval, a height committed in a round above 0, a node's
+    height lag above the bound; ``faults``: the run's fault spans."""
     desynced = np.zeros(load.count, dtype=np.bool_)
     for episode in episodes:
         end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
         span = overlap_range(load.edges, episode.t_start_ns, end, clip_last)
         if span is not None:
             desynced[span[0] : span[1] + 1] = True
+    active: list[list[FaultWindow]] = [[] for _ in range(load.count)]
+    for fault in faults:
+        span = overlap_range(load.edges, fault.t_start_ns, fault.t_end_ns if fault.t_end_ns is not None
+                             else horizon_ns, clip_last)
+        for index in range(span[0], span[1] + 1) if span is not None else ():
+            active[index].append(fault)
     offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
     previous_offered = 0.0
     for index in order:
@@ -136,11 +154,14 @@ def find_failure(
         elif live is not None and live.slow(index):
             reason = "latency"
         elif short and (live is not None or depth.waiting_at(end) > depth.waiting_at(start)):
-            reason = "overload"
+            reason = "fault" if active[index] else "overload"
         elif _slo_breached(load.latencies_ns[index], rules):
             reason = "slo"
         if reason is not None:
-            return {"rate_per_s": rounded(offered[index]), "reason": reason, "t_ns": start}
+            found: dict[str, Any] = {"rate_per_s": rounded(offered[index]), "reason": reason, "t_ns": start}
+            if active[index]:
+                found["faults"] = [{"fault_id": fault.fault_id, "kind": fault.kind} for fault in active[index]]
+            return found
     return None
 
 
@@ -188,10 +209,12 @@ def failure_threshold(
     messages = messages if messages is not None else MessageArrays.from_history(history)
     episodes = desync_episodes(history)
     _, _, steps = capacity(history, messages)
-    _, load = window_table(history, None, messages, episodes)
+    faults = fault_windows(history)
+    _, load = window_table(history, None, messages, episodes, faults)
     horizon = horizon_ns(history, messages)
     return failure_over(
-        history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None, messages=messages
+        history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None, messages=messages,
+        faults=faults,
     )
 
 
@@ -203,8 +226,10 @@ def failure_over(
     *,
     ramp: bool,
     messages: MessageArrays | None = None,
+    faults: list[FaultWindow] | None = None,
 ) -> dict[str, Any] | None:
-    """The threshold over ramp steps (``ramp``: by offered rate) or windows (by time)."""
+    """The threshold over ramp steps (``ramp``: by offered rate) or windows (by time);
+    ``faults``: the run's fault spans (``fault_windows``, read from the history when None)."""
     messages = messages if messages is not None else MessageArrays.from_history(history)
     _, fraction = analysis_settings(history)
     indices = list(range(load.count))
@@ -224,6 +249,7 @@ def failure_over(
         live=live_limits(history, messages, load),
         shed=throttled_drops(history, messages, load, clip_last=not ramp),
         consensus=consensus_marks(history, load.edges, clip_last=not ramp),
+        faults=faults if faults is not None else fault_windows(history),
     )
 
 

@@ -80,7 +80,7 @@ from msgstorm.history.reader import History
 from msgstorm.history.schema import VENUE
 from msgstorm.rules.market import equity, horizon_ns, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
+__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
            "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
 
 
@@ -347,17 +347,29 @@ def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max
 
 
 def book_bad_debt(tables: MarketTables, size: np.ndarray, collateral: np.ndarray, executed: np.ndarray,
-                  executed_bad: np.ndarray) -> tuple[float, int]:
+                  executed_bad: np.ndarray, step: int = -1) -> tuple[float, int]:
     """(bad debt, accounts with some) of a book of ``tables``' accounts (their sides, entries
     and instruments) with ``size`` and ``collateral``: the shortfall of the executed ones
     (``executed_bad``, one per executed account), and the rest marked to market at the true
-    price at the horizon. The accounts' own book and every probe book (``analysis/probes.py``)."""
+    price of price step ``step`` (the horizon's last by default). The accounts' own book,
+    every probe book (``analysis/probes.py``) and the book at each time
+    (``analysis/bad_debt.py``)."""
     never = ~executed
-    at_horizon = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
-    marked = equity(tables.side[never], size[never], tables.entry[never], collateral[never], at_horizon)
+    at_step = tables.prices[tables.account_instrument[never], step] if tables.prices.shape[1] else np.empty(0)
+    marked = equity(tables.side[never], size[never], tables.entry[never], collateral[never], at_step)
     marked_bad = np.maximum(-marked, 0.0)
     absolute = float(executed_bad.sum()) + float(marked_bad.sum())
     return absolute, int(np.count_nonzero(executed_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
+
+
+def bad_debt_at_end(history: History, tables: MarketTables, done: Executed) -> tuple[float, int]:
+    """(bad debt, accounts with some): summary.json's ``market.bad_debt``: every executed
+    account's shortfall, and the rest marked to market at the horizon with the books' end
+    (``held_after_venue``). ``analysis/bad_debt.py`` draws the same at each time."""
+    executed = np.zeros(tables.side.size, dtype=bool)
+    executed[done.account] = True
+    size, collateral = held_after_venue(history, tables)
+    return book_bad_debt(tables, size, collateral, executed, done.bad_debt)
 
 
 def market_summary(history: History) -> Market | None:
@@ -368,7 +380,7 @@ def market_summary(history: History) -> Market | None:
         return None
     triggers = history.table("triggers")
     done = executed_liquidations(history)
-    exec_account, exec_t, exec_bad, exec_bps = done.account, done.t, done.bad_debt, done.slippage_bps
+    exec_account, exec_t, exec_bps = done.account, done.t, done.slippage_bps
     eligible = tables.t_cross >= 0
     triggered = np.zeros(eligible.size, dtype=bool)
     triggered[triggers.column("account").to_numpy()] = True
@@ -385,8 +397,7 @@ def market_summary(history: History) -> Market | None:
     delay_ms: dict[str, Any] = {**_ms_stats(delay), "mean": ms(float(delay.mean())) if delay.size else None,
                                 "split": split}
 
-    size, collateral = held_after_venue(history, tables)
-    absolute, accounts_bad = book_bad_debt(tables, size, collateral, executed, exec_bad)
+    absolute, accounts_bad = bad_debt_at_end(history, tables, done)
     open_interest = float(notional(tables.size, tables.entry).sum())
 
     summary: dict[str, Any] = {

@@ -1,10 +1,23 @@
-"""Sequencer queue, backpressure and base fee, read from sampled events.
+"""What waits to be served, backpressure and base fee.
 
-Place in the pipeline: the target samples the sequencer queue every ``run.sample_interval``
-(``queue_depth`` = current depth, ``queue_depth_max`` = max since the previous sample) and
-records ``backpressure`` state changes (detail ``{"state": ...}``) and ``base_fee`` values.
-This module turns them into the summary's ``queue``, ``backpressure`` and ``base_fee``, the
-timelines the report plots, and the depth-at-a-time lookup the failure threshold uses.
+Place in the pipeline: one analysis step. The summary's ``queue`` counts what the queue-wait
+stage measures, from the ``messages`` table: a message waits from ``t_received`` (it reached
+the sequencer's intake, a producer's mempool, a live node) until ``t_dequeued`` (service
+started, or it left the mempool into a block), whatever held it: the queue policy, the fee
+waiting list, a lane's queue, a mempool, a down sequencer's backlog. ``max_depth`` is the
+most messages waiting at once and ``mean_depth`` the mean over the run's time, from 0 to its
+end (the waits' sum over that span: Little's law, exact, no sampling). A message still
+waiting when the run ended (``pending``, received and never dequeued) waits to the end; one
+that left otherwise before service (dropped, rejected) has no time it left recorded and is
+not counted. Without any such row (a live broker, which sees no stage inside it) both are
+null.
+
+The target also samples the sequencer's own queue every ``run.sample_interval``
+(``queue_depth`` = current depth, ``queue_depth_max`` = max since the previous sample; the
+block backlog beside it) and records ``backpressure`` state changes (detail ``{"state":
+...}``) and ``base_fee`` values; this module turns those into ``max_block_backlog``, the
+summary's ``backpressure`` and ``base_fee``, the timelines the report plots, and the
+depth-at-a-time lookup the failure threshold uses.
 """
 
 from __future__ import annotations
@@ -14,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import F64, I64, events_of, plain_number, rounded, seconds
+from msgstorm.analysis._common import (
+    F64,
+    I64,
+    MessageArrays,
+    events_of,
+    plain_number,
+    rounded,
+    seconds,
+)
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, is_simulated
@@ -29,6 +50,7 @@ __all__ = [
     "depth_samples",
     "fee_unit",
     "queue_summary",
+    "waiting_depth",
 ]
 
 # Backpressure states meaning "not engaged"; any other state (suspended, shedding, ...) is.
@@ -71,13 +93,44 @@ def depth_samples(history: History) -> DepthSamples:
     )
 
 
-def queue_summary(samples: DepthSamples) -> dict[str, int | float | None]:
-    """{max_depth: max over both sample kinds, mean_depth: mean of ``queue_depth`` samples,
-    max_block_backlog: the most sequenced messages seen waiting for block space}."""
-    every = np.concatenate([samples.depth, samples.depth_max])
+def waiting_depth(messages: MessageArrays, t_end_ns: int) -> tuple[int | None, float | None]:
+    """(the most messages waiting at once, their mean number over ``[0, t_end_ns]``) of every
+    message in the queue-wait stage (module docstring); (None, None) without any.
+
+    Waiting is the half-open span ``[t_received, t_dequeued)``, so one served as it arrives
+    never waits, and one leaving as another arrives is not counted beside it. The most at
+    once is at an arrival: the arrivals up to it less the departures up to it, both sorted
+    (no event list of twice the messages is sorted)."""
+    received, dequeued = messages.t_received, messages.t_dequeued
+    still = received.present & ~dequeued.present & messages.status["pending"]
+    both = received.present & dequeued.present
+    arrive = np.concatenate([received.values[both], received.values[still]])
+    leave = np.concatenate([dequeued.values[both], np.full(int(np.count_nonzero(still)), t_end_ns, dtype=np.int64)])
+    del received, dequeued, both, still
+    if arrive.size == 0:
+        return None, None
+    leave = np.maximum(leave, arrive)  # a wait is never negative (a stamp past the end: none)
+    waits = leave - arrive
+    total_ns = float(waits.sum(dtype=np.float64))
+    waited = waits > 0
+    del waits
+    arrive, leave = np.sort(arrive[waited]), np.sort(leave[waited])
+    most = 0
+    if arrive.size:
+        left = np.searchsorted(leave, arrive, side="right")  # departures at or before each arrival
+        most = int((np.arange(1, arrive.size + 1, dtype=np.int64) - left).max())
+    mean = total_ns / t_end_ns if t_end_ns > 0 else None
+    return most, mean
+
+
+def queue_summary(samples: DepthSamples, messages: MessageArrays, t_end_ns: int) -> dict[str, int | float | None]:
+    """{max_depth, mean_depth: what waits in the queue-wait stage, at most and over time
+    (``waiting_depth``), max_block_backlog: the most sequenced messages seen waiting for
+    block space (samples)}."""
+    most, mean = waiting_depth(messages, t_end_ns)
     return {
-        "max_depth": plain_number(float(every.max())) if every.size else None,
-        "mean_depth": rounded(float(samples.depth.mean())) if samples.depth.size else None,
+        "max_depth": most,
+        "mean_depth": rounded(mean),
         "max_block_backlog": plain_number(float(samples.backlog.max())) if samples.backlog.size else None,
     }
 

@@ -2,9 +2,10 @@
 
 Place in the pipeline: analysis, from the ``commits``, ``batches`` and ``l1_blocks`` tables
 (``sim/rollup`` writes them) and the messages' ``t_intended``. Latency to each commit level
-is measured from ``t_intended``, as every latency is: soft (sequenced), safe (the batch in
-an L1 block), final (that block final); the split shows each stage alone: sequencing
-(intent -> soft), batch and L1 inclusion (soft -> safe), finality (safe -> final). The
+is measured from ``t_intended``, as every latency is: soft (in an L2 block: the sequencer's
+soft confirmation), safe (the batch in an L1 block), final (that block final); the split
+shows each stage alone: sequencing (intent -> soft: the sequencer and its L2 block), batch
+and L1 inclusion (soft -> safe), finality (safe -> final). The
 latency to final is the sum of the three, message by message.
 """
 

@@ -232,7 +232,7 @@ def _failure(history: History, ctx: SectionContext) -> dict[str, Any] | None:
 
 @section("queue")
 def _queue(history: History, ctx: SectionContext) -> Any:
-    return queue_summary(depth_samples(history))
+    return queue_summary(depth_samples(history), ctx.messages, run_t_end_ns(history))
 
 
 @section("backpressure")

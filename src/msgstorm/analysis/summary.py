@@ -21,9 +21,13 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``latency_ms``: {p50, p90, p99, p999, max, mean} of ``t_committed - t_intended``, exact,
   nearest rank; ``latency_stages_ms``: {propagation, queue_wait, service, block_wait} each
   {p50, p99}; ``jitter_ms``: {stddev, p99_minus_p50, ipdv_mean, ipdv_p99} (see ``latency``).
-- ``capacity``: {knee_rate_per_s, method} on a step ramp, else null (see ``capacity``).
-- ``failure_threshold``: {rate_per_s, reason, t_ns} or null (reasons in ``failure``).
-- ``queue``: {max_depth, mean_depth} from queue samples (null values without samples).
+- ``capacity``: {knee_rate_per_s, method} on a step ramp, else null, with ``knee_reached``
+  false when every step passed (see ``capacity``).
+- ``failure_threshold``: {rate_per_s, reason, t_ns} or null, with ``faults`` (those active
+  in the interval) when there are some (reasons in ``failure``).
+- ``queue``: {max_depth, mean_depth}: the messages in the queue-wait stage (received, not yet
+  in service or in a block), the most at once and the mean over the run's time, from the
+  messages table (``analysis/queue.py``; null without any), and max_block_backlog (samples).
 - ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
 - ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending, unsent}: sent
   counts rows but the unsent ones (a live generator's shortfall at the run's end), sequenced
@@ -175,9 +179,9 @@ def analyse(history: History) -> Analysis:
     knee, steps, step_load = capacity(history, messages)
     horizon = horizon_ns(history, messages)
     if step_load is not None:
-        failure = failure_over(history, step_load, episodes, horizon, ramp=True, messages=messages)
+        failure = failure_over(history, step_load, episodes, horizon, ramp=True, messages=messages, faults=faults)
     else:
-        failure = failure_over(history, window_load, episodes, horizon, ramp=False, messages=messages)
+        failure = failure_over(history, window_load, episodes, horizon, ramp=False, messages=messages, faults=faults)
     del window_load, step_load  # their per-window latencies are summarised in ``windows``
     step_done()
     bp_timeline = backpressure_timeline(history)

@@ -278,9 +278,10 @@ class RollupL1(Closed):
 class Rollup(Closed):
     messages: Annotated[Count, Field(description="committed messages with their three commit levels")]
     latency_ms: Annotated[dict[str, RollupLevel], Field(
-        description="soft (sequenced), safe (batch in an L1 block), final (that block final): from t_intended")]
+        description="soft (in an L2 block), safe (batch in an L1 block), final (that block final): from t_intended")]
     split_ms: Annotated[dict[str, RollupLevel], Field(
-        description="sequencing (intent -> soft), batch_and_l1 (soft -> safe), finality (safe -> final)")]
+        description="sequencing (intent -> soft: the sequencer and its L2 block), batch_and_l1 (soft -> safe), finality "
+                    "(safe -> final)")]
     batches: RollupBatches
     l1: RollupL1
 

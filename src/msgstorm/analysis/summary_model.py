@@ -82,6 +82,9 @@ class AtLimit(Closed):
 
 class Capacity(Closed):
     knee_rate_per_s: Rate
+    knee_reached: Annotated[bool, Field(
+        description="false when every step of the ramp passed: no knee was reached, and knee_rate_per_s is the "
+                    "highest rate offered, a lower bound on the knee (written only then)")] = True
     method: str
     limited_by: Annotated[Literal["broker", "generator", "machine CPU", "machine"] | None, Field(
         description="live: what limited the ramp at its first failing step: the generator behind its schedule, "
@@ -90,19 +93,33 @@ class Capacity(Closed):
     at_limit: Annotated[AtLimit | None, Field(description="live: the facts limited_by was judged on")] = None
 
 
+class ActiveFault(Closed):
+    fault_id: int | None
+    kind: str | None
+
+
 class FailureThreshold(Closed):
     rate_per_s: Rate
-    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo"], Field(
+    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "fault", "latency",
+                              "slo"], Field(
         description="what fired first: loss; desync; round (a height committed in a round above 0); height_lag "
                     "(a node more than desync.max_height_gap heights behind); generator (live: msgstorm's generator behind, not the broker); "
-                    "overload (throughput short of offered; on the simulator while the queue grows); latency "
+                    "overload (throughput short of offered; on the simulator while the queue grows); fault (the "
+                    "same while a fault was active: the fault's doing, not the load's); latency "
                     "(live: p99 over knee_latency_factor x the low-load p99); slo")]
-    t_ns: Count
+    t_ns: Annotated[int, Field(ge=0, description="the start of the interval (ramp step or window) it fired in")]
+    faults: Annotated[list[ActiveFault], Field(
+        description="the faults active in that interval (written only when there are some)")] = []
 
 
 class Queue(Closed):
-    max_depth: Annotated[int | float | None, Field(ge=0)]
-    mean_depth: Annotated[float | None, Field(ge=0)]
+    max_depth: Annotated[int | float | None, Field(ge=0, description=(
+        "the most messages waiting at once in the queue-wait stage: received (sequencer intake, mempool) and "
+        "not yet in service or in a block, whatever held them (queue, fee waiting list, lane, mempool); a "
+        "message still pending at the end waits to it; null when no message has that stage (a live broker)"))]
+    mean_depth: Annotated[float | None, Field(ge=0, description=(
+        "those messages' mean number over the run's time, from 0 to its end: the sum of their waits over "
+        "that span (exact, not sampled)"))]
     max_block_backlog: Annotated[int | float | None, Field(ge=0)] = None
 
 
@@ -307,6 +324,12 @@ class SloVerdict(Closed):
     verdict: Literal["pass", "fail", "unknown"]
     value: int | float | None
     threshold: str
+    bound: Annotated[Literal["lower"] | None, Field(
+        description="lower: the value is only a lower bound on the metric (the knee of a ramp that passed every "
+                    "step); the verdict is pass or fail only where the bound decides it, else unknown "
+                    "(written only then)")] = None
+    reason: Annotated[str | None, Field(description="why the verdict was reached on a bound, or left unknown "
+                                                    "(written only then)")] = None
 
 
 class Liquidations(Closed):

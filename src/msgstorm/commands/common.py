@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import typer.core
@@ -58,6 +58,19 @@ def say_error(message: str, **options: Any) -> None:
     scenario text may hold square brackets (``runs/[a]``, ``agents[0]``)."""
     options.setdefault("highlight", False)
     err.print(Text.assemble(("error", "red"), ": ", message), **options)
+
+
+def refuse_out(error: Exception, out_dir: Path | None, what: str = "the run directory") -> NoReturn:
+    """Say why a command's ``--out`` cannot be used and exit 2: a ``RunDirError`` (a file in
+    its place, a directory that holds something else: ``runner.py``) as it says it, an
+    ``OSError`` creating it (a path under a file, no permission) as ``PATH: cannot create
+    WHAT: the OS's reason``; ``out_dir`` None: the default under ``runs/``."""
+    if isinstance(error, OSError):
+        where = out_dir if out_dir is not None else Path("runs")
+        say_error(f"{where}: cannot create {what}: {error.strerror or error}")
+    else:
+        say_error(f"--out {error}")
+    raise typer.Exit(ExitCode.BAD_INPUT) from None
 
 
 def say_ok(message: str) -> None:

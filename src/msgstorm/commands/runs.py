@@ -23,6 +23,7 @@ from msgstorm.commands.common import (
     err,
     load_or_exit,
     out,
+    refuse_out,
     say_error,
     say_ok,
     sigterm_as_interrupt,
@@ -101,12 +102,7 @@ def run(
     except (RunDirError, OSError) as error:
         if exporter is not None:
             exporter.close()
-        if isinstance(error, RunDirError):
-            say_error(f"--out {error}")
-        else:
-            where = out_dir if out_dir is not None else Path("runs")
-            say_error(f"{where}: cannot create the run directory: {error.strerror or error}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        refuse_out(error, out_dir)
     show_progress = sys.stdout.isatty() and not quiet
     if show_progress:
         from msgstorm.scenario.budget import estimate_work, wall_time
@@ -169,7 +165,10 @@ def _say_failing_slos(analysis: Analysis, strict: bool) -> None:
     for entry in failing_slos(analysis, strict):
         unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry.name][1], "") if entry.name in SLO_METRICS else ""
         shown = "no data to judge" if entry.value is None else f"{entry.value:g}{unit}"
-        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold})",
+        if entry.bound == "lower":
+            shown = f"≥ {shown}"
+        why = f": {entry.reason}" if entry.reason else ""
+        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold}){why}",
                   highlight=False, markup=False)
 
 
@@ -235,7 +234,10 @@ def report(
                           "reporting its events (servers, faults, connections)", highlight=False, markup=False)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
-        say_error(str(error))
+        # Only when there is no history: is it a sweep's directory?
+        from msgstorm.sweep.manifest import not_a_run
+
+        say_error(not_a_run(run_dir) or str(error))
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
         say_error(f"{run_dir}: history unreadable: {error}")

@@ -17,10 +17,13 @@ from msgstorm.commands.common import (
     err,
     load_or_exit,
     out,
+    refuse_out,
     say_error,
     sigterm_as_interrupt,
 )
 from msgstorm.errors import ExitCode
+
+POINTS_WIDTH = 80  # columns of the points' table a sweep prints at its end, whatever the terminal's
 
 
 def _no_ray(error: ImportError) -> NoReturn:
@@ -37,7 +40,7 @@ def sweep(
     zipped: Annotated[bool, typer.Option("--zip", help="pair the grids' values side by side instead")] = False,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per point: run.seed, run.seed+1, ...")] = 1,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>); "
+    out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>-sweep); "
                                              "run again with the same --out to resume the same sweep (another "
                                              "sweep's directory is refused)", metavar="DIR")] = None,
     keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep every run's directory (default: its "
@@ -66,7 +69,7 @@ def sweep(
     except GridError as error:
         say_error(str(error))
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    out_dir = out_path if out_path is not None else default_run_dir(loaded, kind="sweep")
     from msgstorm.report.live import SweepProgress
 
     bar = SweepProgress(out, quiet=quiet)
@@ -95,6 +98,11 @@ def sweep(
     except KeyboardInterrupt:
         say_error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if not quiet:
+        from msgstorm.sweep.points import points_table, read_points
+
+        # Width-independent: the same table on any terminal, and no wider than 80 columns.
+        out.print(points_table(read_points(out_dir)), width=POINTS_WIDTH, soft_wrap=False)
     retried = f" ({result.failed_before} of them failed before: retried)" if result.failed_before else ""
     out.print(f"{result.ran} run(s) now{retried}, {result.skipped} finished before, {result.failed} failed; "
               f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
@@ -112,14 +120,15 @@ def safe_leverage_command(
     budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
     confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="runs: seeds per leverage, the same at every one "
-                                              "(default: the fewest that can show one within budget, 59 at 95%)")] = None,
+                                              "(default: the fewest that can show one within budget, 59 at 95%); "
+                                              "the probe search takes none (refused)")] = None,
     leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
                                                      "0.99 / maintenance margin, at most 50)",
                                                      metavar="LOW:HIGH")] = None,
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
                                              metavar="KEY=V1,V2")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="where to write (default: runs/<time>-<name>); "
+    out_path: Annotated[Path | None, typer.Option("--out", help="where to write (default: runs/<time>-<name>-safe-leverage); "
                                                   "run again with the same --out to resume", metavar="DIR")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
@@ -140,15 +149,17 @@ def safe_leverage_command(
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
-    from msgstorm.runner import default_run_dir
+    from msgstorm.runner import RunDirError, default_run_dir, refuse_a_file
     from msgstorm.scenario import ScenarioError
     from msgstorm.sweep import GridError, parse_grid
     from msgstorm.sweep.leverage import (
         CONFIDENCE_EXPECTED,
         check_search,
+        check_seeds,
         choose_method,
         default_range,
         fraction_note,
+        needs_market,
         parse_range,
         parse_share,
         runs_seeds,
@@ -162,12 +173,14 @@ def safe_leverage_command(
         sure = parse_share(confidence, "--confidence", CONFIDENCE_EXPECTED)
         if (note := fraction_note(budget, "--budget")) is not None:
             err.print(note, highlight=False, markup=False)
+        needs_market(loaded, scenario)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary, "--vary") if vary is not None else None
-        method_note = choose_method(scenario, method, sets=fixed, vary=varied)[1]
+        chosen, method_note = choose_method(scenario, method, sets=fixed, vary=varied)
+        check_seeds(chosen, seeds, sure, method)
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)
-        seeds = runs_seeds(seeds, sure)
+        per_leverage = runs_seeds(seeds, sure)  # whole runs' seeds a leverage (the probe search takes none)
         if method_note is not None:
             err.print(method_note, highlight=False, markup=False)
     except (ValueError, GridError) as error:
@@ -177,7 +190,12 @@ def safe_leverage_command(
         for line in error.issues:
             say_error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    try:  # --out as msgstorm run takes it: a file there, or a path under one, is said and refused
+        out_dir = out_path if out_path is not None else default_run_dir(loaded, kind="safe-leverage")
+        refuse_a_file(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (RunDirError, OSError) as error:
+        refuse_out(error, out_path, "the search's directory")
     from msgstorm.report.live import SweepProgress
 
     started = time.monotonic()
@@ -200,12 +218,12 @@ def safe_leverage_command(
         say_error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     if not quiet:
-        _say_answer(document, budget_share, sure, seeds)
+        _say_answer(document, budget_share, sure, per_leverage)
     out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
 
 
-def _say_answer(document: dict[str, Any], budget_share: float, sure: float, seeds: int) -> None:
+def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_leverage: int) -> None:
     """The answer of a safe-leverage search, a few lines a curve."""
     from msgstorm.sweep.leverage_html import (
         boundary_line,
@@ -221,7 +239,7 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, seed
                   f"counts as over budget):", highlight=False, markup=False)
     else:
         out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
-                  f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(seeds, 'seed')} a "
+                  f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(per_leverage, 'seed')} a "
                   f"leverage (a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
     for curve in document["curves"]:
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"

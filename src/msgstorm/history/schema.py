@@ -292,9 +292,10 @@ PROBE_EXECUTIONS = pa.schema([
 # (``msg_id``): ``kind`` keeper_fee, insurance_fee, insurance_used, deleveraged (``account``
 # the counterparty that paid), socialised (the account that paid), bad_debt, partial (a call
 # that left the position open; ``amount`` the notional it closed); ``size_after`` and
-# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance. With
-# ``[market.funding]`` (``market/funding.py``) also ``funding``: one position's payment in one
-# interval at ``t`` (``msg_id`` -1; ``amount`` received, negative when paid).
+# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance with that
+# row's movement in. With ``[market.funding]`` (``market/funding.py``) also ``funding``: one
+# position's payment in one interval at ``t`` (``msg_id`` -1; ``amount`` received, negative
+# when paid).
 VENUE = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("msg_id", pa.int64(), nullable=False),
@@ -520,7 +521,7 @@ HOP_STAGES = pa.schema([
 ])
 
 # A rollup (``[rollup]``: ``sim/rollup/``; on anvil ``live/chain/rollup.py``). ``commits``: each committed message's three
-# commit levels: ``t_soft`` sequenced (on the sequencer's feed), ``t_safe`` its ``batch`` in an
+# commit levels: ``t_soft`` in an L2 block (soft-confirmed), ``t_safe`` its ``batch`` in an
 # L1 block (the block's slot time), ``t_final`` that block final. ``batches``: each batch the
 # batcher posted: opened with its first L2 block (``t_opened``), closed (``t_closed``: full, or
 # its delay passed), landed in L1 ``slot`` (``t_safe``), final at ``t_final``; its L2 blocks,

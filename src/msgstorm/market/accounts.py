@@ -40,8 +40,8 @@ from msgstorm.sampling import sample_array
 from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
-__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
-           "line_price_pair", "line_prices", "notional", "past_line", "past_lines", "pnl"]
+__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "drawn_leverage", "equity", "execute",
+           "impact_bps", "line_price_pair", "line_prices", "notional", "past_line", "past_lines", "pnl"]
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,18 @@ def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.rand
     return Accounts(instrument, side, size, entry, collateral, liquidation, bankruptcy)
 
 
+def drawn_leverage(group: AccountsSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` leverages: lognormal, at most ``leverage_cap``, at least ``leverage_floor`` (if any)."""
+    leverage: np.ndarray = np.minimum(draws.lognormal(rng, group.leverage_median, group.leverage_sigma, n),
+                                      group.leverage_cap)
+    if group.leverage_floor is not None:
+        leverage = np.maximum(leverage, group.leverage_floor)
+    return leverage
+
+
 def _drawn(group: AccountsSpec, price: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     n = group.count
-    leverage = np.minimum(draws.lognormal(rng, group.leverage_median, group.leverage_sigma, n), group.leverage_cap)
+    leverage = drawn_leverage(group, rng, n)
     collateral = sample_array(group.collateral, rng, n)
     collateral = np.maximum(collateral, 1e-9)  # a truncated normal may give 0: no position is free
     side = np.where(rng.random(n) < group.long_share, 1, -1).astype(np.int8)

@@ -167,9 +167,9 @@ class CrossBooks:
         for k, penalty in zip(done.closed, done.penalty, strict=True):
             account.size[k] = 0.0
             keeper_fee, fund_fee = split_fee(penalty, self.rule.spec.keeper_share)
-            self.fund += fund_fee
             account.collateral = done.collateral_after  # the entries show the state after the call
             self._entry("keeper_fee", index, keeper_fee)
+            self.fund += fund_fee  # after the keeper's row: each row's fund_after is its own
             self._entry("insurance_fee", index, fund_fee)
         if not done.whole:
             self._entry("partial", index, closed_notional)

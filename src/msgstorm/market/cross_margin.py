@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm import draws
+from msgstorm.market.accounts import drawn_leverage
 from msgstorm.market.cross import CrossAccount, CrossBooks
 from msgstorm.market.liquidation import Mechanism
 from msgstorm.sampling import sample_array
@@ -54,8 +54,7 @@ def draw_cross_accounts(market: MarketSpec, initial_prices: list[float],
         rng = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, index)))
         chosen = [names.index(name) for name in (names if group.instruments is None else group.instruments)]
         n, m = group.count, len(chosen)
-        leverage = np.minimum(draws.lognormal(rng, group.leverage_median, group.leverage_sigma, n * m),
-                              group.leverage_cap).reshape(n, m)
+        leverage = drawn_leverage(group, rng, n * m).reshape(n, m)
         collateral = np.maximum(sample_array(group.collateral, rng, n), 1e-9)
         side = np.where(rng.random(n * m) < group.long_share, 1, -1).reshape(n, m)
         prices = np.array([initial_prices[i] for i in chosen], dtype=np.float64)

@@ -29,10 +29,15 @@ from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
-__all__ = ["Call", "CloseFactor", "DutchAuction", "EnglishAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
+__all__ = ["MATERIAL_SHARE", "Call", "CloseFactor", "DutchAuction", "EnglishAuction", "Mechanism", "Partial", "Whole", "call",
+           "mechanism", "mechanism_of"]
 
 # A close within this share of the whole position closes it whole (no dust left open).
 _DUST = 1e-12
+# A close below this share of the position closes nothing: the account meets the rule to
+# within float rounding (a second keeper's call in the block where the first one's partial
+# close brought the account back to its line leaves ~1e-16 of it to close).
+MATERIAL_SHARE = 1e-6
 
 
 class Mechanism:
@@ -170,12 +175,15 @@ def call(rule: Mechanism, side: int, size: float, entry: float, collateral: floa
     ``rule`` says what it closes, the market's one rule prices it (``liquidation_costs`` on
     the closed units, on the book's depth curve at ``depth``, the market's unless the book
     has thinned: the collateral absorbs their realised PnL less both costs; an auction's
-    taker pays no slippage)."""
+    taker pays no slippage). A close below ``MATERIAL_SHARE`` of the position closes nothing
+    (``closed`` 0)."""
     closed = rule.closed_size(side, size, entry, collateral, price)
     if 0.0 > closed:  # ``min(max(closed, 0.0), size)`` written out (a call's cost is per message)
         closed = 0.0
     if size < closed:
         closed = size
+    if closed < size * MATERIAL_SHARE:
+        closed = 0.0  # nothing material: the reactor's no-op (``recovered``), not a partial call
     whole = closed >= size * (1.0 - _DUST)
     if whole:
         closed = size

@@ -9,8 +9,8 @@ from its end, which starts the grace period. As Aave v3's PriceOracleSentinel
 (``isLiquidationAllowed``) does: a liquidation at ``t`` is allowed unless the sequencer is down
 or was back less than ``grace`` ago; an account whose health factor is below the bound is
 liquidated anyway. A blocked one executes when the grace ends (its keeper calls again then):
-in the first L2 block committed at or after that time, after the block's price updates, at the
-on-chain price then.
+in the first L2 block committed at or after that time (an empty one too: the simulator tells
+the reactor of every block), after the block's price updates, at the on-chain price then.
 
 Health factor: the account's equity at the price over its equity at its liquidation line
 (its maintenance margin): 1 at the line, 0 at bankruptcy, linear in the price between.

@@ -120,14 +120,15 @@ class Venue:
         self.size[account] = done.size_after
         self.collateral[account] = done.collateral_after
         entries = Moves()
-        self.fund += done.fund_fee
         # The account's size and collateral after, as ``_entry`` reads them (a float through a
-        # float64 array and back is the same float).
+        # float64 array and back is the same float). Each row's ``fund_after`` is the fund once
+        # that row's movement is in: the insurance fee reaches it on its own row, not before.
         size, collateral, fund = float(self.size[account]), float(self.collateral[account]), self.fund
+        self.fund += done.fund_fee
         entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
-                         (account, "insurance_fee", done.fund_fee, size, collateral, fund)]
+                         (account, "insurance_fee", done.fund_fee, size, collateral, self.fund)]
         if not done.whole:
-            entries.rows.append((account, "partial", notional(done.closed, done.price), size, collateral, fund))
+            entries.rows.append((account, "partial", notional(done.closed, done.price), size, collateral, self.fund))
             return entries, 0.0
         self.closed[account] = True
         shortfall = max(0.0, -done.collateral_after)

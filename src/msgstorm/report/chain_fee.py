@@ -48,8 +48,7 @@ def chain_sections(history: History, analysis: Analysis, depth: tuple[list[float
         rises = sum(b > a for a, b in zip(fees, fees[1:], strict=False))
         caption = (f"The base fee in force in each of {len(fees):,} blocks (EIP-1559: up to 12.5% a block toward "
                    f"half-full blocks), from {fees[0]:,.4g} to {fees[-1]:,.4g} {unit} (at most {max(fees):,.4g}); "
-                   f"it rose "
-                   f"in {rises:,} blocks. Bars: each block's messages.")
+                   f"it rose in {rises:,} blocks. {figures.block_bars_note(len(blocks.t))}")
         sections.append(("base-fee", "Base fee per block", figure_block(Plot("base-fee", fig, esc(caption)))))
     return sections
 

@@ -4,22 +4,24 @@ Place in the pipeline: report, read from the typed ``consensus`` section of the 
 (``analysis/consensus.py``) and, for the per-height timeline, from the history's ``heights``
 table. Terminal: rounds, block interval, height lag, safety and liveness, the failure
 conditions that fired. Page: the same as a table, one row per node (commits, rounds above
-0, lag, interval, proposed), and the timeline of the first ``TIMELINE_HEIGHTS`` heights
+0, lag, interval, proposed; the furthest behind first), and the timeline of the first ``TIMELINE_HEIGHTS`` heights
 (round, proposer, interval, nodes that committed).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from msgstorm.analysis.consensus import height_rows
-from msgstorm.analysis.summary_chain import Consensus
+from msgstorm.analysis.summary_chain import Consensus, ConsensusNode
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history.reader import History
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["TIMELINE_HEIGHTS", "consensus_rows", "consensus_section"]
+__all__ = ["TIMELINE_HEIGHTS", "consensus_rows", "consensus_section", "worst_first"]
 
 TIMELINE_HEIGHTS = 200
 
@@ -44,6 +46,17 @@ def consensus_rows(consensus: Consensus) -> list[tuple[str, str]]:
     ]
 
 
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A node's name as it sorts for people: ``us-east-2`` before ``us-east-10``."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def worst_first(per_node: Mapping[str, ConsensusNode]) -> list[tuple[str, ConsensusNode]]:
+    """The nodes by how far they fell behind, the most first (then the fewest commits), the
+    rest by name with its numbers as numbers: a node that crashed heads the table."""
+    return sorted(per_node.items(), key=lambda item: (-item[1].lag_max, item[1].committed, _natural(item[0])))
+
+
 def _num(value: object) -> str:
     return f'<td class="num">{esc(number(value))}</td>'
 
@@ -57,7 +70,7 @@ def consensus_section(history: History, summary: Summary) -> list[tuple[str, str
                  attrs='id="consensus-table"')
     nodes = table(["node", "committed", "last height", "above round 0", "lag max", "interval p50 (ms)", "proposed"],
                   [[esc(node), _num(row.committed), _num(row.height), _num(row.above_round_0), _num(row.lag_max),
-                    _num(row.interval_p50_ms), _num(row.proposed)] for node, row in consensus.per_node.items()],
+                    _num(row.interval_p50_ms), _num(row.proposed)] for node, row in worst_first(consensus.per_node)],
                   attrs='id="consensus-nodes"')
     first: dict[int, dict[str, Any]] = {}
     committed: dict[int, int] = {}

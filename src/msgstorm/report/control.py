@@ -78,7 +78,7 @@ def _figure(name: str, signal: str, first: float, decisions: list[Decision],
                                        "rangemode": "tozero", "showgrid": False}}
     layout = figures._layout(f"{name}: its state beside the strain it reacts to", "time (s)", output_name,
                              yaxis={"rangemode": "tozero"}, **more)
-    return figure(data, layout)
+    return figures.round_axes(figure(data, layout))
 
 
 def control_section(history: History, depth: tuple[list[float], list[float]], t_end_s: float,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from msgstorm.report.series import (
     RegionMatrix,
     Span,
     bucket_peaks,
+    bucket_starts,
     thin_lowest_highest,
 )
 from msgstorm.report.text import duration_ms, duration_unit
@@ -40,6 +42,7 @@ __all__ = [
     "rollup_fees_figure",
     "base_fee_figure",
     "fee_title",
+    "block_bars_note",
     "cpu_figure",
     "SPAN_COLOURS",
     "label_if_empty",
@@ -51,6 +54,7 @@ __all__ = [
     "percentile_ticks",
     "queue_fee_figure",
     "region_heatmap_figure",
+    "round_axes",
     "spectrum_figure",
     "stages_figure",
     "thinning_note",
@@ -129,6 +133,90 @@ def _shading(spans: Sequence[Span]) -> list[dict[str, Any]]:
     return shapes
 
 
+# The steps an axis may take, times a power of ten, and how many steps the axes of one plot share.
+_ROUND_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+_STEPS_A_PLOT = range(4, 8)
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """What an axis must show: its lowest and highest value, and whether they are whole (wei, messages)."""
+
+    low: float
+    high: float
+    whole: bool
+
+
+def _drawn_on(fig: Figure, axis: str, from_zero: bool) -> _Drawn | None:
+    """The values drawn against y axis ``axis`` (``y``, ``y2``, ...); None when one is a
+    category (no number to tick)."""
+    low, high, whole = math.inf, -math.inf, True
+    for trace in fig["data"]:
+        if (trace.get("yaxis") or "y") != axis or trace.get("orientation") == "h" or trace.get("y") is None:
+            continue
+        try:
+            values = np.asarray(trace["y"], dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        values = values[np.isfinite(values)]
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+            whole = whole and bool(np.all(values == np.round(values)))
+    if low > high:  # nothing drawn on it
+        low, high = 0.0, 1.0
+    return _Drawn(min(low, 0.0) if from_zero else low, high, whole)
+
+
+def _round_range(drawn: _Drawn, steps: int) -> tuple[float, float]:
+    """(first tick, step): the smallest round step (1, 2, 2.5 or 5 times a power of ten; a
+    whole number for whole values) whose ``steps`` steps from a multiple of it at or below
+    the lowest value reach the highest."""
+    span = drawn.high - drawn.low or abs(drawn.high) or 1.0
+    power = 10.0 ** math.floor(math.log10(span / steps))
+    for scale in (power, power * 10, power * 100):
+        for step in (nice * scale for nice in _ROUND_STEPS):
+            if drawn.whole and step < 1:
+                continue
+            first = math.floor(drawn.low / step + 1e-9) * step
+            if first + steps * step >= drawn.high - 1e-9 * span:
+                return first, step
+    raise AssertionError(f"no round step for {drawn}")  # pragma: no cover: a hundredfold step always reaches
+
+
+def round_axes(fig: Figure) -> Figure:
+    """Round ticks on a plot whose y axes overlay one another. plotly.js puts an overlaying
+    axis's ticks on the first axis's grid lines at whatever values fall there (63.3k, 2.025,
+    0.053 to 0.819 wei on an axis of whole wei), and its top value may lie above its top
+    tick. Here every axis takes round steps (whole ones for whole values) from a multiple of
+    its step, and all take the same number of them (4 to 7: the count that leaves the least
+    of the emptiest axis unused), so the ticks read as numbers, sit on one set of grid lines,
+    and every value lies within the ticks. An axis with ``rangemode`` tozero starts at 0.
+    A plot with stacked bars, a log axis or categories keeps plotly's own ticks on each axis."""
+    layout = fig["layout"]
+    overlaid = [key for key in layout if key.startswith("yaxis") and isinstance(layout[key], dict)
+                and layout[key].get("overlaying") == "y"]
+    if not overlaid:
+        return fig
+    axes = ["yaxis", *overlaid]
+    drawn = {key: _drawn_on(fig, "y" + key[5:], layout.get(key, {}).get("rangemode") == "tozero") for key in axes}
+    if (layout.get("barmode") in ("stack", "relative") or any(values is None for values in drawn.values())
+            or any(layout.get(key, {}).get("type") == "log" for key in axes)):
+        for key in overlaid:
+            layout[key] = {**layout[key], "tickmode": "auto"}
+        return fig
+    shown = {key: values for key, values in drawn.items() if values is not None}
+
+    def fill(steps: int) -> float:
+        return min((values.high - values.low) / (steps * _round_range(values, steps)[1]) for values in shown.values())
+
+    steps = max(_STEPS_A_PLOT, key=lambda count: (round(fill(count), 9), -count))
+    for key, values in shown.items():
+        first, step = _round_range(values, steps)
+        layout[key] = {**layout.get(key, {}), "tickmode": "linear", "tick0": first, "dtick": step,
+                       "range": [first, first + steps * step], "autorange": False}
+    return fig
+
+
 def own_axis(fig: Figure, trace_name: str, title_text: str, *, shared_title: str | None = None) -> Figure:
     """Give the traces named ``trace_name`` a right-hand y axis of their own, outside the
     plot, so a series of a different scale (a base fee of 1 to 3 beside a queue of
@@ -150,7 +238,7 @@ def own_axis(fig: Figure, trace_name: str, title_text: str, *, shared_title: str
     if shared_title is not None:
         key = "yaxis" + ("" if left == "y" else left[1:])
         layout[key] = {**layout.get(key, {}), "title": {"text": shared_title}}
-    return fig
+    return round_axes(fig)
 
 
 def _has_data(values: Any) -> bool:
@@ -305,7 +393,7 @@ def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> Figure:
     layout = _layout("Latency over time (bars: not committed; shaded: faults, recovery, backpressure, desync, "
                      "disconnects)",
                      "time (s)", f"latency ({unit})", yaxis={"rangemode": "tozero"}, **more)
-    return figure(data, _with_shapes(layout, _shading(spans)))
+    return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
 
 
 def validation_backlog_figure(backlog: tuple[list[float], list[float], list[float]],
@@ -371,12 +459,14 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
                      "name": "throughput (committed/s during the step)", "mode": "lines+markers", "yaxis": "y2",
                      "line": {"color": "#1f77b4", "dash": "dot"}})
         more["yaxis2"] = {"title": {"text": "throughput (messages/s)"}, "overlaying": "y", "side": "right",
-                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
+                          "rangemode": "tozero", "showgrid": False}
         knee = capacity.knee_rate_per_s if capacity else None
-        if knee is not None:
+        reached = capacity is not None and capacity.knee_reached
+        if knee is not None and reached:  # no line where every step passed: the knee lies above the ramp
             shape, label = vline(knee, {"dash": "dash", "color": "#2ca02c", "width": 2}, f"knee {knee:,.0f}/s")
             more["shapes"], more["annotations"] = [shape], [label]
-        title_text = "Latency vs offered load (step ramp; green steps pass the knee criterion)"
+        title_text = ("Latency vs offered load (step ramp; green steps pass the knee criterion)" if reached or knee is None
+                      else "Latency vs offered load (step ramp; every step passed: no knee reached)")
     else:
         offered = _column(windows, "offered_per_s")
         loaded = _loaded(offered)
@@ -394,7 +484,7 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Cap
     layout = _layout(title_text, "offered load (messages/s)", f"p99 latency ({unit})", yaxis={"rangemode": "tozero"},
                      **more)
     layout["hovermode"] = "closest"
-    return figure(data, layout)
+    return round_axes(figure(data, layout))
 
 
 def _loaded(offered: F64 | I64) -> I64:
@@ -466,10 +556,21 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
                      "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee", "mode": "lines",
                      "yaxis": "y2", "line": {"color": "#8c564b", "shape": "hv"}})
         more["yaxis2"] = {"title": {"text": fee_title(fee_unit)}, "overlaying": "y", "side": "right",
-                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
+                          "rangemode": "tozero", "showgrid": False}
     title_text = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
     layout = _layout(title_text, "time (s)", "messages queued", yaxis={"rangemode": "tozero"}, **more)
-    return figure(data, _with_shapes(layout, _shading(spans)))
+    return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
+
+
+def block_bars_note(blocks: int) -> str:
+    """What the base fee chart's bars are, for its caption: each block's messages, or past
+    ``MAX_POINTS`` blocks the largest block of each run of consecutive blocks."""
+    if blocks <= MAX_POINTS:
+        return "Bars: each block's messages."
+    sizes = np.diff(np.append(bucket_starts(blocks, MAX_POINTS), blocks))
+    runs = f"{int(sizes.min())}" if sizes.min() == sizes.max() else f"{int(sizes.min())} or {int(sizes.max())}"
+    return (f"Bars: the messages of the fullest block of each run of {runs} consecutive blocks ({MAX_POINTS:,} bars "
+            f"for {blocks:,} blocks).")
 
 
 def fee_title(unit: str) -> str:
@@ -480,20 +581,31 @@ def fee_title(unit: str) -> str:
 def base_fee_figure(base_fee: list[dict[str, Any]], block_t_ns: Sequence[int], block_messages: Sequence[float],
                     spans: Sequence[Span], fee_unit: str = "") -> Figure:
     """A chain run's base fee in force in each block (a step line), and each block's
-    messages (bars, on the right axis; left out past ``MAX_POINTS`` blocks)."""
+    messages (bars, on the right axis); past ``MAX_POINTS`` blocks one bar for each run of
+    consecutive blocks, as tall as its fullest block and as wide as the run."""
     fee = np.array([e["base_fee"] for e in base_fee], dtype=np.float64)
     keep = thin_lowest_highest(fee).tolist()
     data: list[dict[str, Any]] = [{"type": "scatter", "x": [base_fee[i]["t_ns"] / NS_PER_S for i in keep],
                                    "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee",
                                    "mode": "lines", "line": {"color": "#8c564b", "shape": "hv"}}]
     more: dict[str, Any] = {}
-    if 0 < len(block_t_ns) <= MAX_POINTS:
-        data.append({"type": "bar", "x": [t / NS_PER_S for t in block_t_ns], "y": list(block_messages),
-                     "name": "messages in the block", "yaxis": "y2", "marker": {"color": "#1f77b4", "opacity": 0.35}})
-        more["yaxis2"] = {"title": {"text": "messages in the block"}, "overlaying": "y", "side": "right",
-                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
+    if len(block_t_ns):
+        t_s = np.asarray(block_t_ns, dtype=np.float64) / NS_PER_S
+        first, _, peak = bucket_peaks(np.asarray(block_messages, dtype=np.float64))
+        bars: dict[str, Any] = {"type": "bar", "y": _listed(peak), "yaxis": "y2",
+                                "marker": {"color": "#1f77b4", "opacity": 0.35}}
+        if len(block_t_ns) <= MAX_POINTS:
+            bars |= {"x": t_s.tolist(), "name": "messages in the block"}
+        else:  # each bar spans its run of blocks, up to the next run's first block
+            edges = np.append(t_s[first], t_s[-1] + (t_s[-1] - t_s[-2]))
+            widths = np.diff(edges)
+            bars |= {"x": (edges[:-1] + widths / 2).tolist(), "width": (widths * 0.9).tolist(),
+                     "name": "messages in the fullest block of the run"}
+        data.append(bars)
+        more["yaxis2"] = {"title": {"text": "messages in a block"}, "overlaying": "y", "side": "right",
+                          "rangemode": "tozero", "showgrid": False}
     layout = _layout("Base fee per block", "time (s)", fee_title(fee_unit), yaxis={"rangemode": "tozero"}, **more)
-    return figure(data, _with_shapes(layout, _shading(spans)))
+    return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
 
 
 def region_heatmap_figure(matrix: RegionMatrix) -> Figure:

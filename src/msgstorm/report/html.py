@@ -59,6 +59,7 @@ from msgstorm.report.series import (
     region_matrix,
     shaded_spans,
     validation_backlog_series,
+    whole_run_faults,
 )
 from msgstorm.report.text import duration_ms, number
 from msgstorm.report.topology import region_path_rows, topology_figure
@@ -200,9 +201,12 @@ def _market(history: History, analysis: Analysis, summary: Summary,
     captions = {
         "market-prices": "The true price at every step (market.resolution), the price on chain (the newest "
                          "committed oracle message) and the price each executed liquidation closed at.",
-        "market-bad-debt": "Solid: the bad debt left by the liquidations executed so far plus what the accounts "
-                           "not yet liquidated would owe at the true price then; it falls as liquidations "
-                           "save accounts and rises while they wait. Dotted: the executed liquidations' own.",
+        "market-bad-debt": "Solid: the bad debt left by the liquidations executed so far (after the insurance "
+                           "fund, deleveraging and socialised losses) plus what the accounts not yet liquidated "
+                           "would owe at the true price then, with the size and collateral the venue's books "
+                           "left them; it falls as liquidations save accounts and rises while they wait, and "
+                           "its last point, at the run's end, is the summary's bad debt. Dotted: the executed "
+                           "liquidations' own.",
         "market-delay": "From the true price crossing an account's maintenance line to its liquidation "
                         "committed; above, the mean split into the oracle's, the keeper's and the messaging "
                         "layer's part.",
@@ -284,7 +288,8 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *consensus_section(history, typed),
         *safety_section(history, typed),
         ("groups", "By message kind and agent", groups_section(typed)),
-        ("checks", "Delivery checks and faults", checks_section(typed)),
+        ("checks", "Delivery checks and faults",
+         checks_section(typed, [fault.fault_id for fault in whole_run_faults(history)])),
     ]
     other = _other_results(summary)
     if other is not None:

@@ -3,19 +3,18 @@
 Place in the pipeline: part of report.html (``html.render_run_report``), for a run with
 ``[market]``. Three plots and a table: each instrument's true price against the price on
 chain (the newest committed oracle message), with the liquidations executed; bad debt
-accumulating over time beside the sequencer's queue depth and base fee; the liquidation
-delay's distribution and the split of its mean into the oracle's, the keepers' and the
-messaging layer's part. Every number comes from ``analysis/market.py`` (the delays and
-their split from ``liquidation_delays``, the horizon from ``judged_until_ns``), and every
-formula from ``market/accounts.py`` (an account's equity at a price).
+over time beside the sequencer's queue depth and base fee; the liquidation delay's
+distribution and the split of its mean into the oracle's, the keepers' and the messaging
+layer's part. Every number comes from the analysis: the delays and their split from
+``analysis/market.py`` (``liquidation_delays``), bad debt over time from
+``analysis/bad_debt.py`` (the summary's bad debt at each time, ending at the summary's).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from msgstorm.analysis.bad_debt import bad_debt_over_time
 from msgstorm.analysis.market import (
     Delays,
     Executed,
@@ -34,7 +33,6 @@ from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
 from msgstorm.report.terminal import published_figures
 from msgstorm.report.text import amount, duration_ms, duration_unit, number
-from msgstorm.rules.market import equity
 
 __all__ = ["market_plots", "market_section"]
 
@@ -58,30 +56,10 @@ def _prices_figure(history: History, tables: MarketTables, done: Executed) -> Fi
     return figure(data, figures._layout("True price and the price on chain", "time (s)", "price"))
 
 
-def _bad_debt_over_time(tables: MarketTables, done: Executed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, realised, realised + underwater) at up to 200 of the price steps: the bad debt
-    of the liquidations executed by then, and with it what the accounts not yet liquidated
-    would owe at the true price then (what a liquidation still has to save)."""
-    t_exec = np.full(tables.side.size, np.iinfo(np.int64).max, dtype=np.int64)
-    t_exec[done.account] = done.t
-    bad_of = np.zeros(tables.side.size)
-    bad_of[done.account] = done.bad_debt
-    points = 200 if tables.side.size <= 200_000 else 50
-    steps = np.unique(np.linspace(0, tables.times.size - 1, min(points, tables.times.size)).astype(np.int64))
-    realised, total = np.zeros(steps.size), np.zeros(steps.size)
-    for n, k in enumerate(steps.tolist()):
-        t = tables.times[k]
-        settled = t_exec <= t
-        price = tables.prices[tables.account_instrument, k]
-        now = equity(tables.side, tables.size, tables.entry, tables.collateral, price)
-        realised[n] = bad_of[settled].sum()
-        total[n] = realised[n] + np.maximum(-now[~settled], 0.0).sum()
-    return tables.times[steps] / NS_PER_S, realised, total
-
-
-def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[float], list[float]],
+def _bad_debt_figure(history: History, tables: MarketTables, done: Executed, depth: tuple[list[float], list[float]],
                      base_fee: list[dict[str, Any]], fee_unit: str, currency: str | None) -> Figure:
-    times, realised, total = _bad_debt_over_time(tables, done)
+    series = bad_debt_over_time(history, tables, done, 200 if tables.side.size <= 200_000 else 50)
+    times, realised, total = series.t_ns / NS_PER_S, series.realised, series.total
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": times.tolist(), "y": total.tolist(), "mode": "lines",
          "name": "bad debt, with the accounts not yet liquidated marked to market", "line": {"color": "#d62728"}},
@@ -130,7 +108,7 @@ def market_plots(history: History, market: Market, depth: tuple[list[float], lis
         return None
     done = executed_liquidations(history)
     return {"market-prices": _prices_figure(history, tables, done),
-            "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee, fee_unit, market.currency),
+            "market-bad-debt": _bad_debt_figure(history, tables, done, depth, base_fee, fee_unit, market.currency),
             "market-delay": _delay_figure(liquidation_delays(history, tables, done), market)}
 
 
@@ -142,7 +120,8 @@ def market_section(summary: Summary) -> str:
     liquidations, delay, bad = market.liquidations, market.liquidation_delay_ms, market.bad_debt
     stale, slip = market.price_staleness_ms, market.slippage_bps
     counted = (("eligible", liquidations.eligible), ("triggered", liquidations.triggered),
-               ("executed", liquidations.executed), ("late", liquidations.late), ("no op", liquidations.no_op),
+               ("executed", liquidations.executed), ("executed past the bankruptcy price", liquidations.late),
+               ("no op", liquidations.no_op),
                ("not attempted", liquidations.not_attempted), ("messages", liquidations.messages))
     currency = market.currency
     rows = [["accounts / open interest", f"{number(market.accounts)} / {amount(market.open_interest, currency)}"],

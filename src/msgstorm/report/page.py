@@ -50,6 +50,8 @@ td.num { text-align: right; }
 .verdict-unknown { color: var(--unknown); }
 .verdict-improved { color: var(--pass); }
 .plot { width: 100%; min-height: 300px; }
+.plot-row { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 0 12px; }
+.plot-row .plot { min-width: 0; }
 pre { background: #f6f7f9; border: 1px solid var(--line); padding: 10px; overflow: auto; max-height: 520px; font-size: 12px; }
 #report-status { display: none; }
 """

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-__all__ = ["VIRIDIS", "Figure", "figure", "plotly_file", "title", "to_json", "template", "vline"]
+__all__ = ["VIRIDIS", "Figure", "distinct_colours", "figure", "plotly_file", "title", "to_json", "template", "vline"]
 
 # plotly's "Viridis" as its Figure spells the name out (ten stops): the region heatmap's colours.
 VIRIDIS: list[list[float | str]] = [
@@ -31,6 +31,24 @@ VIRIDIS: list[list[float | str]] = [
     [0.6666666666666666, "#35b779"], [0.7777777777777778, "#6ece58"], [0.8888888888888888, "#b5de2b"],
     [1.0, "#fde725"],
 ]
+
+# plotly's qualitative "Plotly" (its default colourway, ten colours) and "Dark24" palettes.
+_PLOTLY_10 = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
+              "#FECB52")
+_DARK_24 = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B",
+            "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1",
+            "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038")
+
+
+def distinct_colours(count: int) -> list[str]:
+    """``count`` colours, no two alike: plotly's default ten, its Dark24 up to 24, and past
+    that hues spaced evenly around the colour wheel (plotly.js would cycle its ten)."""
+    if count <= len(_PLOTLY_10):
+        return list(_PLOTLY_10[:count])
+    if count <= len(_DARK_24):
+        return list(_DARK_24[:count])
+    return [f"hsl({round(360 * index / count, 2):g}, {70 if index % 2 else 55}%, {42 if index % 2 else 55}%)"
+            for index in range(count)]
 
 
 class Figure(TypedDict):

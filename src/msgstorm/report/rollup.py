@@ -23,6 +23,8 @@ from msgstorm.report.text import duration_ms, number
 
 __all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows", "rollup_section", "sentinel_rows"]
 
+# soft is the L2 block holding the message (the sequencer's soft confirmation), not its
+# sequencing (docs/model.md, "Rollups").
 LEVEL_NAMES = {"soft": "soft", "safe": "safe", "final": "final"}
 SPLIT_NAMES = {"sequencing": "sequencing", "batch_and_l1": "batch + L1", "finality": "finality"}
 

@@ -8,7 +8,7 @@ a replicated stream's copies read back node by node; a live run's connection tro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.summary_model import (
@@ -47,7 +47,18 @@ def _checks_table(checks: list[Check]) -> str:
     return table(["checker", "verdict", "detail"], rows, attrs='id="checks-table"')
 
 
-def _faults_table(faults: list[Fault]) -> str:
+def _whole_run_note(faults: list[Fault], whole_run: Collection[int | None]) -> str:
+    """Which faults were in force for the whole run, and why the charts do not shade them."""
+    named = [f"fault {fault.fault_id} ({fault.kind}, from {number(fault.start_s, ' s')} to "
+             + (f"{number(fault.end_s, ' s')})" if fault.end_s is not None else "the end)")
+             for fault in faults if fault.fault_id in whole_run]
+    if not named:
+        return ""
+    return (f'<p class="note" id="whole-run-faults">In force for the whole run: {esc("; ".join(named))}. A condition '
+            "of the run rather than an incident in it: the charts do not shade it.</p>")
+
+
+def _faults_table(faults: list[Fault], whole_run: Collection[int | None] = ()) -> str:
     if not faults:
         return '<p class="note">No fault was active during the run.</p>'
     rows = [[esc(fault.fault_id), esc(fault.kind), f'<td class="num">{run_time_s(fault.start_s, 3)}</td>',
@@ -57,12 +68,13 @@ def _faults_table(faults: list[Fault]) -> str:
              f'<td class="num">{esc(recovered_after(fault))}</td>'] for fault in faults]
     return ('<h2 style="margin-top:16px">Faults</h2>'
             + table(["id", "kind", "start", "end", "p99 before", "over", "recovered after"], rows,
-                    attrs='id="faults-table"') + _FAULTS_NOTE)
+                    attrs='id="faults-table"') + _whole_run_note(faults, whole_run) + _FAULTS_NOTE)
 
 
-def checks_section(summary: Summary) -> str:
-    """Checks, faults, the stream's copies node by node and the connection trouble."""
-    return (_checks_table(summary.checks) + _faults_table(summary.faults) + copies_table(summary.delivery)
+def checks_section(summary: Summary, whole_run: Collection[int | None] = ()) -> str:
+    """Checks, faults, the stream's copies node by node and the connection trouble;
+    ``whole_run``: the ids of the faults in force for the whole run (``series.whole_run_faults``)."""
+    return (_checks_table(summary.checks) + _faults_table(summary.faults, whole_run) + copies_table(summary.delivery)
             + connections_table(summary.connections))
 
 

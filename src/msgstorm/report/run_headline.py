@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from msgstorm.analysis.summary_model import Controller, Group, Latency, Market, SloVerdict, Summary
+from msgstorm.analysis.summary_model import (
+    Capacity,
+    Controller,
+    Group,
+    Latency,
+    Market,
+    SloVerdict,
+    Summary,
+)
 from msgstorm.report.collateral import market_bad_debt_label
+from msgstorm.report.headline_terms import covered_first, past_bankruptcy
 from msgstorm.report.page import esc, table
-from msgstorm.report.text import amount, duration_ms, duration_s, number, slo_value
+from msgstorm.report.text import amount, duration_ms, duration_s, failure_where, number, slo_shown
 
 __all__ = ["card", "headline", "spectrum_table", "verdict_badge"]
 
@@ -36,12 +45,13 @@ def _market_cards(market: Market | None, bad_debt_label: str) -> list[str]:
     if market is None:
         return []
     bad, liquidations = market.bad_debt, market.liquidations
+    covered = covered_first(market.venue, market.currency)
     return [
         card(bad_debt_label, esc(amount(bad.absolute, market.currency)),
-             esc(f"{number(bad.pct_of_open_interest)}% of open interest, {number(bad.accounts)} "
-                 "accounts")),
+             esc((f"after {covered}; " if covered else "") + f"{number(bad.pct_of_open_interest)}% of open "
+                 f"interest, {number(bad.accounts)} accounts")),
         card("liquidations executed", esc(number(liquidations.executed)),
-             esc(f"of {number(liquidations.eligible)} eligible; late {number(liquidations.late)}, "
+             esc(f"of {number(liquidations.eligible)} eligible; {past_bankruptcy(liquidations)}, "
                  f"not attempted {number(liquidations.not_attempted)}")),
     ]
 
@@ -63,9 +73,23 @@ def _slo_table(slos: list[SloVerdict]) -> str:
     """Each SLO: its threshold, its value in the threshold's unit, the verdict."""
     if not slos:
         return '<p class="note" id="slo-table-empty">The scenario sets no SLOs.</p>'
-    rows = [[esc(slo.name), esc(slo.threshold), f'<td class="num">{slo_value(slo.name, slo.value)}</td>',
-             f'<td data-verdict="{esc(slo.verdict)}">{verdict_badge(slo.verdict)}</td>'] for slo in slos]
-    return table(["SLO", "threshold", "value", "verdict"], rows, attrs='id="slo-table"')
+    why = any(slo.reason for slo in slos)  # a verdict on a bound, or none: why, in a column of its own
+    rows = [[esc(slo.name), esc(slo.threshold), f'<td class="num">{esc(slo_shown(slo))}</td>',
+             f'<td data-verdict="{esc(slo.verdict)}">{verdict_badge(slo.verdict)}</td>',
+             *([esc(slo.reason or "")] if why else [])] for slo in slos]
+    return table(["SLO", "threshold", "value", "verdict", *(["why"] if why else [])], rows, attrs='id="slo-table"')
+
+
+def _capacity_card(capacity: Capacity | None) -> str:
+    """The knee and what limited it; a ramp that passed every step reached no knee: its
+    highest rate is only a lower bound."""
+    if capacity is None:
+        return card("capacity (knee)", "—", "no step ramp")
+    if not capacity.knee_reached:
+        return card("capacity (knee)", esc(f"≥ {number(capacity.knee_rate_per_s, '/s')}"),
+                    "no knee reached: every step passed")
+    return card("capacity (knee)", number(capacity.knee_rate_per_s, "/s"),
+                f"limited by {esc(capacity.limited_by)}" if capacity.limited_by else "step ramp")
 
 
 def headline(summary: Summary) -> str:
@@ -82,16 +106,16 @@ def headline(summary: Summary) -> str:
         card("latency p99", duration_ms(latency.p99), f"p99.9 {duration_ms(latency.p999)}"),
         card("latency max", duration_ms(latency.max), f"mean {duration_ms(latency.mean)}"),
         card("jitter (stddev)", duration_ms(jitter.stddev), f"p99−p50 {duration_ms(jitter.p99_minus_p50)}"),
-        card("capacity (knee)", number(capacity.knee_rate_per_s, "/s") if capacity else "—",
-             (f"limited by {esc(capacity.limited_by)}" if capacity.limited_by else "step ramp")
-             if capacity else "no step ramp"),
+        _capacity_card(capacity),
         card("failure threshold", number(failure.rate_per_s, "/s") if failure else "none",
-             esc(failure.reason) if failure else "no criterion fired"),
+             esc(f"{failure.reason} {failure_where(failure, capacity is not None)}") if failure
+             else "no criterion fired"),
         *_control_cards(summary.control or {}, summary.by_kind),
         card("messages committed", number(messages.committed), f"of {number(messages.sent)} sent"),
         card("not committed", number(sum(count for _, count in not_committed)),
              ", ".join(f"{status} {number(count)}" for status, count in not_committed)),
-        card("queue depth max", number(summary.queue.max_depth), f"mean {number(summary.queue.mean_depth)}"),
+        card("queue depth max", number(summary.queue.max_depth),
+             f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait"),
         card("desync episodes", number(summary.desync.episodes),
              f"max height gap {number(summary.desync.max_height_gap)}"),
         card("run time", duration_s(summary.duration_s),

@@ -5,7 +5,9 @@ here is a view of what analysis already defines (latency is ``t_committed - t_in
 committed messages, percentiles nearest-rank, propagation ``t_delivered - t_sent``); it adds
 only what a plot needs beyond the summary: the whole percentile spectrum, propagation split by
 origin and destination region, the spans to shade (faults, backpressure, desync) and the queue
-depth samples. Each plot gets a few thousand points at most, what a screen shows: a long
+depth samples. A fault in force from the run's start to the end of its traffic (an oracle an
+hour late all day) is a condition of the run, not an incident: it is not shaded
+(``whole_run_faults``; the page's faults table says so). Each plot gets a few thousand points at most, what a screen shows: a long
 series is thinned (``thin_lowest_highest``, ``bucket_peaks``) so that spikes and dips stay,
 and a long run still makes a small page that draws at once.
 
@@ -29,7 +31,7 @@ from msgstorm.analysis._common import events_of, percentiles
 from msgstorm.analysis.connections import down_spans
 from msgstorm.analysis.cpu import machine_cpu, process_cpu
 from msgstorm.analysis.desync import desync_episodes
-from msgstorm.analysis.faults import fault_windows
+from msgstorm.analysis.faults import FaultWindow, fault_windows
 from msgstorm.analysis.propagation import joined_propagation
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
 from msgstorm.analysis.summary_chain import RegionPropagation
@@ -53,6 +55,7 @@ __all__ = [
     "shaded_spans",
     "thin_lowest_highest",
     "validation_backlog_series",
+    "whole_run_faults",
 ]
 
 NS_PER_S = 1e9
@@ -200,18 +203,43 @@ class Span:
     end_s: float
 
 
+def _spans_the_run(fault: FaultWindow, duration_ns: int | None) -> bool:
+    """In force from the run's start to the end of its traffic (``run.duration``) or later."""
+    return (duration_ns is not None and fault.t_start_ns <= 0
+            and (fault.t_end_ns is None or fault.t_end_ns >= duration_ns))
+
+
+def _duration_ns(history: History) -> int | None:
+    duration = (history.scenario.get("run") or {}).get("duration")
+    return int(duration) if isinstance(duration, (int, float)) else None
+
+
+def whole_run_faults(history: History) -> list[FaultWindow]:
+    """The faults in force for the whole run: from its start to the end of its traffic."""
+    duration_ns = _duration_ns(history)
+    return [fault for fault in fault_windows(history) if _spans_the_run(fault, duration_ns)]
+
+
 def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
     """Fault windows, backpressure-engaged spans, desync episodes (per node) and a live run's
-    clients without their connection, in seconds.
+    clients without their connection, in seconds; not a fault in force for the whole run
+    (``whole_run_faults``), which would shade every chart from end to end.
     A span still open at the run's end is drawn up to the end."""
     result = analysis.result
     t_end_s = float(result.duration_s or 0.0)
+    duration_ns = _duration_ns(history)
     spans: list[Span] = []
+    whole: set[int | None] = set()
     for fault in fault_windows(history):
+        if _spans_the_run(fault, duration_ns):
+            whole.add(fault.fault_id)
+            continue
         end = fault.t_end_ns / NS_PER_S if fault.t_end_ns is not None else t_end_s
         label = f"fault {fault.fault_id}: {fault.kind}" if fault.fault_id is not None else f"fault: {fault.kind}"
         spans.append(Span("fault", label, fault.t_start_ns / NS_PER_S, end))
     for said in result.faults:
+        if said.fault_id in whole:
+            continue
         if said.end_s is not None and said.recovery_s:
             spans.append(Span("recovery", f"recovery after fault {said.fault_id}: {said.recovery_s:g} s",
                               said.end_s, said.end_s + said.recovery_s))

@@ -52,6 +52,7 @@ from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.consensus import consensus_rows
 from msgstorm.report.cross import cross_rows
 from msgstorm.report.crosschain import crosschain_rows
+from msgstorm.report.headline_terms import LOST_MESSAGES_LIVE, bad_debt_text, liquidations_text
 from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
     amount,
@@ -59,13 +60,19 @@ from msgstorm.report.text import (
     broker_said,
     duration_ms,
     duration_s,
+    failure_where,
     number,
     recovered_after,
     run_time_s,
-    slo_value,
+    slo_shown,
 )
 
-__all__ = ["control_lines", "print_summary", "published_figures", "security_lines"]
+__all__ = ["QUEUE_DEPTH_LABEL", "control_lines", "print_summary", "published_figures", "security_lines"]
+
+# What the queue depth counts (``analysis/queue.py``): every message in its queue_wait stage
+# (the stage table's), from the messages table; the value says the mean is over time. Short
+# enough (no longer than "latency p50 / p99 / p99.9") to leave the table's columns as they were.
+QUEUE_DEPTH_LABEL = "in queue_wait max / mean"
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -119,12 +126,27 @@ def _connections_line(connections: Connections) -> str:
     return text
 
 
-def _limit(capacity: Capacity) -> str:
-    """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
-    4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
-    limited_by = capacity.limited_by
-    if not limited_by:
+def _capacity(capacity: Capacity | None) -> str:
+    """The knee and what limited it; a ramp that passed every step reached no knee: its
+    highest rate is a lower bound (``≥ 2,963/s, no knee reached``), and nothing limited it."""
+    if capacity is None:
+        return "no ramp: no knee"
+    if not capacity.knee_reached:
+        return f"≥ {_fmt(capacity.knee_rate_per_s, '/s')}, no knee reached" + _busy_machine(capacity)
+    return _fmt(capacity.knee_rate_per_s, "/s") + _limit(capacity)
+
+
+def _busy_machine(capacity: Capacity) -> str:
+    """A live ramp that passed every step on a machine whose CPUs its last step kept busy:
+    a longer ramp would measure the machine, not the target."""
+    if capacity.limited_by not in ("machine CPU", "machine"):
         return ""
+    facts = _limit_facts(capacity)
+    return "; the machine's CPUs were busy at the last step" + (f" ({'; '.join(facts)})" if facts else "")
+
+
+def _limit_facts(capacity: Capacity) -> list[str]:
+    """The facts a live ramp's limit was judged on: send lag, CPUs busy."""
     at = capacity.at_limit
     facts = []
     if at and at.send_lag_p50_ms is not None:
@@ -136,6 +158,16 @@ def _limit(capacity: Capacity) -> str:
     if at and at.machine_busy is not None:  # whoever limited it: the machine's total, every process's
         facts.append(f"the machine's CPUs busy: {at.machine_busy:.2f}"
                      + (f" of {at.machine_cpus}" if at.machine_cpus else ""))
+    return facts
+
+
+def _limit(capacity: Capacity) -> str:
+    """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
+    4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
+    limited_by = capacity.limited_by
+    if not limited_by:
+        return ""
+    facts = _limit_facts(capacity)
     who = {"generator": "the generator (msgstorm's own limit)", "machine CPU": "the machine's CPUs",
            "machine": "the machine (its CPUs busy with other work)",
            "broker": "the broker"}.get(limited_by, limited_by)
@@ -144,15 +176,7 @@ def _limit(capacity: Capacity) -> str:
 
 def _market_headline(market: Market, bad_debt_label: str) -> list[tuple[str, str]]:
     """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
-    liquidations, bad, currency = market.liquidations, market.bad_debt, market.currency
-    return [
-        (bad_debt_label, f"{amount(bad.absolute, currency)} ({_fmt(bad.pct_of_open_interest)}% of open "
-                         f"interest {amount(market.open_interest, currency)}), {_fmt(bad.accounts)} accounts"),
-        ("liquidations", f"eligible {_fmt(liquidations.eligible)}, triggered {_fmt(liquidations.triggered)}, "
-                         f"executed {_fmt(liquidations.executed)}, late {_fmt(liquidations.late)}, "
-                         f"no-op {_fmt(liquidations.no_op)}, not attempted "
-                         f"{_fmt(liquidations.not_attempted)}"),
-    ]
+    return [(bad_debt_label, bad_debt_text(market)), ("liquidations", liquidations_text(market.liquidations))]
 
 
 def _market_rows(market: Market) -> list[tuple[str, str]]:
@@ -391,7 +415,7 @@ def _delivery_rows(delivery: Delivery) -> list[tuple[str, str]]:
     """Receipts against what a correct run has, and the stream read back after the run."""
     lost = delivery.lost
     rows = [("delivery (received / expected)",
-             f"{_fmt(delivery.received)} / {_fmt(delivery.expected)}; lost {_fmt(lost.total)}"
+             f"{_fmt(delivery.received)} / {_fmt(delivery.expected)}; receipts lost {_fmt(lost.total)}"
              f" (prefix {_fmt(lost.prefix)}, middle {_fmt(lost.middle)}, postfix {_fmt(lost.postfix)}), "
              f"duplicated {_fmt(delivery.duplicated)}, unexpected {_fmt(delivery.unexpected)}, "
              f"reordered {_fmt(delivery.reordered)}")]
@@ -418,12 +442,16 @@ def _relay_rows(relay: Relay) -> list[tuple[str, str]]:
     return rows
 
 
-def _messages_line(messages: Messages) -> str:
-    """Each count of the summary's ``messages``, in summary.json's order."""
-    counts = (("sent", messages.sent), ("sequenced", messages.sequenced), ("committed", messages.committed),
-              ("dropped", messages.dropped), ("rejected", messages.rejected), ("lost", messages.lost),
-              ("pending", messages.pending), ("unsent", messages.unsent))
-    return ", ".join(f"{name} {_fmt(count)}" for name, count in counts)
+def _messages_line(messages: Messages, audited: bool = False) -> str:
+    """Each count of the summary's ``messages``, in summary.json's order; ``audited`` (a
+    delivery audit's row beside it, which counts lost receipts): ``lost`` says it counts
+    messages no one got."""
+    lost = _fmt(messages.lost) + (f" ({LOST_MESSAGES_LIVE})" if audited else "")
+    counts = (("sent", _fmt(messages.sent)), ("sequenced", _fmt(messages.sequenced)),
+              ("committed", _fmt(messages.committed)), ("dropped", _fmt(messages.dropped)),
+              ("rejected", _fmt(messages.rejected)), ("lost", lost), ("pending", _fmt(messages.pending)),
+              ("unsent", _fmt(messages.unsent)))
+    return ", ".join(f"{name} {count}" for name, count in counts)
 
 
 def _validators_rows(halt: Validators) -> list[tuple[str, str]]:
@@ -460,15 +488,15 @@ def _headline(summary: Summary) -> KeptTable:
     head.add_row("latency p50 / p99 / p99.9", _durations(latency.p50, latency.p99, latency.p999))
     head.add_row("latency max / mean", _durations(latency.max, latency.mean))
     head.add_row("jitter stddev / p99−p50", _durations(jitter.stddev, jitter.p99_minus_p50))
-    capacity = summary.capacity
-    head.add_row("capacity (knee)", (_fmt(capacity.knee_rate_per_s, "/s") + _limit(capacity)) if capacity
-                 else "no ramp: no knee")
+    head.add_row("capacity (knee)", _capacity(summary.capacity))
     failure = summary.failure_threshold
-    head.add_row("failure threshold",
-                 f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason})" if failure else "none fired")
+    head.add_row("failure threshold", f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason}) "
+                 f"{failure_where(failure, summary.capacity is not None)}" if failure else "none fired")
     for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
-    head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")
+    queue = summary.queue
+    head.add_row(QUEUE_DEPTH_LABEL, f"{_fmt(queue.max_depth)} / {_fmt(queue.mean_depth)}"
+                 + (" (mean over time)" if queue.mean_depth is not None else ""))
     base_fee = summary.base_fee
     if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
         head.add_row("base fee min / max / last", " / ".join(_fmt(fee) for fee in (base_fee.min, base_fee.max,
@@ -476,7 +504,7 @@ def _headline(summary: Summary) -> KeptTable:
                      + (f" {base_fee.unit}" if base_fee.unit else ""))
     head.add_row("desync episodes / max gap",
                  f"{_fmt(summary.desync.episodes)} / {_fmt(summary.desync.max_height_gap)}")
-    head.add_row("messages", _messages_line(summary.messages))
+    head.add_row("messages", _messages_line(summary.messages, audited=summary.delivery is not None))
     for label, text in _security_rows(summary.security, summary.integrity, summary.byzantine):
         head.add_row(label, text)
     if summary.generator:
@@ -550,6 +578,9 @@ def print_summary(summary: Summary | Mapping[str, Any], console: Console | None 
 
     if summary.slo:
         console.print(_slo_table(summary.slo))
+        for slo in summary.slo:  # a verdict on a bound, or none: why
+            if slo.reason:
+                console.print(f"{slo.name}: {slo.reason}", highlight=False, markup=False)
 
     # A checker's verdict other than valid (a safety violation, lost messages, a generator
     # behind) is said here too, not only in summary.json: the valid ones would only repeat.
@@ -577,7 +608,7 @@ def _slo_table(slos: list[SloVerdict]) -> KeptTable:
         table.add_column(column)
     colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
     for slo in slos:
-        table.add_row(escape(slo.name), escape(slo.threshold), slo_value(slo.name, slo.value),
+        table.add_row(escape(slo.name), escape(slo.threshold), slo_shown(slo),
                       f"[{colours[slo.verdict]}]{slo.verdict}[/]")
     return table
 

@@ -23,13 +23,17 @@ whole; only what a person reads is rounded here).
   carries (``28.2 min``, ``2,891/s``, ``0.1%``), as sweep.html shows each point's metrics
   (never ``1.692e+06``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
-  beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
+  beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``); ``slo_shown``
+  the same after ``≥`` where the value is only a lower bound (a ramp that reached no knee).
 - ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
   the time, or why there is none (``still active``, ``not recovered``, or ``no baseline``
   with the reason: nothing was measured, so nothing is said to have failed to recover), and
   the span its p99 before was measured over (``analysis/recovery.py``). Each reads the
   fault through its type (``summary_model.Fault``), whether given typed or as summary.json
   holds it, and every reason of ``NoBaselineReasonName`` is worded (mypy checks the match).
+- ``failure_where``: where a failure threshold fired: its ramp step's or window's start
+  (a time into the run, ``run_time_s``) and the faults active there (``in the window from
+  20 min 0 s, during fault 0 (sequencer_outage)``).
 - ``broker_said``: a broker's reply as its status and description (``503 no responders``),
   not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
 """
@@ -40,7 +44,7 @@ import json
 import re
 from typing import Any, assert_never
 
-from msgstorm.analysis.summary_model import Fault, NoBaselineReason
+from msgstorm.analysis.summary_model import FailureThreshold, Fault, NoBaselineReason, SloVerdict
 from msgstorm.scenario.slo import SLO_METRICS
 from msgstorm.scenario.units import (
     DASH,
@@ -51,8 +55,9 @@ from msgstorm.scenario.units import (
     run_time_s,
 )
 
-__all__ = ["UNIT_GAP", "amount", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit", "metric_unit",
-           "metric_value", "number", "rate_digits", "recovered_after", "run_time_s", "slo_value"]
+__all__ = ["UNIT_GAP", "amount", "baseline_span", "broker_said", "duration_ms", "duration_s", "duration_unit",
+           "failure_where", "metric_unit", "metric_value", "number", "rate_digits", "recovered_after", "run_time_s",
+           "slo_shown", "slo_value"]
 
 # The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``3.9 h``,
 # ``16.2 min``, ``4 us``, ``535 B``, ``3 bps``): where a wrapped line must not break.
@@ -109,6 +114,17 @@ def metric_value(name: str, value: float | int | None) -> str:
     return duration_ms(value)
 
 
+def failure_where(failure: FailureThreshold, ramp: bool) -> str:
+    """Where a failure threshold fired: its interval's start and the faults active in it
+    (``in the window from 20 min 0 s, during fault 0 (sequencer_outage)``: a time into the
+    run, as the faults table words a fault's start), so a threshold from a fault's window or
+    the run's first seconds does not read as the layer's capacity."""
+    where = f"in the {'ramp step' if ramp else 'window'} from {run_time_s(failure.t_ns / 1e9, 3)}"
+    during = ", ".join(_fault_named(fault.fault_id) + (f" ({fault.kind})" if fault.kind else "")
+                       for fault in failure.faults)
+    return where + (f", during {during}" if during else "")
+
+
 def _fault_named(fault_id: int | None) -> str:
     return "a fault" if fault_id is None else f"fault {fault_id}"
 
@@ -146,6 +162,13 @@ def baseline_span(fault: Fault) -> str:
     if not span:
         return DASH
     return f"{decimals(span[0], 3)}–{decimals(span[1], 3)} s"
+
+
+def slo_shown(slo: SloVerdict) -> str:
+    """An SLO entry's value as the tables show it: ``slo_value``, after ``≥ `` when it is only
+    a lower bound on the metric (the knee of a ramp that passed every step)."""
+    shown = slo_value(slo.name, slo.value)
+    return f"≥ {shown}" if slo.bound == "lower" else shown
 
 
 def slo_value(name: str, value: float | int | None) -> str:

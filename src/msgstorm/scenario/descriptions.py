@@ -482,8 +482,8 @@ DESCRIPTIONS: dict[str, str] = {
     "SequencerOutageFault.via_l1": "kinds whose senders go through L1 while it is down (Arbitrum's delayed inbox, "
     "OP's deposits): each lands in the next L1 block (`rollup.l1.slot`, 12 s without `[rollup]`) and enters the "
     "L2 sequence `window` later, or when the sequencer returns if that is first",
-    "SequencerOutageFault.window": "the forced-inclusion window (Arbitrum One: 24h; OP Stack: the sequencing "
-    "window, 3600 L1 blocks = 12h)",
+    "SequencerOutageFault.window": "the forced-inclusion window; default: `rollup.forced_inclusion_window` (the "
+    "preset's: Arbitrum One 24h; OP Stack 12h, the sequencing window of 3,600 L1 blocks), 24h without `[rollup]`",
     "SequencerOutageFault.lose_unposted": "the sequencer loses what L1 does not hold when it goes down (needs "
     "`[rollup]`): the messages it accepted and had not sequenced, and those it soft-confirmed whose batch was not "
     "in an L1 block by `at`, end `dropped` (an `unposted_lost` event each group); false: kept in order",
@@ -633,6 +633,10 @@ DESCRIPTIONS: dict[str, str] = {
                                  "`leverage_sigma` is 0) must be below 1 / `maintenance_margin` (an account there "
                                  "would open on or past its liquidation line; the default, 50, needs a "
                                  "`maintenance_margin` above 2%), and this at least `leverage_median`",
+    "AccountsSpec.leverage_floor": "... and at least this (a leverage drawn below it is raised to it; none: no "
+                                   "floor); at most `leverage_median`. Below 1 a position is smaller than its "
+                                   "collateral (a perpetual venue allows it); a lending market's vault borrows, so a "
+                                   "book of vaults takes a floor above 1",
     "AccountsSpec.collateral": "each account's collateral",
     "AccountsSpec.long_share": "share of long positions (the rest are short)",
     "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "

@@ -23,6 +23,7 @@ from pydantic import (
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MessageKind
 from msgstorm.scenario.registry import TOXICS
+from msgstorm.scenario.rollup import ARBITRUM_FORCED_WINDOW_NS, RollupSpec
 from msgstorm.scenario.spec import BandwidthBps, Fraction, RatePerS, Spec
 
 __all__ = [
@@ -344,9 +345,17 @@ class SequencerOutageFault(Spec):
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)]
     via_l1: list[MessageKind] = Field(default_factory=list)
-    window: Annotated[DurationNs, Field(gt=0)] = 24 * 3600 * 1_000_000_000
+    # None: the rollup's forced-inclusion window (``window_ns``); left out of the dump then.
+    window: Annotated[DurationNs, Field(gt=0)] | None = Field(default=None, exclude_if=lambda window: window is None)
     # Left out of the dump when false, so that scenarios without it keep their hash.
     lose_unposted: bool = Field(default=False, exclude_if=lambda lose: not lose)
+
+    def window_ns(self, rollup: RollupSpec | None) -> int:
+        """The forced-inclusion window: this fault's ``window``, else the rollup's
+        (``rollup.forced_inclusion_window``, its preset's), else Arbitrum One's 24 h."""
+        if self.window is not None:
+            return self.window
+        return ARBITRUM_FORCED_WINDOW_NS if rollup is None else rollup.forced_inclusion_window
 
 
 class EclipseFault(Spec):

@@ -147,7 +147,8 @@ class OracleSpec(Spec):
 
 class AccountsSpec(Spec):
     """A group of accounts with one position each on ``instrument``: leverage lognormal
-    (``leverage_median``, ``leverage_sigma``) capped at ``leverage_cap``, collateral from a
+    (``leverage_median``, ``leverage_sigma``) capped at ``leverage_cap`` (and raised to
+    ``leverage_floor`` when one is given), collateral from a
     distribution, long with probability ``long_share``; or loaded from ``file`` (CSV or
     Parquet: side (+1 long, -1 short, or long/short), size, entry, collateral). With ``margin
     = "cross"``, one position on each of ``instruments`` (side and leverage drawn per
@@ -158,6 +159,10 @@ class AccountsSpec(Spec):
     leverage_median: float = Field(default=5.0, gt=0)
     leverage_sigma: float = Field(default=0.5, ge=0, le=5)
     leverage_cap: float = Field(default=50.0, gt=0)  # below 1 / maintenance_margin: leverage_problems
+    # The lowest leverage a lognormal draw gives (none: no floor). A leverage below 1 is a
+    # position smaller than its collateral, which a perpetual venue allows; a lending
+    # market's vault borrows (leverage above 1, debt (leverage - 1) x collateral).
+    leverage_floor: float | None = Field(default=None, gt=0, exclude_if=lambda floor: floor is None)
     collateral: NumberDist = Field(default_factory=lambda: Constant(value=10_000.0))
     long_share: Fraction = 1.0
     file: str | None = None
@@ -614,8 +619,9 @@ def leverage_limit(maintenance_margin: float) -> float:
 
 def leverage_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], str]]:
     """``(location, message)`` for each drawn accounts group whose leverage cannot be right:
-    a cap below the median (every account would sit at the cap), or a highest leverage (the
-    cap, or the median when ``leverage_sigma`` is 0) at or above ``leverage_limit``. Loaded
+    a cap below the median (every account would sit at the cap), a floor above it (every
+    account at the floor), or a highest leverage (the cap, or the median when
+    ``leverage_sigma`` is 0) at or above ``leverage_limit``. Loaded
     groups (``file``) are not checked here: their leverage is known only when the file is read."""
     limit = leverage_limit(market.maintenance_margin)
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -632,6 +638,11 @@ def leverage_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], s
             problems.append(((*where, "leverage_cap"),
                              f"{group.leverage_cap:g} is below leverage_median {group.leverage_median:g}: every "
                              f"account would be drawn at the cap; set leverage_cap at or above leverage_median"))
+            continue
+        if group.leverage_floor is not None and group.leverage_floor > group.leverage_median:
+            problems.append(((*where, "leverage_floor"),
+                             f"{group.leverage_floor:g} is above leverage_median {group.leverage_median:g}: every "
+                             f"account would be drawn at the floor; set leverage_floor at or below leverage_median"))
             continue
         field, highest = (("leverage_cap", group.leverage_cap) if group.leverage_sigma > 0
                           else ("leverage_median", group.leverage_median))

@@ -467,7 +467,11 @@ def _slo_section() -> list[str]:
             "`<`, `<=`, `>`, `>=`, `==`, `!=`. A duration or a rate is written with its unit (`< 800` "
             "is refused: `< 800ms`); a fraction as a percentage or a plain number, a count as a "
             "plain number. A failed SLO makes `msgstorm run` exit 1; one that "
-            "cannot be judged for lack of data is `unknown` (a failure with `--strict`). Metrics "
+            "cannot be judged for lack of data is `unknown` (a failure with `--strict`). A ramp that "
+            "passed every step reached no knee: `capacity.knee_rate` is then only a lower bound "
+            "(`capacity.knee_reached` false), and its SLO is `unknown`, not judged, unless the bound "
+            "decides it (`>= 2000/s` passes on a ramp that passed every step up to 2,963/s; "
+            "`>= 3000/s` is not judged), with `bound` and `reason` in summary.json. Metrics "
             "of a live run only (`delivery.*`, `connections.*`, `generator.*`) are unknown on sim. "
             f"Checks run on every run: {_builtin_names(CHECKERS)}.",
             "",

@@ -29,7 +29,8 @@ from msgstorm.rules.blob_fee import (
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Fraction, Spec
 
-__all__ = ["ARBITRUM_BLOB_BATCH_SIZE", "PRESETS", "BatcherSpec", "L1Spec", "RollupSpec", "TimeboostSpec"]
+__all__ = ["ARBITRUM_BLOB_BATCH_SIZE", "ARBITRUM_FORCED_WINDOW_NS", "OP_SEQUENCING_WINDOW_NS", "PRESETS", "BatcherSpec",
+           "L1Spec", "RollupSpec", "TimeboostSpec"]
 
 # Ethereum after Pectra (May 2025), shared by both presets: EIP-7691's 6/9 blobs and fraction.
 _ETHEREUM: dict[str, Any] = {
@@ -44,6 +45,12 @@ NITRO_BLOB_BYTES = 254 * 4096 // 8
 NITRO_BLOB_BATCH_MARGIN = 2_000
 ARBITRUM_BLOB_BATCH_SIZE = NITRO_BLOB_BYTES * int(_ETHEREUM["max_blobs"]) // 2 - NITRO_BLOB_BATCH_MARGIN
 
+# The forced-inclusion window: how long after its L1 block the chain puts a message sent
+# through L1 in the L2 sequence by itself. Arbitrum One: the sequencer inbox's delaySeconds,
+# 86,400; the OP Stack: the sequencing window, 3,600 L1 blocks (seq_window_size) of 12 s.
+ARBITRUM_FORCED_WINDOW_NS = 24 * 3600 * 1_000_000_000
+OP_SEQUENCING_WINDOW_NS = 3600 * 12 * 1_000_000_000
+
 # Each value's source: docs/networks.md ("Rollups").
 PRESETS: dict[str, dict[str, Any]] = {
     "arbitrum-one": {
@@ -51,11 +58,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batcher": {"max_delay": "1h", "max_size": ARBITRUM_BLOB_BATCH_SIZE, "compression_ratio": 0.4,
                     "data": "blobs"},
         "l1": _ETHEREUM,
+        "forced_inclusion_window": "24h",
     },
     "op-stack": {
         "block_time": "2s",
         "batcher": {"max_delay": "1h", "max_size": 6 * GAS_PER_BLOB, "compression_ratio": 0.6, "data": "blobs"},
         "l1": _ETHEREUM,
+        "forced_inclusion_window": "12h",  # OP_SEQUENCING_WINDOW_NS
     },
 }
 
@@ -144,6 +153,12 @@ class RollupSpec(Spec):
     l1: L1Spec = Field(default=L1Spec(), description="[`[rollup.l1]`](#rollupl1)")
     timeboost: TimeboostSpec | None = Field(default=None, description="an express lane sold by rounds: "
                                             "[`[rollup.timeboost]`](#rolluptimeboost)")
+    # Left out of the dump at Arbitrum One's 24 h, the window before the field: those scenarios keep their hash.
+    forced_inclusion_window: DurationNs = Field(
+        default=ARBITRUM_FORCED_WINDOW_NS, gt=0, exclude_if=lambda window: window == ARBITRUM_FORCED_WINDOW_NS,
+        description="how long after its L1 block a message sent through L1 enters the L2 sequence by itself: a "
+                    "`sequencer_outage`'s `window` unless it gives one (Arbitrum One: 24h, its delayed inbox; OP "
+                    "Stack: 12h, the sequencing window of 3,600 L1 blocks)")
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,9 @@ an operator (<, <=, >, >=, ==, !=) and a number with an optional unit:
 Each entry becomes ``{name, verdict, value, threshold}``: verdict "pass" or "fail", or
 "unknown" when the metric is null (e.g. no committed messages) or the entry does not parse;
 ``value`` is the metric's value, ``threshold`` the comparison as written (e.g. "< 250ms").
+A knee of a ramp that passed every step is only a lower bound on the knee
+(``capacity.knee_reached`` false): its entry adds ``bound`` and ``reason``, and is judged
+only where the bound decides the comparison ("unknown", not judged, otherwise).
 The scenario loader calls ``slo_metric_known``; ``slo_problem`` also checks the comparison.
 """
 
@@ -207,18 +210,68 @@ def slo_value(summary: Mapping[str, Any], name: str) -> float | None:
     return node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
+# Metrics whose value may be only a lower bound: the summary's flag, false when it is, and why.
+_LOWER_BOUNDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "capacity.knee_rate": (("capacity", "knee_reached"),
+                           "no knee reached: every step of the ramp passed, so the knee is at least the highest "
+                           "rate offered"),
+}
+
+
+def _lower_bound(summary: Mapping[str, Any], name: str) -> str | None:
+    """Why the metric's value is only a lower bound on it, or None when it is the metric."""
+    if name not in _LOWER_BOUNDS:
+        return None
+    path, why = _LOWER_BOUNDS[name]
+    node: Any = summary
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return why if node is False else None
+
+
+def _judged_on_lower_bound(rule: SloRule, bound: float) -> str:
+    """The verdict of ``rule`` on a metric known only to be at least ``bound``: pass or fail
+    where every value from the bound up gives the same, else unknown (a knee above the ramp
+    may lie either side of the threshold)."""
+    if rule.op in (">", ">="):  # holds for every value from the bound up once it holds at the bound
+        return "pass" if rule.holds(bound) else "unknown"
+    if rule.op in ("<", "<="):  # fails for every value from the bound up once it fails at the bound
+        return "unknown" if rule.holds(bound) else "fail"
+    if bound > rule.threshold:  # == fails and != holds for every value above the threshold
+        return "pass" if rule.op == "!=" else "fail"
+    return "unknown"
+
+
 def evaluate_slos(summary: Mapping[str, Any], slos: Mapping[str, str]) -> list[dict[str, Any]]:
-    """[{name, verdict, value, threshold}] for every ``[slo]`` entry, in the given order."""
+    """[{name, verdict, value, threshold}] for every ``[slo]`` entry, in the given order. On a
+    metric whose value is only a lower bound (a ramp that passed every step: no knee) the
+    entry adds ``bound: "lower"`` and a ``reason``, and its verdict is pass or fail only where
+    the bound decides it (``_judged_on_lower_bound``), else unknown: not judged."""
     results: list[dict[str, Any]] = []
     for name, expression in slos.items():
         value = slo_value(summary, name) if slo_metric_known(name) else None
+        bound = _lower_bound(summary, name) if value is not None else None
         try:
             rule = parse_slo(name, expression)
         except SloError:
             verdict = "unknown"
             threshold = expression.strip()
+            bound = None  # not judged for a reason of its own: the entry does not parse
         else:
             threshold = rule.expression
-            verdict = "unknown" if value is None else ("pass" if rule.holds(value) else "fail")
-        results.append({"name": name, "verdict": verdict, "value": value, "threshold": threshold})
+            if value is None:
+                verdict = "unknown"
+            elif bound is not None:
+                verdict = _judged_on_lower_bound(rule, float(value))
+            else:
+                verdict = "pass" if rule.holds(value) else "fail"
+        entry: dict[str, Any] = {"name": name, "verdict": verdict, "value": value, "threshold": threshold}
+        if bound is not None:
+            decided = {"pass": "it holds whatever the knee above it", "fail": "it fails whatever the knee above it",
+                       "unknown": "not judged: the knee may lie either side of the threshold (a ramp to higher "
+                                  "rates would find it)"}[verdict]
+            entry |= {"bound": "lower", "reason": f"{bound}; {decided}"}
+        results.append(entry)
     return results

@@ -46,7 +46,8 @@ class Chain:
     def __init__(self, ctx: SimContext, sequencer: Sequencer, topology: Topology, links: LinkState,
                  gossip: GossipState, lone: LoneCpu, gas_of: list[int],
                  on_commit: Callable[[int, list[list[Any]]], None] | None) -> None:
-        """``on_commit(t, records)`` sees the records of each committed block (telemetry)."""
+        """``on_commit(t, records)`` sees the records of each committed block, an empty one
+        too (telemetry, the reactors: the market acts in an empty block after a pause)."""
         self.ctx = ctx
         self.sequencer = sequencer
         self.topology = topology
@@ -178,7 +179,7 @@ class Chain:
                 settled.append(record)
             ctx.tally.committed += len(block)
             msgs.terminal += len(block)
-            if self.on_commit is not None and block:
+            if self.on_commit is not None:  # an empty block too: a reactor may act in it
                 self.on_commit(t, settled)
             ctx.record.settled(settled)
             self.votes.pop(h, None)

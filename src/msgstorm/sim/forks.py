@@ -369,7 +369,7 @@ class ForkChain(ForkTree):
                 ctx.record.settled_table(rows, fees)
             ctx.tally.committed += len(settled)
             msgs.terminal += len(settled)
-            if self.on_commit is not None and settled:
+            if self.on_commit is not None:  # an empty block too: a reactor may act in it
                 self.on_commit(t, settled)
             ctx.record.settled(settled)
             ctx.record.event(t, EventKind.BLOCK_COMMITTED, self.producer_of[block], height=height)

@@ -11,7 +11,8 @@ by the policy's rule, during ``committed``).
 Lifecycle: built first, because reactors are built with it and name the agents they send
 as, which the message records need; ``connect`` then gives it the parts the network built
 from those (the shared context, the sequencer, the send path, the reactors), before the
-run starts. ``commit_listener`` is what the chain calls with each committed block.
+run starts. ``commit_listener`` is what the chain calls with each committed block (an empty
+one too).
 """
 
 from __future__ import annotations

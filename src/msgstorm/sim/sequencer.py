@@ -95,6 +95,9 @@ class Sequencer:
         self.backpressure = backpressure
         self.gate: Gate | None = None
         self.divert: Callable[[int, int, int], bool] | None = None
+        # msg_id -> what is told, ``told(t, m)``, when the workers give it its sequence number
+        # (``when_sequenced``); empty on most runs, and the hot path checks that first.
+        self.told: dict[int, Callable[[int, int], None]] = {}
         self.service = service
         self.release = release
         self.lane = Lane(ctx.scenario.sequencer.lane) if lane is None else lane
@@ -137,6 +140,11 @@ class Sequencer:
         sequencer outage's users going through L1: ``sim/rollup/outage.py``); it returns
         whether it did."""
         self.divert = divert
+
+    def when_sequenced(self, m: int, told: Callable[[int, int], None]) -> None:
+        """``told(t, m)`` once a worker gives ``m`` its sequence number (``t``: when it enters
+        the sequence), for a message taken into the queue (``enqueue``)."""
+        self.told[m] = told
 
     def gate_with(self, gate: Gate) -> None:
         """A controller sheds arrivals of some kinds before backpressure sees them."""
@@ -319,6 +327,8 @@ class Sequencer:
         (self.lane_sequenced if record[KIND] in self.block_kinds else self.sequenced).append(m)
         if self.on_sequenced is not None:
             self.on_sequenced(t, m)  # told before the next message is taken
+        if self.told and m in self.told:
+            self.told.pop(m)(t, m)
         if pool.own:
             self._serve(t, pool.own.popleft(), pool)
         elif self.depth:

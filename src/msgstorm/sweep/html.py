@@ -1,25 +1,31 @@
-"""sweep.html: each key metric against each swept key with 95% bands, surfaces, a table, a tornado chart.
+"""sweep.html: the headline metrics first, then every metric that moves against each swept key.
 
 Place in the pipeline: the last file ``msgstorm sweep`` writes, from ``sweep.parquet``'s
-table and the plan; the page is built like report.html (``report/page.py``). A row is joined
-to its point by the point's index (the table's ``point`` column), and the point's values are
-the plan's own typed values (``grid``): no value is matched by its text.
+table, ``sweep.json`` and the plan; the page is built like report.html (``report/page.py``).
+A row is joined to its point by the point's index (the table's ``point`` column), and the
+point's values are the plan's own typed values (``grid``): no value is matched by its text.
+In order:
 
-- per metric and swept key: the metric's mean over the seeds at each value of the key (the
-  other keys at each of their values: one line per value of a second key, points of a third
-  averaged), with its 95% Student-t band;
-- per metric, with two or more swept keys: a surface, the metric's mean over the first two
-  keys' values (a heatmap; points of a third key averaged), such as a guard's bad debt over
-  its grace period and the outage's length;
-- a tornado chart: for each metric, how far each key moves it (the largest minus the
-  smallest mean over that key's values, the others averaged, as a share of the largest mean so
-  metrics of different units share its axis);
-- a table of every point: its values, runs, failures and the key metrics' means and intervals.
+- the headline metrics (``results.headline_metrics``: throughput, p99 latency, messages
+  lost, bad debt): each one's mean over the seeds at each value of each swept key, a row of
+  charts per metric, with its 95% Student-t band (the other keys at each of their values:
+  one line per value of a second key, points of a third averaged); with two or more keys,
+  bad debt's surface over the first two (a heatmap, such as a guard's bad debt over its
+  grace period and the outage's length);
+- the points' table: each point's values, runs, failures and the headline metrics' means
+  and intervals (``points``, the cells the terminal's table has too);
+- the metrics equal at every point, by name and value: a flat line or surface says nothing;
+- the other metrics that move, drawn as the headline ones, and their surfaces;
+- a tornado chart: for each metric that moves, how far each key moves it (the largest minus
+  the smallest mean over that key's values, the others averaged, as a share of the largest
+  mean so metrics of different units share its axis).
+
+Colours: the lines of one chart and the tornado's keys each have a colour of their own
+(``plotspec.distinct_colours``), never plotly's ten cycled.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +33,15 @@ import numpy as np
 import pyarrow as pa
 
 from msgstorm.report.page import Plot, esc, figure_block, page, table
-from msgstorm.report.plotspec import figure
+from msgstorm.report.plotspec import distinct_colours, figure
 from msgstorm.report.text import duration_unit, metric_unit, metric_value
-from msgstorm.sweep.grid import Plan, toml_value, value_label
-from msgstorm.sweep.results import KEY_METRICS, point_stats
+from msgstorm.sweep.grid import Plan, value_label
+from msgstorm.sweep.points import HEADLINE_LABELS, flat_metrics, read_points, shown_metrics, worded
+from msgstorm.sweep.results import BAD_DEBT_METRICS, KEY_METRICS, point_stats
 
 __all__ = ["SWEEP_REPORT", "write_sweep_report"]
 
 SWEEP_REPORT = "sweep.html"
-
-
-def _label(value: Any) -> str:
-    return value if isinstance(value, str) else toml_value(value)
 
 
 def _ok_rows(table: pa.Table) -> dict[str, list[Any]]:
@@ -77,7 +80,7 @@ def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str
     series_key = others[0] if others else None
     series = _values_of(plan, series_key) if series_key else [None]
     data: list[dict[str, Any]] = []
-    for colour, name in enumerate(series):
+    for index, (name, colour) in enumerate(zip(series, distinct_colours(len(series)), strict=True)):
         means, lows, highs = [], [], []
         for x in xs:
             where = {key: x} if series_key is None or name is None else {key: x, series_key: name}
@@ -86,20 +89,22 @@ def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str
             lows.append(stats["ci95"][0] if stats["ci95"] else stats["mean"])
             highs.append(stats["ci95"][1] if stats["ci95"] else stats["mean"])
         label = metric if name is None else f"{series_key} = {name}"
-        group = f"g{colour}"
+        group = f"g{index}"
         data += [
-            {"type": "scatter", "x": xs, "y": highs, "mode": "lines", "line": {"width": 0}, "showlegend": False,
-             "legendgroup": group, "hoverinfo": "skip"},
-            {"type": "scatter", "x": xs, "y": lows, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
-             "opacity": 0.2, "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": xs, "y": highs, "mode": "lines", "line": {"width": 0, "color": colour},
+             "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": xs, "y": lows, "mode": "lines", "line": {"width": 0, "color": colour},
+             "fill": "tonexty", "fillcolor": colour, "opacity": 0.2, "showlegend": False, "legendgroup": group,
+             "hoverinfo": "skip"},
             {"type": "scatter", "x": xs, "y": means, "mode": "lines+markers", "name": label, "legendgroup": group,
+             "line": {"color": colour}, "marker": {"color": colour},
              "text": [metric_value(metric, mean) for mean in means], "hovertemplate": "%{x}: %{text}"}]
     axis, size = _axis(metric, [v for trace in data for v in trace["y"]])
     for trace in data:
         trace["y"] = _scaled(trace["y"], size)
-    layout = {"title": {"text": f"{metric} against {key} (mean over seeds, 95% band)"}, "height": 360,
+    layout = {"title": {"text": f"{metric} by {key}"}, "height": 340, "margin": {"l": 70, "r": 20, "t": 50, "b": 50},
               "xaxis": {"title": {"text": key}, "type": "category"}, "yaxis": {"title": {"text": axis}},
-              "legend": {"orientation": "h", "y": -0.25}}
+              "legend": {"orientation": "h", "y": -0.3}, "showlegend": series_key is not None}
     return dict(figure(data, layout))
 
 
@@ -129,63 +134,97 @@ def _slug(*parts: str) -> str:
 def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict[str, Any]:
     """Each key's reach on each metric as a share of that metric's largest mean: metrics of
     different units (throughput per second, queue depth, milliseconds) share one axis, so a
-    bar in the metric's own units would compare nothing. The reach in the metric's units is
-    the bar's hover text."""
+    bar in the metric's own units would compare nothing. One bar a key for each metric (a
+    row), each key its colour; the reach in the metric's units is the bar's hover text."""
     data = []
-    for metric in metrics:
+    for key, colour in zip(plan.keys, distinct_colours(len(plan.keys)), strict=True):
         shares, spreads = [], []
-        for key in plan.keys:
+        for metric in metrics:
             means = [float(np.mean(values)) for value in _values_of(plan, key)
                      if (values := _mean_over(rows, plan, metric, {key: value}))]
             spread = (max(means) - min(means)) if means else 0.0
             largest = max((abs(mean) for mean in means), default=0.0)
             spreads.append(spread)
             shares.append(100.0 * spread / largest if largest > 0 else 0.0)
-        data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": shares,
-                     "customdata": spreads, "text": [metric_value(metric, spread) for spread in spreads],
-                     "hovertemplate": "%{x:.3g}% (%{text})"})
+        data.append({"type": "bar", "orientation": "h", "name": key, "y": metrics, "x": shares,
+                     "marker": {"color": colour}, "customdata": spreads,
+                     "text": [metric_value(metric, spread) for metric, spread in zip(metrics, spreads, strict=True)],
+                     "hovertemplate": "%{y}: %{x:.3g}% (%{text})<extra>%{fullData.name}</extra>"})
     layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean, as a share "
                                 "of the largest)"},
-              "barmode": "group", "height": 160 + 60 * len(plan.keys) * max(1, len(metrics)) // 2,
+              "barmode": "group", "height": 140 + len(metrics) * (10 + 14 * len(plan.keys)),
+              "margin": {"l": 260}, "yaxis": {"autorange": "reversed", "type": "category"},
               "xaxis": {"title": {"text": "reach (% of the metric's largest mean)"}},
-              "legend": {"orientation": "h", "y": -0.3}}
+              "legend": {"orientation": "h", "y": -0.15}}
     return dict(figure(data, layout))
 
 
-def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path:
-    rows = _ok_rows(sweep_table)
-    metrics = [metric for metric in KEY_METRICS if metric in rows and any(v is not None for v in rows[metric])]
-    sections: list[tuple[str, str, str]] = []
-    blocks = []
-    if plan.keys and rows.get("run_id"):
-        for metric in metrics:
-            for key in plan.keys:
-                blocks.append(figure_block(Plot(_slug(metric, key), _metric_figure(rows, plan, metric, key))))  # type: ignore[arg-type]
-        sections.append(("metrics", "Metrics against the swept keys", "".join(blocks)))
-        if len(plan.keys) >= 2:
-            # A metric equal at every point has a flat surface, which says nothing: left out.
-            surfaces = [figure_block(Plot(_slug("surface", metric), _surface(rows, plan, metric)))  # type: ignore[arg-type]
-                        for metric in metrics if len({v for v in rows[metric] if v is not None}) > 1]
-            if surfaces:
-                sections.append(("surfaces", f"Surfaces over {plan.keys[0]} and {plan.keys[1]} (metrics that "
-                                 "differ between points)", "".join(surfaces)))
-        sections.append(("tornado", "What moves what",
-                         figure_block(Plot("tornado", _tornado(rows, plan, metrics)))))  # type: ignore[arg-type]
-    document = json.loads((out_dir / "sweep.json").read_text(encoding="utf-8"))
-    shown = metrics[:6]
+def _rows_of_charts(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> str:
+    """A row of charts for each metric, one chart a swept key."""
+    return "".join('<div class="plot-row">' + "".join(
+        figure_block(Plot(_slug(metric, key), _metric_figure(rows, plan, metric, key)))  # type: ignore[arg-type]
+        for key in plan.keys) + "</div>" for metric in metrics)
+
+
+def _surfaces(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> str:
+    return "".join(figure_block(Plot(_slug("surface", metric), _surface(rows, plan, metric)))  # type: ignore[arg-type]
+                   for metric in metrics)
+
+
+def _points_table(document: dict[str, Any], keys: list[str]) -> str:
+    shown = shown_metrics(document)
     body = []
     for point in document["points"]:
-        cells = [esc(point["point"]), *(esc(value_label(point["grid"][key])) for key in plan.keys),
+        cells = [esc(point["point"]), *(esc(value_label(point["grid"][key])) for key in keys),
                  esc(point["runs"]), esc(point["failed"])]
         for metric in shown:
             stats = point["metrics"].get(metric) or {}
             mean, ci = stats.get("mean"), stats.get("ci95")
-            cells.append(esc(metric_value(metric, mean) + (f" [{metric_value(metric, ci[0])}, "
-                                                           f"{metric_value(metric, ci[1])}]" if ci and mean is not None
-                                                           else "")))
+            interval = f" [{worded(metric, ci[0])}, {worded(metric, ci[1])}]" if ci and mean is not None else ""
+            cells.append(f'<td class="num" data-metric="{esc(metric)}">{esc(worded(metric, mean) + interval)}</td>')
         body.append(cells)
-    sections.append(("points", "Points", table(["point", *plan.keys, "runs", "failed", *shown], body,
-                                                attrs='id="points-table"')))
+    headers = ["point", *keys, "runs", "failed", *(f"{HEADLINE_LABELS[metric]} ({metric})" for metric in shown)]
+    return table(headers, body, attrs='id="points-table"')
+
+
+def _flat_list(flat: dict[str, float | None]) -> str:
+    items = "".join(f'<li data-metric="{esc(metric)}"><code>{esc(metric)}</code> = {esc(worded(metric, mean))}</li>'
+                    for metric, mean in flat.items())
+    return ('<p class="note">The same mean at every point that has an ok run: a chart of them would be flat, so '
+            f'they are named here, not drawn.</p><ul id="flat-metrics">{items}</ul>')
+
+
+def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path:
+    rows = _ok_rows(sweep_table)
+    document = read_points(out_dir)
+    metrics = [metric for metric in KEY_METRICS if metric in rows and any(v is not None for v in rows[metric])]
+    flat = {metric: mean for metric, mean in flat_metrics(document).items() if metric in metrics}
+    moving = [metric for metric in metrics if metric not in flat]
+    headline = [metric for metric in shown_metrics(document) if metric in moving]
+    drawn = bool(plan.keys and rows.get("run_id"))
+    # Bad debt's surface (a guard's over its grace and the outage's length) follows the headline lines.
+    first_surfaces = [metric for metric in headline if metric in BAD_DEBT_METRICS] if len(plan.keys) >= 2 else []
+    sections: list[tuple[str, str, str]] = []
+    if drawn:
+        still = [metric for metric in shown_metrics(document) if metric in flat]
+        note = ('<p class="note">Each chart: the mean over the seeds at each value of the key, with its 95% '
+                "Student-t band" + (f"; the same at every point (not drawn): {esc(', '.join(still))}" if still else "")
+                + ".</p>")
+        sections.append(("key", "Throughput, p99 latency, loss, bad debt",
+                         note + _rows_of_charts(rows, plan, headline) + _surfaces(rows, plan, first_surfaces)))
+    sections.append(("points", "Points", _points_table(document, plan.keys)))
+    if drawn and flat:
+        sections.append(("flat", "The same at every point", _flat_list(flat)))
+    others = [metric for metric in moving if metric not in headline]
+    if drawn and others:
+        sections.append(("metrics", "Other metrics against the swept keys", _rows_of_charts(rows, plan, others)))
+    surfaced = [metric for metric in moving if metric not in first_surfaces]
+    if drawn and len(plan.keys) >= 2 and surfaced:
+        sections.append(("surfaces", f"Surfaces over {plan.keys[0]} and {plan.keys[1]}",
+                         _surfaces(rows, plan, surfaced)))
+    if drawn and moving:
+        sections.append(("tornado", "What moves what",
+                         figure_block(Plot("tornado", _tornado(rows, plan, moving)))))  # type: ignore[arg-type]
     failures = [[esc(r), esc(s), esc(e)] for r, s, st, e in zip(
         sweep_table.column("run_id").to_pylist(), sweep_table.column("seed").to_pylist(),
         sweep_table.column("status").to_pylist(), sweep_table.column("error").to_pylist(), strict=True) if st != "ok"]

@@ -69,10 +69,12 @@ from msgstorm.sweep.leverage_probes import (
     probe_grid,
     probe_search,
 )
+from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
-__all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
-           "choose_method", "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
+__all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
+           "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "most_runs",
+           "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
@@ -140,11 +142,20 @@ def parse_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def needs_market(scenario: Scenario, scenario_path: str | Path | None = None) -> None:
+    """``ValueError`` when ``scenario`` (of the file ``scenario_path``) has no accounts to put
+    at a leverage: no ``[market]`` or no ``[[market.accounts]]``."""
+    if scenario.market is None or not scenario.market.accounts:
+        where = "" if scenario_path is None else f"{scenario_path}: "
+        raise ValueError(f"{where}safe-leverage needs a [market] with [[market.accounts]]")
+
+
 def default_range(scenario: Scenario) -> tuple[float, float]:
     """1x up to just below the leverage of the liquidation line (0.99 / maintenance margin),
-    at most 50x."""
-    margin = scenario.market.maintenance_margin if scenario.market is not None else 0.0
-    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(margin) * 100) / 100)
+    at most 50x; a scenario without a market has none (``needs_market``: ``ValueError``)."""
+    needs_market(scenario)
+    assert scenario.market is not None
+    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100)
 
 
 def _shown_within(tally: Tally, confidence: float) -> bool:
@@ -352,8 +363,8 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     groups = None
     for curve_sets, where in _curve_loads(list(sets or []), vary):
         scenario = load_scenario(scenario_path, curve_sets)
-        if scenario.market is None or not scenario.market.accounts:
-            raise ValueError(f"{scenario_path}: safe-leverage needs a [market] with [[market.accounts]]")
+        needs_market(scenario, scenario_path)
+        assert scenario.market is not None
         groups = len(scenario.market.accounts)
         limit = leverage_limit(scenario.market.maintenance_margin)
         if high >= limit:
@@ -404,6 +415,22 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
     return "probes", None
 
 
+def check_seeds(method: str, seeds: int | None, confidence: float, asked: str) -> None:
+    """Refuse ``--seeds`` where the search takes no fixed number of seeds: the probe search
+    (``method``, as ``choose_method`` chose it from ``asked``) adds seeds in looks until the
+    answer is decided, each look at its own confidence (``looks``), so a fixed count would
+    not be the design whose confidence it reports. Raises ``ValueError`` naming the looks and
+    what to use instead."""
+    if method != "probes" or seeds is None:
+        return
+    chose = "--method auto takes the probe search for this market, and it" if asked == "auto" else "the probe search"
+    first, *more = [str(look.seeds) for look in looks(confidence)]
+    raise ValueError(f"--seeds {seeds}: {chose} takes no fixed number of seeds: after a pilot of {PILOT_SEEDS} it "
+                     f"adds them in looks ({first}, then {', '.join(more)} in all, for {confidence:.0%} confidence) "
+                     f"until the answer is decided; cap it with --max-runs, or use --method runs for {seeds} whole "
+                     f"runs at each leverage")
+
+
 def runs_seeds(seeds: int | None, confidence: float) -> int:
     """Seeds a leverage for ``--method runs``: as given, else the fewest that can show a
     leverage within budget at ``confidence`` with none over (59 at 95%)."""
@@ -425,7 +452,8 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
 
     ``method = "probes"`` (the default, ``sweep/leverage_probes.py``): probe books at a grid
     of ``probe_points`` leverages ride along every run, seeds are added in looks until the
-    answer is decided or ``max_runs`` / ``seconds`` stop it; ``seeds`` is not used.
+    answer is decided or ``max_runs`` / ``seconds`` stop it; ``seeds`` is refused
+    (``check_seeds``: it takes no fixed number).
     ``method = "runs"``: whole runs at each leverage, ``seeds`` each (``runs_seeds``), the
     grid and bisection of this module; a leverage's seeds stop once the runs made fix what it
     shows (``settled``), unless ``every_seed``: the same answer either way. ``method =
@@ -433,8 +461,11 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     (``choose_method``; the document's ``method_note`` says why)."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
+    asked = method
     method, method_note = choose_method(scenario_path, method, sets=fixed, vary=vary)
+    check_seeds(method, seeds, confidence, asked)
     scenario = load_scenario(scenario_path, fixed)
+    needs_market(scenario, scenario_path)
     low = default_range(scenario)[0] if low is None else low
     high = default_range(scenario)[1] if high is None else high
     groups = check_search(scenario_path, budget=budget, confidence=confidence, seeds=seeds, low=low, high=high,
@@ -494,6 +525,6 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                                      + (", at the confidence of the look that showed it" if probes else "")
                                      + "), every one tried below it shown within too"),
                 "vary": None if vary is None else vary[0], "curves": curves}
-    (out / "safe_leverage.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    (out / SEARCH_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_leverage_report(out, document)
     return document

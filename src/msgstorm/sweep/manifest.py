@@ -10,6 +10,9 @@ or ``summary.json``) or a directory of other files. A caller that adds points to
 (the safe-leverage search, one bisection step at a time) passes ``adding=True``: the same
 scenario, sets, seeds and keys, and the manifest's points grow.
 
+``not_a_run(directory)`` says what a sweep's directory (its manifest), or a safe-leverage
+search's (``SEARCH_FILE``), is, for a command given it in place of a run directory.
+
 ``locked(out)`` holds an exclusive ``flock`` on ``out/.sweep.lock`` while the sweep runs
 (``history/lock.py``, the same lock a run holds on its run directory): a second sweep into
 the same directory is refused at once rather than writing beside the first. The kernel
@@ -29,11 +32,12 @@ from typing import Any
 from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.sweep.grid import point_key, toml_value
 
-__all__ = ["LOCK_FILE", "MANIFEST_FILE", "Manifest", "SweepDirError", "locked", "read_manifest", "scenario_digest",
-           "settle"]
+__all__ = ["LOCK_FILE", "MANIFEST_FILE", "SEARCH_FILE", "Manifest", "SweepDirError", "locked", "not_a_run",
+           "read_manifest", "scenario_digest", "settle"]
 
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".sweep.lock"
+SEARCH_FILE = "safe_leverage.json"  # a safe-leverage search's result, beside its sweeps' directories
 
 
 class SweepDirError(ValueError):
@@ -81,6 +85,31 @@ def read_manifest(directory: Path) -> Manifest | None:
     except (ValueError, KeyError, TypeError) as error:
         raise SweepDirError(f"{path}: not a sweep manifest ({type(error).__name__}: {error}); "
                             "give a new --out") from None
+
+
+def not_a_run(directory: Path) -> str | None:
+    """Why ``directory`` is no run directory when it is a sweep's or a safe-leverage
+    search's, and where its results are; None when it is neither."""
+    if (directory / SEARCH_FILE).is_file():
+        return (f"{directory}: a safe-leverage search's directory ({SEARCH_FILE}), not a run's: msgstorm report "
+                f"re-analyses one run from its history. The search's page is {directory / 'safe_leverage.html'}; "
+                "its sweeps are the curve-* directories beside it")
+    try:
+        manifest = read_manifest(directory)
+    except SweepDirError:
+        manifest = None
+    if manifest is None:
+        return None
+    points, seeds = len(manifest.points), len(manifest.seeds)
+    page = directory / "sweep.html"
+    results = (f"its page is {page}, its runs' table {directory / 'sweep.parquet'}, its points {directory / 'sweep.json'}"
+               if page.is_file() else "it has no sweep.html yet (written when the sweep ends)")
+    kept = sorted(run.parent.name for run in (directory / "runs").glob("*/history"))
+    runs = (f"; a run it kept: msgstorm report {directory / 'runs' / kept[0]}" if kept else
+            "; msgstorm sweep --keep-runs keeps each run's directory under runs/ for msgstorm report")
+    return (f"{directory}: a sweep's directory ({points} point{'s' if points != 1 else ''} x {seeds} "
+            f"seed{'s' if seeds != 1 else ''} of {manifest.scenario}, {MANIFEST_FILE}), not a run's: msgstorm "
+            f"report re-analyses one run from its history. {results[0].upper()}{results[1:]}{runs}")
 
 
 def _short(digest: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ import pyarrow.parquet as pq
 
 from msgstorm.sweep.grid import Plan, grid_column
 
-__all__ = ["KEY_METRICS", "flatten", "point_stats", "sweep_table", "write_results"]
+__all__ = ["BAD_DEBT_METRICS", "HEADLINE_METRICS", "KEY_METRICS", "POINTS_FILE", "flatten", "headline_metrics", "point_stats",
+           "sweep_table", "write_results"]
 
 # The metrics sweep.json summarises per point (those a run has).
 KEY_METRICS = (
@@ -42,6 +44,20 @@ KEY_METRICS = (
     "sentinel.bad_debt", "sentinel.blocked", "sentinel.let_through",
     "rollup.latency_ms.soft.p99", "rollup.latency_ms.safe.p99",
 )
+
+POINTS_FILE = "sweep.json"
+
+# What a sweep shows first (sweep.html's first section, its points table, the terminal's
+# table): throughput, p99 latency, loss and bad debt, the market's or else a guard's.
+HEADLINE_METRICS = ("throughput_per_s", "latency_ms.p99", "messages.lost")
+BAD_DEBT_METRICS = ("market.bad_debt.absolute", "sentinel.bad_debt")
+
+
+def headline_metrics(present: Collection[str]) -> list[str]:
+    """The headline metrics among ``present``, in their order, with one bad debt: the
+    market's, or a guard's when the runs have no market bad debt."""
+    bad_debt = next((metric for metric in BAD_DEBT_METRICS if metric in present), None)
+    return [metric for metric in HEADLINE_METRICS if metric in present] + ([bad_debt] if bad_debt else [])
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, float]:
@@ -122,7 +138,7 @@ def write_results(out_dir: Path, plan: Plan, outcomes: dict[str, dict[str, Any]]
             "metrics": {metric: point_stats([row.get(metric) for row in flat])  # type: ignore[misc]
                         for metric in KEY_METRICS if metric in names}})
     document = {"keys": plan.keys, "seeds": plan.seeds, "points": points}
-    temporary = out_dir / ".sweep.json.tmp"
+    temporary = out_dir / f".{POINTS_FILE}.tmp"
     temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(out_dir / "sweep.json")
+    temporary.replace(out_dir / POINTS_FILE)
     return table

@@ -126,10 +126,11 @@ class SequencerFront:
         self._log((t, EventKind.FORCED_INCLUSION, None, float(via.msg_id),
                    {"t_l1": via.t_l1 if via.t_l1 >= 0 else None, "forced": forced}))
 
-    def go_down(self, spec: SequencerOutageFault) -> None:
-        """The sequencer is down: from now on ``take`` gets the due messages."""
+    def go_down(self, spec: SequencerOutageFault, window_ns: int) -> None:
+        """The sequencer is down: from now on ``take`` gets the due messages; ``window_ns``:
+        the forced-inclusion window (``SequencerOutageFault.window_ns``)."""
         self.kinds = frozenset(MESSAGE_KINDS.index(kind) for kind in spec.via_l1)
-        self.window_ns = spec.window
+        self.window_ns = window_ns
         self.down = True
 
     async def up(self) -> tuple[int, int]:

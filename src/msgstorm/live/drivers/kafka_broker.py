@@ -70,8 +70,13 @@ def java_command(libs: Path, main: str, *args: str, heap: str = HEAP, tool: bool
 
 def cluster_id() -> str:
     """A new KRaft cluster id (a random UUID, URL-safe base64 without padding, as
-    ``kafka-storage random-uuid`` makes); it names the cluster only, nothing in the history."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    ``kafka-storage random-uuid`` makes); it names the cluster only, nothing in the history.
+    Never one that starts with "-": the storage tool would read it as an option (Kafka's own
+    ``Uuid.randomUuid`` draws again for the same reason)."""
+    while True:
+        drawn = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not drawn.startswith("-"):
+            return drawn
 
 
 def broker_properties(node_id: int, port: int, voters: dict[int, int], data: Path, brokers: int) -> str:

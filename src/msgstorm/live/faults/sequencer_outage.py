@@ -59,7 +59,7 @@ class LiveSequencerOutage:
     @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, SequencerOutageFault)
-        _front(nemesis).go_down(op.spec)
+        _front(nemesis).go_down(op.spec, op.spec.window_ns(nemesis.scenario.rollup))
         return {}
 
     @staticmethod

@@ -12,9 +12,10 @@ Forced inclusion (the rule: ``rules/forced_inclusion.py``, shared with the live 
 it is down, a message of the kinds ``via_l1`` goes through L1 instead (Arbitrum's delayed inbox,
 OP's deposits): it is in the next L1 block, at ``t_l1 = (t // slot + 1) x slot``
 (``rollup.l1.slot``; 12 s without ``[rollup]``), and the chain puts it in the L2 sequence at
-``t_l1 + window``, past the workers; if the sequencer returns first, it takes the
+``t_l1 + window`` (the fault's, else the rollup's ``forced_inclusion_window``), past the workers; if the sequencer returns first, it takes the
 ones still waiting into its queue then, in the order they reached L1. Each is a
-``forced_inclusion`` event.
+``forced_inclusion`` event at the time it entered the L2 sequence (a queued one's when a
+worker sequenced it, behind the backlog: ``Sequencer.when_sequenced``).
 
 With ``lose_unposted`` the sequencer loses, when it goes down, what it accepted and no batch
 on L1 holds: here the messages in its queue and the sequenced ones in no block
@@ -50,8 +51,9 @@ class ViaL1:
         self.kinds = frozenset(MESSAGE_KINDS.index(kind) for kind in spec.via_l1)
         rollup = injector.ctx.scenario.rollup
         self.slot = DEFAULT_L1_SLOT_NS if rollup is None else rollup.l1.slot
-        self.window = spec.window
+        self.window = spec.window_ns(rollup)
         self.waiting: dict[int, int] = {}  # msg_id -> t_l1, in the order they reached L1
+        self.taken: dict[int, int] = {}  # msg_id -> t_l1 of those the returning sequencer queued
         self.previous = injector.sequencer.divert  # what stood in front of the sequencer (an express lane)
 
     def divert(self, t: int, m: int, kind: int) -> bool:
@@ -73,17 +75,24 @@ class ViaL1:
                                        detail={"t_l1": t_l1, "forced": True})
 
     def returned(self, t: int) -> None:
-        """The sequencer is back: it takes the ones still waiting, in their L1 order."""
+        """The sequencer is back: it takes the ones still waiting, in their L1 order, into its
+        queue behind the backlog; each one's event is written when it enters the sequence."""
+        sequencer = self.injector.sequencer
         for m, t_l1 in sorted(self.waiting.items(), key=lambda item: (item[1], item[0])):
             if t_l1 > t:
                 continue  # not in an L1 block yet: the sequencer takes it as it arrives (below)
-            self.injector.sequencer.enqueue(t, m)
-            self.injector.ctx.record.event(t, EventKind.FORCED_INCLUSION, value=float(m),
-                                           detail={"t_l1": t_l1, "forced": False})
+            self.taken[m] = t_l1
+            sequencer.when_sequenced(m, self.sequenced)
+            sequencer.enqueue(t, m)
             del self.waiting[m]
         for m in list(self.waiting):
             self.injector.sequencer.enqueue(t, m)  # sent to L1 but not yet in a block: resent to the sequencer
             del self.waiting[m]
+
+    def sequenced(self, t: int, m: int) -> None:
+        """A message the returning sequencer took from L1 entered the L2 sequence at ``t``."""
+        self.injector.ctx.record.event(t, EventKind.FORCED_INCLUSION, value=float(m),
+                                       detail={"t_l1": self.taken.pop(m), "forced": False})
 
 
 @FAULT_KINDS.register("sequencer_outage")

@@ -7,7 +7,8 @@ the first sums each L2 block's committed messages (its time, bytes, count), the 
 and the L1 run on those blocks (``batcher``, ``l1``), the second gives every committed
 message its three commit times:
 
-- ``t_soft``: sequenced (the sequencer's order, published on its feed): ``t_sequenced``;
+- ``t_soft``: in an L2 block (soft-confirmed: the block the sequencer published, before any
+  batch holds it): the message's ``t_committed``, as the live rollup's L2 block arrival;
 - ``t_safe``: its batch in an L1 block: that block's slot time;
 - ``t_final``: that L1 block final (``l1.final_time``).
 
@@ -110,14 +111,13 @@ def run_rollup(history: History, spec: RollupSpec) -> RollupRun:
 
 def commit_rows(history: History, rollup: RollupRun) -> Iterator[dict[str, Any]]:
     """The ``commits`` table's rows, one Parquet part of messages at a time (the second pass)."""
-    for part in history.parts("messages", ["msg_id", "status", "block", "t_sequenced", "t_committed"]):
+    for part in history.parts("messages", ["msg_id", "status", "block", "t_committed"]):
         keep = _committed(part)
         if not keep.any():
             continue
         msg_id = np.asarray(part.column("msg_id").to_numpy(zero_copy_only=False))[keep].astype(np.int64)
         block = np.asarray(part.column("block").to_numpy(zero_copy_only=False))[keep].astype(np.int64)
-        sequenced = pc.fill_null(part.column("t_sequenced"), part.column("t_committed"))
-        t_soft = np.asarray(sequenced.to_numpy(zero_copy_only=False))[keep].astype(np.int64)
+        t_soft = np.asarray(part.column("t_committed").to_numpy(zero_copy_only=False))[keep].astype(np.int64)
         batch = rollup.batches.of_block[np.searchsorted(rollup.block_ids, block)]
         yield {"msg_id": msg_id, "t_soft": t_soft, "t_safe": rollup.t_safe[batch], "t_final": rollup.t_final[batch],
                "batch": batch}
