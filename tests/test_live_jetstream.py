@@ -174,9 +174,13 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: 
     pauser.join()
     summary = result.summary
     assert summary["latency_ms"]["p99"] >= 500
-    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == 10_000
+    # A generator behind on a loaded machine (or after the pause) leaves the schedule's last
+    # messages unsent (never sent late): every message sent is acked.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 10_000 and sent >= 5_000
+    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == sent
     acked = _acked(result)
-    assert len(acked) == 10_000
+    assert acked == set(range(sent))
     receipts = _receipts(result)
     assert acked <= set(receipts["consumer-0"]) and acked <= set(receipts["consumer-1"])
     assert acked <= set(receipts["stream"])
@@ -258,9 +262,13 @@ def test_a_server_without_jetstream_is_refused_with_a_clear_error(tmp_path: Path
 def test_a_users_existing_stream_is_refused_not_mixed(tmp_path: Path, user_server: Callable[..., str]) -> None:
     url = user_server("-js", "-sd", str(tmp_path / "user-data"))
     first = run(_scenario(duration="1s", live=f'url = "{url}"'), tmp_path / "first")
-    assert first.summary["messages"]["committed"] == 1000 and first.summary["delivery"]["stream"]["stored"] == 1000
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent
+    # late): every message sent is committed and stored, and the refusal counts them.
+    sent = first.summary["messages"]["sent"]
+    assert sent + first.summary["messages"]["unsent"] == 1000 and sent >= 200
+    assert first.summary["messages"]["committed"] == sent and first.summary["delivery"]["stream"]["stored"] == sent
     assert not (first.run_dir / "servers").exists(), "a user's server: msgstorm started none"
-    with pytest.raises(TargetError, match=r"stream 'MSGSTORM' already exists \(1000 messages\).*nats stream rm"):
+    with pytest.raises(TargetError, match=rf"stream 'MSGSTORM' already exists \({sent} messages\).*nats stream rm"):
         run(_scenario(duration="1s", live=f'url = "{url}"'), tmp_path / "second")
 
 

@@ -83,11 +83,18 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     result = run(_scenario(), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "nats"
-    assert summary["messages"]["sent"] == 2000 and summary["messages"]["committed"] == 2000
-    assert summary["messages"]["lost"] == 0
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart, never sent late): every message sent is committed and delivered.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 2000 and sent >= 1500
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "generator", "delivery"])
-    assert 0 < summary["latency_ms"]["p50"] < 50
+    # The p50 is the history's median latency from the intended times, in ms (its size depends
+    # on the machine's load, so no fixed bound).
+    committed = [m for m in result.history.messages.to_pylist() if m["status"] == "committed"]
+    exact_ms = float(np.percentile([m["t_committed"] - m["t_intended"] for m in committed], 50, method="inverted_cdf")) / 1e6
+    assert 0 < summary["latency_ms"]["p50"] and abs(summary["latency_ms"]["p50"] - exact_ms) <= 0.001
     kinds = [e["kind"] for e in _events(result.run_dir)]
     assert kinds[0] == "run_start" and "server_start" in kinds and "server_stop" in kinds
     assert "disconnected" not in kinds, "closing the clients at the end is not a disconnection"
@@ -95,7 +102,8 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     if "GOMAXPROCS" not in os.environ:  # the server leaves the generator's core alone
         assert start["GOMAXPROCS"] == str(max(1, len(os.sched_getaffinity(0)) - 1))
     deliveries = result.history.deliveries
-    assert deliveries.num_rows == 2000 and set(deliveries["node"].to_pylist()) == {"consumer-0"}
+    assert deliveries.num_rows == sent and set(deliveries["node"].to_pylist()) == {"consumer-0"}
+    assert sorted(deliveries["msg_id"].to_pylist()) == list(range(sent)), "each message sent arrives once"
     assert (result.run_dir / "servers" / "nats-server.log").is_file()
     assert_nothing_left(result.run_dir)
 
@@ -244,7 +252,10 @@ def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> 
     seen = [line == "1" for line in seen_file.read_text().split()]
     assert seen and not any(seen)
     assert gc.isenabled()
-    assert result.summary["messages"]["committed"] == 1000
+    messages = result.summary["messages"]
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent late).
+    assert messages["sent"] + messages["unsent"] == 1000 and messages["sent"] >= 750
+    assert messages["committed"] == messages["sent"] and messages["lost"] == 0
 
 
 @pytest.mark.parametrize("client", ["wire", "nats-py"])

@@ -13,7 +13,8 @@ received to its parent on its stdout, in frames:
   many ids it brought (int64 each), then the ids (int64): every ``FLUSH_S``, its last read
   one of no ids stamped when the frame is made (so the parent knows every read before that
   time has come, even from a consumer that receives nothing: ``ConsumerProcess.reported_until``);
-- ``EVENT``: JSON ``{"kind", "detail"}`` (disconnected, reconnected, client_error);
+- ``EVENT``: JSON ``{"kind", "detail"}`` (disconnected, reconnected, client_error), the
+  detail's ``at_wall_ns`` when it happened (``time.time_ns``);
 - ``DONE``: everything received has been sent.
 
 The parent (``ConsumerProcess``) closes the child's stdin to stop it; the child then sends what
@@ -146,7 +147,10 @@ class ChildLink:
 
     def event(self, kind: str, detail: dict[str, Any]) -> None:
         self.flush()  # what was recorded before the event, as it happened
-        self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
+        # Stamped here (``at_wall_ns``), not when the parent reads the frame: a parent behind
+        # reads a disconnect and its reconnection together, and would stamp both alike.
+        detail = {"client": self.name, **detail, "at_wall_ns": time.time_ns()}
+        self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": detail}).encode()))
 
     def on_lost(self, connection: WireConnection) -> None:
         # A connection still being opened that drops makes its open() raise, and the loop
