@@ -15,9 +15,10 @@ scheduled in the drain, after the sending has ended, when the nemesis applies no
 script checks that the proxied run's history holds no ``fault_start``. The knee is the summary's ``capacity.knee_rate_per_s``; the proxy's CPU is
 its ``cpu_seconds`` over the run. Printed: each run, then the median knee of each side and
 their ratio as a percentage (the target is at least 80%), and the proxy's CPU (cores busy
-on average, at the proxied runs' knees); a side whose ramp found no knee (a short ramp, a busy
-machine) prints ``none`` and the last line says there is nothing to compare. Pairs alternate which side goes first, so a machine
-that gets busier during the script does not favour one side.
+on average, at the proxied runs' knees); a side whose ramp found no knee (a short ramp, a
+busy machine) prints ``none``, and the last line then says there is nothing to compare. Pairs
+alternate which side goes first, so a machine that gets busier during the script does not
+favour one side.
 """
 
 from __future__ import annotations

@@ -397,7 +397,7 @@ def test_a_quorum_queue_with_confirms_loses_no_confirmed_message_across_a_node_c
                 and json.loads(str(e["detail"]))["client"] == "msgstorm-publisher")
     assert back < 50_000_000_000 - 5_000_000_000, f"the node was back {back / 1e9:.1f} s in, too late to send to"
     after = [m for m in messages if m["t_sent"] is not None and m["t_sent"] > back]
-    assert len(after) >= 100 and all(m["seq_no"] is not None for m in after), "confirms again once it is back"
+    assert len(after) >= 50 and all(m["seq_no"] is not None for m in after), "confirms again once it is back"
     # Every message sent is confirmed, dropped while down, or left unknown at the crash: the
     # drain waits for none of them past the run.
     assert summary["messages"]["pending"] == 0
