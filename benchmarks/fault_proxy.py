@@ -15,8 +15,10 @@ scheduled in the drain, after the sending has ended, when the nemesis applies no
 script checks that the proxied run's history holds no ``fault_start``. The knee is the summary's ``capacity.knee_rate_per_s``; the proxy's CPU is
 its ``cpu_seconds`` over the run. Printed: each run, then the median knee of each side and
 their ratio as a percentage (the target is at least 80%), and the proxy's CPU (cores busy
-on average, at the proxied runs' knees). Pairs alternate which side goes first, so a machine
-that gets busier during the script does not favour one side.
+on average, at the proxied runs' knees); a side whose ramp found no knee (a short ramp, a
+busy machine) prints ``none``, and the last line then says there is nothing to compare. Pairs
+alternate which side goes first, so a machine that gets busier during the script does not
+favour one side.
 """
 
 from __future__ import annotations
@@ -83,14 +85,17 @@ def main() -> None:
             for side in ((False, True) if pair % 2 == 0 else (True, False)):
                 knee, cpu, limited = _once(Path(tmp) / f"{pair}-{'proxied' if side else 'direct'}", side, overrides)
                 name = "proxied" if side else "direct"
-                print(f"pair {pair + 1} {name:8s} knee {knee or 0:>12,.0f}/s  limited by {limited}"
+                shown = f"{knee:>12,.0f}/s" if knee is not None else f"{'none':>14s}"
+                print(f"pair {pair + 1} {name:8s} knee {shown}  limited by {limited}"
                       + (f"  proxy CPU {cpu:.2f} cores" if cpu is not None else ""), flush=True)
                 if knee is not None:
                     (proxied if side else direct).append(knee)
                 if cpu is not None:
                     cpus.append(cpu)
     if not direct or not proxied:
-        print("no knee on one side: nothing to compare")
+        # A ramp too short (--smoke) or a machine too busy may find no knee: said, not left out.
+        sides = " and ".join(name for name, knees in (("direct", direct), ("proxied", proxied)) if not knees)
+        print(f"knee through the proxy: none to compare (no knee {sides} in the ramp)")
         return
     ratio = statistics.median(proxied) / statistics.median(direct)
     print(json.dumps({"direct_knee_per_s": round(statistics.median(direct)),

@@ -91,8 +91,10 @@ SMOKES = [
            rf"^mm1\s+{NUMBER} customers .* {NUMBER}x$", rf"^gossip\s+{NUMBER} receipts .* {NUMBER}x$",
            rf"^gossip1k\s+{NUMBER} receipts .* {NUMBER}x$"), _simpy),
     Smoke("fault_proxy", ("--smoke",),
-          (rf"^pair 1 direct\s+knee\s+{NUMBER}/s", rf"^pair 1 proxied\s+knee\s+{NUMBER}/s .* proxy CPU {NUMBER} cores$",
-           r"^knee through the proxy: \d+% of the knee without it \(target >= 80%\)$"), _nats_server),
+          # A 2 s ramp on a loaded machine may find no knee on a side: then it says so.
+          (rf"^pair 1 direct\s+knee\s+(?:{NUMBER}/s|none)", rf"^pair 1 proxied\s+knee\s+(?:{NUMBER}/s|none) .* proxy CPU {NUMBER} cores$",
+           r"^knee through the proxy: (?:\d+% of the knee without it \(target >= 80%\)"
+           r"|none to compare \(no knee (?:direct|proxied|direct and proxied) in the ramp\))$"), _nats_server),
     Smoke("flash_crash_10x", ("--smoke", "--workdir", "{tmp}"),
           (rf"^messages: sent {NUMBER}, committed {NUMBER}", r"^## 2\. where the time goes",
            rf"^\|   of which the compiled loop \(kernel\.run_until\) \| {NUMBER} \| \d+% \| {NUMBER} \|$",

@@ -218,11 +218,14 @@ def test_every_committed_message_is_in_a_batch_safe_at_its_l1_block_and_final_tw
         assert batch["t_closed"] - batch["t_opened"] <= MAX_DELAY_NS
         assert batch["t_safe"] >= batch["t_closed"]  # posted when it closed, in a later block
         assert l1[batch["slot"]]["batches"] >= 1
-    # The L1 makes a block every slot: its heads a slot apart (within scheduling noise).
+    # The L1 makes a block every slot: its heads a slot apart on average, each in order and
+    # less than two apart. (A head's arrival is stamped when this process reads it: on a loaded
+    # machine one came 390 ms late and the next 130 ms early, gaps of 1.39 s and 0.87 s.)
     slots = sorted(l1)
     assert slots == list(range(1, slots[-1] + 1))
     gaps = [l1[k + 1]["t"] - l1[k]["t"] for k in slots[:-1]]
-    assert all(0.7 * SLOT_NS < gap < 1.3 * SLOT_NS for gap in gaps), gaps
+    assert all(0 < gap < 2 * SLOT_NS for gap in gaps), gaps
+    assert 0.7 * SLOT_NS < sum(gaps) / len(gaps) < 1.3 * SLOT_NS, gaps
     assert sum(b["batches"] for b in l1.values()) == len(batches)
     # The summary's rollup section reads them as a sim run's.
     rollup = json.loads((result.run_dir / "summary.json").read_text())["rollup"]
