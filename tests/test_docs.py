@@ -769,11 +769,12 @@ def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tm
 
 @pytest.mark.slow
 def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_path: Path) -> None:
-    """venue-partial's "with --set market.liquidation.mechanism='"whole"': N late, the fund
-    uses X": that command's late liquidations and insurance fund used, at the decimals shown."""
+    """venue-partial's "with --set market.liquidation.mechanism='"whole"': N executed past
+    their bankruptcy price, the fund uses X": that command's late liquidations (those past
+    the bankruptcy price) and insurance fund used, at the decimals shown."""
     text = " ".join(_text(README).split())
-    said = re.search(r"with `--set (market\.liquidation\.mechanism='\"whole\"')`: (\d+) late, the fund uses ([\d.]+)\)",
-                     text)
+    said = re.search(r"with `--set (market\.liquidation\.mechanism='\"whole\"')`: (\d+) executed past their bankruptcy "
+                     r"price, the fund uses ([\d.]+)\)", text)
     assert said is not None, "the README's sentence of the whole rule on venue-partial's crash"
     scenario = msgstorm.load_scenario(ROOT / "examples" / "venue-partial.toml", shlex.split(said.group(1)))
     market = msgstorm.run(scenario, tmp_path / "whole", write_report=False).summary["market"]

@@ -225,7 +225,7 @@ def test_an_interruption_while_the_publisher_waits_for_room_stamps_only_what_was
     one is acked or one of the 300 outstanding (the server is continued only as msgstorm
     stops it, after its clients are closed: no reply comes later)."""
     scenario = tmp_path / "live.toml"
-    text = LIVE.format(mode="group", duration="10s", rate=1000, consumers=1, burst=burst, drain="5s", live="")
+    text = LIVE.format(mode="group", duration="10s", rate=1000, consumers=1, burst=burst, drain="5s", live="", stream="msgstorm")
     scenario.write_text(text.replace("[live.redis]\n", "[live.redis]\nmax_pending = 300\n"), encoding="utf-8")
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)

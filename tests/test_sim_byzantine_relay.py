@@ -114,7 +114,7 @@ def test_delaying_nodes_are_refused_with_the_field_named(scenario_from, edit: st
 
 def test_a_reorder_window_must_be_positive(scenario_from) -> None:
     text = NETWORK + '[[faults]]\nkind = "reorder_nodes"\ncount = 1\nwindow = "0s"\nat = "1s"\n'
-    with pytest.raises(ScenarioError, match=r"\.toml:\d+: faults\[0\]\.reorder_nodes\.window: Input should be greater than 0"):
+    with pytest.raises(ScenarioError, match=r"\.toml:\d+: faults\[0\]\.window: Input should be greater than 0"):
         scenario_from(text)
 
 

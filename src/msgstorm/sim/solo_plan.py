@@ -127,6 +127,8 @@ SOLO_FIELDS: dict[str, str] = {
     "rollup.block_time": OUTSIDE,
     "rollup.batcher": OUTSIDE,
     "rollup.l1": OUTSIDE,
+    # The default window of a sequencer_outage fault: no fault, no window.
+    "rollup.forced_inclusion_window": NO_EFFECT,
     "rollup.timeboost": PYTHON_ONLY,  # delays arrivals before the sequencer (sim/rollup/timeboost.py)
 }
 

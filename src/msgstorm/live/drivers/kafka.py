@@ -495,7 +495,7 @@ class KafkaDriver:
         logs: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]] = {}
         try:
             for partition in range(self._partitions):
-                low, high = reader.get_watermark_offsets(TopicPartition(self._topic, partition), timeout=patience)
+                low, high = _watermarks(reader, TopicPartition(self._topic, partition), patience)
                 offsets: list[int] = []
                 ids: list[int] = []
                 damaged = 0
@@ -600,3 +600,19 @@ class KafkaDriver:
             self.on_event(EventKind.CLIENT_ERROR, {
                 "client": f"msgstorm-consumer-{index}",
                 "error": f"closing the consumer took over {CLOSE_TIMEOUT_S:g} s (its group's coordinator gone): left"})
+
+
+def _watermarks(reader: Consumer, partition: TopicPartition, patience_s: float) -> tuple[int, int]:
+    """A partition's low and high watermarks. Right after a leader change the new leader
+    answers OFFSET_NOT_AVAILABLE until its high watermark has caught up: asked again every
+    0.2 s for up to ``patience_s``, then the error stands."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(partition, timeout=patience_s)
+            return int(low), int(high)
+        except KafkaException as error:
+            code = error.args[0].code() if error.args and isinstance(error.args[0], KafkaError) else None
+            if code != KafkaError.OFFSET_NOT_AVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
