@@ -427,7 +427,12 @@ def test_a_consumer_process_reconnects_through_a_restarting_server_with_one_subs
         lost = WireConnection(f"nats://127.0.0.1:{port}", "msgstorm-consumer-0")  # never opened: as if dropped
         child.connection = lost
         child.on_lost(lost)
-        await asyncio.sleep(1.5)
+        # Until it has subscribed again (however long a loaded machine takes), then a while
+        # more in which a second subscription would show.
+        deadline = time.monotonic() + 30
+        while not subscribed and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
         open_now = sum(not w.is_closing() for w in subscribed)
         child.close()
         await asyncio.sleep(0.2)
