@@ -475,10 +475,10 @@ def _duration_fields() -> tuple[set[str], set[str]]:
     somewhere: read from the models themselves, as the loader reads them."""
     import typing
 
-    from pydantic import BaseModel, BeforeValidator
+    from pydantic import BeforeValidator
 
-    from msgstorm.scenario import schema
     from msgstorm.scenario.distributions import DurationNs
+    from msgstorm.scenario.loader import scenario_fields
 
     duration_check = typing.get_args(DurationNs)[1]
 
@@ -489,23 +489,10 @@ def _duration_fields() -> tuple[set[str], set[str]]:
             return is_duration(typing.get_args(annotation)[0], annotation.__metadata__)
         return any(is_duration(arg) for arg in typing.get_args(annotation))
 
-    def models(annotation: Any) -> list[type[BaseModel]]:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return [annotation]
-        return [model for arg in typing.get_args(annotation) for model in models(arg)]
-
     durations: set[str] = set()
     others: set[str] = set()
-    seen: set[type[BaseModel]] = set()
-    todo: list[type[BaseModel]] = [schema.Scenario]
-    while todo:
-        model = todo.pop()
-        if model in seen:
-            continue
-        seen.add(model)
-        for name, field in model.model_fields.items():
-            todo += models(field.annotation)
-            (durations if is_duration(field.annotation, field.metadata) else others).add(field.alias or name)
+    for name, field in scenario_fields():
+        (durations if is_duration(field.annotation, field.metadata) else others).add(field.alias or name)
     return durations, others
 
 

@@ -12,11 +12,12 @@ import functools
 import re
 import tomllib
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from msgstorm.canon import canonical_hash
 from msgstorm.scenario import schema
@@ -27,7 +28,8 @@ from msgstorm.scenario.market import cross_margin_problems, leverage_problems
 from msgstorm.scenario.refs import check_references, did_you_mean, fault_time_problems
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["MAX_SCENARIO_BYTES", "Override", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
+__all__ = ["MAX_SCENARIO_BYTES", "Override", "apply_override", "load_scenario", "parse_scenario", "scenario_fields",
+           "scenario_hash"]
 
 # A scenario describes a run; a larger file is almost surely the wrong file.
 MAX_SCENARIO_BYTES = 1 << 20
@@ -219,9 +221,13 @@ def _resolve_paths(raw: Any, base_dir: Path) -> None:
 @functools.cache
 def _field_names() -> frozenset[str]:
     """Every field name (and alias) of the scenario's tables, for "did you mean" on a
-    misspelt one (pydantic names the unknown field, not its table's known ones): the
-    models reachable from ``Scenario`` through its fields, whichever module holds them."""
-    names: set[str] = set()
+    misspelt one (pydantic names the unknown field, not its table's known ones)."""
+    return frozenset(field.alias or name for name, field in scenario_fields())
+
+
+def scenario_fields() -> Iterator[tuple[str, FieldInfo]]:
+    """(name, field) of every field of the models reachable from ``Scenario`` through its
+    fields, whichever module holds them, each model once."""
     seen: set[type[BaseModel]] = set()
     todo: list[type[BaseModel]] = [schema.Scenario]
     while todo:
@@ -230,9 +236,8 @@ def _field_names() -> frozenset[str]:
             continue
         seen.add(model)
         for name, field in model.model_fields.items():
-            names.add(field.alias or name)
+            yield name, field
             todo += _models_in(field.annotation)
-    return frozenset(names)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
