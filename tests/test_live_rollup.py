@@ -6,6 +6,7 @@ while the L1 goes on."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import zlib
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil
@@ -114,16 +116,17 @@ class _FakeL1:
 
 
 def test_the_batcher_closes_by_size_and_by_delay_and_times_each_level_by_hand(tmp_path: Path) -> None:
-    """Blocks 1 and 2 of 600 random bytes each (zlib cannot shrink them: 611 bytes alone,
-    over 1,000 together), block 3 of 100 zero bytes; max_size 1,000, max_delay 2 s, 1 s slots,
+    """Blocks 1 and 2 of 600 random bytes each, block 3 of 100 zero bytes; compression ratio
+    1 (zlib cannot shrink random bytes: the posted batches are 611 and 644 bytes), max_size
+    1,000 (blocks 1 and 2 together 1,200), max_delay 2 s, 1 s slots,
     epochs of 2, the L1 head at the start number 10. Batch 0 = block 1, closed full at block
     2's time; batch 1 = blocks 2 and 3, closed by its delay at 0.5 + 2 = 2.5 s. They land in L1
     blocks 12 and 14 (slots 2 and 4, heads at 2 and 4 s): final at the end of epoch 1 + 2 and
     2 + 2, i.e. 2 + (4 x 2 - 2) = 8 s and 4 + (5 x 2 - 4) = 10 s."""
     rng = random.Random(3)
     a, b = bytes(rng.getrandbits(8) for _ in range(600)), bytes(rng.getrandbits(8) for _ in range(600))
-    assert len(zlib.compress(a)) <= 1000 < len(zlib.compress(a + b))
-    spec = RollupSpec.model_validate({"batcher": {"max_delay": "2s", "max_size": 1000},
+    assert [len(zlib.compress(a)), len(zlib.compress(b + bytes(100)))] == [611, 644]
+    spec = RollupSpec.model_validate({"batcher": {"max_delay": "2s", "max_size": 1000, "compression_ratio": 1},
                                       "l1": {"slot": "1s", "slots_per_epoch": 2}})
     clock = [0]
     batcher = LiveBatcher(spec, lambda: clock[0])
@@ -170,6 +173,42 @@ def test_the_batcher_closes_by_size_and_by_delay_and_times_each_level_by_hand(tm
     l1_rows = history.table("l1_blocks").to_pylist()
     assert [(x["slot"], x["t"], x["batches"]) for x in l1_rows] == [
         (1, SLOT_NS, 0), (2, 2 * SLOT_NS, 1), (3, 3 * SLOT_NS, 0), (4, 4 * SLOT_NS, 1)]
+
+
+def test_the_live_batcher_closes_the_batches_the_simulators_batcher_closes_for_the_same_blocks() -> None:
+    """One rule (``rules/batcher.py``) in both wings: 300 L2 blocks of drawn sizes and gaps,
+    some over ``max_size`` alone, batched by the simulator's ``make_batches`` and by the live
+    batcher fed the same blocks as the heads' reader feeds it: the same batches, the same
+    blocks in each, closed at the same times, full or not alike."""
+    from msgstorm.sim.rollup.batcher import make_batches
+
+    rng = random.Random(11)
+    spec = RollupSpec.model_validate({"batcher": {"max_delay": "2s", "max_size": 3000, "compression_ratio": 0.7},
+                                      "l1": {"slot": "1s", "slots_per_epoch": 2}})
+    times = list(itertools.accumulate(rng.choice((50_000_000, 250_000_000, 900_000_000)) for _ in range(300)))
+    sizes = [rng.choice((0, 100, 800, 2500, 5000)) for _ in times]
+    counts = [rng.randint(0, 5) for _ in times]
+    simulated = make_batches(np.array(times), np.array(sizes), np.array(counts), spec.batcher)
+    clock = [0]
+    batcher = LiveBatcher(spec, lambda: clock[0])
+    l1 = _FakeL1(list(range(1, 400)))
+    batcher.l1_rpc = l1  # type: ignore[assignment]
+
+    async def drive() -> None:
+        for number, (t, size, count) in enumerate(zip(times, sizes, counts, strict=True), start=1):
+            clock[0] = t
+            await batcher._step()  # its clock's turn before the block came: a batch closed by its delay
+            await batcher._take(number, t, count, bytes(size))
+        clock[0] = times[-1] + spec.batcher.max_delay
+        await batcher._step()
+
+    asyncio.run(drive())
+    posted = batcher.posted
+    assert len(simulated.t_opened) > 50 and any(simulated.full) and not all(simulated.full)
+    assert [(b.t_opened, b.t_closed, len(b.blocks), b.messages, len(b.data), b.full) for b in posted] == list(zip(
+        simulated.t_opened, simulated.t_closed, simulated.blocks, simulated.messages, simulated.raw_bytes,
+        simulated.full, strict=True))
+    assert [batcher.block_of_batch[n] for n in range(1, 301)] == simulated.of_block.tolist()
 
 
 # --- against two anvils -----------------------------------------------------------------------

@@ -4,10 +4,10 @@ Place in the pipeline: under ``live/chain/target.py``. The run's anvil is the ro
 (its sequencer and blocks, as for any anvil run); ``L1Node`` starts a second anvil as the L1,
 a block every ``rollup.l1.slot`` (12 s for the presets; a test gives a shorter slot);
 ``LiveBatcher`` runs in the run loop beside the heads' reader, which hands it each L2 block
-it reads. The batching rule is the simulator's (``sim/rollup/batcher.py``): a batch opens
-with its first L2 block; a block that would take its compressed bytes past ``max_size``
-closes it (posted at once) and opens the next; a batch still open ``max_delay`` after it
-opened closes then. Posting a batch is one L1 transaction (``eth_sendTransaction`` from the
+it reads. The batching rule is ``rules/batcher.py``'s, which the simulator steps too: a
+batch opens with its first L2 block; a block that would take its compressed size (its bytes
+times ``compression_ratio``) past ``max_size`` closes it (posted at once) and opens the next;
+a batch still open ``max_delay`` after it opened closes then. Posting a batch is one L1 transaction (``eth_sendTransaction`` from the
 L1's first account to ``BATCH_INBOX``) whose calldata is the zlib-compressed concatenation
 of its L2 blocks' transactions (each one's input); its receipt gives its L1 block, gas and
 cost (``gasUsed x effectiveGasPrice``). The L1's heads are read as they come, each one an
@@ -33,6 +33,7 @@ from typing import Any
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.rules.batcher import BatchRule, Closed
 from msgstorm.rules.finality import final_slot_time
 from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.scenario.schema import Scenario
@@ -137,7 +138,9 @@ class LiveBatcher:
         # holds up the blocks behind it, not the batch closing by its delay.
         self.fetched: asyncio.Queue[tuple[int, int, int, bytes]] = asyncio.Queue()
         self._reading: tuple[int, int, int] | None = None  # the block whose inputs are being read
-        self.open: _Batch | None = None
+        batcher = spec.batcher
+        self.rule = BatchRule(batcher.max_delay, batcher.max_size, batcher.compression_ratio)
+        self.unbatched: list[tuple[int, bytes]] = []  # (L2 number, inputs) of the blocks in no closed batch
         self.posted: list[_Batch] = []
         self.l1_blocks: dict[int, L1Head] = {}
         self.block_of_batch: dict[int, int] = {}  # L2 block number -> index in posted
@@ -185,39 +188,32 @@ class LiveBatcher:
     async def _step(self) -> None:
         while not self.fetched.empty():
             await self._take(*self.fetched.get_nowait())
-        if self.open is not None and self._now() >= self.open.t_opened + self.spec.batcher.max_delay:
-            await self._post(self.open.t_opened + self.spec.batcher.max_delay, False)
+        await self._post(self.rule.due(self._now()))
         await self._receipts()
 
     async def _take(self, number: int, t: int, messages: int, raw: bytes) -> None:
-        """An L2 block into the open batch, by the batcher's rule (the module's docstring)."""
-        max_size = self.spec.batcher.max_size
-        if self.open is not None and t >= self.open.t_opened + self.spec.batcher.max_delay:
-            await self._post(self.open.t_opened + self.spec.batcher.max_delay, False)
-        if self.open is not None and len(zlib.compress(bytes(self.open.data) + raw)) > max_size:
-            await self._post(t, True)
-        if self.open is None:
-            self.open = _Batch(t)
-        self.open.blocks.append(number)
-        self.open.data += raw
-        self.open.messages += messages
-        if len(self.open.blocks) == 1 and len(zlib.compress(bytes(self.open.data))) > max_size:
-            await self._post(t, True)  # too big alone: a batch of its own
+        """An L2 block into the open batch, by the batcher's rule."""
+        self.unbatched.append((number, raw))
+        await self._post(self.rule.add(t, len(raw), messages))
 
-    async def _post(self, t_closed: int, full: bool) -> None:
-        assert self.open is not None and self.l1_rpc is not None
-        batch, self.open = self.open, None
-        batch.t_closed, batch.full = t_closed, full
-        batch.compressed = zlib.compress(bytes(batch.data))
-        index = len(self.posted)
-        self.posted.append(batch)
-        for number in batch.blocks:
-            self.block_of_batch[number] = index
-        try:
-            batch.tx_hash = await self.l1_rpc.call("eth_sendTransaction", {
-                "from": self.poster, "to": BATCH_INBOX, "data": "0x" + batch.compressed.hex()})
-        except Exception as error:  # noqa: BLE001 - the batch stays unposted; its messages have no t_safe
-            self.errors.append(f"batch {index}: {type(error).__name__}: {error}")
+    async def _post(self, closed: list[Closed]) -> None:
+        """Each closed batch, its blocks the oldest unbatched ones, one L1 transaction."""
+        assert self.l1_rpc is not None
+        for batch in closed:
+            blocks, self.unbatched = self.unbatched[:batch.blocks], self.unbatched[batch.blocks:]
+            data = bytearray().join(raw for _, raw in blocks)
+            posted = _Batch(batch.t_opened, [number for number, _ in blocks], data, batch.messages,
+                            batch.t_closed, batch.full)
+            posted.compressed = zlib.compress(bytes(posted.data))
+            index = len(self.posted)
+            self.posted.append(posted)
+            for number in posted.blocks:
+                self.block_of_batch[number] = index
+            try:
+                posted.tx_hash = await self.l1_rpc.call("eth_sendTransaction", {
+                    "from": self.poster, "to": BATCH_INBOX, "data": "0x" + posted.compressed.hex()})
+            except Exception as error:  # noqa: BLE001 - the batch stays unposted; its messages have no t_safe
+                self.errors.append(f"batch {index}: {type(error).__name__}: {error}")
 
     async def _receipts(self) -> None:
         assert self.l1_rpc is not None
@@ -250,8 +246,7 @@ class LiveBatcher:
         for number, t, messages in left:
             self.fetched.put_nowait((number, t, messages, await self._inputs(number)))
         await self._step()
-        if self.open is not None:
-            await self._post(self._now(), False)
+        await self._post(self.rule.close(self._now()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         watching = loop.create_task(self._watch_l1())
