@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
     "jit": -1,
-    "canon": 0, "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "rules": 0, "processes": 0,
+    "canon": 0, "version": 0, "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "rules": 0, "processes": 0,
     "poisson_kernel": 1,
     "scenario": 1, "history": 1,
     "sampling": 2, "faults": 2, "security": 2,
@@ -88,3 +88,58 @@ def test_no_import_runs_upwards() -> None:
             if target != own and RANK[target] >= RANK[own]:
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports msgstorm.{target}")
     assert wrong == []
+
+
+def _package_imports(path: Path) -> list[int]:
+    """Lines of ``path`` that import the package's face: ``import msgstorm`` or ``from
+    msgstorm import name`` of a name that is no module of the package."""
+    modules = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == "msgstorm" for a in node.names):
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "msgstorm" and any(
+                a.name not in modules for a in node.names):
+            found.append(node.lineno)
+    return found
+
+
+def test_nothing_below_the_face_imports_the_package() -> None:
+    """The version and the package's folder come from ``version.py``, the bottom layer."""
+    wrong = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "__init__.py" or path.parent != PACKAGE for line in _package_imports(path)]
+    assert wrong == []
+
+
+def test_the_face_check_sees_an_import_of_the_package(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import msgstorm\nfrom msgstorm import draws\ndef f():\n    from msgstorm import __version__\n")
+    assert _package_imports(module) == [1, 4]
+
+
+# What a live fault kind may import of the live wing: the capabilities it acts through and
+# the tools every kind shares; never a target, a driver, or the run around them.
+FAULT_KIND_IMPORTS = ("msgstorm.live.faults", "msgstorm.live.drivers.capabilities", "msgstorm.live.nemesis",
+                      "msgstorm.live.toxics", "msgstorm.live.payload", "msgstorm.live.servers",
+                      "msgstorm.live.proxy")
+
+
+def _live_imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("msgstorm."):
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("msgstorm.")]
+    return found
+
+
+def test_fault_kinds_import_no_target() -> None:
+    """A live fault kind acts through the capabilities its target declares
+    (``live/drivers/capabilities.py``): it imports no target class (``live/chain``, a driver)."""
+    wrong = [f"{path.relative_to(PACKAGE)}:{line} imports {module}"
+             for path in sorted((PACKAGE / "live" / "faults").glob("*.py"))
+             for line, module in _live_imports(path)
+             if module.startswith(("msgstorm.live.", "msgstorm.sim")) and not module.startswith(FAULT_KIND_IMPORTS)]
+    assert wrong == []
+    assert len(list((PACKAGE / "live" / "faults").glob("*.py"))) >= 8

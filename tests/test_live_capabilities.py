@@ -67,7 +67,7 @@ DECLARED = {
     "kafka": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.leader", "Accounting"},
     "rabbitmq": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.route_links", "Accounting"},
     "zmq": {"Sending.bursts", "Accounting"},
-    "anvil": {"Servers", "Servers.client_routes", "Checks.scenario", "Checks.market"},
+    "anvil": {"Servers", "Servers.client_routes", "Checks.scenario", "Checks.market", "Sequencer"},
     "cometbft": {"Servers", "Servers.route_links", "Servers.validator_keys", "Checks.scenario"},
 }
 # The chain targets' nodes are made from the whole scenario (the brokers' drivers from [live]).
@@ -123,9 +123,10 @@ def test_every_field_of_a_capability_record_is_a_part_a_driver_can_declare() -> 
     assert sorted(str(part) for part in PARTS) == sorted([
         "Sending.bursts", "Sending.bulk_acks", "Sending.timed_receipts", "Sending.signing", "Sending.max_payload",
         "Servers", "Servers.leader", "Servers.route_links", "Servers.node_copies", "Servers.client_routes",
-        "Servers.validator_keys", "Processes", "Accounting", "Checks.scenario", "Checks.market"])
+        "Servers.validator_keys", "Processes", "Accounting", "Checks.scenario", "Checks.market", "Sequencer"])
     records = {"sending": Sending, "servers": Servers, "checks": Checks}
-    assert sorted(field.name for field in fields(Capabilities)) == sorted([*records, "processes", "accounting"])
+    assert sorted(field.name for field in fields(Capabilities)) == sorted(
+        [*records, "processes", "accounting", "sequencer"])
     for capability, record in records.items():
         assert {part.part for part in PARTS if part.capability == capability} - {None} == \
             {field.name for field in fields(record)}

@@ -10,10 +10,10 @@ Load a scenario, run it on the embedded shadow network, read the verdicts::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from importlib import import_module
 from typing import TYPE_CHECKING
+
+from msgstorm.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from msgstorm.analysis import analyse

@@ -34,9 +34,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 def _version(value: bool) -> None:
     if value:
-        import msgstorm
+        from msgstorm.version import __version__
 
-        out.print(f"msgstorm {msgstorm.__version__}", highlight=False, markup=False)
+        out.print(f"msgstorm {__version__}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.OK)
 
 

@@ -29,10 +29,10 @@ class RunTarget(Protocol):
 
 
 def msgstorm_version() -> str:
-    """The package's version (``msgstorm.__version__``, which pyproject.toml reads too)."""
-    import msgstorm
+    """The package's version (``msgstorm/version.py``, which pyproject.toml reads too)."""
+    from msgstorm.version import __version__
 
-    return msgstorm.__version__
+    return __version__
 
 
 def host_facts() -> str:

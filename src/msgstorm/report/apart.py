@@ -32,11 +32,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import msgstorm
 from msgstorm.analysis import Analysis
 from msgstorm.heap import keep_freed_memory
 from msgstorm.processes import die_with_parent, picklable_error
 from msgstorm.report.rerun import analyse_run_dir
+from msgstorm.version import PACKAGE_DIR
 
 __all__ = ["AnalysisEnded", "analyse_apart"]
 
@@ -53,7 +53,7 @@ def analyse_apart(run_dir: Path, wall_s: float, write_report: bool) -> Analysis:
     """Analyse ``run_dir``'s history in a new interpreter, which writes summary.json (with
     ``wall_s``) and, when ``write_report``, report.html, windows.csv and latency.hlog; return
     its ``Analysis``. Raise what the analysis raised."""
-    package_root = str(Path(msgstorm.__file__).resolve().parent.parent)
+    package_root = str(PACKAGE_DIR.parent)
     env = dict(os.environ)  # with the Arrow pool ``msgstorm.heap`` chose, read as pyarrow loads
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     result_read, result_write = os.pipe()

@@ -31,7 +31,6 @@ from typing import Any
 
 import pyarrow as pa
 
-import msgstorm
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario import load_scenario
 from msgstorm.sweep.execute import (
@@ -46,6 +45,7 @@ from msgstorm.sweep.grid import GridError, Plan, RunSpec, parse_grid, plan_point
 from msgstorm.sweep.html import write_sweep_report
 from msgstorm.sweep.manifest import Manifest, SweepDirError, locked, scenario_digest, settle
 from msgstorm.sweep.results import write_results
+from msgstorm.version import __version__
 
 __all__ = ["GridError", "SweepDirError", "SweepResult", "parse_grid", "plan_sweep", "sweep"]
 
@@ -85,7 +85,7 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
         load_scenario(scenario_path, [*fixed, *requested.runs[index * len(requested.seeds)].overrides])
     out = Path(out_dir)
     wanted = Manifest(scenario_path, base.run.name, digest, fixed, requested.seeds, requested.keys, requested.points,
-                      msgstorm.__version__)
+                      __version__)
     with locked(out):
         manifest = settle(out, wanted, adding=add_points)
         # Adding: every point so far, at the seeds asked for now (a step of a search may ask

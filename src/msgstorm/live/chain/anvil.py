@@ -73,7 +73,8 @@ def find_anvil() -> str:
 class AnvilNode:
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
 
-    capabilities = Capabilities(servers=Servers(client_routes=True), checks=Checks(scenario=True, market=True))
+    capabilities = Capabilities(servers=Servers(client_routes=True), checks=Checks(scenario=True, market=True),
+                                sequencer=True)
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
         self.scenario = scenario
@@ -83,6 +84,10 @@ class AnvilNode:
         # With [rollup] and a sequencer outage: the sequencer's intake the fault turns down and up
         # (live/chain/forced.py, set by the chain target).
         self.front: SequencerFront | None = None
+
+    def sequencer_front(self) -> SequencerFront | None:
+        """The rollup's sequencer in front of this node (``Capabilities.sequencer``), if the run has one."""
+        return self.front
 
     @staticmethod
     def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:

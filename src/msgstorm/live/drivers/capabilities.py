@@ -1,4 +1,4 @@
-"""What a live driver can do beyond ``Driver``: five named capabilities, declared in one place.
+"""What a live driver can do beyond ``Driver``: six named capabilities, declared in one place.
 
 Place in the pipeline: beside ``live/drivers/base.py`` (the ``Driver`` interface). A driver
 class says what it has once, in its ``capabilities`` class attribute (a ``Capabilities``);
@@ -26,9 +26,11 @@ The capabilities, one a role (``docs/live.md`` has the table of which driver has
 - ``Accounting``: counts of the messages taken and of the publishes that will never arrive.
 - ``Checks``: the target class's own checks of a scenario (``scenario/refs.py``'s
   ``ChecksScenario`` and ``RunsMarket``: ``scenario``, ``market``).
+- ``Sequencer``: a rollup's sequencer in front of the node, which a sequencer outage turns
+  down and up (``FrontedSequencer``: the live rollup's, ``live/chain/forced.py``).
 
 A fault kind names the parts it needs (``Part``: ``SERVERS``, ``LEADER``, ``ROUTE_LINKS``,
-``CLIENT_ROUTES``, ``VALIDATOR_KEYS``); one its driver does not declare is refused before
+``CLIENT_ROUTES``, ``VALIDATOR_KEYS``, ``SEQUENCER``); one its driver does not declare is refused before
 anything starts, naming the capability and the part.
 """
 
@@ -44,12 +46,13 @@ import numpy as np
 from msgstorm.live.drivers.base import OnAcks, OnReceipts, OnTimedReceipts
 from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer
+from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.refs import ChecksScenario, RunsMarket
 
 __all__ = [
     "CLIENT_ROUTES", "LEADER", "PARTS", "ROUTE_LINKS", "SERVERS", "VALIDATOR_KEYS", "Accounting", "BulkAcks",
-    "Bursts", "Capabilities", "Checks", "ChildProcess", "ClientRoutes", "DriverCapabilities", "MaxPayload",
+    "Bursts", "Capabilities", "Checks", "FrontedSequencer", "SEQUENCER", "SequencerGate", "ChildProcess", "ClientRoutes", "DriverCapabilities", "MaxPayload",
     "NodeCopies", "OwnServers", "Part", "Processes", "RouteLinks", "Sending", "Servers", "Signing", "StreamLeader",
     "TimedReceipts", "ValidatorKeys", "capabilities_of", "client_routing_problem", "declares", "elects_leader",
     "has_routes", "server_names", "validator_names"]
@@ -252,6 +255,27 @@ class Servers:
     validator_keys: bool = False  # ``ValidatorKeys``
 
 
+# --- Sequencer: a rollup's sequencer in front of the node --------------------------------------
+
+
+class SequencerGate(Protocol):
+    """The sequencer in front of the node: ``go_down`` stops it (the messages of the outage's
+    ``via_l1`` kinds go through L1, forced in after ``window_ns``), ``up`` starts it again and
+    sends its backlog: (the time it returned, on the run's clock; how many it sent)."""
+
+    def go_down(self, spec: SequencerOutageFault, window_ns: int) -> None: ...
+
+    async def up(self) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class FrontedSequencer(Protocol):
+    """A target whose node sits behind a rollup's sequencer: ``sequencer_front()`` is that
+    sequencer during a run that has one (``[rollup]``), else None."""
+
+    def sequencer_front(self) -> SequencerGate | None: ...
+
+
 # --- Processes and Accounting -------------------------------------------------------------------
 
 
@@ -317,6 +341,7 @@ class Capabilities:
     processes: bool = False  # ``Processes``
     accounting: bool = False  # ``Accounting``
     checks: Checks = Checks()
+    sequencer: bool = False  # ``FrontedSequencer``
 
 
 _NOTHING = Capabilities()
@@ -359,6 +384,7 @@ LEADER = Part("servers", "leader", "name the leader and the followers of a repli
 ROUTE_LINKS = Part("servers", "route_links", "cut the routes of a cluster through the fault proxy")
 CLIENT_ROUTES = Part("servers", "client_routes", "route its clients through the fault proxy")
 VALIDATOR_KEYS = Part("servers", "validator_keys", "run a second signer with a validator's key")
+SEQUENCER = Part("sequencer", None, "turn a rollup's sequencer down and up")
 
 # Every part a driver may declare, with the Protocol an instance of a driver declaring it
 # satisfies (what a test checks of each built-in driver).
@@ -378,6 +404,7 @@ PARTS: dict[Part, type] = {
     Part("accounting", None, "count what it took and what will never arrive"): Accounting,
     Part("checks", "scenario", "check a scenario itself"): ChecksScenario,
     Part("checks", "market", "run [market]'s agents"): RunsMarket,
+    SEQUENCER: FrontedSequencer,
 }
 
 def declares(driver: type, part: Part) -> bool:
@@ -440,6 +467,7 @@ class DriverCapabilities:
     validator_keys: ValidatorKeys | None
     processes: Processes | None
     accounting: Accounting | None
+    sequencer: FrontedSequencer | None
 
     @classmethod
     def of(cls, driver: object) -> DriverCapabilities:
@@ -459,4 +487,5 @@ class DriverCapabilities:
             client_routes=cast(ClientRoutes, driver) if own and servers.client_routes else None,
             validator_keys=cast(ValidatorKeys, driver) if own and servers.validator_keys else None,
             processes=cast(Processes, driver) if declared.processes else None,
-            accounting=cast(Accounting, driver) if declared.accounting else None)
+            accounting=cast(Accounting, driver) if declared.accounting else None,
+            sequencer=cast(FrontedSequencer, driver) if declared.sequencer else None)

@@ -1,8 +1,9 @@
 """A sequencer outage on the live rollup (``sequencer_outage`` with ``target = "anvil"`` and ``[rollup]``).
 
 Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the live nemesis
-(``live/nemesis.py``) applies on its schedule. Its start turns the chain
-target's sequencer front down (``forced.py``: no message reaches the L2 node, those of the
+(``live/nemesis.py``) applies on its schedule, through the target's declared ``Sequencer``
+capability (``live/drivers/capabilities.py``), never its class. Its start turns the
+sequencer front down (``forced.py``: no message reaches the L2 node, those of the
 kinds ``via_l1`` go through the L1 anvil and are forced in after ``window``); its end turns it
 up and sends the backlog, whose size the ``fault_end`` event's detail gives (``backlog``), as
 the simulator's does. The L1 anvil and the batcher run on through it.
@@ -14,10 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.chain.anvil import AnvilNode
-from msgstorm.live.chain.forced import SequencerFront
-from msgstorm.live.drivers.capabilities import Part
-from msgstorm.live.faults.base import Problem
+from msgstorm.live.drivers.capabilities import SEQUENCER, Part, SequencerGate
+from msgstorm.live.faults.base import Problem, cannot, driver_of
 from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario
@@ -28,25 +27,26 @@ if TYPE_CHECKING:
 __all__ = ["LiveSequencerOutage"]
 
 
-def _front(nemesis: Nemesis) -> SequencerFront:
-    driver = nemesis.driver
-    if not isinstance(driver, AnvilNode) or driver.front is None:
-        raise TargetError("a sequencer outage needs the live rollup's sequencer (target \"anvil\" with [rollup])")
-    return driver.front
+def _front(nemesis: Nemesis) -> SequencerGate:
+    front = nemesis.can.sequencer.sequencer_front() if nemesis.can.sequencer is not None else None
+    if front is None:
+        raise TargetError("a sequencer outage needs a rollup's sequencer in front of the node ([rollup])")
+    return front
 
 
 @LIVE_FAULT_KINDS.register("sequencer_outage")
 class LiveSequencerOutage:
     """The live rollup's sequencer down for ``duration``, forced inclusion through L1."""
 
-    needs: ClassVar[tuple[Part, ...]] = ()
+    needs: ClassVar[tuple[Part, ...]] = (SEQUENCER,)
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        if scenario.target != "anvil" or scenario.rollup is None:
-            return [(("kind",), f"a live sequencer outage is the live rollup's: target \"anvil\" with [rollup] "
-                                f"(target {scenario.target!r}{'' if scenario.rollup else ', no [rollup]'}), "
-                                "or --target sim")]
+        said_cannot = cannot(driver_of(scenario), f"target {scenario.target!r}", spec.kind, LiveSequencerOutage.needs)
+        if said_cannot or scenario.rollup is None:
+            why = said_cannot[0] if said_cannot else f"target {scenario.target!r} without [rollup] has no sequencer"
+            return [(("kind",), f"a live sequencer outage is the live rollup's ({why}): give [rollup] on a target "
+                                "with a rollup's sequencer, or --target sim")]
         said: list[Problem] = []
         if spec.lose_unposted:
             said.append((("lose_unposted",), "the live rollup keeps its backlog in order: losing what is not "
