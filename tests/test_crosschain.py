@@ -348,7 +348,7 @@ def test_mistakes_are_located(after: str, added: str, field: str, says: str) -> 
 def test_a_live_target_is_refused_before_it_starts() -> None:
     with pytest.raises(ScenarioError) as caught:
         parse_scenario('target = "nats"\n' + TINY, source="live.toml")
-    assert any(issue.field == "crosschain" and "simulator only" in issue.message for issue in caught.value.issues)
+    assert any(issue.field == "crosschain" and "runs on target 'sim' only" in issue.message for issue in caught.value.issues)
 
 
 def test_a_destination_over_its_limits_is_refused_before_the_source_runs() -> None:

@@ -29,12 +29,13 @@ RANK = {
     "traffic": 3, "market": 3,
     "sim": 4, "live": 4, "analysis": 4,
     "report": 5,
-    "runner": 6,
-    "sweep": 7,
-    "commands": 8,
-    "cli": 9,
-    "__init__": 10,
-    "__main__": 11,
+    "targets": 6,
+    "runner": 7,
+    "sweep": 8,
+    "commands": 9,
+    "cli": 10,
+    "__init__": 11,
+    "__main__": 12,
 }
 
 ENGINES = frozenset({"traffic", "market", "sim", "live"})

@@ -80,7 +80,7 @@ def test_a_rollup_runs_on_anvil_and_what_it_cannot_do_live_is_named_by_field() -
         _scenario("6s", 'rollup.batcher.data="blobs"')
     with pytest.raises(ScenarioError, match=r"rollup\.l1\.slot: anvil's block time is in whole milliseconds"):
         _scenario("6s", 'rollup.l1.slot="1500us"')
-    with pytest.raises(ScenarioError, match=r"runs in the simulator and on anvil only: target 'redis'"):
+    with pytest.raises(ScenarioError, match=r"\[rollup\] runs on target 'anvil' or 'sim' only: target 'redis' cannot run it"):
         parse_scenario(SCENARIO.format(duration="6s").replace('"anvil"', '"redis"'), source="r.toml")
 
 

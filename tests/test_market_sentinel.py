@@ -145,5 +145,5 @@ def test_a_guard_on_a_live_target_is_refused(scenario_from: Callable[..., Scenar
 
     text = _MARKET.replace('[run]', 'target = "anvil"\n[run]', 1).replace(
         '[[faults]]\nkind = "sequencer_outage"\nat = "6s"\nduration = "4s"\n', '')
-    with pytest.raises(ScenarioError, match="market.sentinel is simulated only: target 'anvil'"):
+    with pytest.raises(ScenarioError, match=r"\[market.sentinel\] runs on target 'sim' only: target 'anvil' cannot run it"):
         scenario_from(text + _GUARD)

@@ -308,7 +308,7 @@ def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[...
 
 
 def test_a_rollup_on_a_live_target_is_refused(scenario_from: Callable[..., Scenario]) -> None:
-    with pytest.raises(ScenarioError, match=r"\[rollup\] runs in the simulator and on anvil only: target 'nats'"):
+    with pytest.raises(ScenarioError, match=r"\[rollup\] runs on target 'anvil' or 'sim' only: target 'nats' cannot run it"):
         scenario_from('target = "nats"\n' + _BASE + '[rollup]\npreset = "op-stack"\n')
 
 

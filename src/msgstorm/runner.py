@@ -7,7 +7,6 @@ and written, and analysis still produces a summary (marked ``interrupted``).
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Iterator
@@ -17,30 +16,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from msgstorm.analysis import Analysis
-from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.history.reader import DESTINATION_DIR
 from msgstorm.history.run_row import msgstorm_version, write_run_row
-from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
 from msgstorm.report.apart import analyse_apart
 from msgstorm.report.rerun import (
     analyse_run_dir,
     reanalyse,
-    without_cycle_collection,
 )
 from msgstorm.scenario import Scenario
-from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
-from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.sim.relayers import plan_relays
-from msgstorm.sim.rollup.stage import write_rollup
-from msgstorm.sim.shadow import ShadowNetwork
-from msgstorm.traffic import generate_traffic
+from msgstorm.scenario.registry import TARGETS
+from msgstorm.targets import RunContext
 
 __all__ = ["DESTINATION_DIR", "RUN_FILES", "RUN_LOCK", "RunDirError", "RunResult", "claim_run_dir", "default_run_dir",
            "msgstorm_version", "prepare_run_dir", "reanalyse", "refuse_a_file", "run", "run_claimed", "write_run_row"]
@@ -181,108 +171,15 @@ def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = N
     """``run`` into ``run_dir``, which the caller holds and has made ready (``claim_run_dir``):
     ``msgstorm run`` claims it first, to say what ``--overwrite`` removed before the run starts."""
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size, durable=durable)
-    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    traffic_seed, target_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    target = TARGETS[scenario.target]
     started = time.perf_counter()
-    if scenario.target != "sim" and (ray is not None or scenario.live.generators > 1):
-        from msgstorm.live.distributed import record_distributed  # Ray loads only for such a run
-
-        record_distributed(scenario, writer, run_dir, traffic_seed, ray)
-    elif scenario.target != "sim":
-        # In a process of its own (``live/apart.py``): what the recording leaves behind goes
-        # with that process, and the analysis below starts from what this one held before.
-        record_apart(lambda shown: _run_live(scenario, writer, run_dir, traffic_seed, shown), progress)
-        # Where the recording ran here (no fork): the live target's per-message state hangs in
-        # reference cycles (the driver's callbacks are its bound methods), and the analysis
-        # runs with cycle collection off: free it now, not after the analysis.
-        gc.collect()
-        release_freed_memory()  # what the recording freed is not kept under the analysis
-    else:
-        with without_cycle_collection():
-            _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
-            if scenario.crosschain is not None:
-                _run_destination(scenario, run_dir, progress, write_report=write_report, durable=durable)
-        release_freed_memory()  # what the simulator freed is not kept under the analysis either
+    target.record(RunContext(scenario, writer, run_dir, traffic_seed, target_seed, progress, write_report, durable,
+                             ray))
     wall_s = time.perf_counter() - started
-    if scenario.target != "sim" and sys.executable:
-        # In a new interpreter (``report/apart.py``): this one holds every live driver and
-        # numba, which the analysis would start on top of.
+    if target.analyse_apart and sys.executable:
+        # In a new interpreter (``report/apart.py``): this one holds what the recording loaded
+        # (a live run's drivers and numba), which the analysis would start on top of.
         return RunResult(scenario, run_dir, read_history(run_dir), analyse_apart(run_dir, wall_s, write_report), wall_s)
     history, analysis = analyse_run_dir(run_dir, wall_s, write_report=write_report)
     return RunResult(scenario, run_dir, history, analysis, wall_s)
-
-
-def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence,
-              progress: Progress | None = None) -> None:
-    from msgstorm.live.chain.anvil import AnvilNode
-    from msgstorm.live.chain.comet_target import CometTarget
-    from msgstorm.live.chain.cometbft import CometNetwork
-    from msgstorm.live.chain.target import ChainTarget
-    from msgstorm.live.target import LiveTarget  # the live drivers' clients load only for live runs
-
-    live: LiveTarget | ChainTarget | CometTarget
-    if issubclass(LIVE_DRIVERS[scenario.target], AnvilNode):  # a chain node: transactions, blocks
-        live = ChainTarget(scenario, writer, run_dir, progress)
-    elif issubclass(LIVE_DRIVERS[scenario.target], CometNetwork):  # validators: transactions, per-node commits
-        live = CometTarget(scenario, writer, run_dir, progress)
-    else:
-        live = LiveTarget(scenario, writer, run_dir, progress)
-    write_run_row(writer, scenario, live, 0, completed=False)
-    writer.sync()
-    try:
-        live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window), traffic_seed)
-    finally:
-        t_end = live.finish()
-        # A run that never started ends with its run row not completed, beside the event that
-        # says why: ``report`` names the failure instead of reading an empty run.
-        write_run_row(writer, scenario, live, t_end, completed=live.start_error is None)
-        writer.close()
-
-
-def _run_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.SeedSequence,
-             sim_seed: np.random.SeedSequence, progress: Progress | None) -> None:
-    sim = ShadowNetwork(scenario, writer, sim_seed, progress)
-    write_run_row(writer, scenario, sim, 0, completed=False)  # a killed run still says what ran
-    writer.sync()
-    try:
-        sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
-                                compile_windows=sim.helper is None))
-    except KeyboardInterrupt:  # raised outside the loop (e.g. while generating traffic)
-        sim.interrupted = True
-    finally:
-        t_end = sim.finish()
-        if scenario.rollup is not None and not sim.interrupted:  # the L1 behind the L2 run (sim/rollup/)
-            write_rollup(writer, scenario.rollup)
-        write_run_row(writer, scenario, sim, t_end)
-        writer.close()
-    # On return the simulator's per-message state is freed before analysis.
-
-
-def _run_destination(source: Scenario, run_dir: Path, progress: Progress | None, *, write_report: bool,
-                     durable: bool) -> None:
-    """The second chain of a ``[crosschain]`` run, after the source's: its relayers read the
-    source's history (``sim/relayers.py``), their messages are written as replay files, and
-    the destination runs in ``RUN_DIR/destination`` with them as timed arrivals; its history
-    holds the ``relays`` table that says which source message each one carries."""
-    spec = source.crosschain
-    assert spec is not None
-    base = destination_scenario(source, [])
-    plan = plan_relays(read_history(run_dir), source, default_node(base),
-                       np.random.SeedSequence(source.run.seed).spawn(3)[2])  # [0], [1]: the source's own
-    dest_dir = run_dir / DESTINATION_DIR
-    (dest_dir / "relays").mkdir(parents=True, exist_ok=True)
-    relayers = dict(spec.relayer_names())
-    streams = []
-    for agent, (relayer, kind, times) in plan.streams.items():
-        path = dest_dir / "relays" / f"{agent}.parquet"
-        pq.write_table(pa.table({"t": pa.array(times, type=pa.int64())}), path)
-        settings = relayers[relayer]
-        streams.append(RelayedStream(agent, kind, settings.node or default_node(base), settings.size,
-                                     settings.fee, str(path.resolve()), int(times[0])))
-    destination = destination_scenario(source, streams)
-    writer = HistoryWriter(dest_dir / "history", destination.history.row_group_size, durable=durable)
-    writer.append("relays", {name: plan.relays.column(name).combine_chunks() for name in plan.relays.column_names})
-    traffic_seed, sim_seed = np.random.SeedSequence(destination.run.seed).spawn(2)
-    started = time.perf_counter()
-    _run_sim(destination, writer, traffic_seed, sim_seed, progress)
-    wall_s = time.perf_counter() - started
-    analyse_run_dir(dest_dir, wall_s, write_report=write_report)

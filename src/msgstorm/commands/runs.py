@@ -88,7 +88,9 @@ def run(
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     loaded = load_or_exit(scenario, overrides, target, allow_remote, max_time)
-    if ray is not None and loaded.target == "sim":
+    from msgstorm.scenario.refs import simulated
+
+    if ray is not None and simulated(loaded):
         say_error(f"--ray {ray}: spreads a live target's generators; {scenario} runs on the simulator (target "
                   "\"sim\"): drop --ray, or give --target")
         raise typer.Exit(ExitCode.BAD_INPUT)

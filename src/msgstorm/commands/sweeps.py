@@ -61,7 +61,9 @@ def sweep(
 
     fixed = list(overrides or [])
     loaded = load_or_exit(scenario, fixed)
-    if loaded.target != "sim":
+    from msgstorm.scenario.refs import simulated
+
+    if not simulated(loaded):
         say_error(f"{scenario}: a sweep runs on the simulator; target {loaded.target!r} is live")
         raise typer.Exit(ExitCode.BAD_INPUT)
     try:

@@ -16,8 +16,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from msgstorm.scenario.errors import Loc
+from msgstorm.scenario.registry import TARGETS
 from msgstorm.scenario.schema import CommitRevealSpec, Scenario
 from msgstorm.scenario.traffic import (
     AgentSpec,
@@ -31,7 +33,8 @@ from msgstorm.scenario.traffic import (
     StepRampArrival,
 )
 
-__all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes",
+__all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_live", "estimate_simulated", "estimate_work",
+           "memory_available_bytes",
            "forwarding_degree", "messages_per_agent", "sim_wall_s", "wall_time"]
 
 _NS_PER_S = 1e9
@@ -262,6 +265,20 @@ def _queue_bound(scenario: Scenario) -> float:
 
 
 def estimate_work(scenario: Scenario) -> WorkEstimate:
+    """The work and memory a run of ``scenario`` takes, by its target's model (``Target.estimate``)."""
+    target: Any = TARGETS[scenario.target]
+    estimate: WorkEstimate = target.estimate(scenario)
+    return estimate
+
+
+def estimate_live(scenario: Scenario) -> WorkEstimate:
+    """A live target's estimate (``_estimate_live``)."""
+    agents = _per_agent(scenario)
+    return _estimate_live(scenario, sum(count for count, _, _ in agents), sum(rate for _, rate, _ in agents))
+
+
+def estimate_simulated(scenario: Scenario) -> WorkEstimate:
+    """The simulator's estimate: the sequencer's backlog, the relay's receipts, the market."""
     run = scenario.run
     agents = _per_agent(scenario)
     messages = sum(count for count, _, _ in agents)
@@ -271,8 +288,6 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     queued = min(messages, excess_per_s * run.duration / _NS_PER_S, _queue_bound(scenario))
     # The run stops once every message is settled or stranded, so a long drain (even one
     # meaning "never") lasts about as long as the backlog takes to serve, plus slack.
-    if scenario.target != "sim":
-        return _estimate_live(scenario, messages, peak_rate)
     backlog_ns = queued * scenario.sequencer.service.mean / scenario.sequencer.workers
     horizon_ns = run.duration + min(run.drain, backlog_ns + _DRAIN_SLACK_NS)
     peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)

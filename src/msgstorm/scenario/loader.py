@@ -25,7 +25,7 @@ from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.destination import destination_problems
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
 from msgstorm.scenario.market import cross_margin_problems, leverage_problems
-from msgstorm.scenario.refs import check_references, did_you_mean, fault_time_problems
+from msgstorm.scenario.refs import check_references, did_you_mean, fault_time_problems, simulated
 from msgstorm.scenario.schema import Scenario
 
 __all__ = ["MAX_SCENARIO_BYTES", "Override", "apply_override", "load_scenario", "parse_scenario", "scenario_fields",
@@ -72,7 +72,7 @@ def _omb_scenario(text: str, file: Path, overrides: Iterable[Override]) -> Scena
     converted = omb_scenario_text(text, str(file))
     scenario = parse_scenario(converted.toml, source=f"{file} (as a scenario)", base_dir=file.parent,
                               overrides=overrides)
-    if scenario.target == "sim":
+    if simulated(scenario):
         raise ScenarioError([ScenarioIssue(str(file), None, "target", "an OpenMessaging Benchmark workload names "
                                            "no broker (its driver file does): give one with --target (nats, "
                                            "jetstream, redis, zmq, mqtt, rabbitmq, or a server URL)")])

@@ -18,7 +18,13 @@ from msgstorm.scenario.budget import messages_per_agent
 from msgstorm.scenario.faults import CrashFault, PauseFault, SequencerOutageFault, ToxicFault
 from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, name_problems
 from msgstorm.scenario.regions import default_one_way_ns
-from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
+from msgstorm.scenario.registry import (
+    FAULT_KINDS,
+    LIVE_DRIVERS,
+    LIVE_FAULT_KINDS,
+    QUEUE_POLICIES,
+    TARGETS,
+)
 from msgstorm.scenario.sample_load import load_problem
 from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
@@ -118,6 +124,12 @@ def _declared_checks(target: str) -> Any:
     return LIVE_DRIVERS[target].capabilities.checks
 
 
+def simulated(scenario: Scenario) -> bool:
+    """Whether the scenario's target runs the simulator's model (``Target.simulated``; an
+    unknown target, which validation names, counts as not)."""
+    return scenario.target in TARGETS and bool(TARGETS[scenario.target].simulated)
+
+
 def check_references(scenario: Scenario) -> list[Problem]:
     """Every name used is defined; every region pair has a latency."""
     problems: list[Problem] = []
@@ -172,8 +184,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
         problems.append((("live", "url"), f"{live.url}: not a loopback address; load goes only to 127.0.0.0/8 or "
                                           "::1 unless live.allow_remote = true"))
     problems += distributed_problems(scenario)
-    if scenario.target != "sim" and scenario.target not in LIVE_DRIVERS:
-        problems.append((("target",), f"unknown target {scenario.target!r}{did_you_mean(scenario.target, ['sim', *LIVE_DRIVERS.names()])}; \"sim\" or one of {LIVE_DRIVERS.names()}"))
+    if scenario.target not in TARGETS:
+        problems.append((("target",), f"unknown target {scenario.target!r}{did_you_mean(scenario.target, TARGETS.names())}; "
+                                      f"one of {TARGETS.names()}"))
     if sequencer.policy not in QUEUE_POLICIES:
         problems.append(
             (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}{did_you_mean(sequencer.policy, QUEUE_POLICIES.names())}; one of {QUEUE_POLICIES.names()}")
@@ -187,19 +200,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
         elif name in reporting[:index]:
             problems.append((("sequencer", "fair_order", "nodes", index),
                              f"node {name!r} is listed twice: each node reports once"))
-    # Only for a live target: asking the registry loads the drivers, which ``validate`` of a
-    # simulated scenario does without.
-    if scenario.target != "sim" and scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).scenario:
-        problems += LIVE_DRIVERS[scenario.target].problems(scenario)
-    if scenario.target != "sim":
-        # The ordering protocols live in the simulator's sequencer; a broker has its own order.
-        if sequencer.policy in ORDERING_SETTINGS:
-            problems.append((("sequencer", "policy"), f"queue policy {sequencer.policy!r} runs on the simulator only "
-                                                      f"(target {scenario.target!r}): drop it or run with --target sim"))
-        for name in ORDERING_SETTINGS:
-            if getattr(sequencer, name) is not None:
-                problems.append((("sequencer", name), f"[sequencer.{name}] applies on the simulator only (target "
-                                                      f"{scenario.target!r}): drop it or run with --target sim"))
+    if scenario.target in TARGETS:  # the target's own checks (``Target.problems``)
+        problems += TARGETS[scenario.target].problems(scenario)
+        problems += _section_problems(scenario)
 
     for index, agent in enumerate(scenario.agents):
         if agent.region is not None and agent.region not in regions:
@@ -234,8 +237,35 @@ def check_references(scenario: Scenario) -> list[Problem]:
     problems += _fault_target_problems(scenario)
     problems += _nemesis_draw_problems(scenario)
     problems += _unposted_problems(scenario)
+    for name, expression in scenario.slo.items():
+        if not slo_metric_known(name):
+            problems.append((("slo", name), f"unknown SLO metric{did_you_mean(name, SLO_METRICS)}; see the SLO metrics in docs/scenario.md"))
+            continue
+        problem = slo_problem(name, expression)
+        if problem is not None:
+            problems.append((("slo", name), problem))
+    problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
+    problems += _controller_references(scenario)
+    nats = scenario.live.nats
+    for field, used in (("generator_processes", nats.generator_processes > 1),
+                        ("consumer_processes", nats.consumer_processes)):
+        if used and scenario.target != "nats":
+            problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
+                                                      f"is {scenario.target!r})"))
+    return problems
+
+
+def simulated_fault_problems(scenario: Scenario) -> list[Problem]:
+    """The simulator's fault entries against its network: the regions and nodes they name,
+    one surrounding eclipse at a time (``TARGETS["sim"]``'s own checks)."""
+    problems: list[Problem] = []
+    network = scenario.network
+    regions = set(network.regions)
+    nodes = set(node_names(network))
+    names = regions | nodes
+    hint_nodes = ", ".join(sorted(nodes)[:6]) + (" ..." if len(nodes) > 6 else "")
     surrounds: list[tuple[tuple[str | int, ...], int, int | None]] = []  # (place, start, end): surrounding eclipses
-    for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
+    for where, fault in fault_entries(scenario):
         place: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
@@ -316,33 +346,57 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("faults", *place, "at"), "it surrounds a node while an earlier surrounding eclipse "
                                                        "is on: one at a time"))
 
-    for name, expression in scenario.slo.items():
-        if not slo_metric_known(name):
-            problems.append((("slo", name), f"unknown SLO metric{did_you_mean(name, SLO_METRICS)}; see the SLO metrics in docs/scenario.md"))
-            continue
-        problem = slo_problem(name, expression)
-        if problem is not None:
-            problems.append((("slo", name), problem))
-    problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
-    problems += _controller_references(scenario)
-    if scenario.target != "sim":
-        if scenario.sequencer.lane is not None:
-            problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
-                                                    f"{scenario.target!r}): drop it or run with --target sim"))
-        if scenario.blocks.producers is not None:
-            problems.append((("blocks", "producers"), f"producers across the nodes are the simulator's (target "
-                                                      f"{scenario.target!r}): drop [blocks.producers] or run "
-                                                      "with --target sim"))
-        for index, _ in enumerate(scenario.controllers):
-            problems.append((("controllers", index), f"controllers steer the simulator only (target "
-                                                     f"{scenario.target!r}): drop [[controllers]] or run with "
-                                                     "--target sim"))
-    nats = scenario.live.nats
-    for field, used in (("generator_processes", nats.generator_processes > 1),
-                        ("consumer_processes", nats.consumer_processes)):
-        if used and scenario.target != "nats":
-            problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
-                                                      f"is {scenario.target!r})"))
+    return problems
+
+
+# Sections a target runs only when it names them in ``Target.sections``.
+_SECTIONS = {"rollup": "[rollup]", "crosschain": "[crosschain]", "sentinel": "[market.sentinel]"}
+
+
+def _section_problems(scenario: Scenario) -> list[Problem]:
+    """The optional sections the scenario gives that its target does not run."""
+    runs = TARGETS[scenario.target].sections
+    given = {"rollup": scenario.rollup is not None, "crosschain": scenario.crosschain is not None,
+             "sentinel": scenario.market is not None and scenario.market.sentinel is not None}
+    problems: list[Problem] = []
+    for section, present in given.items():
+        if present and section not in runs:
+            where: tuple[str | int, ...] = ("market", "sentinel") if section == "sentinel" else (section,)
+            able = sorted(name for name in TARGETS if section in TARGETS[name].sections)
+            problems.append((where, f"{_SECTIONS[section]} runs on target {' or '.join(map(repr, able))} only: "
+                                    f"target {scenario.target!r} cannot run it (drop {_SECTIONS[section]}, or "
+                                    f"{' or '.join(f'--target {name}' for name in able)})"))
+    return problems
+
+
+def live_problems(scenario: Scenario) -> list[Problem]:
+    """What a real system cannot run of a scenario (a live ``Target``'s own checks): the
+    simulator's ordering protocols, lane, producers and controllers, and what its driver's
+    class says of the scenario (``Capabilities.checks``). Asking for the driver loads the
+    drivers, which ``validate`` of a simulated scenario does without."""
+    problems: list[Problem] = []
+    sequencer = scenario.sequencer
+    if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).scenario:
+        problems += LIVE_DRIVERS[scenario.target].problems(scenario)
+    # The ordering protocols live in the simulator's sequencer; a broker has its own order.
+    if sequencer.policy in ORDERING_SETTINGS:
+        problems.append((("sequencer", "policy"), f"queue policy {sequencer.policy!r} runs on the simulator only "
+                                                  f"(target {scenario.target!r}): drop it or run with --target sim"))
+    for name in ORDERING_SETTINGS:
+        if getattr(sequencer, name) is not None:
+            problems.append((("sequencer", name), f"[sequencer.{name}] applies on the simulator only (target "
+                                                  f"{scenario.target!r}): drop it or run with --target sim"))
+    if scenario.sequencer.lane is not None:
+        problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
+                                                f"{scenario.target!r}): drop it or run with --target sim"))
+    if scenario.blocks.producers is not None:
+        problems.append((("blocks", "producers"), f"producers across the nodes are the simulator's (target "
+                                                  f"{scenario.target!r}): drop [blocks.producers] or run "
+                                                  "with --target sim"))
+    for index, _ in enumerate(scenario.controllers):
+        problems.append((("controllers", index), f"controllers steer the simulator only (target "
+                                                 f"{scenario.target!r}): drop [[controllers]] or run with "
+                                                 "--target sim"))
     return problems
 
 
@@ -454,9 +508,9 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
     on the other side, naming it; a live kind checks the entry against the target (its
     servers, its links)."""
     problems: list[Problem] = []
-    live = scenario.target != "sim"
-    if live and scenario.target not in LIVE_DRIVERS:
+    if scenario.target not in TARGETS:
         return problems  # an unknown target is said once, above
+    live = not simulated(scenario)
     for where, fault in fault_entries(scenario):
         kinds = LIVE_FAULT_KINDS if live else FAULT_KINDS
         if fault.kind not in kinds:
@@ -565,7 +619,7 @@ def _relay_sample_problems(scenario: Scenario) -> list[Problem]:
         return []
     place = ("network", "relay", "sample")
     needs = ("unsampled messages reach producers only (docs/networks.md); remove network.relay.sample or ")
-    if scenario.target != "sim":
+    if not simulated(scenario):
         return [(place, "a relay sample is the simulator's: remove it for a live target")]
     if scenario.blocks.producers is None:
         return [(place, needs + "add [blocks.producers]")]
@@ -607,7 +661,7 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
     if market is None:
         return []
     problems: list[Problem] = []
-    if scenario.target != "sim":
+    if not simulated(scenario):
         # Asking the registry loads the live drivers: only for a live target.
         if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).market:
             problems += LIVE_DRIVERS[scenario.target].market_problems(scenario)

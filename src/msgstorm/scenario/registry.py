@@ -1,7 +1,13 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Twelve registries map a name
+Place in the pipeline: the scenario layer, below every engine. Thirteen registries map a name
 that appears in a scenario or a report to its implementation:
+
+- ``TARGETS``: ``target`` -> a ``Target`` (``targets/base.py``): what the scenario runs on,
+  its own checks, its cost estimate and the recording of a run (``targets/sim.py``: the
+  shadow network; ``targets/live.py``: every broker driver, ``anvil``, ``cometbft``).
+  ``runner.run`` is the entry's ``record`` followed by the analysis; nothing else tells
+  targets apart by name;
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
   (``sim/policies.py``: fifo, fee_priority; one file each for the ordering protocols:
@@ -104,6 +110,7 @@ __all__ = [
     "PRODUCER_RULES",
     "REACTORS",
     "Registry",
+    "TARGETS",
     "TOXICS",
     "load_extensions",
 ]
@@ -246,3 +253,6 @@ CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.si
 PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))
 LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgstorm.market.liquidation",),
                                                  ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))
+TARGETS: Registry[Any] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
+                                  ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
+                                   "cometbft"))

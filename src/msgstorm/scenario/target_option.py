@@ -42,15 +42,14 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
         if not text or not text.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq, mqtt, rabbitmq, kafka, anvil, cometbft) "
                              "or a server URL such as nats://127.0.0.1:4222")
-        if text != "sim":
-            from msgstorm.scenario.registry import (
-                LIVE_DRIVERS,  # loads the drivers: only for a live name
-            )
+        from msgstorm.scenario.registry import (
+            TARGETS,  # a built-in name is known without loading it
+        )
 
-            known = ["sim", *LIVE_DRIVERS.names()]
-            if text not in known:
-                raise ValueError(f"--target {value!r}: unknown target{did_you_mean(text, known)}; expected one of "
-                                 f"{', '.join(known)}, or a server URL ({', '.join(f'{s}://' for s in URL_SCHEMES)})")
+        if text not in TARGETS:
+            known = TARGETS.names()
+            raise ValueError(f"--target {value!r}: unknown target{did_you_mean(text, known)}; expected one of "
+                             f"{', '.join(known)}, or a server URL ({', '.join(f'{s}://' for s in URL_SCHEMES)})")
         overrides = [f'target="{text}"']
     else:
         parts = urlsplit(text)

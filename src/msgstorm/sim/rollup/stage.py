@@ -1,7 +1,7 @@
 """The rollup stage: from the L2 run's committed messages to the rollup's three tables.
 
 Place in the pipeline: run by the runner after the simulator has written the ``messages``
-table (``runner._run_sim``), before the history is closed. Two passes over the messages,
+table (``targets/sim.py``), before the history is closed. Two passes over the messages,
 one Parquet part at a time, so memory follows the L2 blocks and one part, not the run:
 the first sums each L2 block's committed messages (its time, bytes, count), the batcher
 and the L1 run on those blocks (``batcher``, ``l1``), the second gives every committed

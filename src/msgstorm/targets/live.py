@@ -1,0 +1,125 @@
+"""The live targets: real brokers, an EVM node, a validator network, driven with the same traffic.
+
+Place in the pipeline: ``TARGETS`` entries for every broker driver of ``LIVE_DRIVERS``
+(nats, jetstream, zmq, redis, mqtt, rabbitmq, kafka), ``anvil`` and ``cometbft``. Each
+``LiveRun`` names the class that drives its run (``recorder``: ``live/target.py``'s
+``LiveTarget`` publishes to a broker, ``live/chain/target.py``'s ``ChainTarget`` sends
+transactions to a node, ``live/chain/comet_target.py``'s ``CometTarget`` to validators),
+said once here rather than asked of the driver's class. ``problems`` are what a real system
+cannot run of a scenario (the simulator's settings; the driver's own checks, which it
+declares in its capabilities); ``estimate`` is the live cost model (``scenario/budget.py``).
+Their clients load only when a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from msgstorm.scenario.budget import WorkEstimate, estimate_live
+from msgstorm.scenario.refs import live_problems
+from msgstorm.scenario.registry import TARGETS
+from msgstorm.targets.base import Problem, RunContext
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from msgstorm.history.writer import HistoryWriter
+    from msgstorm.progress import Progress
+    from msgstorm.scenario.schema import Scenario
+
+__all__ = ["BROKERS", "LiveRun", "Recorder", "broker_run", "chain_run", "validators_run"]
+
+BROKERS = ("nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka")
+
+# The class that drives a run, made from (scenario, writer, run_dir, progress).
+Recorder = Callable[["Scenario", "HistoryWriter", "Path", "Progress | None"], Any]
+
+
+def broker_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+    """Publishes to a broker and reads its receipts (``live/target.py``)."""
+    from msgstorm.live.target import LiveTarget  # the drivers' clients load only for a live run
+
+    return LiveTarget(scenario, writer, run_dir, progress)
+
+
+def chain_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+    """Transactions to an EVM node, and its blocks (``live/chain/target.py``)."""
+    from msgstorm.live.chain.target import ChainTarget
+
+    return ChainTarget(scenario, writer, run_dir, progress)
+
+
+def validators_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+    """Transactions to a validator network, and every node's commits (``live/chain/comet_target.py``)."""
+    from msgstorm.live.chain.comet_target import CometTarget
+
+    return CometTarget(scenario, writer, run_dir, progress)
+
+
+class LiveRun:
+    """A live target (``Target``): the driver ``LIVE_DRIVERS[name]`` driven by what
+    ``recorder`` makes, running the optional ``sections`` it names."""
+
+    simulated = False
+    analyse_apart = True
+
+    def __init__(self, name: str, recorder: Recorder = broker_run, sections: frozenset[str] = frozenset()) -> None:
+        self.name = name
+        self.recorder = recorder
+        self.sections = sections
+
+    def problems(self, scenario: Scenario) -> list[Problem]:
+        return live_problems(scenario)
+
+    def estimate(self, scenario: Scenario) -> WorkEstimate:
+        return estimate_live(scenario)
+
+    def record(self, run: RunContext) -> None:
+        import gc
+
+        from msgstorm.heap import release_freed_memory
+        from msgstorm.live.apart import record_apart
+
+        scenario = run.scenario
+        if run.ray is not None or scenario.live.generators > 1:
+            from msgstorm.live.distributed import (
+                record_distributed,  # Ray loads only for such a run
+            )
+
+            record_distributed(scenario, run.writer, run.run_dir, run.traffic_seed, run.ray)
+            return
+        # In a process of its own (``live/apart.py``): what the recording leaves behind goes
+        # with that process, and the analysis starts from what this one held before.
+        record_apart(lambda shown: self._record(scenario, run.writer, run.run_dir, run.traffic_seed, shown),
+                     run.progress)
+        # Where the recording ran here (no fork): the live target's per-message state hangs in
+        # reference cycles (the driver's callbacks are its bound methods), and the analysis
+        # runs with cycle collection off: free it now, not after the analysis.
+        gc.collect()
+        release_freed_memory()  # what the recording freed is not kept under the analysis
+
+    def _record(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                traffic_seed: np.random.SeedSequence, progress: Progress | None) -> None:
+        from msgstorm.history.run_row import write_run_row
+        from msgstorm.traffic import generate_traffic
+
+        live = self.recorder(scenario, writer, run_dir, progress)
+        write_run_row(writer, scenario, live, 0, completed=False)
+        writer.sync()
+        try:
+            live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window), traffic_seed)
+        finally:
+            t_end = live.finish()
+            # A run that never started ends with its run row not completed, beside the event that
+            # says why: ``report`` names the failure instead of reading an empty run.
+            write_run_row(writer, scenario, live, t_end, completed=live.start_error is None)
+            writer.close()
+
+
+for _name in BROKERS:
+    TARGETS.register(_name)(LiveRun(_name))
+TARGETS.register("anvil")(LiveRun("anvil", chain_run, frozenset({"rollup"})))
+TARGETS.register("cometbft")(LiveRun("cometbft", validators_run))
