@@ -786,14 +786,16 @@ def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_
 def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(
         tmp_path: Path, example_run: Any) -> None:
     """venue-partial with funding (paid over N intervals, the fund's cover) and on a thinning
-    square-root book (slippage p50 / p99 before and after, deleveraging before and after): each
-    number from the command the README names, at the decimals shown."""
+    square-root book (deleveraging before and after, as the terminal prints it; slippage p50 /
+    p99 before and after, from summary.json): each number from the command the README names, at
+    the decimals shown."""
     text = " ".join(_text(README).split())
     funding = re.search(r"\(`--set '(market\.funding=\{[^']+\})'`, .*?: ([\d.]+) million over (\d+) intervals goes to the "
                         r"shorts, and the fund covers ([\d,]+) instead of ([\d,]+)\.", text)
-    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the calls' slippage p50 / p99 goes from "
-                         r"([\d.]+) / ([\d.]+) bps to ([\d.]+) / ([\d.]+) bps, and deleveraging from ([\d,]+) to ([\d,]+)\.",
-                         text)
+    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the terminal's venue losses show deleveraging "
+                         r"going from ([\d,]+) to ([\d,]+), and `summary\.json` \(the terminal does not print it\) the "
+                         r"calls' slippage p50 / p99 \(`market\.slippage_bps`\) going from ([\d.]+) / ([\d.]+) bps to "
+                         r"([\d.]+) / ([\d.]+) bps\.", text)
     assert funding is not None and thinning is not None, "the README's sentences of funding and the thinning book"
     example = ROOT / "examples" / "venue-partial.toml"
     runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary["market"]
@@ -803,7 +805,7 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
     assert _matches(funding.group(2), paid["paid"] / 1e6) and paid["intervals"] == int(funding.group(3))
     assert _matches(funding.group(4), runs["funding"]["venue"]["insurance_fund"]["used"])
     assert _matches(funding.group(5), runs["base"]["venue"]["insurance_fund"]["used"])
-    for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
+    for (p50, p99, deleveraged), name in ((thinning.group(4, 5, 2), "base"), (thinning.group(6, 7, 3), "thinning")):
         assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
         assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
 
@@ -851,19 +853,39 @@ def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(
 
 @pytest.mark.slow
 def test_the_readme_guard_table_is_what_the_two_guarded_runs_give(tmp_path: Path) -> None:
-    """rollup-outage's table: bad debt, paused and let through under the two guards its file's
-    header names (a one-hour grace; with Aave's 0.95 bound too)."""
+    """rollup-outage's table: bad debt, blocked, executed after and let through under the two
+    guards its file's header names (a one-hour grace; with Aave's 0.95 bound too), each row the
+    numbers of the terminal's ``uptime guard`` row; and what the prose says they count: liquidation
+    messages, both keepers' calls for an account, the first executed after the grace and the
+    second a no-op on an account already liquidated."""
     text = " ".join(_text(README).split())
-    grace = re.search(r"\| a one-hour grace \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
-    aave = re.search(r"\| Aave's sentinel: [^|]* \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+    grace = re.search(r"\| a one-hour grace \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+    aave = re.search(r"\| Aave's sentinel: [^|]* \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
     assert grace is not None and aave is not None
+    said = re.search(r"with two keepers calling each account, ([\d,]+) blocked are both keepers' calls for ([\d,]+) "
+                     r"accounts; the first of each pair executes after the grace, the second finds the account already "
+                     r"liquidated", text)
+    assert said is not None and said.group(1) == grace.group(2) and said.group(2) == grace.group(3)
     header = (ROOT / "examples" / "rollup-outage.toml").read_text()
     for found, sets in ((grace, ["market.sentinel.grace=1h"]),
                         (aave, ["market.sentinel.grace=1h", "market.sentinel.health_factor_bound=0.95"])):
         assert "msgstorm run examples/rollup-outage.toml " + " ".join(f"--set {s}" for s in sets) in header
-        summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "rollup-outage.toml", sets),
-                               tmp_path / "-".join(sets), write_report=False).summary
-        guard = summary["sentinel"]
-        assert _matches(found.group(1), guard["bad_debt"]), guard
-        assert int(found.group(2).replace(",", "")) == guard["blocked"]
-        assert int(found.group(3)) == guard["let_through"]
+        result = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "rollup-outage.toml", sets),
+                              tmp_path / "-".join(sets), write_report=False)
+        guard = result.summary["sentinel"]
+        bad_debt, blocked, after, let_through = found.groups()
+        assert _matches(bad_debt, guard["bad_debt"]), guard
+        assert int(blocked.replace(",", "")) == guard["blocked"]
+        assert int(after.replace(",", "")) == guard["after_pause"]
+        assert int(let_through) == guard["let_through"]
+        [row] = [value for label, value in table_rows(terminal_lines(result.summary)).items()
+                 if label.startswith("uptime guard")]
+        assert row == f"blocked {blocked} (executed after {after}), let through {let_through}, bad debt {bad_debt}", row
+        if found is grace:
+            executions = result.history.table("executions").select(["msg_id", "account", "outcome"]).to_pylist()
+            blocked_ids = {e["msg_id"] for e in executions if e["outcome"] == "blocked"}
+            accounts = {e["account"] for e in executions if e["outcome"] == "blocked"}
+            later = [e["outcome"] for e in executions if e["msg_id"] in blocked_ids and e["outcome"] != "blocked"]
+            assert len(accounts) == guard["after_pause"] and len(blocked_ids) == 2 * len(accounts)
+            assert sorted(set(later)) == ["already_liquidated", "executed"]
+            assert later.count("executed") == later.count("already_liquidated") == len(accounts)
