@@ -2,16 +2,17 @@
 
 - docs/scenario.md is what ``msgstorm.scenario.reference`` renders from the schema, and every
   field of the schema has a description;
-- every example, file and page the README and docs name exists, and the README's tour names
-  every shipped example;
-- every ``msgstorm`` command of the README's quick start parses, and docs/cli.md shows every
-  command and option the command line has, and no other;
+- every example, file and page the README and docs name exists, the README's tour names
+  every shipped example, and each it does not show links to its section in docs/examples.md;
+- the quick start is two commands, every ``msgstorm`` command of it and of the tour's list
+  parses, and docs/cli.md shows every command and option the command line has, and no other;
 - the summary.json table explains every key of the summary model, and the history page lists
   every table's columns in order and every event kind;
-- each excerpt of a sim example's terminal summary in the README is lines the terminal prints
-  for a run of it (sim runs are deterministic), exactly and in order, at a fixed width; each
-  excerpt of a live market example's is rows a run of it prints (or their first lines), the
-  same words with other numbers (live runs are not deterministic), and the claim the tour makes of the two
+- each excerpt of a sim example's terminal summary in the tour (the README's, and its
+  continuation in docs/examples.md) is lines the terminal prints for a run of it (sim runs are
+  deterministic), exactly and in order, at a fixed width; each excerpt of a live market
+  example's is rows a run of it prints (or their first lines), the same words with other
+  numbers (live runs are not deterministic), and the claim the tour makes of the two
   (fee-aware keepers leave at least 90% less bad debt) holds on a real node.
 """
 
@@ -38,6 +39,9 @@ from msgstorm.scenario import reference
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
+# The README's tour goes on in docs/examples.md: the excerpts of both are checked alike.
+EXAMPLES_PAGE = DOCS / "examples.md"
+TOUR_PAGES = [README, EXAMPLES_PAGE]
 PAGES = [README, *sorted(DOCS.glob("*.md")), ROOT / "benchmarks" / "README.md"]
 PACKAGE = ROOT / "src" / "msgstorm"
 
@@ -113,14 +117,38 @@ def test_the_readme_tours_every_shipped_example() -> None:
     assert shipped - named == set(), f"examples the README does not show: {sorted(shipped - named)}"
 
 
+def test_the_readme_links_each_example_it_does_not_show_to_its_section_in_docs_examples() -> None:
+    """The README's list of every other example: each row's examples are named in the section
+    of docs/examples.md (or the page) its link points to, and the README stays short."""
+    text = _text(README)
+    section = _readme_section("### Every other example")
+    rows = re.findall(r"^\| (`examples/.*?) \| \[[^\]]+\]\(([^)#]+)#([^)]+)\) \|$", section, re.M)
+    assert len(rows) >= 20
+    for names, target, anchor in rows:
+        page = _text(ROOT / target)
+        headings = re.split(r"(?m)^(?=#+ )", page)
+        [linked] = [h for h in headings if re.sub(r"[^\w\- ]", "", h.split("\n", 1)[0].lstrip("# ").lower())
+                    .replace(" ", "-") == anchor]
+        for name in re.findall(r"examples/[\w.-]+\.(?:toml|yaml)", names):
+            assert name.split("/")[1] in linked, (name, target, anchor)
+    assert len(text.splitlines()) <= 400
+
+
 # --- the quick start's commands ------------------------------------------------------------------
 
 
-def _quick_start_commands() -> list[list[str]]:
+def _readme_section(heading: str) -> str:
     text = _text(README)
-    section = text[text.index("## Quick start"):text.index("\n## ", text.index("## Quick start") + 1)]
+    return text[text.index(heading):text.index("\n## ", text.index(heading) + 1)]
+
+
+def _quick_start_commands() -> list[list[str]]:
+    """The ``msgstorm`` commands of the README's quick start and of the commands its tour
+    gives to run next."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", section, re.S):
+    blocks = [block for heading in ("## Quick start", "## A tour of the examples")
+              for block in re.findall(r"```bash\n(.*?)```", _readme_section(heading), re.S)]
+    for block in blocks:
         for line in block.splitlines():
             for part in line.split("#")[0].split("&&"):
                 words = shlex.split(part)
@@ -129,9 +157,19 @@ def _quick_start_commands() -> list[list[str]]:
     return commands
 
 
+def test_the_quick_start_is_two_commands_install_and_run_and_install_and_test() -> None:
+    """The quick start: the default scenario installed and run on the simulator, then the
+    tests installed and run (the command .ci/run runs)."""
+    blocks = re.findall(r"```bash\n(.*?)```", _readme_section("## Quick start"), re.S)
+    assert [block.strip() for block in blocks] == [
+        "python3 -m pip install -e . && msgstorm run examples/quickstart.toml",
+        "python3 -m pip install -e '.[test]' && python3 -m pytest"]
+    assert blocks[1].strip() in _text(ROOT / ".ci" / "run")
+
+
 def test_every_msgstorm_command_of_the_quick_start_parses() -> None:
     commands = _quick_start_commands()
-    assert ["run", "examples/quickstart.toml"] in commands
+    assert ["run", "examples/quickstart.toml"] in commands and ["report", "runs/ramp"] in commands
     group = typer.main.get_command(app)
     for words in commands:
         context = group.make_context("msgstorm", list(words))
@@ -250,12 +288,15 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def _tour_excerpts() -> dict[str, list[str]]:
-    """Example name -> the lines of its output excerpt in the README (the command left out)."""
+    """Example name -> the lines of its output excerpt in the tour, the README's or its
+    continuation's in docs/examples.md (the command left out); one excerpt an example."""
     excerpts: dict[str, list[str]] = {}
-    for block in re.findall(r"```\n(\$ msgstorm run examples/.*?)```", _text(README), re.S):
-        first, *lines = block.splitlines()
-        name = re.search(r"examples/([\w-]+)\.toml", first).group(1)  # type: ignore[union-attr]
-        excerpts[name] = lines
+    for page in TOUR_PAGES:
+        for block in re.findall(r"```\n(\$ msgstorm run examples/.*?)```", _text(page), re.S):
+            first, *lines = block.splitlines()
+            name = re.search(r"examples/([\w-]+)\.toml", first).group(1)  # type: ignore[union-attr]
+            assert name not in excerpts, f"two excerpts of examples/{name}.toml in the tour"
+            excerpts[name] = lines
     return excerpts
 
 
@@ -357,7 +398,7 @@ def test_a_live_excerpt_matches_rows_with_other_numbers_and_not_other_words() ->
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_holds(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_market_examples_print_and_its_claim_holds(tmp_path: Path) -> None:
     """Each live excerpt's rows are rows the run prints, number for number aside; the
     fee-aware keepers' bad debt is at most a tenth of the fixed-fee keepers'."""
     from conftest import require_anvil
@@ -367,7 +408,7 @@ def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_hold
     for name in LIVE_TOUR:
         summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / f"{name}.toml"), tmp_path / name).summary
         printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()[name])
-        assert excerpt, f"no excerpt of {name} in the README"
+        assert excerpt, f"no excerpt of {name} in docs/examples.md"
         for label, value in excerpt.items():  # a row's first line, or all of it
             assert label in printed, f"{name}: the terminal prints no row {label!r}"
             assert numbers_masked(printed[label]).startswith(numbers_masked(value)), (name, label, printed[label])
@@ -378,7 +419,7 @@ def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_hold
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-mqtt's excerpt rows are rows its run prints, number for number aside; its claims:
     every message is acked, a message received again is counted as a duplicate, and each
     consumer's loss is what it never received."""
@@ -407,7 +448,7 @@ def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_distributed_example_prints_and_its_claims_hold(
+def test_the_tour_shows_rows_the_live_distributed_example_prints_and_its_claims_hold(
         tmp_path: Path, ray_nodes: str) -> None:  # noqa: F811
     """live-distributed's excerpt rows are rows its run on a two-node Ray cluster prints,
     number for number aside; its claims: the 4,000/s schedule over 5 s, every message sent
@@ -435,7 +476,7 @@ def test_the_readme_shows_rows_the_live_distributed_example_prints_and_its_claim
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hold(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_rollup_example_prints_and_its_claims_hold(tmp_path: Path) -> None:
     """live-rollup's excerpt rows are rows its run prints, number for number aside (a real
     machine's timing); its claims: every batch closed by its 4 s delay and landed in an L1
     block after it, final 18 s after safe at the median (a block of epoch e of 4 two-second
@@ -456,7 +497,7 @@ def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hol
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-rabbitmq's excerpt rows are rows its run prints, number for number aside; its claims:
     the crash drops publishes while the node is down, and no confirmed message is missing from
     the audit queue read back after the run."""
@@ -477,7 +518,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_ho
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_rabbitmq_cluster_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_rabbitmq_cluster_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-rabbitmq-cluster's excerpt rows are rows its run prints, number for number aside;
     its claims: the partition cuts every route to and from rabbit-0 (and no other), rabbit-0
     pauses itself (pause_minority closes the publisher's connection) and takes it back after
@@ -509,7 +550,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_cluster_example_prints_and_its_
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_and_its_claim_holds(
+def test_the_tour_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_and_its_claim_holds(
         tmp_path: Path) -> None:
     """live-rabbitmq-mirrored-loss's excerpt rows are rows its run prints, number for number
     aside; its claim, Jepsen's: confirmed messages are lost, each counted by the audit. The
@@ -556,7 +597,7 @@ def test_the_readme_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_an
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_the_readme_shows_rows_the_live_kafka_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+def test_the_tour_shows_rows_the_live_kafka_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
     """live-kafka's excerpt rows are rows its run prints, number for number aside; its claims:
     every message acked, received once by the group and read back from the log, each
     acknowledged (partition, offset) holding its message."""
@@ -613,13 +654,13 @@ def test_the_ordering_table_shows_the_five_policies() -> None:
     assert sorted(_ordering_table()) == ["batch_auction", "commit_reveal", "fair_order", "fee_priority", "fifo"]
 
 
-def test_the_readme_gives_the_races_won_the_ordering_table_shows() -> None:
-    """The README's prose count of races won under each policy is the table's (which the slow
-    test below holds to a run of each), in the order the README names the policies, and the
+def test_the_tour_gives_the_races_won_the_ordering_table_shows() -> None:
+    """docs/examples.md's prose count of races won under each policy is the table's (which the slow
+    test below holds to a run of each), in the order the page names the policies, and the
     README names the command that gives each."""
-    text = " ".join(_text(README).split())
+    text = " ".join(_text(EXAMPLES_PAGE).split())
     said = re.search(r"the same seed gives ([\d, and]+) races won \(([\w, ]+)\)", text)
-    assert said is not None, "the README's sentence of races won under each policy"
+    assert said is not None, "docs/examples.md's sentence of races won under each policy"
     counts = [int(n) for n in re.findall(r"\d+", said.group(1))]
     policies = [name.strip() for name in said.group(2).split(",")]
     table = _ordering_table()
@@ -677,21 +718,21 @@ def test_the_live_peak_rss_before_and_after_table_gives_each_process_under_the_r
 
 
 def _throttling_rows() -> dict[str, list[str]]:
-    """The README's self-healing table: "without throttling" / "with throttling" -> its cells."""
+    """docs/examples.md's self-healing table: "without throttling" / "with throttling" -> its cells."""
     rows = re.findall(r"^\| (with(?:out)? throttling) \| ([\d.]+) s \| ([\d.,]+) \(([\d.]+)%[^)]*\), ([\d,]+) accounts "
-                      r"\| ([\d,]+) \| ([\d,]+) \|$", _text(README), re.M)
+                      r"\| ([\d,]+) \| ([\d,]+) \|$", _text(EXAMPLES_PAGE), re.M)
     return {label: list(cells) for label, *cells in rows}
 
 
-def test_the_readme_shows_both_rows_of_the_throttling_table() -> None:
+def test_the_tour_shows_both_rows_of_the_throttling_table() -> None:
     assert sorted(_throttling_rows()) == ["with throttling", "without throttling"]
-    assert "spam admitted (of 47,656)" in _text(README)
+    assert "spam admitted (of 47,656)" in _text(EXAMPLES_PAGE)
 
 
 @pytest.mark.slow
-def test_the_readme_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -> None:
+def test_the_tour_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -> None:
     """Each cell of the table is the run's summary at the decimals shown: the example as it is
-    and with ``--set 'controllers=[]'`` (the command the README names)."""
+    and with ``--set 'controllers=[]'`` (the command the page names)."""
     example = ROOT / "examples" / "self-healing.toml"
     for label, sets in (("with throttling", []), ("without throttling", ["controllers=[]"])):
         summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / label, write_report=False).summary
@@ -706,13 +747,13 @@ def test_the_readme_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give(tmp_path: Path) -> None:
-    """byzantine.toml's liquidations under censorship, and with the command the README names
+def test_the_tour_gives_the_censored_liquidations_latency_the_two_runs_give(tmp_path: Path) -> None:
+    """byzantine.toml's liquidations under censorship, and with the command the page names
     that censors nothing: their latency p50 at the decimals shown."""
-    text = " ".join(_text(README).split())
+    text = " ".join(_text(EXAMPLES_PAGE).split())
     said = re.search(r"their latency p50 is ([\d.]+) s, against ([\d.]+) s with `--set '(faults\.2\.kinds=[^']+)'`",
                      text)
-    assert said is not None, "the README's sentence of byzantine's liquidation latency"
+    assert said is not None, "docs/examples.md's sentence of byzantine's liquidation latency"
     example = ROOT / "examples" / "byzantine.toml"
     for shown, sets in ((said.group(1), []), (said.group(2), [said.group(3)])):
         summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / str(len(sets)),
@@ -735,18 +776,18 @@ def test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts() -> Non
     assert _matches(said.group(1), 100 * (1 - aware / fixed)), (debts, said.group(1))
 
 
-def test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio() -> None:
+def test_the_tour_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio() -> None:
     """"that wait costs X × one chain's bad debt": bad debt across against one chain's, both
     from cross-chain-collateral's excerpt, at the decimals shown."""
     rows = table_rows(_tour_excerpts()["cross-chain-collateral"])
     across, one_chain = (float(n.replace(",", "")) for n in _NUMBER.findall(rows["bad debt across / one chain"])[:2])
-    said = re.search(r"that wait costs ([\d.]+) × one chain's bad debt", " ".join(_text(README).split()))
+    said = re.search(r"that wait costs ([\d.]+) × one chain's bad debt", " ".join(_text(EXAMPLES_PAGE).split()))
     assert said is not None
     assert _matches(said.group(1), across / one_chain), (across, one_chain)
 
 
 @pytest.mark.slow
-def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tmp_path: Path) -> None:
+def test_the_tour_solana_spam_shedding_run_is_the_one_its_file_header_names(tmp_path: Path) -> None:
     """"bad debt falls from X% to Y% of open interest": X is the excerpt's run, Y the run with
     the backpressure the example's header names (``--set 'backpressure=...'``), in which
     every liquidation executes."""
@@ -755,7 +796,7 @@ def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tm
     named = re.search(r"--set '(backpressure=[^']+)'", header)
     assert named is not None
     said = re.search(r"every liquidation executes, and bad debt falls from ([\d.]+)% to ([\d.]+)% of open interest",
-                     " ".join(_text(README).split()))
+                     " ".join(_text(EXAMPLES_PAGE).split()))
     assert said is not None
     before = table_rows(_tour_excerpts()["solana-spam"])["bad debt"]
     shown_before = re.search(r"\(([\d.]+)% of open interest", before)
@@ -768,14 +809,14 @@ def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tm
 
 
 @pytest.mark.slow
-def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_path: Path) -> None:
+def test_the_tour_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_path: Path) -> None:
     """venue-partial's "with --set market.liquidation.mechanism='"whole"': N executed past
     their bankruptcy price, the fund uses X": that command's late liquidations (those past
     the bankruptcy price) and insurance fund used, at the decimals shown."""
-    text = " ".join(_text(README).split())
+    text = " ".join(_text(EXAMPLES_PAGE).split())
     said = re.search(r"with `--set (market\.liquidation\.mechanism='\"whole\"')`: (\d+) executed past their bankruptcy "
                      r"price, the fund uses ([\d.]+)\)", text)
-    assert said is not None, "the README's sentence of the whole rule on venue-partial's crash"
+    assert said is not None, "docs/examples.md's sentence of the whole rule on venue-partial's crash"
     scenario = msgstorm.load_scenario(ROOT / "examples" / "venue-partial.toml", shlex.split(said.group(1)))
     market = msgstorm.run(scenario, tmp_path / "whole", write_report=False).summary["market"]
     assert market["liquidations"]["late"] == int(said.group(2))
@@ -783,18 +824,20 @@ def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_
 
 
 @pytest.mark.slow
-def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(
+def test_the_tour_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(
         tmp_path: Path, example_run: Any) -> None:
     """venue-partial with funding (paid over N intervals, the fund's cover) and on a thinning
-    square-root book (slippage p50 / p99 before and after, deleveraging before and after): each
-    number from the command the README names, at the decimals shown."""
-    text = " ".join(_text(README).split())
+    square-root book (deleveraging before and after, as the terminal prints it; slippage p50 /
+    p99 before and after, from summary.json): each number from the command the page names, at
+    the decimals shown."""
+    text = " ".join(_text(EXAMPLES_PAGE).split())
     funding = re.search(r"\(`--set '(market\.funding=\{[^']+\})'`, .*?: ([\d.]+) million over (\d+) intervals goes to the "
                         r"shorts, and the fund covers ([\d,]+) instead of ([\d,]+)\.", text)
-    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the calls' slippage p50 / p99 goes from "
-                         r"([\d.]+) / ([\d.]+) bps to ([\d.]+) / ([\d.]+) bps, and deleveraging from ([\d,]+) to ([\d,]+)\.",
-                         text)
-    assert funding is not None and thinning is not None, "the README's sentences of funding and the thinning book"
+    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the terminal's venue losses show deleveraging "
+                         r"going from ([\d,]+) to ([\d,]+), and `summary\.json` \(the terminal does not print it\) the "
+                         r"calls' slippage p50 / p99 \(`market\.slippage_bps`\) going from ([\d.]+) / ([\d.]+) bps to "
+                         r"([\d.]+) / ([\d.]+) bps\.", text)
+    assert funding is not None and thinning is not None, "docs/examples.md's sentences of funding and the thinning book"
     example = ROOT / "examples" / "venue-partial.toml"
     runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary["market"]
             for name, sets in (("funding", [funding.group(1)]), ("thinning", [thinning.group(1)]))}
@@ -803,20 +846,20 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
     assert _matches(funding.group(2), paid["paid"] / 1e6) and paid["intervals"] == int(funding.group(3))
     assert _matches(funding.group(4), runs["funding"]["venue"]["insurance_fund"]["used"])
     assert _matches(funding.group(5), runs["base"]["venue"]["insurance_fund"]["used"])
-    for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
+    for (p50, p99, deleveraged), name in ((thinning.group(4, 5, 2), "base"), (thinning.group(6, 7, 3), "thinning")):
         assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
         assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
 
 
 @pytest.mark.slow
-def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp_path: Path, example_run: Any) -> None:
+def test_the_tour_cross_book_without_correlation_is_what_its_command_gives(tmp_path: Path, example_run: Any) -> None:
     """venue-cross with the shocks drawn independently: "N hedged accounts are eligible and the
-    cross book ends without bad debt (X at 0.9)", from the command the README names; the
+    cross book ends without bad debt (X at 0.9)", from the command the page names; the
     isolated accounts' liquidations and bad debt are the same either way."""
-    text = " ".join(_text(README).split())
+    text = " ".join(_text(EXAMPLES_PAGE).split())
     said = re.search(r"\(`--set '(market\.correlation=[^']+)'`\) (\d+) hedged accounts are eligible and the cross "
                      r"book ends without bad debt \(([\d,]+) at 0\.9\)", text)
-    assert said is not None, "the README's sentence of venue-cross without correlation"
+    assert said is not None, "docs/examples.md's sentence of venue-cross without correlation"
     example = ROOT / "examples" / "venue-cross.toml"
     runs = {"base": example_run("venue-cross").summary,  # the tour's run of it
             "apart": msgstorm.run(msgstorm.load_scenario(example, [said.group(1)]), tmp_path / "apart",
@@ -829,7 +872,7 @@ def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp
 
 
 @pytest.mark.slow
-def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(tmp_path: Path) -> None:
+def test_the_tour_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(tmp_path: Path) -> None:
     """black-thursday-lane's "against N on the same workers without the lane": the command
     docs/examples.md names for that run (black-thursday on the same 4 workers), its bad debt."""
     text = " ".join(_text(DOCS / "examples.md").split())
@@ -837,7 +880,7 @@ def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(
                       r"[^)]*bad debt ([\d,]+)\)", text)
     assert named is not None
     said = re.search(r"bad debt is 0 \(against ([\d,]+) on the same workers without the lane",
-                     " ".join(_text(README).split()))
+                     " ".join(_text(EXAMPLES_PAGE).split()))
     assert said is not None and said.group(1) == named.group(3)
     summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml",
                                                   [named.group(1), named.group(2)]), tmp_path / "run",
@@ -850,20 +893,40 @@ def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(
 
 
 @pytest.mark.slow
-def test_the_readme_guard_table_is_what_the_two_guarded_runs_give(tmp_path: Path) -> None:
-    """rollup-outage's table: bad debt, paused and let through under the two guards its file's
-    header names (a one-hour grace; with Aave's 0.95 bound too)."""
-    text = " ".join(_text(README).split())
-    grace = re.search(r"\| a one-hour grace \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
-    aave = re.search(r"\| Aave's sentinel: [^|]* \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+def test_the_tour_guard_table_is_what_the_two_guarded_runs_give(tmp_path: Path) -> None:
+    """rollup-outage's table: bad debt, blocked, executed after and let through under the two
+    guards its file's header names (a one-hour grace; with Aave's 0.95 bound too), each row the
+    numbers of the terminal's ``uptime guard`` row; and what the prose says they count: liquidation
+    messages, both keepers' calls for an account, the first executed after the grace and the
+    second a no-op on an account already liquidated."""
+    text = " ".join(_text(EXAMPLES_PAGE).split())
+    grace = re.search(r"\| a one-hour grace \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+    aave = re.search(r"\| Aave's sentinel: [^|]* \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
     assert grace is not None and aave is not None
+    said = re.search(r"with two keepers calling each account, ([\d,]+) blocked are both keepers' calls for ([\d,]+) "
+                     r"accounts; the first of each pair executes after the grace, the second finds the account already "
+                     r"liquidated", text)
+    assert said is not None and said.group(1) == grace.group(2) and said.group(2) == grace.group(3)
     header = (ROOT / "examples" / "rollup-outage.toml").read_text()
     for found, sets in ((grace, ["market.sentinel.grace=1h"]),
                         (aave, ["market.sentinel.grace=1h", "market.sentinel.health_factor_bound=0.95"])):
         assert "msgstorm run examples/rollup-outage.toml " + " ".join(f"--set {s}" for s in sets) in header
-        summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "rollup-outage.toml", sets),
-                               tmp_path / "-".join(sets), write_report=False).summary
-        guard = summary["sentinel"]
-        assert _matches(found.group(1), guard["bad_debt"]), guard
-        assert int(found.group(2).replace(",", "")) == guard["blocked"]
-        assert int(found.group(3)) == guard["let_through"]
+        result = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "rollup-outage.toml", sets),
+                              tmp_path / "-".join(sets), write_report=False)
+        guard = result.summary["sentinel"]
+        bad_debt, blocked, after, let_through = found.groups()
+        assert _matches(bad_debt, guard["bad_debt"]), guard
+        assert int(blocked.replace(",", "")) == guard["blocked"]
+        assert int(after.replace(",", "")) == guard["after_pause"]
+        assert int(let_through) == guard["let_through"]
+        [row] = [value for label, value in table_rows(terminal_lines(result.summary)).items()
+                 if label.startswith("uptime guard")]
+        assert row == f"blocked {blocked} (executed after {after}), let through {let_through}, bad debt {bad_debt}", row
+        if found is grace:
+            executions = result.history.table("executions").select(["msg_id", "account", "outcome"]).to_pylist()
+            blocked_ids = {e["msg_id"] for e in executions if e["outcome"] == "blocked"}
+            accounts = {e["account"] for e in executions if e["outcome"] == "blocked"}
+            later = [e["outcome"] for e in executions if e["msg_id"] in blocked_ids and e["outcome"] != "blocked"]
+            assert len(accounts) == guard["after_pause"] and len(blocked_ids) == 2 * len(accounts)
+            assert sorted(set(later)) == ["already_liquidated", "executed"]
+            assert later.count("executed") == later.count("already_liquidated") == len(accounts)

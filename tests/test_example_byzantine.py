@@ -1,5 +1,5 @@
 """examples/byzantine.toml beyond the quorum's bound (two equivocating voters of four): the
-terminal names the conflicting heights the README's tour states, the safety checker's are
+terminal names the conflicting heights the tour (docs/examples.md) states, the safety checker's are
 those heights, and report.html's chain view shows each node's blocks there, read back."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_beyond_the_bound_the_example_names_its_conflicting_heights_everywhere(t
     scenario = msgstorm.load_scenario(ROOT / "examples" / "byzantine.toml", ["faults.1.count=2"])
     result = msgstorm.run(scenario, tmp_path / "run")
     row = table_rows(terminal_lines(result.summary))["safety / conflicting heights"]
-    assert f"`{row}`" in " ".join((ROOT / "README.md").read_text().split())  # the tour's claim, as printed
+    assert f"`{row}`" in " ".join((ROOT / "docs" / "examples.md").read_text().split())  # the tour's claim, as printed
     history = read_history(tmp_path / "run")
     found = conflicts(history)
     assert row == f"invalid / {len(found)} (at {', '.join(map(str, sorted(found)))})"

@@ -95,7 +95,7 @@ def test_byzantine_keeps_safety_below_the_quorum_bound_and_breaks_it_beyond(tmp_
 
 
 def test_the_cross_chain_example_breaks_finality_undoes_no_commit_and_exits_0(tmp_path) -> None:
-    """What the README's tour and the example's header say of its safety rows: the cut makes
+    """What the tour (docs/examples.md) and the example's header say of its safety rows: the cut makes
     nodes finalise different blocks at height 25 (us-east-1 its own, eu-west theirs, then every
     node the winning branch's), no reorg of the canonical chain goes past the 3 confirmations,
     the relayers' nodes finalise only the winner, and with no [slo] the run exits 0."""

@@ -2,7 +2,7 @@
 
 No mocks: msgstorm starts three nodes on loopback (names, ports, databases, one cookie of the
 run), joins them with rabbitmqctl, and the faults act on named nodes: a crash and a pause
-here; the partition (Erlang distribution cut through the fault proxy) is the README's
+here; the partition (Erlang distribution cut through the fault proxy) is docs/examples.md's
 example, run by tests/test_docs.py. After each run the audit queue is read back: every
 confirmed message must be there.
 """

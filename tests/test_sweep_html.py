@@ -178,7 +178,7 @@ def test_a_long_latency_reads_in_its_unit_in_the_table_and_on_the_axis(tmp_path:
     assert means["y"] == pytest.approx([28.7, 29.7]) and means["text"] == ["28.7 min", "29.7 min"]
 
 
-# A guard's sweep as the README's: bad debt rises with the grace period and the outage's
+# A guard's sweep as docs/examples.md's: bad debt rises with the grace period and the outage's
 # length, p99 with the outage alone; throughput, loss and what the guard let through the same
 # everywhere. Seeds 1 and 2: each point's mean adds 1.5 to a bad debt and 0.5 ms to a p99.
 GRACE, OUTAGE = ("market.sentinel.grace", ["0s", "30min", "1h"]), ("faults.0.duration", ["30min", "78min"])
