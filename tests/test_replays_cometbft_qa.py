@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import msgstorm
 from msgstorm.replays import cometbft_qa as qa
 from msgstorm.replays.against import Published, against, format_against
 
@@ -71,3 +72,28 @@ def test_a_figure_fitted_and_predicted_or_neither_is_refused() -> None:
     rows = against(figures, {"a": 1.05}, ["a"], ["b"])
     assert [(row.inside, row.measured) for row in rows] == [(True, 1.05), (False, None)]
     assert format_against(rows, "t").splitlines()[3].split()[:2] == ["b", "-"]
+
+
+def _run(tmp_path: Any, name: str, rate: str, duration: str) -> dict[str, Any]:
+    scenario = msgstorm.load_scenario(qa.PRESET, [f'agents[0].arrival.rate="{rate}"', f'run.duration="{duration}"'])
+    summary: dict[str, Any] = msgstorm.run(scenario, tmp_path / name, write_report=False).summary
+    return summary
+
+
+@pytest.mark.slow
+def test_the_preset_gives_the_fitted_figure_and_the_gap_under_load_the_docs_report(tmp_path: Any) -> None:
+    """The preset (examples/cometbft-qa.toml), 30 s a load: without load its rate is the
+    published 33 to 36 a minute within 15% (docs/networks.md: 35.10 over 90 s), one round a
+    height; at 400/s the prediction is still about 32 a minute against the published 20 and
+    the latency about 2 s against 3.50 s (the docs' table): outside the bands. This fails
+    when the load's missing cost is modelled: then the docs' table changes with it."""
+    summaries = {"empty": _run(tmp_path, "empty", "1/s", "30s"), "loaded": _run(tmp_path, "loaded", "400/s", "30s")}
+    summaries["half"] = summaries["loaded"]  # not judged here
+    rows = {row.figure.name: row for row in against(qa.FIGURES, qa.measured_from(summaries), qa.FITTED, qa.PREDICTED)}
+    assert rows[qa.BLOCKS_EMPTY].inside and rows[qa.BLOCKS_EMPTY].kind == "fitted"
+    assert summaries["empty"]["consensus"]["heights_above_round_0"] == 0
+    assert summaries["loaded"]["consensus"]["heights_above_round_0"] == 0
+    loaded_rate = rows[qa.BLOCKS_LOADED].measured
+    assert loaded_rate is not None and 28 <= loaded_rate <= 36 and not rows[qa.BLOCKS_LOADED].inside
+    latency = rows[qa.LATENCY_MEAN].measured
+    assert latency is not None and 1.6 <= latency <= 2.4 and not rows[qa.LATENCY_MEAN].inside
