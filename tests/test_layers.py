@@ -3,8 +3,8 @@
 Every ``import`` of every module counts, including those inside functions. Packages of one
 rank do not import each other (the simulator and the analysis meet only in the history).
 Some higher packages keep clear of lower ones too: the analysis and the report read what the
-engines (traffic, market, simulator, live) wrote through the history, and a sweep starts its
-runs through the runner. What they share with the engines sits at the bottom: the market's
+engines (traffic, market, simulator, live) wrote through the history, and a sweep or a
+replay starts its runs through the runner. What they share with the engines sits at the bottom: the market's
 formulas and the base-fee rule in ``rules/``, the process helpers in ``processes.py``.
 The registries of ``scenario/registry.py`` load their built-in implementations by module
 name when first asked, as a plugin loader does; that is the one way up, and it is not an
@@ -30,7 +30,7 @@ RANK = {
     "sim": 4, "live": 4, "analysis": 4,
     "report": 5,
     "runner": 6,
-    "sweep": 7,
+    "sweep": 7, "replays": 7,
     "commands": 8,
     "cli": 9,
     "__init__": 10,
@@ -39,7 +39,7 @@ RANK = {
 
 ENGINES = frozenset({"traffic", "market", "sim", "live"})
 # Packages that import no engine although their rank is above them.
-CLEAR_OF_ENGINES = ("analysis", "report", "sweep")
+CLEAR_OF_ENGINES = ("analysis", "report", "sweep", "replays")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgstorm
 from msgstorm.replays.against import Published, against, format_against
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
 
 __all__ = ["FIGURES", "FITTED", "LOADS", "PREDICTED", "PRESET", "main", "measured_from"]
 
@@ -95,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries: dict[str, Mapping[str, Any]] = {}
     for name, rate in LOADS.items():
         sets = [f'agents[0].arrival.rate="{rate}"'] + ([f'run.duration="{args.duration}"'] if args.duration else [])
-        scenario = msgstorm.load_scenario(args.preset, sets)
-        result = msgstorm.run(scenario, out / name, overwrite=True, write_report=False)
+        scenario = load_scenario(args.preset, sets)
+        result = run(scenario, out / name, overwrite=True, write_report=False)
         summaries[name] = result.summary
         print(f"{name} ({rate}): {out / name}", file=sys.stderr)
     print(table(summaries))
