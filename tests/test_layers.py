@@ -3,8 +3,8 @@
 Every ``import`` of every module counts, including those inside functions. Packages of one
 rank do not import each other (the simulator and the analysis meet only in the history).
 Some higher packages keep clear of lower ones too: the analysis and the report read what the
-engines (traffic, market, simulator, live) wrote through the history, and a sweep starts its
-runs through the runner. What they share with the engines sits at the bottom: the market's
+engines (traffic, market, simulator, live) wrote through the history, and a sweep or a
+replay starts its runs through the runner. What they share with the engines sits at the bottom: the market's
 formulas and the base-fee rule in ``rules/``, the process helpers in ``processes.py``.
 The registries of ``scenario/registry.py`` load their built-in implementations by module
 name when first asked, as a plugin loader does; that is the one way up, and it is not an
@@ -31,7 +31,7 @@ RANK = {
     "report": 5,
     "targets": 6,
     "runner": 7,
-    "sweep": 8,
+    "sweep": 8, "replays": 8,
     "commands": 9,
     "cli": 10,
     "__init__": 11,
@@ -40,7 +40,7 @@ RANK = {
 
 ENGINES = frozenset({"traffic", "market", "sim", "live"})
 # Packages that import no engine although their rank is above them.
-CLEAR_OF_ENGINES = ("analysis", "report", "sweep")
+CLEAR_OF_ENGINES = ("analysis", "report", "sweep", "replays")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -19,6 +19,8 @@ import pyarrow.dataset as ds
 import pytest
 from conftest import cometbft_inspect, require_cometbft, run_in_process
 
+from msgstorm.analysis.comet_costs import comet_costs
+from msgstorm.history import read_history
 from msgstorm.live.chain.comet_target import block_number, decode_tx, encode_tx, reason_of
 from msgstorm.live.chain.cometbft import _set
 from msgstorm.live.nemesis import alive
@@ -185,6 +187,13 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
     assert {name: (int(cells[0]), int(cells[1]), int(cells[7].replace(",", ""))) for name, cells in rows.items()} == {
         name: (row["heights"], row["proposed"], row["height_lag_max"]) for name, row in table.items()}
     assert page.count('<tr><td class="num">', page.index('id="heights-table"')) >= len(made)
+    # Each validator's own counters, read before it stopped: the heights and transactions
+    # the history committed, but for the last height or so (the median validator's).
+    costs = comet_costs(read_history(run_dir))
+    assert costs is not None and costs.validators == 4
+    assert max(made) - 1 <= costs.heights <= max(made) + 1
+    assert 0.8 * statuses["committed"] <= costs.transactions <= statuses["committed"] * 1.2
+    assert costs.check_tx_ns > 0 and costs.copies_per_tx > 0 and "Propose" in costs.step_ms
 
 
 def _validator_pids(run_dir: Path, count: int, process: subprocess.Popen[bytes]) -> list[int]:

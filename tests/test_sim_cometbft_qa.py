@@ -64,6 +64,7 @@ def test_without_load_both_waits_on_the_files_mesh_give_the_published_empty_bloc
 def test_under_load_the_gap_the_docs_report_is_still_there(tmp_path: Path) -> None:
     # docs/networks.md: 33 blocks a minute against the published 20; the load's costs (the
     # mempool's copies to ~50 peers, rechecks, parts at 5.12 MB/s a connection, the e2e
-    # application) are not in the scenario. This fails once they are: then ship the preset.
+    # application) are not in the scenario. The preset with the costs measured on live
+    # validators (examples/cometbft-qa.toml, tests/test_replays_cometbft_qa.py) has the same gap.
     rate, _ = _blocks_per_minute(tmp_path, "loaded", "200ms", "400/s")
     assert rate / PUBLISHED_LOADED_BLOCKS_PER_MIN - 1 > 0.15

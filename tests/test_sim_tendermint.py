@@ -402,3 +402,46 @@ restart_after = "4s"
     heights = tables[0][0]
     assert len(heights) >= 12 * 10 and any(row["round"] > 0 for row in heights)
     assert 0 < 3 * counts[0] < counts[1]
+
+
+def _commit_times_and_txs(result: Any) -> tuple[dict[int, int], dict[int, int]]:
+    """Each height's commit time (the same at every node, no delay) and its block's transactions."""
+    history = read_history(result.run_dir)
+    commits = {row["height"]: row["t_committed"] for row in history.table("heights").to_pylist()}
+    blocks = {row["height"]: row["messages"] for row in history.table("blocks").to_pylist() if row["canonical"]}
+    return commits, blocks
+
+
+def test_the_apply_after_a_commit_delays_the_next_height_only_past_timeout_commit(scenario_from,
+                                                                                   run_scenario) -> None:
+    """No delay, ``execution`` 10 ms, ``timeout_commit`` 100 ms, ``finalize_per_tx`` 40 ms,
+    30 transactions a second: height h + 1 commits 10 ms + max(100 ms, 40 ms × the
+    transactions of block h) after height h (CometBFT's ``StartTime = CommitTime +
+    timeout_commit`` with the block applied in between)."""
+    tendermint = 'timeout_commit = "100ms"\nexecution = "10ms"\nfinalize_per_tx = "40ms"'
+    result: Any = run_scenario(scenario_from(four_tendermint("tm-apply", "4s", tendermint, rate="30/s")))
+    commits, txs = _commit_times_and_txs(result)
+    gaps = {h: commits[h + 1] - commits[h] for h in sorted(commits)[:-1]}
+    assert any(txs[h] * 40 * MS > 100 * MS for h in gaps) and any(txs[h] * 40 * MS < 100 * MS for h in gaps)
+    for h, gap in gaps.items():
+        assert gap == 10 * MS + max(100 * MS, 40 * MS * txs[h]), (h, gap, txs[h])
+
+
+def test_the_recheck_counts_what_the_mempool_still_holds(scenario_from, run_scenario) -> None:
+    """Blocks of at most 2 transactions at 30 a second leave a growing mempool; each left
+    transaction rechecked costs 20 ms: height h + 1 commits 10 ms + max(100 ms, 20 ms × the
+    transactions received by h's commit and not in blocks 1..h) after height h."""
+    tendermint = 'timeout_commit = "100ms"\nexecution = "10ms"\nrecheck_per_tx = "20ms"'
+    text = four_tendermint("tm-recheck", "3s", tendermint, rate="30/s").replace(
+        "[blocks.producers]", "[blocks]\nmax_messages = 2\n\n[blocks.producers]")
+    result: Any = run_scenario(scenario_from(text))
+    commits, txs = _commit_times_and_txs(result)
+    received = sorted(row["t_received"] for row in read_history(result.run_dir).table("messages").to_pylist()
+                      if row["t_received"] is not None)
+    seen_longer = False
+    for h in sorted(commits)[:-1]:
+        left = sum(1 for t in received if t <= commits[h]) - sum(txs[i] for i in range(1, h + 1))
+        gap = commits[h + 1] - commits[h]
+        assert gap == 10 * MS + max(100 * MS, 20 * MS * left), (h, gap, left)
+        seen_longer |= 20 * MS * left > 100 * MS
+    assert seen_longer

@@ -78,6 +78,7 @@ import numpy as np
 from msgstorm.analysis._common import MessageArrays, events_of, percentile
 from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE, machine_limit
 from msgstorm.analysis.capacity import capacity, find_step_ramp, saturated_intervals
+from msgstorm.analysis.comet_costs import CometCosts, comet_costs
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
@@ -243,6 +244,7 @@ class CometFit:
     scenario: dict[str, Any]  # the source run's validated scenario (normalised units)
     notes: tuple[str, ...] = ()  # what the fit could not pin down
     machine_limit: str = ""  # calibrate.machine_limit of the knee: a doubt when a step misses
+    costs: CometCosts | None = None  # the validators' own counters (live): the twin's apply and recheck
 
 
 def fit_comet(history: History, low_load_fraction: float = 0.5) -> CometFit:
@@ -305,7 +307,7 @@ def fit_comet(history: History, low_load_fraction: float = 0.5) -> CometFit:
         link_source=source, admission_ns=admission, fit_steps=tuple(s.step for s in chosen), fit_heights=int(use.sum()), rms_error_ns=rms,
         rounds_above_0=int((heights.round > 0).sum()),
         measured_knee_per_s=None if knee_rate is None else float(knee_rate), steps=tuple(steps), scenario=scenario,
-        notes=tuple(notes), machine_limit=machine_limit(knee))
+        notes=tuple(notes), machine_limit=machine_limit(knee), costs=comet_costs(history))
 
 
 def _admission_ns(history: History, intervals: np.ndarray, spans: list[tuple[int, int]], link: int,

@@ -115,6 +115,7 @@ def calibrate(
 def _calibrate_comet(history: Any, run_dir: Path, output: Path, fraction: float, check: bool) -> None:
     """A validator network's twin (``analysis/comet_fit.py``): fit, write, and with ``--check``
     run it and compare the block interval and commit latency step by step."""
+    from msgstorm.analysis.comet_costs import costs_lines
     from msgstorm.analysis.comet_fit import fit_comet
     from msgstorm.report.text import duration_ms
 
@@ -131,6 +132,9 @@ def _calibrate_comet(history: Any, run_dir: Path, output: Path, fraction: float,
               f"({fit.fit_heights} round-0 heights of steps {', '.join(str(s) for s in fit.fit_steps)}); execution "
               f"{duration_ms(fit.execution_ns / 1e6)}, links {duration_ms(fit.link_latency_ns / 1e6)} "
               f"({fit.link_source})", highlight=False, markup=False)
+    if fit.costs is not None:
+        for line in costs_lines(fit.costs):
+            out.print(line, highlight=False, markup=False)
     for note in fit.notes:
         err.print(f"note: {note}", highlight=False, markup=False)
     out.print(f"twin: {output} (msgstorm run {output})", highlight=False, markup=False)

@@ -52,6 +52,10 @@ class EventKind(StrEnum):
     # validator it names, height = the block holding it; detail {"type", "address",
     # "vote_height", "round", "vote_type"}
     EVIDENCE = "evidence"
+    # live validators, once each before they stop: node = the validator, detail = its own
+    # counters (live/chain/comet_counters.py: ABCI call times, rechecks, bytes received per
+    # message type, consensus steps), what analysis/comet_costs.py reads the load's costs from
+    VALIDATOR_COUNTERS = "validator_counters"
     DESYNC_START = "desync_start"
     DESYNC_END = "desync_end"
     SEND_LAG = "send_lag"  # live: sender could not keep the schedule

@@ -27,13 +27,14 @@ __all__ = ["scenario_facts", "scenario_section", "scenario_value"]
 # rates (``_ARRIVAL_RATE_KEYS`` comes first), a liquidation's ``decay`` is not shown here.
 _DURATION_KEYS = frozenset({
     "at", "block_time", "close_delay", "control_overhead", "decay", "delay", "down", "drain", "duration", "every",
-    "execution", "execution_per_tx", "failover_timeout", "flush_interval", "forced_inclusion_window", "grace",
-    "granularity", "heartbeat", "interval", "intra_region_latency", "jitter", "latency", "linger", "max_delay",
-    "max_interval", "max_wall_time", "min_duration", "min_interval", "over", "overhead", "prepare", "proof_check",
-    "read_back_timeout", "record_every", "resolution", "restart_after", "reveal_delay", "round", "sample_interval",
-    "send_timeout", "slice_delay", "slot", "start", "start_timeout", "step", "stop", "tail", "tau", "timeout",
-    "timeout_commit", "timeout_precommit", "timeout_precommit_delta", "timeout_prevote", "timeout_prevote_delta",
-    "timeout_propose", "timeout_propose_delta", "timeout_vote", "ttl", "until", "verify_cost", "window"})
+    "execution", "execution_per_tx", "failover_timeout", "finalize_per_tx", "flush_interval",
+    "forced_inclusion_window", "grace", "granularity", "heartbeat", "interval", "intra_region_latency", "jitter",
+    "latency", "linger", "max_delay", "max_interval", "max_wall_time", "min_duration", "min_interval", "over",
+    "overhead", "prepare", "proof_check", "read_back_timeout", "recheck_per_tx", "record_every", "resolution",
+    "restart_after", "reveal_delay", "round", "sample_interval", "send_timeout", "slice_delay", "slot", "start",
+    "start_timeout", "step", "stop", "tail", "tau", "timeout", "timeout_commit", "timeout_precommit",
+    "timeout_precommit_delta", "timeout_prevote", "timeout_prevote_delta", "timeout_propose",
+    "timeout_propose_delta", "timeout_vote", "ttl", "until", "verify_cost", "window"})
 # Distributions of a time (their numbers are ns): every number inside but shape parameters.
 _DURATION_DISTS = frozenset({"service", "processing", "link"})
 _SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})

@@ -349,6 +349,10 @@ def comet_twin_scenario(fit: CometFit) -> dict[str, Any]:
                        "mempool_size": fit.timeouts["mempool_size"]}}},
         "agents": [_agent(agent) for agent in source["agents"]],
     }
+    if fit.costs is not None:  # what the validators counted: the block applied and the mempool rechecked
+        tendermint = table["blocks"]["producers"]["tendermint"]
+        tendermint["finalize_per_tx"] = _ns(round(fit.costs.finalize_per_tx_ns))
+        tendermint["recheck_per_tx"] = _ns(round(fit.costs.check_tx_ns))
     peers = n - 1
     if fit.admission_ns > 0:  # the agents' own node, the admission delay away from every validator
         table["network"] |= {"regions": [TWIN_REGION, COMET_ENTRY_REGION], "nodes": {COMET_ENTRY_REGION: 1},

@@ -279,6 +279,11 @@ DESCRIPTIONS: dict[str, str] = {
     "TendermintSpec.execution": "a validator's application executing a proposal (ProcessProposal) before it prevotes",
     "TendermintSpec.execution_per_tx": "added to `execution` for each transaction of the proposal (a calibrated "
                                         "twin's per-transaction cost)",
+    "TendermintSpec.finalize_per_tx": "after a commit, a node's application executing each transaction of the "
+                                       "block (FinalizeBlock); the next height starts at the later of "
+                                       "`timeout_commit` and this work plus the recheck",
+    "TendermintSpec.recheck_per_tx": "after a commit, a node rechecking each transaction its mempool still holds "
+                                     "(CometBFT's `recheck`), before its next height starts",
     "TendermintSpec.vote_size": "bytes of one prevote, precommit or proposal message on the wire",
     "TendermintSpec.mempool_size": "transactions a validator's mempool holds (CometBFT's mempool `size`); a full "
                                    "one turns arrivals away (a `mempool_full` event) until a commit makes room",

@@ -359,6 +359,12 @@ class TendermintSpec(_Spec):
     # Added to ``execution`` for each transaction of the proposal (a calibrated twin's per-transaction cost).
     # (Left out of the dump at 0, so a scenario without it hashes as it did before it existed.)
     execution_per_tx: DurationNs = Field(default=0, ge=0, exclude_if=lambda cost: cost == 0)
+    # After a commit, a node applies the block (FinalizeBlock and Commit) and rechecks what its
+    # mempool still holds (CometBFT's ``recheck``) before its next height starts: the start is
+    # the later of ``timeout_commit`` and that work (CometBFT: ``StartTime = CommitTime +
+    # timeout_commit``, the apply running in between). Left out of the dump at 0.
+    finalize_per_tx: DurationNs = Field(default=0, ge=0, exclude_if=lambda cost: cost == 0)
+    recheck_per_tx: DurationNs = Field(default=0, ge=0, exclude_if=lambda cost: cost == 0)
     vote_size: Annotated[int, Field(ge=1)] = 200  # bytes of one prevote, precommit or proposal message
     # Transactions a validator's mempool holds (CometBFT's mempool ``size``); a full one turns arrivals away.
     mempool_size: Annotated[int, Field(ge=1)] = 5000

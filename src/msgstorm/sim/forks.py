@@ -205,6 +205,11 @@ class ForkChain(ForkTree):
             top = len(self.canonical) - 1
             self.desync.check(t, top, self._agreed_heights(), self.ctx.cluster.up)
 
+    def mempool_left(self, node: int) -> int:
+        """The messages ``node``'s mempool still holds (none committed): what it rechecks."""
+        live = self.ctx.msgs.live
+        return sum(1 for m in self.mempool.get(node, ()) if m in live)
+
     def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
         """A second block on ``block``'s parent with the same messages in reverse order; the
         first half of the producer's peers get ``block``, the rest the second (its own view

@@ -31,7 +31,9 @@ Milosevic, 2018), with CometBFT's choices where the paper leaves one open:
   ``timeout_precommit + r × delta``; when it fires: the next round.
 - Line 49: a proposal of any round with 2/3 precommits for it: decide (commit) the block,
   go to the next height and start its round 0 ``timeout_commit`` after (CometBFT's
-  ``StartTime = CommitTime + timeout_commit``); messages of that height received meanwhile
+  ``StartTime = CommitTime + timeout_commit``), or after the block's execution
+  (``finalize_per_tx``) and the recheck of the mempool's rest (``recheck_per_tx``) when they
+  take longer (CometBFT runs them in between); messages of that height received meanwhile
   count.
 - Line 55: messages of a higher round from more than 1/3 of the voting power: go to it.
 
@@ -130,6 +132,8 @@ class ConsensusChain(Protocol):
     def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None: ...
 
     def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None: ...
+
+    def mempool_left(self, node: int) -> int: ...
 
 
 class _Node:
@@ -617,7 +621,19 @@ class TendermintBook:
             else:
                 self._proposal(state, -kept - 1)
         self.peer_gossip.entered(t, state.node)
-        self._at(t + self.spec.timeout_commit, self._start_height, state.node, state.height)
+        self._at(t + max(self.spec.timeout_commit, self._apply_ns(state.node, block)), self._start_height,
+                 state.node, state.height)
+
+    def _apply_ns(self, node: int, block: int) -> int:
+        """What a node does between its commit and its next height: the block executed
+        (FinalizeBlock) and its mempool's remaining transactions rechecked. CometBFT runs it
+        inside ``timeout_commit`` (``StartTime = CommitTime + timeout_commit``), so it delays
+        the next height only when it takes longer."""
+        spec = self.spec
+        apply_ns = spec.finalize_per_tx * len(self.chain.contents[block])
+        if spec.recheck_per_tx:
+            apply_ns += spec.recheck_per_tx * self.chain.mempool_left(node)
+        return apply_ns
 
     def _behind(self, t: int, state: _Node, height: int, sender: int) -> None:
         """A message of a later height came from ``sender``: ask it for the committed blocks

@@ -200,6 +200,8 @@ class CometTarget(Lifecycle):
         return []
 
     def _stop_servers(self) -> list[ManagedServer]:
+        for name, counters in self.network.counters().items():
+            self.log.add((self._now(), EventKind.VALIDATOR_COUNTERS, name, None, counters))
         self.network.stop()
         return self.network.every_server  # the validators and any second signer a double_sign started
 

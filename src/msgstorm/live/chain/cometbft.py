@@ -34,10 +34,12 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from msgstorm.faults.schedule import fault_entries
+from msgstorm.live.chain.comet_counters import parse_counters
 from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.processes import die_with_parent
@@ -142,6 +144,7 @@ class CometNetwork:
         self.proxy_routes = True  # a validator network always routes its p2p links through the proxy
         self.route_links: dict[str, tuple[int, int]] = {}
         self.rpc_ports: list[int] = []
+        self.metrics_ports: list[int] = []  # each validator's Prometheus listener (``/metrics``)
         self.p2p_ports: list[int] = []
         self.second_signers: dict[str, ManagedServer] = {}  # validator name -> its second signer, while it runs
         self.second_signers_started: list[ManagedServer] = []  # every one started, for the stop and its events
@@ -212,6 +215,10 @@ class CometNetwork:
             ("consensus", "timeout_precommit_delta", _quoted(_duration(spec.timeout_vote // 2))),
             ("consensus", "timeout_commit", _quoted(_duration(scenario.blocks.interval))),
             ("tx_index", "indexer", _quoted("null")),
+            # Its own counters (ABCI call times, mempool rechecks, bytes per message type), read
+            # at the end into the history (``counters``): what the load cost it.
+            ("instrumentation", "prometheus", "true"),
+            ("instrumentation", "prometheus_listen_addr", _quoted(f"127.0.0.1:{self.metrics_ports[index]}")),
         ]
 
     def start(self) -> None:
@@ -242,6 +249,7 @@ class CometNetwork:
                                    capture_output=True, text=True, timeout=30, check=True, preexec_fn=die_with_parent)
             self.node_ids.append(shown.stdout.strip().splitlines()[-1])
         self.rpc_ports = [free_port() for _ in range(count)]
+        self.metrics_ports = [free_port() for _ in range(count)]
         p2p_ports = self.p2p_ports = [free_port() for _ in range(count)]
         routes = {(i, j): free_port() for i in range(count) for j in range(count) if i != j}
         self.route_links = {f"route-{i}-{j}": (port, p2p_ports[j]) for (i, j), port in routes.items()}
@@ -322,6 +330,20 @@ class CometNetwork:
 
     def alive(self) -> list[bool]:
         return [s.process is not None and s.process.poll() is None for s in self.validators]
+
+    def counters(self) -> dict[str, dict[str, float]]:
+        """Each running validator's own counters (``live/chain/comet_counters.py``), read from
+        its Prometheus listener; one that does not answer is left out."""
+        read: dict[str, dict[str, float]] = {}
+        for server, port in zip(self.validators, self.metrics_ports, strict=False):
+            if server.process is None or server.process.poll() is not None:
+                continue
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                    read[server.name] = parse_counters(answer.read().decode("utf-8", "replace"))
+            except OSError:
+                continue
+        return read
 
     def stop(self) -> None:
         for server in self.every_server:
