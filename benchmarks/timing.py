@@ -10,12 +10,14 @@ from types import FunctionType
 from typing import Any
 
 
-def timed_batches(batches: Iterator[Any], clock: dict[str, float], key: str = "traffic") -> Iterator[Any]:
-    """Yield from ``batches``, adding the time spent producing each to ``clock[key]``."""
+def timed_batches(batches: Iterator[Any], clock: dict[str, float], key: str = "traffic",
+                  now: Callable[[], float] = perf_counter) -> Iterator[Any]:
+    """Yield from ``batches``, adding the time spent producing each to ``clock[key]``, as
+    ``now`` tells it (wall time by default)."""
     while True:
-        start = perf_counter()
+        start = now()
         batch = next(batches, None)
-        clock[key] += perf_counter() - start
+        clock[key] += now() - start
         if batch is None:
             return
         yield batch
