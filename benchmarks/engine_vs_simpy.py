@@ -8,6 +8,7 @@ Run by hand (needs ``simpy``, the ``bench`` extra; CI runs ``--customers 2000 --
     python benchmarks/engine_vs_simpy.py --profile  # + cProfile of msgstorm's gossip case
     python benchmarks/engine_vs_simpy.py --only gossip1k               # ~1 min
     python benchmarks/engine_vs_simpy.py --only mm1 --customers 1000000
+    python benchmarks/engine_vs_simpy.py --only mm1 --customers 1000000 --repeat 5 --clock cpu  # shared machine
 
 Three cases, each modelled twice with the same parameters:
 
@@ -111,6 +112,15 @@ from msgstorm.traffic import generate_traffic
 
 MM1_RATE = 800.0  # lambda, customers per second
 MM1_MU = 1000.0  # service rate: exponential service, mean 1 ms
+
+# What every timing reads: wall time, or with ``--clock cpu`` this process's CPU time (all its
+# threads), which other work on a shared machine's cores moves far less: a 0.2 s M/M/1 run
+# measured by wall time on a loaded machine varies by 2x or more run to run.
+CLOCK = time.perf_counter
+# What a msgstorm run's parts (setup, traffic, history) are timed by: wall time, or with
+# ``--clock cpu`` this thread's CPU time, so that the history writer's thread working beside
+# them is not counted in them (it stays in the run's total, hence in "engine").
+PART_CLOCK = time.perf_counter
 
 GOSSIP_CASES = {"gossip": 50, "gossip1k": 1000}  # case name -> nodes
 # msgstorm rate / SimPy rate each case should reach.
@@ -227,7 +237,7 @@ class EngineRun:
 def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     """Mirror ``msgstorm.runner.run`` without the analysis step, timing its parts."""
     clock = {"traffic": 0.0, "history": 0.0}
-    perf = time.perf_counter
+    perf, total = PART_CLOCK, CLOCK
 
     def timed_history(fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -240,7 +250,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
 
     gc.collect()
     compiles_before = _kernel_compiles()
-    started = perf()
+    started, run_started = perf(), total()
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed)
@@ -253,13 +263,13 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
                                compile_windows=sim.helper is None)
     clock["traffic"] += perf() - start
-    sim.run(timed_batches(iter(traffic), clock))
+    sim.run(timed_batches(iter(traffic), clock, now=perf))
     t_end = sim.finish()
     start = perf()
     write_run_row(writer, scenario, sim, t_end)
     writer.close()
     clock["history"] += perf() - start
-    result.wall_s = perf() - started
+    result.wall_s = total() - run_started
     result.traffic_s = clock["traffic"]
     result.history_s = clock["history"]
     # Python heap pushes (each takes one id) plus the gossip kernel's events; a one-node
@@ -287,10 +297,10 @@ def warm_up(workdir: Path) -> float:
     """Load both compiled loops (or compile them, if their cache does not match the source)
     with a tiny untimed run of each case's scenario, as ``benchmarks/scaling.py`` does, so
     the timed runs measure the simulation and not loading machine code; returns seconds."""
-    started = time.perf_counter()
+    started = CLOCK()
     for name, scenario in (("mm1", mm1_scenario(200)), ("gossip", gossip_scenario(20, GOSSIP_CASES["gossip"]))):
         run_msgstorm(scenario, workdir / f"warm-{name}", seed=1)
-    return time.perf_counter() - started
+    return CLOCK() - started
 
 
 def _next_id(owner: object, name: str) -> int:
@@ -341,7 +351,7 @@ def _wait_check(label: str, waits_s: np.ndarray, expected_s: float) -> tuple[str
 def simpy_mm1(customers: int, lam: float, mu: float, seed: int) -> tuple[float, int, np.ndarray]:
     """The textbook SimPy M/M/1; returns (wall s, events scheduled, queue waits in s)."""
     gc.collect()
-    started = time.perf_counter()
+    started = CLOCK()
     rng = random.Random(seed)
     env = simpy.Environment()
     server = simpy.Resource(env, capacity=1)
@@ -361,7 +371,7 @@ def simpy_mm1(customers: int, lam: float, mu: float, seed: int) -> tuple[float, 
 
     env.process(source(env, server))
     env.run()
-    wall = time.perf_counter() - started
+    wall = CLOCK() - started
     return wall, _next_id(env, "_eid"), np.asarray(waits)
 
 
@@ -429,7 +439,7 @@ def simpy_gossip(forward: list[list[int]], messages: int, rate: float, latency_s
                  processing_s: float, seed: int) -> tuple[float, int, int, float]:
     """Returns (wall s, events scheduled, receipts, mean first-delivery delay in s)."""
     gc.collect()
-    started = time.perf_counter()
+    started = CLOCK()
     rng = random.Random(seed)
     env = simpy.Environment()
     n = len(forward)
@@ -461,7 +471,7 @@ def simpy_gossip(forward: list[list[int]], messages: int, rate: float, latency_s
 
     env.process(source())
     env.run()
-    wall = time.perf_counter() - started
+    wall = CLOCK() - started
     assert deliveries == messages * n, "every node must see every message once"
     return wall, _next_id(env, "_eid"), receipts, delay_sum / deliveries
 
@@ -533,7 +543,8 @@ def _cpu_model() -> str:
 
 def print_header(args: argparse.Namespace) -> None:
     runs = "one run each" if args.repeat == 1 else f"median of {args.repeat} runs each, alternating"
-    print(f"msgstorm engine vs SimPy: same models, same parameters, {runs}")
+    clock = "CPU time (--clock cpu)" if CLOCK is time.process_time else "wall time"
+    print(f"msgstorm engine vs SimPy: same models, same parameters, {runs}, timed by {clock}")
     print(f"machine  {_cpu_model()}, {os.cpu_count()} logical cores (both run on one), "
           f"{platform.system()} {platform.release()}")
     print(f"python   {platform.python_implementation()} {platform.python_version()}")
@@ -623,10 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of msgstorm's gossip case (top 10 by tottime)")
     parser.add_argument("--only", choices=["mm1", *GOSSIP_CASES], help="run one case")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="time by wall time or by the process's CPU time (steadier on a shared machine)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="time each engine this many times, alternating, and compare the median "
                              "runs (default 1)")
     args = parser.parse_args(argv)
+    global CLOCK, PART_CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    PART_CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     args.customers = args.customers or (50_000 if args.quick else 200_000)
     args.messages = args.messages or (5_000 if args.quick else 20_000)
     args.gossip1k_messages = args.gossip1k_messages or (80 if args.quick else 300)

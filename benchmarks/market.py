@@ -7,6 +7,8 @@
     python benchmarks/market.py --mechanisms only   # only them
     python benchmarks/market.py --mechanisms only --clock cpu   # by the process's CPU time
     python benchmarks/market.py --smoke         # 200 accounts, 2 keepers, a 3 s crash, one pair each: CI's
+    python benchmarks/market.py --black-thursday --mechanisms only --clock cpu   # + examples/black-thursday.toml
+    python benchmarks/market.py --no-parts      # without each case's CPU split by part
 
 Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
 venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on
@@ -22,21 +24,34 @@ the compiled code from numba's cache. With ``--accounts`` in the millions, it al
 price tick over every account against the accounts it crosses (the line index). ``--smoke``
 runs every case small (flash-crash cut to 3 s with its crash at 1 s, 200 accounts and 2
 keepers; one pair of each mechanism, not warmed up): that the script runs, not a measure.
+
+Each case also prints where its CPU time goes, from one more run with timers on the methods
+of each part of the simulator (``PARTS``; ``timing.CpuSplit``): the network (the gossip
+kernel and links), the sequencer (intake, ordering, backpressure, block packing, the chain),
+the market (the reactor and the venue's rules), the history (the recorder, the writer, the
+market's rows), other (the event loop, traffic, analysis and report) and other threads (the
+history writer's). The timers add a Python call to every method call, so the parts add up to
+more than the timed runs: a split, not a timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from timing import CpuSplit  # noqa: E402
 
 import msgstorm  # noqa: E402
 from msgstorm.market.accounts import LineIndex, draw_accounts  # noqa: E402
@@ -129,6 +144,54 @@ def _timed(scenario: Scenario) -> tuple[float, dict[str, object]]:
         return CLOCK() - started, result.summary
 
 
+# Where a run's CPU time goes (each case's ``parts`` line): each part of the simulator is the
+# classes of these modules (``timing.CpuSplit`` charges a method's time to its part). The
+# market's history rows (``HistoryRows``, a mixin of the reactor) count as history.
+PARTS = {
+    "network": ("sim.gossip", "sim.links", "sim.link_model", "sim.link_samples", "sim.topology", "sim.forwarding",
+                "sim.hop_stages"),
+    "sequencer": ("sim.sequencer", "sim.intake_log", "sim.block_packing", "sim.block_contents", "sim.lane",
+                  "sim.backpressure", "sim.policies", "sim.policies_batch", "sim.policies_fair",
+                  "sim.policies_commit_reveal", "sim.fee_wait", "sim.chain", "sim.control", "sim.producers"),
+    "market": tuple(f"market.{path.stem}" for path in sorted((ROOT / "src" / "msgstorm" / "market").glob("*.py"))
+                    if path.stem not in ("__init__", "reactor_rows")),
+    "history": ("sim.recorder", "history.writer", "market.reactor_rows"),
+}
+SPLIT_COLUMNS = ("network", "sequencer", "market", "history", "other", "other threads")
+
+
+def _classes(modules: tuple[str, ...]) -> list[type]:
+    """The classes defined in ``modules`` whose methods run (not protocols or tuples)."""
+    found = []
+    for name in modules:
+        module = importlib.import_module(f"msgstorm.{name}")
+        for value in vars(module).values():
+            if (inspect.isclass(value) and value.__module__ == module.__name__ and not issubclass(value, tuple)
+                    and Protocol not in value.__mro__[1:] and not getattr(value, "_is_protocol", False)):
+                found.append(value)
+    return found
+
+
+def _split(scenario: Scenario) -> dict[str, float]:
+    """One more run of ``scenario``, its CPU seconds split by part of the simulator (``PARTS``;
+    ``other``: the event loop, traffic, the analysis and report; ``other threads``: the
+    history writer's). The wrappers cost a Python call per method call, so the parts add up
+    to more than a plain run's time: a split, not a timing."""
+    split = CpuSplit()
+    for part, modules in PARTS.items():
+        split.patch(part, _classes(modules))
+    try:
+        return split.measure(lambda: _timed(scenario))
+    finally:
+        split.unpatch()
+
+
+def _split_line(label: str, seconds: dict[str, float]) -> str:
+    total = sum(seconds.values())
+    cells = "  ".join(f"{part} {seconds.get(part, 0.0):5.2f}" for part in SPLIT_COLUMNS)
+    return f"  {label:<24} CPU {total:5.2f} s: {cells}"
+
+
 def _tick(accounts: int) -> None:
     """One price tick's cost against how many accounts it crosses."""
     scenario = _scenario(True, accounts, 1)
@@ -161,13 +224,19 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="200 accounts, 2 keepers, flash-crash cut to 3 s, one pair of each mechanism: that the "
                              "script runs, not a measure")
+    parser.add_argument("--no-parts", dest="parts", action="store_false",
+                        help="leave out each case's CPU split by part (network, sequencer, market, history)")
+    parser.add_argument("--black-thursday", action="store_true",
+                        help="also examples/black-thursday.toml: its time and its CPU split by part")
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.smoke:
         args.accounts, args.keepers = 200, 2
+    if args.black_thursday:
+        _black_thursday(args.repeat, args.parts)
     if args.mechanisms == "only":
-        _mechanisms(args.repeat, args.smoke)
+        _mechanisms(args.repeat, args.smoke, args.parts)
         return 0
     plain = _scenario(False, args.accounts, args.keepers, smoke=args.smoke)
     market = _scenario(True, args.accounts, args.keepers, race=not args.split, smoke=args.smoke)
@@ -190,14 +259,38 @@ def main() -> int:
         print(f"  ratio {ratio:.2f}x (target: at most 1.5x) {'met' if ratio <= 1.5 else 'NOT MET'}")
     market_summary = summary.get("market") or {}
     print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
+    if args.parts:
+        _parts_header()
+        print(_split_line("with the market", _split(market)))
+        if args.only == "both":
+            print(_split_line("without the market", _split(plain)))
     if args.mechanisms == "all":
-        _mechanisms(args.repeat, args.smoke)
+        _mechanisms(args.repeat, args.smoke, args.parts)
     if args.accounts >= 100_000:
         _tick(args.accounts)
     return 0
 
 
-def _mechanisms(repeat: int, smoke: bool = False) -> None:
+def _parts_header() -> None:
+    print("  CPU by part, one more run each with timers on the parts' methods (which add a Python call each: "
+          "a split, not a timing; other: loop, traffic, analysis, report; other threads: the history writer's)")
+
+
+def _black_thursday(repeat: int, parts: bool) -> None:
+    """examples/black-thursday.toml (the keepers' gas war on a congested EIP-1559 chain),
+    ``repeat`` runs after a warm-up, and its CPU split by part."""
+    scenario = msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml")
+    _timed(scenario)
+    seconds = [_timed(scenario)[0] for _ in range(repeat)]
+    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    print(f"examples/black-thursday.toml, by {clock}: {statistics.median(seconds):.2f} s "
+          f"(runs: {' '.join(f'{s:.2f}' for s in seconds)})")
+    if parts:
+        _parts_header()
+        print(_split_line("black-thursday", _split(scenario)))
+
+
+def _mechanisms(repeat: int, smoke: bool = False, parts: bool = True) -> None:
     """Each mechanism's run of examples/venue-partial.toml against whole's, paired: whole and
     the mechanism alternate ``max(repeat, 3)`` times, so a machine whose load drifts (other
     work on its cores) weighs on both alike; the ratio is of the medians. ``smoke``: ``repeat``
@@ -206,6 +299,8 @@ def _mechanisms(repeat: int, smoke: bool = False) -> None:
     for whole in wholes.values() if not smoke else ():
         _timed(whole)
     clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    if parts:
+        _parts_header()
     print("liquidation mechanisms on examples/venue-partial.toml (ETH -30% over 4 s, 2,000 accounts), "
           f"paired with whole, by {clock}")
     for name, section in MECHANISMS.items():
@@ -234,6 +329,11 @@ def _mechanisms(repeat: int, smoke: bool = False) -> None:
               f"deleveraged {venue.get('deleveraged')}, socialised {venue.get('socialised')}, "
               f"bad debt {market.get('bad_debt', {}).get('absolute')}"  # type: ignore[union-attr]
               f"{', longs only' if name in LONGS_ONLY else ''}")
+        if parts:
+            print(_split_line(name, _split(scenario)))
+    if parts:
+        for longs_only, whole in wholes.items():
+            print(_split_line("whole" + (", longs only" if longs_only else ""), _split(whole)))
 
 
 

@@ -134,7 +134,10 @@ SMOKES = [
           _nats_server),
     Smoke("market", ("--smoke",),
           (rf"^  ratio {NUMBER}x \(target: at most 1\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
-           rf"^  english_auction\s+{NUMBER} s vs whole\s+{NUMBER} s\s+ratio {NUMBER}x")),
+           rf"^  english_auction\s+{NUMBER} s vs whole\s+{NUMBER} s\s+ratio {NUMBER}x",
+           *(rf"^  {case}\s+CPU\s+{NUMBER} s: network\s+{NUMBER}\s+sequencer\s+{NUMBER}\s+market\s+{NUMBER}\s+"
+             rf"history\s+{NUMBER}\s+other\s+{NUMBER}\s+other threads\s+{NUMBER}$"
+             for case in ("with the market", "without the market", "dutch_auction", "whole")))),
     Smoke("market_cpu", ("--smoke", "market", "split", "plain"),
           tuple(rf"^\S+ {name}: cpu {NUMBER} s, wall {NUMBER} s$" for name in ("market", "split", "plain"))),
     Smoke("networks", ("--quick", "--nodes", "100"),

@@ -17,7 +17,7 @@ import pytest
 
 import msgstorm
 from msgstorm.history import HistoryWriter, read_history
-from msgstorm.history.reader import History, read_table
+from msgstorm.history.reader import History, _first_uses, read_table
 
 NAMES = pa.array(["n0", "n1", "n2", "n3"], pa.string())
 
@@ -65,6 +65,19 @@ def test_codes_follow_first_appearance_and_leave_unused_names_out(tmp_path: Path
                      events=pa.table({}), run=pa.table({}))
     memory_codes, memory_values = memory.codes("deliveries", "node")
     assert memory_values == values and memory_codes.tolist() == codes.tolist()
+
+
+@pytest.mark.parametrize("size", [1, 3, 16, 17, 300])
+def test_first_uses_are_what_unique_gives_with_or_without_its_sort(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for dtype in (np.int8, np.int16, np.int32):
+        if size > np.iinfo(dtype).max:
+            continue
+        indices = rng.integers(0, size, 2_000).astype(dtype)
+        indices[indices == size // 2] = 0  # a value of the dictionary left unused
+        used, first = _first_uses(indices, size)
+        expected_used, expected_first = np.unique(indices, return_index=True)
+        assert used.tolist() == expected_used.tolist() and first.tolist() == expected_first.tolist()
 
 
 def _three_pending(start: int, sent: pa.Array, received: pa.Array) -> dict[str, Any]:

@@ -147,6 +147,8 @@ def test_a_one_node_run_loads_no_plotting_metrics_scipy_or_live_clients_and_only
     # numba imports scipy's top level; the overlay's shortest paths (scipy.sparse, 0.1-0.2 s)
     # come only with a mesh, which a one-node network has not.
     assert not {name for name in loaded if name.startswith("scipy.sparse")}
+    # Arrow's compute module (about 25 ms to import) only where a rollup's stage needs it.
+    assert "pyarrow.compute" not in loaded
     assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000  # plotly.js is embedded all the same
     assert "gossip-kernel-signatures 0 0" in printed  # a one-node network never loads the gossip kernel
     assert "one-node-loop-signatures 1" in printed

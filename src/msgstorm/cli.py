@@ -64,5 +64,11 @@ def main() -> None:  # pragma: no cover - console entry (pyproject [project.scri
     # (about 0.3 s after a million-message run). Every file is closed by then, so the objects
     # are frozen out of the collector's sight first; they are freed with the process.
     atexit.register(gc.freeze)
+    # And what the command line's imports made lives as long as the process: frozen now, out
+    # of the sight of the collections the command's run causes (measured: the full one when
+    # the analysis turns the collector back on, 0.06 s of a one-million-message run, no
+    # longer comes). Only here, the console entry: a process that runs commands in turn (the
+    # tests) keeps collecting what each leaves.
+    gc.freeze()
     keep_freed_memory()
     app()

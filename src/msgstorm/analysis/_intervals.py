@@ -170,6 +170,8 @@ def _grouped_latencies(messages: MessageArrays, latency_bin: npt.NDArray[np.int3
     held once, in their final order, without the unsorted copy, the intervals of the kept
     ones and the sort's order beside them (at 17 million messages 350 MB less)."""
     latency = np.empty(int(sizes.sum()), dtype=np.int64)
+    if _in_row_order(messages, latency_bin, latency):
+        return latency
     following = np.cumsum(sizes) - sizes  # each interval's next free slot
     committed = messages.committed
     for rows in chunk_slices(latency_bin.size):
@@ -188,6 +190,27 @@ def _grouped_latencies(messages: MessageArrays, latency_bin: npt.NDArray[np.int3
         latency[following[groups] + rank] = block[order]
         following += counts
     return latency
+
+
+def _in_row_order(messages: MessageArrays, latency_bin: npt.NDArray[np.int32], latency: I64) -> bool:
+    """Fill ``latency`` in row order, a chunk at a time, while the kept rows' intervals do not
+    decrease (a one-node run commits in time order): then row order is already grouped by
+    interval, the order the placement below gives. False, ``latency`` partly written, as soon
+    as an interval decreases: the caller places them all."""
+    committed = messages.committed
+    written, last = 0, -1
+    for rows in chunk_slices(latency_bin.size):
+        chosen = committed[rows] & (latency_bin[rows] >= 0)
+        groups = latency_bin[rows][chosen]
+        if groups.size == 0:
+            continue
+        if groups[0] < last or bool(np.any(groups[1:] < groups[:-1])):
+            return False
+        last = int(groups[-1])
+        block = latency[written:written + groups.size]
+        np.subtract(messages.t_committed.values[rows][chosen], messages.t_intended[rows][chosen], out=block)
+        written += groups.size
+    return True
 
 
 def chunk_slices(size: int) -> Iterator[slice]:

@@ -6,8 +6,6 @@ Place in the pipeline: part of the summary's typed model; ``analysis.summary_mod
 holds these sections and generates the shipped schema from them.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field

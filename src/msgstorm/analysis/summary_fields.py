@@ -5,8 +5,6 @@ counts).
 Place in the pipeline: the base of ``analysis.summary_model`` and its section modules.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -13,8 +13,6 @@ validated section gives back the same JSON. Regenerate the schema file after cha
 ``python -m msgstorm.report.schema > src/msgstorm/report/summary.schema.json``.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -268,7 +268,7 @@ class History:
                 if indices.size == 0:
                     continue
                 names = chunk.dictionary.to_pylist()
-                used, first = np.unique(indices, return_index=True)
+                used, first = _first_uses(indices, len(names))
                 renumber = np.zeros(max(len(names), 1), dtype=np.int32)
                 for old in used[np.argsort(first, kind="stable")].tolist():
                     renumber[old] = code_of.setdefault(str(names[old]), len(code_of))
@@ -491,3 +491,19 @@ def read_history(run_dir: str | Path) -> History:
     if (Path(run_dir) / DESTINATION_DIR / "history").is_dir():
         history.destination = read_history(Path(run_dir) / DESTINATION_DIR)
     return history
+
+
+# Dictionaries of at most this many values find each value's first row by one comparison
+# a value (a kind, an agent, a status: a handful), rather than by sorting the rows.
+_FEW_CODES = 16
+
+
+def _first_uses(indices: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes ``indices`` uses, ascending, and the row of each one's first use: what
+    ``np.unique(indices, return_index=True)`` gives, without its sort for a small dictionary
+    of ``size`` values."""
+    if size > _FEW_CODES:
+        used, first = np.unique(indices, return_index=True)
+        return used, first
+    used = np.flatnonzero(np.bincount(indices, minlength=size))
+    return used, np.array([int(np.argmax(indices == code)) for code in used.tolist()], dtype=np.int64)

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.history.reader import History
 from msgstorm.history.writer import HistoryWriter
@@ -62,6 +61,8 @@ class RollupRun:
 
 
 def _committed(part: pa.Table) -> np.ndarray:
+    import pyarrow.compute as pc  # here: a run without a rollup loads no Arrow compute (tests/test_startup.py)
+
     status = part.column("status")
     return np.asarray(pc.fill_null(pc.equal(status.cast(pa.string()), "committed"), False))
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from msgstorm.history.events import EventKind
@@ -39,6 +38,8 @@ OUTAGE_KIND = "sequencer_outage"
 
 def losing_outages(history: History) -> list[tuple[int, int, str | None]]:
     """(at, fault_id, node) of each sequencer outage with ``lose_unposted``, by start."""
+    import pyarrow.compute as pc  # here: a run without a rollup loads no Arrow compute (tests/test_startup.py)
+
     events = history.table("events")
     starts = pc.equal(events.column("kind").cast(pa.string()), EventKind.FAULT_START.value)
     found = []
@@ -82,6 +83,8 @@ def drop_unposted(writer: HistoryWriter, history: History, commits: CommitRows) 
 
 def _rewrite_messages(directory: Path, lost: np.ndarray) -> None:
     """Each part holding one of ``lost``: those rows ``dropped`` with no ``t_committed``."""
+    import pyarrow.compute as pc  # here: a run without a rollup loads no Arrow compute (tests/test_startup.py)
+
     for path in sorted(directory.glob("part-*.parquet")):
         table = pq.read_table(path)
         hit = pc.is_in(table.column("msg_id"), value_set=pa.array(lost))
