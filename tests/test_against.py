@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from msgstorm import load_scenario, run
 from msgstorm.analysis.against import against_rows
-from msgstorm.analysis.summary_model import PublishedFigures
+from msgstorm.analysis.summary_model import PublishedFigures, Summary
 from msgstorm.cli import app
 from msgstorm.commands.common import out
+from msgstorm.report.market import market_section
 from msgstorm.scenario import ScenarioError
 from msgstorm.scenario.market import KeeperSpec, PublishedSpec
 
@@ -145,3 +146,7 @@ def test_msgstorm_against_prints_the_mean_and_range_over_runs(tmp_path: Path, mo
     assert cells == ["zero-bid share of lots", "100.0% (100.0% to 100.0%)", "50.0% (a test)", "40.0% to 60.0%", "no",
                      "predicted"]
     assert CliRunner().invoke(app, ["against", "--fail-outside", *dirs]).exit_code == 1
+    # The page's market section carries the same row (one run: no range).
+    page = market_section(Summary.model_validate_json((Path(dirs[0]) / "summary.json").read_text()))
+    assert ('<table id="against-table">' in page and "<td>zero-bid share of lots</td><td>100.0%</td>"
+            "<td>50.0% (a test)</td><td>40.0% to 60.0%</td><td>no</td><td>predicted</td>" in page)

@@ -13,7 +13,7 @@ from msgstorm.analysis.summary_model import Market
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.text import amount
 
-__all__ = ["against_table", "market_against_rows"]
+__all__ = ["AGAINST_COLUMNS", "against_cells", "against_table", "market_against_rows"]
 
 _SHARES = frozenset({"zero_bid_share", "returned_share", "returned_share_won"})
 
@@ -36,23 +36,34 @@ def _value(figure: str, value: float, unit: str | None, currency: str | None) ->
     return amount(round(value), currency)
 
 
-def against_table(rows: list[AgainstRow], unit: str | None, currency: str | None) -> KeptTable:
-    """Figure, measured (mean; range over the runs when several), published with its source,
-    band, within (checked figures only), fitted or checked."""
-    runs = len(rows[0].measured) if rows else 0
-    title = "against the day" + (f" (mean and range over {runs} runs)" if runs > 1 else "")
-    table = KeptTable(title=title, header_style="bold")
-    for column in ("figure", "measured", "published", "band", "within", "role"):
-        table.add_column(column, justify="right" if column in ("measured", "band") else "left")
+def against_cells(rows: list[AgainstRow], unit: str | None, currency: str | None) -> list[list[str]]:
+    """Each row's cells: figure, measured (mean; range over the runs when several), published
+    with its source, band, within (checked figures only), fitted or predicted."""
+    cells = []
     for row in rows:
         measured = _value(row.figure, row.mean, unit, currency)
-        if runs > 1:
+        if len(row.measured) > 1:
             measured += (f" ({_value(row.figure, row.low, unit, currency)} to "
                          f"{_value(row.figure, row.high, unit, currency)})")
         band = "—" if row.band is None else (f"{_value(row.figure, row.band[0], unit, currency)} to "
                                              f"{_value(row.figure, row.band[1], unit, currency)}")
         within = {None: "— (fitted)" if row.role == "fitted" else "—", True: "yes", False: "no"}[row.within]
-        table.add_row(FIGURE_LABELS[row.figure], measured,
+        cells.append([FIGURE_LABELS[row.figure], measured,
                       f"{_value(row.figure, row.published, unit, currency)} ({row.source})", band, within,
-                      "predicted" if row.role == "checked" else row.role)
+                      "predicted" if row.role == "checked" else row.role])
+    return cells
+
+
+AGAINST_COLUMNS = ("figure", "measured", "published", "band", "within", "role")
+
+
+def against_table(rows: list[AgainstRow], unit: str | None, currency: str | None) -> KeptTable:
+    """The rows as a terminal table, titled with the number of runs when several."""
+    runs = len(rows[0].measured) if rows else 0
+    title = "against the day" + (f" (mean and range over {runs} runs)" if runs > 1 else "")
+    table = KeptTable(title=title, header_style="bold")
+    for column in AGAINST_COLUMNS:
+        table.add_column(column, justify="right" if column in ("measured", "band") else "left")
+    for cells in against_cells(rows, unit, currency):
+        table.add_row(*cells)
     return table
