@@ -48,6 +48,20 @@ def test_a_raised_ceiling_is_refused_when_it_cannot_apply(steps: list[dict[str, 
         KeeperSpec(fee_aware=fee_aware, cap_raised=steps)
 
 
+def test_a_ceiling_raised_out_of_order_is_named_with_its_file_line_and_keeper(tmp_path: Path) -> None:
+    text = (EXAMPLES / "black-thursday-2020.toml").read_text()
+    step = '[[market.keepers.cap_raised]]\nat = "15h"'
+    assert step in text
+    path = tmp_path / "black-thursday-2020.toml"
+    path.write_text(text.replace(step, '[[market.keepers.cap_raised]]\nat = "16h"\ncap = 500.0\n\n' + step))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if row.startswith('name = "keepers"')) - 1
+    assert f"black-thursday-2020.toml:{line}: market.keepers[1]: cap_raised: expected steps in increasing 'at'" in message
+    assert "got at = 57600 s, 54000 s" in message
+
+
 def _published(**changes: object) -> dict[str, object]:
     base: dict[str, object] = {"zero_bid_share": "36%", "zero_bid_units": 62_890.0, "deficit": 5_670_000.0,
                                "source": "Whiterabbit", "fitted": ["zero_bid_units"],

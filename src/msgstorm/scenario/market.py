@@ -220,7 +220,8 @@ class KeeperSpec(Spec):
             raise ValueError("give 'region' or 'node', not both")
         times = [step.at for step in self.cap_raised]
         if times != sorted(set(times)):
-            raise ValueError(f"cap_raised: expected steps in increasing 'at' without repeats, got {times} ns")
+            shown = ", ".join(f"{at / 1e9:g} s" for at in times)
+            raise ValueError(f"cap_raised: expected steps in increasing 'at' without repeats, got at = {shown}")
         if self.cap_raised and not self.fee_aware:
             raise ValueError("cap_raised: only a fee_aware keeper has a ceiling to raise")
         return self
