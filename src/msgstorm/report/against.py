@@ -63,7 +63,8 @@ def against_table(rows: list[AgainstRow], unit: str | None, currency: str | None
     title = "against the day" + (f" (mean and range over {runs} runs)" if runs > 1 else "")
     table = KeptTable(title=title, header_style="bold")
     for column in AGAINST_COLUMNS:
-        table.add_column(column, justify="right" if column in ("measured", "band") else "left")
+        # fold, not ellipsis: a source's words are read, not cut
+        table.add_column(column, justify="right" if column in ("measured", "band") else "left", overflow="fold")
     for cells in against_cells(rows, unit, currency):
         table.add_row(*cells)
     return table
