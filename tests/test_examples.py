@@ -125,7 +125,8 @@ def test_the_cross_chain_example_breaks_finality_undoes_no_commit_and_exits_0(tm
 def test_black_thursday_2020s_header_says_what_its_data_and_its_drawn_book_are(tmp_path: Path) -> None:
     """The header's numbers, computed from the shipped series and the book the run draws.
     Before, it said the closes reach $101.01 (they bottom at $106.59: 101.01 is the lowest
-    trade inside a bar), none below 153% (the cap 2.9 is 152.6%), and 33 vaults were drawn at
+    trade inside a bar; and that, StableSims' bars' low, is no more the day's lowest trade than
+    any one aggregator's), none below 153% (the cap 2.9 is 152.6%), and 33 vaults were drawn at
     a leverage below 1, with no debt."""
     path = EXAMPLES / "black-thursday-2020.toml"
     header = " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#"))
@@ -134,7 +135,8 @@ def test_black_thursday_2020s_header_says_what_its_data_and_its_drawn_book_are(t
     low_t, low = min(series, key=lambda row: row[1])
     assert f"from ${series[0][1]:.2f} at 00:00 UTC" in header
     assert f"to their low, ${low:.2f} at {low_t // 3600:02d}:{low_t % 3600 // 60:02d};" in header  # $106.59 at 23:40
-    assert "the day's lowest trade, $101.01, was the low inside the 23:20-23:30 bar" in header
+    assert "the bars' lowest price, $101.01, the low of the 23:20-23:30 bar (CoinAPI's bars, not every venue's" in header
+    assert "the day's lowest trade" not in header  # the bars' low is one aggregator's, not the day's every trade
     assert "$101.01 at the low" not in header and min(price for _, price in series) > 101.01
     fees = [float(row.split(",")[1]) for row in (EXAMPLES / "data" / "gas-2020-03-12.csv").read_text().split()[1:]]
     assert round(fees[0]) == 7 and max(fees) == 200 and "about 7 gwei at 00:00 and 200 gwei at the peak" in header

@@ -738,9 +738,17 @@ def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
     assert summary["market"]["venue"]["bad_debt"] == pytest.approx(900_000.0, abs=0.01)
     # 10 lots of 1,000 units of the one instrument, every one at a zero bid, nothing given back;
     # the debt in the market's currency.
-    assert summary["market"]["venue"]["auctions"] == {"unit": "ETH", "lots": 10, "zero_bid_lots": 10,
-                                                      "zero_bid_units": 10_000.0, "units": 10_000.0,
-                                                      "returned_share": 0.0}
+    # Their value: each lot's 1,000 units at the on-chain price at its close (the venue's
+    # ``auctioned`` rows); no lot was won above 0, so no share returned among such lots.
+    venue = history.table("venue")
+    worth = {account: amount for account, kind, amount in zip(_column(venue, "account"), _column(venue, "kind"),
+                                                              _column(venue, "amount"), strict=True)
+             if kind == "auctioned"}
+    assert len(worth) == 10 and all(70_000.0 < amount < 110_000.0 for amount in worth.values())
+    auctions = summary["market"]["venue"]["auctions"]
+    assert auctions.pop("zero_bid_value") == pytest.approx(sum(worth.values()), abs=0.01)
+    assert auctions == {"unit": "ETH", "lots": 10, "zero_bid_lots": 10, "zero_bid_units": 10_000.0,
+                        "units": 10_000.0, "returned_share": 0.0, "returned_share_won": None}
     assert summary["market"]["currency"] == "DAI"
 
 
@@ -756,7 +764,10 @@ def test_two_keepers_through_the_network_tend_then_dent(tmp_path: Path) -> None:
     overrides = ['market.liquidation={mechanism="english_auction", ttl="1s", tau="5s", beg="0.5%", keeper_share=0}',
                  'market.instruments.0.shocks=[{at="2s", fall="8%", over="1s"}]', "market.liquidation_penalty=0",
                  keepers]
-    history, _ = _run(tmp_path, "leverage-latency", overrides)
+    history, summary = _run(tmp_path, "leverage-latency", overrides)
+    lots = summary["market"]["venue"]["auctions"]  # every lot won above 0: the two shares are one
+    assert (lots["zero_bid_lots"], lots["zero_bid_value"]) == (0, 0.0)
+    assert lots["returned_share_won"] == lots["returned_share"] > 0
     executions, prices = history.table("executions"), history.table("prices")
     price_at = dict(zip(_column(prices, "t"), _column(prices, "price"), strict=True))
     bids: dict[int, list[tuple[int, int, str, float]]] = {}

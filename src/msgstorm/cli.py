@@ -1,4 +1,4 @@
-"""The ``msgstorm`` command line: run, validate, report, compare, schema.
+"""The ``msgstorm`` command line: run, validate, report, compare, against, schema.
 
 Exit codes: ``msgstorm.errors.ExitCode``, one per cause (docs/cli.md lists them); no
 command exits with a bare number.
@@ -6,7 +6,7 @@ command exits with a bare number.
 Lines a script may read (paths, errors) are never wrapped, whatever the terminal's width.
 
 This module is the entry point and the table of commands: each command is a plain
-function in ``msgstorm.commands`` (``runs``: validate, run, report, compare; ``calibrate``;
+function in ``msgstorm.commands`` (``runs``: validate, run, report, compare; ``against``; ``calibrate``;
 ``sweeps``: sweep, safe-leverage), registered here in the order ``--help`` lists them.
 """
 
@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from msgstorm.commands.against import against
 from msgstorm.commands.calibrate import calibrate
 from msgstorm.commands.common import Command, out
 from msgstorm.commands.runs import compare, report, run, validate
@@ -46,7 +47,7 @@ def _main(version: Annotated[bool, typer.Option(
     """Stress-test the messaging layer of a trading system."""
 
 
-for command in (validate, run, report, compare, calibrate, sweep):
+for command in (validate, run, report, compare, against, calibrate, sweep):
     app.command(cls=Command)(command)
 app.command("safe-leverage", cls=Command)(safe_leverage_command)
 

@@ -58,6 +58,7 @@ debt, and a late one executed after the price came back may end without any.
 
 from __future__ import annotations
 
+import math
 import sys
 import weakref
 from collections.abc import Callable
@@ -674,20 +675,33 @@ def venue_summary(history: History) -> VenueLosses:
 
 def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:
     """An ``english_auction`` venue's lots: how many closed, how many at a zero bid (an
-    effective price of 0: nothing paid, nothing given back) and their units, and the share of
-    the auctioned collateral's value (at the on-chain price at each close) given back to
-    its owners (the ``auctioned`` and ``returned`` venue rows)."""
+    effective price of 0: nothing paid, nothing given back), their units and their value (at
+    the on-chain price at each close), and the share of the auctioned collateral's value
+    given back to its owners (the ``auctioned`` and ``returned`` venue rows), over every lot
+    and over the lots won at a bid above zero."""
     executions = history.table("executions")
     accounts = executions.column("account").to_numpy()[executed]
     zero = executions.column("price").to_numpy()[executed] == 0.0
     size = history.table("accounts").column("size").to_numpy()
+    venue = history.table("venue")
+    kinds = venue.column("kind").to_numpy(zero_copy_only=False)
+    rows_of = venue.column("account").to_numpy()
+    amounts = venue.column("amount").to_numpy()
+    auctioned = np.zeros(size.size)
+    returned = np.zeros(size.size)
+    np.add.at(auctioned, rows_of[kinds == "auctioned"], amounts[kinds == "auctioned"])
+    np.add.at(returned, rows_of[kinds == "returned"], amounts[kinds == "returned"])
+    won = accounts[~zero]
+    won_value = math.fsum(auctioned[won].tolist())
     published = (history.scenario["market"]["liquidation"] or {}).get("published")
     instruments = history.scenario["market"]["instruments"]
     return {"unit": instruments[0]["name"] if len(instruments) == 1 else None,
             "lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
             "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
+            "zero_bid_value": rounded(math.fsum(auctioned[accounts[zero]].tolist()), 2),
             "units": rounded(float(size[accounts].sum()), 2),
             "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
+            "returned_share_won": rounded(math.fsum(returned[won].tolist()) / won_value, 4) if won_value > 0 else None,
             **({"published": published} if published else {})}
 
 

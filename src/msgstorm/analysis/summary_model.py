@@ -395,9 +395,15 @@ class InsuranceFund(Closed):
 class PublishedFigures(Closed):
     zero_bid_share: float | None
     zero_bid_units: float | None
+    zero_bid_value: float | None = None
     returned_share: float | None
+    returned_share_won: float | None = None
     deficit: float | None
     source: str
+    sources: dict[str, str] = {}
+    bands: dict[str, tuple[float, float]] = {}
+    fitted: list[str] = []
+    checked: list[str] = []
 
 
 class EnglishLots(Closed):
@@ -406,9 +412,13 @@ class EnglishLots(Closed):
     lots: Annotated[int, Field(ge=0, description="auctions closed")]
     zero_bid_lots: Annotated[int, Field(ge=0, description="closed at a bid of 0")]
     zero_bid_units: Annotated[float, Field(ge=0, description="the units of collateral those lots held")]
+    zero_bid_value: Annotated[float | None, Field(ge=0, description="their value at the on-chain price at each "
+                                                                    "close")] = None
     units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
     returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
                                                                    "close, the share given back to its owners")]
+    returned_share_won: Annotated[float | None, Field(ge=0, le=1, description="the same over the lots won at a bid "
+                                                                              "above zero (null: none)")] = None
     published: Annotated[PublishedFigures | None, Field(description="the figures published for the day the run "
                                                                     "replays ([market.liquidation.published])")] = None
 

@@ -200,7 +200,7 @@ class ProbeBook:
             self.waiting.setdefault(node, []).append(
                 _Pending(found[rest], np.full(len(fee), keeper, dtype=np.int32), t_send[rest], fee))
             first = int(t_send[rest].min())
-            self.fee_ceiling[node] = max(self.fee_ceiling.get(node, -np.inf), spec.fee_cap if spec.fee_aware else spec.fee)
+            self.fee_ceiling[node] = max(self.fee_ceiling.get(node, -np.inf), max([spec.fee_cap, *(step.cap for step in spec.cap_raised)]) if spec.fee_aware else spec.fee)
             self.earliest[node] = min(self.earliest.get(node, first), first)
 
     def _note_base_fee(self, t: int) -> None:
@@ -214,7 +214,7 @@ class ProbeBook:
         in force then (as the market last saw it at or before ``t``: at a block or a price)."""
         if not self.fee_base:
             return spec.fee_at(None)
-        return spec.fee_at(self.fee_base[max(0, bisect.bisect_right(self.fee_t, t) - 1)])
+        return spec.fee_at(self.fee_base[max(0, bisect.bisect_right(self.fee_t, t) - 1)], t)
 
     def _send_own(self, t: int, probe: int, keeper: int, _c: int, _d: int) -> None:
         view = self.keepers[keeper]
@@ -222,7 +222,7 @@ class ProbeBook:
             self.pending_of[keeper][probe] = False
             return
         spec = view.spec
-        fee = spec.fee_at(self.host.base_fee())
+        fee = spec.fee_at(self.host.base_fee(), t)
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", view.node,
                                 probe % self.accounts_per_book, spec.size, fee)
         self.own.setdefault(msg_id, []).append((probe, keeper))

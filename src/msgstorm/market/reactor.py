@@ -322,7 +322,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self.cross.gave_up(keeper_index, account)
             return
         spec = keeper.spec
-        fee = spec.fee_at(self.host.base_fee())
+        fee = spec.fee_at(self.host.base_fee(), t)
         if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
             self.cross.gave_up(keeper_index, account)  # out of gas: it sends nothing more
             return
@@ -358,7 +358,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             keeper.pending.discard(account)
             return
         spec = keeper.spec
-        fee = spec.fee_at(self.host.base_fee())
+        fee = spec.fee_at(self.host.base_fee(), t)
         if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
             keeper.pending.discard(account)  # out of gas: it sends nothing more
             return

@@ -52,7 +52,7 @@ class DutchAuctionSteps(ReactorState):
             keeper.pending.discard(account)
             return
         spec = keeper.spec
-        fee = spec.fee_at(self.host.base_fee())
+        fee = spec.fee_at(self.host.base_fee(), t)
         if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
             keeper.pending.discard(account)
             return
@@ -125,7 +125,7 @@ class EnglishAuctionSteps(ReactorState):
         proposal = self.flips.proposal(flip, spec.bid_value(self.paths.at(self._instrument[account], t)))
         if proposal is None:
             return
-        fee = spec.fee_at(self.host.base_fee())
+        fee = spec.fee_at(self.host.base_fee(), t)
         budgets = self.budgets
         if budgets is not None:  # it bids only what it can pay for and lock
             if not budgets.can_pay(keeper_index, fee) or not budgets.lock(keeper_index, proposal[0]):

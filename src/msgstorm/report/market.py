@@ -27,6 +27,7 @@ from msgstorm.analysis.market import (
 from msgstorm.analysis.summary_model import Market, Summary
 from msgstorm.history.reader import History
 from msgstorm.report import figures
+from msgstorm.report.against import AGAINST_COLUMNS, against_cells, market_against_rows
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
@@ -153,4 +154,11 @@ def market_section(summary: Summary) -> str:
                      ["collateral returned to owners", number(100 * lots.returned_share, "%")]]
             if lots.published is not None:
                 rows += [["published for the day", published_figures(lots.published, lots.unit, currency)]]
-    return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')
+    page = table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')
+    against = market_against_rows([market])  # the day's published figures beside the run's, by role
+    if against and venue is not None:
+        lots = venue.auctions
+        cells = against_cells(against, lots.unit if lots else None, currency)
+        page += "<h3>against the day</h3>" + table(list(AGAINST_COLUMNS), [[esc(cell) for cell in row] for row in cells],
+                                                    attrs='id="against-table"')
+    return page

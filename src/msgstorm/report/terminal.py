@@ -47,6 +47,7 @@ from msgstorm.analysis.summary_model import (
     Summary,
 )
 from msgstorm.history.schema import is_simulated
+from msgstorm.report.against import against_table, market_against_rows
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.consensus import consensus_rows
@@ -546,6 +547,10 @@ def print_summary(summary: Summary | Mapping[str, Any], console: Console | None 
     console = console or Console()
     summary = _typed(summary)
     console.print(_headline(summary))
+    against = market_against_rows([summary.market]) if summary.market is not None else []
+    if against and summary.market is not None and summary.market.venue is not None:
+        lots = summary.market.venue.auctions  # the day's published figures beside the run's
+        console.print(against_table(against, lots.unit if lots else None, summary.market.currency))
 
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
     if is_simulated(summary.target):

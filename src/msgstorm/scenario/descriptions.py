@@ -712,6 +712,15 @@ DESCRIPTIONS: dict[str, str] = {
     "PublishedSpec.zero_bid_share": "the share of the day's auctions that closed at a zero bid",
     "PublishedSpec.zero_bid_units": "the units of collateral sold at a zero bid",
     "PublishedSpec.returned_share": "the share of the auctioned collateral given back to its owners",
+    "PublishedSpec.zero_bid_value": "the value (in the market's currency, at each close) of the collateral "
+                                    "sold at a zero bid",
+    "PublishedSpec.returned_share_won": "the share of the collateral given back to its owners in the auctions "
+                                        "won at a bid above zero",
+    "PublishedSpec.sources": "a figure's own source, by figure name (default: `source`)",
+    "PublishedSpec.bands": "by figure name, the band `[low, high]` the run's value must fall in to agree",
+    "PublishedSpec.fitted": "the figures the scenario's unknowns were fitted to: shown, never counted as "
+                            "agreement",
+    "PublishedSpec.checked": "the figures the run predicts (disjoint from `fitted`)",
     "PublishedSpec.deficit": "the venue's deficit: the debt the auctions left uncovered",
     "PublishedSpec.source": "where the figures were published",
     "LiquidationSpec.ttl": "`english_auction`: a standing bid wins when no other beats it within this (Maker's "
@@ -754,6 +763,10 @@ DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.fee_aware": "pay `fee_multiple` × the base fee when sending instead (`eip1559`)",
     "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
     "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
+    "KeeperSpec.cap_raised": "steps of its ceiling during the run, each from `at` on: "
+                             "[`[[market.keepers.cap_raised]]`](#marketkeeperscap_raised)",
+    "CapRaise.at": "from this run time (increasing, one step each)",
+    "CapRaise.cap": "the keeper's ceiling from then on (replaces `fee_cap`)",
     "KeeperSpec.size": "size of a `liquidation` message",
     "KeeperSpec.discount": "`english_auction`: it bids at most the market's price when it bids x (1 - this) a "
                            "unit (100%: it bids zero)",

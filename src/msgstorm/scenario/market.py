@@ -39,7 +39,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "CROSS_MECHANISMS", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "CapRaise", "CROSS_MECHANISMS", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PUBLISHED_FIGURES", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -178,11 +178,19 @@ class AccountsSpec(Spec):
         "size = leverage x collateral / (positions x price)); none: every instrument")
 
 
+class CapRaise(Spec):
+    """``[[market.keepers.cap_raised]]``: from ``at`` (run time) a fee-aware keeper's ceiling
+    is ``cap``, as an operator who raised it during the day."""
+
+    at: DurationNs = Field(ge=0)
+    cap: float = Field(gt=0)
+
+
 class KeeperSpec(Spec):
     """Keepers: each watches the prices delivered to its own node and sends a ``liquidation``
     message for every account it sees past its maintenance line, ``reaction`` later. Fee:
     ``fee`` (fixed), or with ``fee_aware`` ``fee_multiple`` x the base fee when it sends,
-    at most ``fee_cap``. In an English auction it bids the market's price x (1 -
+    at most ``fee_cap`` (from each ``cap_raised`` step's time, its ``cap``). In an English auction it bids the market's price x (1 -
     ``discount``) a unit; each keeper has a ``gas_budget`` for its fees and ``capital`` for
     its bids (none: without limit): out of either, it stops."""
 
@@ -195,6 +203,7 @@ class KeeperSpec(Spec):
     fee_aware: bool = False
     fee_multiple: float = Field(default=2.0, gt=0)
     fee_cap: float = Field(default=1e9, gt=0)
+    cap_raised: list[CapRaise] = Field(default_factory=list)
     size: SizeBytes = 300
     race: bool = True
     # An English auction's bid rule: the most it pays a unit is the market's price when it
@@ -209,14 +218,30 @@ class KeeperSpec(Spec):
     def _check(self) -> KeeperSpec:
         if self.region is not None and self.node is not None:
             raise ValueError("give 'region' or 'node', not both")
+        times = [step.at for step in self.cap_raised]
+        if times != sorted(set(times)):
+            shown = ", ".join(f"{at / 1e9:g} s" for at in times)
+            raise ValueError(f"cap_raised: expected steps in increasing 'at' without repeats, got at = {shown}")
+        if self.cap_raised and not self.fee_aware:
+            raise ValueError("cap_raised: only a fee_aware keeper has a ceiling to raise")
         return self
 
-    def fee_at(self, base_fee: float | None) -> float:
-        """Its fee for a liquidation sent while the base fee is ``base_fee`` (None: no base
-        fee): ``fee``, or with ``fee_aware`` ``fee_multiple`` x the base fee, at most ``fee_cap``."""
+    def cap_at(self, t_ns: int) -> float:
+        """Its ceiling at ``t_ns``: ``fee_cap``, or the last ``cap_raised`` step's cap at or before it."""
+        cap = self.fee_cap
+        for step in self.cap_raised:
+            if step.at > t_ns:
+                break
+            cap = step.cap
+        return cap
+
+    def fee_at(self, base_fee: float | None, t_ns: int = 0) -> float:
+        """Its fee for a liquidation sent at ``t_ns`` while the base fee is ``base_fee`` (None:
+        no base fee): ``fee``, or with ``fee_aware`` ``fee_multiple`` x the base fee, at most
+        its ceiling then (``cap_at``)."""
         if not self.fee_aware or base_fee is None:
             return self.fee
-        return min(self.fee_cap, self.fee_multiple * base_fee)
+        return min(self.cap_at(t_ns), self.fee_multiple * base_fee)
 
     def bid_value(self, market_price: float) -> float:
         """The most it pays a unit in an English auction when the market is at ``market_price``."""
@@ -305,15 +330,56 @@ class ProbeSpec(Spec):
         return self
 
 
+PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "returned_share", "returned_share_won",
+                     "deficit")
+
+
+def _band(value: object) -> object:
+    """A band's bounds as numbers: ``"25%"`` is 0.25, a number stays."""
+    if isinstance(value, (list, tuple)):
+        return [parse_fraction(bound) if isinstance(bound, str) else bound for bound in value]
+    return value
+
+
 class PublishedSpec(Spec):
     """Figures published for the day a run replays, printed beside the run's own
-    (``[market.liquidation.published]``): what each is and where it was published."""
+    (``[market.liquidation.published]``): what each is and where it was published. A figure
+    the scenario's unknowns were ``fitted`` to is kept apart from one it ``checked``
+    (predicted): the two lists are disjoint, and each figure in them has a ``band`` (the
+    range the run's value must fall in to agree) and may name its own ``sources`` entry."""
 
     zero_bid_share: Fraction | None = None
     zero_bid_units: float | None = Field(default=None, ge=0)
+    zero_bid_value: float | None = Field(default=None, ge=0)
     returned_share: Fraction | None = None
+    returned_share_won: Fraction | None = None
     deficit: float | None = Field(default=None, ge=0)
     source: str = Field(min_length=1)
+    sources: dict[str, str] = Field(default_factory=dict)
+    bands: dict[str, Annotated[tuple[float, float], BeforeValidator(_band)]] = Field(default_factory=dict)
+    fitted: list[str] = Field(default_factory=list)
+    checked: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles(self) -> PublishedSpec:
+        for field, names in (("fitted", self.fitted), ("checked", self.checked), ("bands", list(self.bands)),
+                             ("sources", list(self.sources))):
+            for name in names:
+                if name not in PUBLISHED_FIGURES:
+                    raise ValueError(f"{field}: unknown figure {name!r}; one of {', '.join(PUBLISHED_FIGURES)}")
+                if getattr(self, name) is None:
+                    raise ValueError(f"{field}: {name!r} names a figure the section does not give")
+        both = sorted(set(self.fitted) & set(self.checked))
+        if both:
+            raise ValueError(f"a figure fitted is not a check: {', '.join(both)} in both 'fitted' and 'checked'")
+        for name in (*self.fitted, *self.checked):
+            if name not in self.bands:
+                raise ValueError(f"bands: {name!r} is {'fitted' if name in self.fitted else 'checked'} "
+                                 "and needs a band [low, high]")
+        for name, (low, high) in self.bands.items():
+            if not low <= high:
+                raise ValueError(f"bands: {name!r} expected low <= high, got [{low}, {high}]")
+        return self
 
 
 class LiquidationSpec(Spec):

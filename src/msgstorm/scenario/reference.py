@@ -99,6 +99,7 @@ _SECTIONS: list[_Section] = [
     ("[market.oracle]", market.OracleSpec),
     ("[[market.accounts]]", market.AccountsSpec),
     ("[[market.keepers]]", market.KeeperSpec),
+    ("[[market.keepers.cap_raised]]", market.CapRaise),
     ("[market.topups]", market.TopUpSpec),
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[market.orders]", market.AuctionOrdersSpec),
