@@ -130,7 +130,7 @@ def simulated(scenario: Scenario) -> bool:
     return scenario.target in TARGETS and bool(TARGETS[scenario.target].simulated)
 
 
-def check_references(scenario: Scenario) -> list[Problem]:
+def check_references(scenario: Scenario) -> list[Problem]:  # noqa: C901
     """Every name used is defined; every region pair has a latency."""
     problems: list[Problem] = []
     network = scenario.network
@@ -255,7 +255,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def simulated_fault_problems(scenario: Scenario) -> list[Problem]:
+def simulated_fault_problems(scenario: Scenario) -> list[Problem]:  # noqa: C901
     """The simulator's fault entries against its network: the regions and nodes they name,
     one surrounding eclipse at a time (``TARGETS["sim"]``'s own checks)."""
     problems: list[Problem] = []

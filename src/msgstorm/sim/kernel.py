@@ -954,7 +954,7 @@ def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarr
 # link_model.link_delay, compiled with the default model). Without that exception path the whole
 # loop compiles to faster code: ~8% more receipts per second at 1,000 nodes.
 @borrowing(error_model="numpy")
-def run_until(until: int, max_degree: int,
+def run_until(until: int, max_degree: int,  # noqa: C901
               keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,

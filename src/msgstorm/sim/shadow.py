@@ -313,7 +313,7 @@ class ShadowNetwork:
 
     # --- the loop ----------------------------------------------------------------------
 
-    def run(self, traffic: Iterable[Any]) -> None:
+    def run(self, traffic: Iterable[Any]) -> None:  # noqa: C901
         """Drive virtual time; Ctrl-C stops early and keeps what was recorded."""
         cluster = self.cluster
         self.record.event(0, EventKind.RUN_START, detail={"nodes": cluster.size, "leader": cluster.names[cluster.leader]})
