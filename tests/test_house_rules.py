@@ -44,7 +44,8 @@ def test_the_exceptions_name_files_that_exist() -> None:
 
 
 def test_untyped_values_do_not_grow() -> None:
-    text = [path.read_text(encoding="utf-8") for path in (ROOT / "src" / "msgstorm").rglob("*.py")]
-    anys = sum(len(re.findall(r"\bAny\b", t)) for t in text)
-    dicts = sum(t.count("dict[str, Any]") for t in text)
+    lines = [line for path in (ROOT / "src" / "msgstorm").rglob("*.py")
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    anys = sum(1 for line in lines if re.search(r"\bAny\b", line))  # lines, as ``git grep -c`` counts
+    dicts = sum(1 for line in lines if "dict[str, Any]" in line)
     assert anys <= ANY_BOUND and dicts <= DICT_ANY_BOUND, (anys, dicts)

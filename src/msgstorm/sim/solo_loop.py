@@ -144,8 +144,9 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
 
 
 @borrowing(nogil=True)
-def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray,  # noqa: C901
-            qkey: np.ndarray, qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
+def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
+            ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray, qkey: np.ndarray,
+            qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
             records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,
             evalue: np.ndarray, dlog: np.ndarray, service: np.ndarray, processing: np.ndarray,
             gas_of: np.ndarray, limit: np.ndarray, protected: np.ndarray, send_t: np.ndarray,
