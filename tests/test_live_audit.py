@@ -24,7 +24,8 @@ from msgstorm.live.drivers.nats import NatsDriver
 from msgstorm.live.payload import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
-from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
+from msgstorm.targets.live import LiveRun
 
 SCENARIO = """
 target = "{target}"
@@ -166,6 +167,10 @@ class CutNats(NatsDriver):
             CutNats.published.extend(self.staged_ids[:count])
         del self.staged_ids[:count]
         await super().publish_staged(count)
+
+
+for _name in ("nats-faulty", "nats-cut"):
+    TARGETS.register(_name)(LiveRun(_name))
 
 
 @pytest.mark.slow
