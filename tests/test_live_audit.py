@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ import pytest
 from conftest import require_program
 from test_live_nats import assert_nothing_left
 
-from msgstorm.live.drivers.base import OnAck, OnReceipt
+from msgstorm.live.drivers.base import Callbacks
 from msgstorm.live.drivers.nats import NatsDriver
 from msgstorm.live.payload import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
-from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
+from msgstorm.targets.live import LiveRun
 
 SCENARIO = """
 target = "{target}"
@@ -58,8 +60,9 @@ def _nats_server() -> None:
 class FaultyNats(NatsDriver):
     """Consumer 0 sees a doctored stream; consumer 1 sees the real one."""
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
         held: list[tuple[int, bytes]] = []
+        on_receipt = callbacks.on_receipt
 
         def doctor(consumer: int, payload: bytes) -> None:
             if consumer != 0:
@@ -79,8 +82,8 @@ class FaultyNats(NatsDriver):
             if msg_id == 500:
                 on_receipt(0, HEADER.pack(INVENTED, 0))
 
-        self.on_receipts = None  # every receipt through the doctor, one at a time
-        await super().connect(doctor, on_ack)
+        # Every receipt through the doctor, one at a time.
+        await super().connect(replace(callbacks, on_receipt=doctor, on_receipts=None))
 
 
 @pytest.mark.slow
@@ -114,24 +117,24 @@ class CutNats(NatsDriver):
     # own (live/apart.py), whose lists this one never sees.
     truth: Path | None = None
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
         self.staged_ids: list[int] = []
+        on_receipt = callbacks.on_receipt
 
         def watch(consumer: int, payload: bytes) -> None:
             if consumer == 0:
                 CutNats.received.add(HEADER.unpack_from(payload)[0])
             on_receipt(consumer, payload)
 
-        bulk = self.on_receipts
-        if bulk is not None:  # the wire client hands receipts over in bulk
+        bulk = callbacks.on_receipts  # the wire client hands receipts over in bulk
 
-            def watch_many(consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
-                if consumer == 0:
-                    CutNats.received.update(msg_ids.tolist())
-                bulk(consumer, msg_ids, unreadable)
+        def watch_many(consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
+            if consumer == 0:
+                CutNats.received.update(msg_ids.tolist())
+            assert bulk is not None
+            bulk(consumer, msg_ids, unreadable)
 
-            self.on_receipts = watch_many
-        await super().connect(watch, on_ack)
+        await super().connect(replace(callbacks, on_receipt=watch, on_receipts=watch_many if bulk is not None else None))
         self._cut = asyncio.get_running_loop().call_later(1.0, self._cut_consumer)
 
     def _cut_consumer(self) -> None:
@@ -164,6 +167,10 @@ class CutNats(NatsDriver):
             CutNats.published.extend(self.staged_ids[:count])
         del self.staged_ids[:count]
         await super().publish_staged(count)
+
+
+for _name in ("nats-faulty", "nats-cut"):
+    TARGETS.register(_name)(LiveRun(_name))
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """Driver capabilities (``live/drivers/capabilities.py``): which built-in driver declares
 which capability and part, what a driver class declares is what its instances are, the
 declaration is the only thing asked (a class that has the members but declares nothing has
-nothing), and the nemesis acts through the declaration (never a target's name or port): it
+nothing), a driver gets its callbacks through ``connect`` alone (the bulk ones only where it
+declares the part that takes them), and the nemesis acts through the declaration (never a target's name or port): it
 applies faults to a driver it has never heard of that declares them, and refuses, naming the
 capability, a fault its driver cannot do."""
 
@@ -9,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from msgstorm.errors import TargetError
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent
 from msgstorm.live.drivers.capabilities import (
     PARTS,
     SERVERS,
@@ -29,14 +32,17 @@ from msgstorm.live.drivers.capabilities import (
     Part,
     Sending,
     Servers,
+    callbacks_for,
     capabilities_of,
     declares,
 )
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.scenario.live import LiveSpec
-from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
+from msgstorm.targets.live import LiveRun
 
 SCENARIO = """
 target = "{target}"
@@ -77,8 +83,11 @@ _CHAIN = ("anvil", "cometbft")
 def _has_members(instance: object, protocol: type) -> bool:
     """Whether ``instance`` has every member ``protocol`` names (read without running a
     property: an anvil node's ``url`` asks for a node not started)."""
-    names = {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)
-    return all(inspect.getattr_static(instance, name, _MISSING) is not _MISSING for name in names)
+    return all(inspect.getattr_static(instance, name, _MISSING) is not _MISSING for name in _members(protocol))
+
+
+def _members(protocol: type) -> set[str]:
+    return {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)
 
 
 _MISSING = object()
@@ -104,7 +113,8 @@ def test_what_a_driver_declares_is_what_its_instances_are(tmp_path: Path, target
     assert declared == DECLARED[target]
     can = DriverCapabilities.of(driver)
     for part, protocol in PARTS.items():
-        assert _has_members(driver, protocol) == declares(driver_class, part), f"{target}: {part}"
+        if _members(protocol):  # (``BulkAcks`` has none: it takes what ``connect`` gives it)
+            assert _has_members(driver, protocol) == declares(driver_class, part), f"{target}: {part}"
         if part.capability != "checks":  # the view holds the driver exactly where it declares the part
             assert (getattr(can, part.part or part.capability) is driver) == declares(driver_class, part)
         if not declares(driver_class, part):
@@ -171,6 +181,119 @@ def test_declaring_is_asked_of_capability_parts_only() -> None:
         capabilities_of(Misdeclared)
 
 
+class _LoopbackDriver:
+    """A driver msgstorm does not ship, written against ``Driver`` alone: every message
+    published is received at once by each consumer and acked, in memory. Its ``__slots__``
+    hold what it sets itself, so nothing can be set on it from outside: the callbacks it
+    uses are those ``connect`` gave it (kept in its ``DriverState``). At ``close`` it writes
+    what it was given to ``RUN_DIR/given.json`` (the run records in a process of its own)."""
+
+    __slots__ = ("consumers", "given", "run_dir", "state")
+    fanout = True
+    acks = True
+    capabilities = Capabilities(accounting=True)
+
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
+        self.state = DriverState(on_event)
+        self.given: list[Callbacks] = []
+        self.consumers = spec.consumers
+        self.run_dir = run_dir
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        return []
+
+    def stop_servers(self) -> None:
+        return None
+
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.given.append(callbacks)
+        self.state.callbacks = callbacks
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        self.state.handed_over += 1
+        for consumer in range(self.consumers):
+            self.state.callbacks.on_receipt(consumer, payload)
+        self.state.callbacks.on_ack(msg_id, msg_id)
+
+    async def flush(self) -> None:
+        return None
+
+    async def read_back(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.state.outages.close()
+        given = [{name: getattr(callbacks, name) is not None for name in ("on_receipts", "on_acks", "on_timed_receipts")}
+                 for callbacks in self.given]
+        (self.run_dir / "given.json").write_text(json.dumps({"given": given, "handed_over": self.state.handed_over}))
+
+
+class _LoopbackBursts(_LoopbackDriver):
+    """The same, declaring bursts and bulk acks: it hands receipts and acks over in bulk
+    through the callbacks ``connect`` gives it for them."""
+
+    __slots__ = ("_staged",)
+    burst = 64
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), accounting=True)
+
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
+        super().__init__(spec, run_dir, on_event)
+        self._staged: list[int] = []
+
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        self._staged.extend(msg_ids.tolist())
+
+    async def publish_staged(self, count: int) -> int | None:
+        ids = np.array(self._staged[:count], dtype=np.int64)
+        del self._staged[:count]
+        self.state.handed_over += ids.size
+        callbacks = self.state.callbacks
+        assert callbacks.on_receipts is not None and callbacks.on_acks is not None
+        for consumer in range(self.consumers):
+            callbacks.on_receipts(consumer, ids, 0)
+        callbacks.on_acks(ids, ids)
+        return None
+
+
+for _name, _driver in (("loopback", _LoopbackDriver), ("loopback-bursts", _LoopbackBursts)):
+    LIVE_DRIVERS.register(_name)(_driver)
+    TARGETS.register(_name)(LiveRun(_name))
+
+
+@pytest.mark.parametrize("target", ["loopback", "loopback-bursts"])
+def test_a_driver_gets_its_callbacks_through_connect_alone(tmp_path: Path, target: str) -> None:
+    # A run of the live target against a driver it has never heard of: every message arrives
+    # at both consumers and is acked, though nothing is set on the driver after it is made
+    # (its slots would refuse it); the bulk callbacks come only with the parts declared.
+    scenario = _scenario(target)
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"consumers": 2})})
+    result = run(scenario, tmp_path / "run")
+    said = json.loads((result.run_dir / "given.json").read_text())
+    bulk = target == "loopback-bursts"  # Sending.timed_receipts is declared by neither
+    assert said["given"] == [{"on_receipts": bulk, "on_acks": bulk, "on_timed_receipts": False}]
+    sent = result.history.messages.num_rows
+    assert sent == 200 and said["handed_over"] == sent
+    driver = LIVE_DRIVERS[target](scenario.live, tmp_path, lambda kind, detail: None)
+    with pytest.raises(AttributeError):  # what the target could set on it, it cannot
+        driver.on_receipts = None
+    assert result.history.messages["status"].to_pylist() == ["committed"] * sent
+    assert result.history.deliveries.num_rows == 2 * sent
+
+
+def test_the_bulk_callbacks_are_given_only_for_the_parts_declared() -> None:
+    def one(consumer: int, payload: bytes) -> None: ...
+    def many(consumer: int, msg_ids: np.ndarray, unreadable: int) -> None: ...
+    def ack(msg_id: int, order: int) -> None: ...
+    def acks(msg_ids: np.ndarray, orders: np.ndarray) -> None: ...
+    def timed(consumer: int, ids: np.ndarray, times: np.ndarray, counts: np.ndarray, unreadable: int) -> None: ...
+
+    every = Callbacks(one, ack, many, acks, timed)
+    assert callbacks_for(_LoopbackDriver, every) == Callbacks(one, ack)
+    assert callbacks_for(_LoopbackBursts, every) == Callbacks(one, ack, on_receipts=many, on_acks=acks)
+    assert callbacks_for(LIVE_DRIVERS["nats"], every) == Callbacks(one, ack, on_receipts=many, on_timed_receipts=timed)
+    assert callbacks_for(LIVE_DRIVERS["zmq"], every) == Callbacks(one, ack, on_receipts=many)
+
+
 class _HttpServerDriver:
     """A driver msgstorm does not ship: one server of its own (Python's http.server), which it
     declares through ``Servers`` alone. Only what the nemesis asks of it is here."""
@@ -191,7 +314,7 @@ class _HttpServerDriver:
     def server_url(self, server: ManagedServer) -> str:
         return f"http://127.0.0.1:{server.port}"
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
         return None
 
 

@@ -29,6 +29,7 @@ from msgstorm.analysis.cpu import process_cpu
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers import jetstream
+from msgstorm.live.drivers.base import Callbacks
 from msgstorm.live.drivers.jetstream import JetStreamDriver, server_config
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
@@ -350,7 +351,7 @@ def test_the_ack_window_holds_and_lets_overdue_publishes_go(tmp_path: Path, monk
     acks: list[tuple[int, int]] = []
 
     async def drive() -> None:
-        await driver.connect(lambda consumer, data: None, lambda msg_id, seq: acks.append((msg_id, seq)))
+        await driver.connect(Callbacks(lambda consumer, data: None, lambda msg_id, seq: acks.append((msg_id, seq))))
         ids = np.arange(12, dtype=np.int64)
         driver.stage(ids, ids, np.full(12, 64, dtype=np.int32))
         pid = driver.servers[0].pid

@@ -13,6 +13,7 @@ import pytest
 
 from msgstorm.live import payload
 from msgstorm.live.drivers import jetstream_wire, nats_wire
+from msgstorm.live.drivers.base import Callbacks, DriverState
 from msgstorm.live.drivers.jetstream_wire import AckWindow, WireConsumer, read_acks
 from msgstorm.live.drivers.nats_wire import (
     HEADER_LENGTH,
@@ -305,9 +306,9 @@ def test_a_run_compiles_nothing_the_warm_up_did_not() -> None:
     jetstream_wire.warm_up()
     before = [len(function.signatures) for function in compiled]
     window = AckWindow(limit=10, timeout_s=10)
-    publisher = jetstream_wire.WirePublisher("s", "_INBOX.a.", window, jetstream_wire.PublishTrouble(),
-                                             lambda msg_id, seq: None)
-    publisher.on_acks = lambda msg_ids, seqs: None
+    state = DriverState(lambda kind, detail: None)
+    state.callbacks = Callbacks(lambda i, data: None, lambda msg_id, seq: None, on_acks=lambda msg_ids, seqs: None)
+    publisher = jetstream_wire.WirePublisher("s", "_INBOX.a.", window, jetstream_wire.PublishTrouble(), state)
     batch = np.arange(100, dtype=np.int64)
     publisher.stage(batch[10:20], batch[10:20], np.full(10, 64, dtype=np.int32))
     window.sent(batch[10:20], 0.0)

@@ -25,7 +25,7 @@ import pytest
 from conftest import assert_checks_valid, require_program, run_in_process
 
 from msgstorm.errors import TargetError
-from msgstorm.live.drivers.base import STOP_GRACE_NS
+from msgstorm.live.drivers.base import STOP_GRACE_NS, Callbacks
 from msgstorm.live.drivers.nats import NatsDriver
 from msgstorm.live.payload import payload
 from msgstorm.runner import run
@@ -266,7 +266,7 @@ def test_staged_messages_are_published_in_order_across_slices(tmp_path: Path, cl
     received: list[bytes] = []
 
     async def scenario() -> None:
-        await driver.connect(lambda consumer, data: received.append(data), lambda msg_id, order: None)
+        await driver.connect(Callbacks(lambda consumer, data: received.append(data), lambda msg_id, order: None))
         try:
             for first in (0, 5, 12):
                 last = {0: 5, 5: 12, 12: 20}[first]

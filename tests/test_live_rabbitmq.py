@@ -13,7 +13,6 @@ import json
 import os
 import socket
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from pamqp.base import Frame
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
-from msgstorm.live.drivers.base import OnAcks, Outages
+from msgstorm.live.drivers.base import Callbacks, DriverState
 from msgstorm.live.drivers.rabbitmq import RabbitMqDriver, erlang_args, rabbitmq_config, url_address
 from msgstorm.live.drivers.rabbitmq_wire import (
     PROTOCOL_HEADER,
@@ -173,14 +172,6 @@ def test_an_ack_with_multiple_confirms_every_tag_up_to_its_own() -> None:
         frames(bytearray(ack[:-1] + b"\x00"))
 
 
-@dataclass
-class _Counts:
-    lost_publishes: int = 0
-    unacked_publishes: int = 0
-    handed_over: int = 0
-    on_acks: OnAcks | None = None
-
-
 async def _scripted_node(connections: list[list[str]], reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
     """A server speaking just enough AMQP 0-9-1: the handshake (frame_max 4096, a heartbeat
@@ -233,20 +224,21 @@ def test_the_wire_publisher_maps_confirms_and_takes_a_channel_close_as_a_lost_co
     reports the connection lost, counts the publish left unconfirmed, connects again (its
     tags from 1 again) and publishes on."""
 
-    async def main() -> tuple[list[tuple[int, int]], _Counts, list[tuple[str, dict[str, Any]]], list[list[str]]]:
+    async def main() -> tuple[list[tuple[int, int]], DriverState, list[tuple[str, dict[str, Any]]], list[list[str]]]:
         connections: list[list[str]] = []
         server = await asyncio.start_server(lambda r, w: _scripted_node(connections, r, w), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         acks: list[tuple[int, int]] = []
         events: list[tuple[str, dict[str, Any]]] = []
-        counts = _Counts()
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             events.append((kind, detail))
 
+        counts = DriverState(on_event)
+        counts.callbacks = Callbacks(lambda index, data: None, lambda msg_id, order: acks.append((msg_id, order)))
         publisher = WirePublisher(f"amqp://u:p@127.0.0.1:{port}", "orders.x", declarations("orders.x", ["orders"], {}),
-                                  8, 2.0, counts, Outages(on_event), "msgstorm-publisher", 0.05)
-        await publisher.open(lambda msg_id, order: acks.append((msg_id, order)))
+                                  8, 2.0, counts, "msgstorm-publisher", 0.05)
+        await publisher.open()
         assert publisher.connection.frame_max == 4096 and publisher.framer.body_max == 4088
         for msg_id, size in ((10, 16), (11, 5000), (12, 16), (13, 16)):
             await publisher.publish(msg_id, bytes(size))
@@ -412,7 +404,7 @@ async def _publish_and_read_back_twice(driver: RabbitMqDriver, count: int) -> tu
     """``count`` messages published and confirmed, then the audit queue read back twice;
     the ids each read-back found, and the messages the queue holds after both."""
     acked: list[int] = []
-    await driver.connect(lambda index, data: None, lambda msg_id, order: acked.append(msg_id))
+    await driver.connect(Callbacks(lambda index, data: None, lambda msg_id, order: acked.append(msg_id)))
     for msg_id in range(count):
         await driver.publish(msg_id, message_payload(msg_id, 0, 64))
     await driver.flush()

@@ -28,6 +28,7 @@ from conftest import assert_checks_valid, require_program, run_in_process
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
+from msgstorm.live.drivers.base import Callbacks
 from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
 from msgstorm.live.drivers.redis_wire import entry_orders
 from msgstorm.live.servers import ManagedServer, free_port
@@ -354,7 +355,7 @@ def test_staged_bursts_of_any_size_are_acked_in_order_with_their_payloads(tmp_pa
     returned: list[int | None] = []
 
     async def go() -> list[tuple[int, int]]:
-        await driver.connect(lambda consumer, data: None, lambda msg_id, order: acks.__setitem__(msg_id, order))
+        await driver.connect(Callbacks(lambda consumer, data: None, lambda msg_id, order: acks.__setitem__(msg_id, order)))
         ids = np.arange(count, dtype=np.int64)
         for first in range(0, count, 2048):
             driver.stage(ids[first:first + 2048], ids[first:first + 2048], sizes[first:first + 2048])
@@ -381,7 +382,7 @@ def test_staged_bursts_of_any_size_are_acked_in_order_with_their_payloads(tmp_pa
     # Every payload carries its id (a size below the 16-byte header is padded up to it).
     assert stored == [(i, max(int(sizes[i]), 16)) for i in range(count)]
     assert 0 in returned or any(r is not None and r > 0 for r in returned), "max_pending held a call back"
-    assert driver.lost_publishes == driver.unacked_publishes == 0
+    assert driver.state.lost_publishes == driver.state.unacked_publishes == 0
 
 
 def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(password_server: int) -> None:

@@ -372,5 +372,5 @@ def test_every_built_in_driver_counts_what_it_takes(tmp_path: Path, target: str,
                               '[[agents]]\nname = "a"\narrival = { process = "constant", rate = "10/s" }\n')
     driver = LIVE_DRIVERS[target](scenario.live, tmp_path, lambda *event: None)
     can = DriverCapabilities.of(driver)
-    assert can.accounting is driver and isinstance(driver, Accounting) and driver.handed_over == 0
+    assert can.accounting is driver and isinstance(driver, Accounting) and driver.state.handed_over == 0
     assert can.bursts is driver and isinstance(driver, Bursts)

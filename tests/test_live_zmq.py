@@ -19,6 +19,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from msgstorm.errors import TargetError
+from msgstorm.live.drivers.base import Callbacks
 from msgstorm.live.drivers.zmq import PROBE, ZmqDriver
 from msgstorm.live.payload import HEADER
 from msgstorm.live.servers import ServerError, free_port
@@ -181,7 +182,7 @@ def test_connect_returns_with_every_subscriber_receiving_and_no_probe_passed_on(
 
     async def go() -> None:
         try:
-            await driver.connect(lambda consumer, payload: receipts.append((consumer, payload)), lambda m, o: None)
+            await driver.connect(Callbacks(lambda consumer, payload: receipts.append((consumer, payload)), lambda m, o: None))
             for msg_id in range(200):
                 await driver.publish(msg_id, _payload(msg_id))
             deadline = time.monotonic() + 5
@@ -208,7 +209,7 @@ def test_push_with_no_consumer_reading_drops_after_send_timeout_and_stays_bounde
 
     async def go() -> float:
         try:
-            await driver.connect(lambda consumer, payload: None, lambda m, o: None)
+            await driver.connect(Callbacks(lambda consumer, payload: None, lambda m, o: None))
             for task in driver._receivers:  # the consumers stop reading (the socket stays connected)
                 task.cancel()
             started = time.monotonic()
@@ -219,7 +220,7 @@ def test_push_with_no_consumer_reading_drops_after_send_timeout_and_stays_bounde
             await driver.close()
 
     elapsed_s = asyncio.run(go())
-    assert driver.dropped > 0 and elapsed_s < 3.0
+    assert driver.state.lost_publishes > 0 and elapsed_s < 3.0
     assert [kind for kind, _ in events] == ["client_error"]
     assert "high-water mark" in events[0][1]["error"]
     assert driver.endpoint is not None and not _listens(urlsplit(driver.endpoint).port or 0)
@@ -237,7 +238,7 @@ def test_staged_bursts_at_a_push_with_no_consumer_drop_after_send_timeout_and_sa
 
     async def go() -> float:
         try:
-            await driver.connect(lambda consumer, payload: None, lambda m, o: None)
+            await driver.connect(Callbacks(lambda consumer, payload: None, lambda m, o: None))
             for task in driver._receivers:
                 task.cancel()
             await asyncio.gather(*driver._receivers, return_exceptions=True)
@@ -267,7 +268,7 @@ def test_staged_bursts_at_a_push_with_no_consumer_drop_after_send_timeout_and_sa
     assert not driver._staged, "every staged message was taken"
     assert published[0] == 1, "the first message waited, was dropped, and the call returned"
     assert published[1:] == [None] * 4  # 4095 more: 1023, then 1024 three times, each dropped at once
-    assert driver.lost_publishes == count and elapsed_s < 3.0
+    assert driver.state.lost_publishes == count and elapsed_s < 3.0
     assert [kind for kind, _ in events] == ["client_error"]
     assert "high-water mark" in events[0][1]["error"]
 

@@ -236,7 +236,7 @@ class LiveSender(Lifecycle):
         run = self.scenario.run
         stop_at = run.duration
         publish = self.driver.publish
-        counter = self.can.accounting
+        counter = self.can.accounting.state if self.can.accounting is not None else None
         now = self._now
         since_yield = 0
         for batch in traffic:
@@ -281,7 +281,7 @@ class LiveSender(Lifecycle):
         than a numpy call)."""
         stop_at = self.scenario.run.duration
         publish_staged = driver.publish_staged
-        counter = self.can.accounting
+        counter = self.can.accounting.state if self.can.accounting is not None else None
         burst = driver.burst
         now = self._now
         since_yield = 0

@@ -58,7 +58,8 @@ import pyarrow as pa
 from msgstorm.errors import DataFileError, TargetError
 from msgstorm.heap import release_freed_memory
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.capabilities import ChildProcess
+from msgstorm.live.drivers.base import Callbacks
+from msgstorm.live.drivers.capabilities import ChildProcess, callbacks_for
 from msgstorm.live.event_log import SAMPLES_EVERY_S
 from msgstorm.live.lifecycle import cancelled
 from msgstorm.live.recorder import FAR, PUBLISHER, Intake
@@ -143,15 +144,10 @@ class LiveTarget(LiveSender):
 
     async def _open(self) -> None:
         try:
-            if self.can.bursts is not None:
-                self.can.bursts.on_receipts = self._on_receipts
-            if self.can.bulk_acks is not None:
-                self.can.bulk_acks.on_acks = self._on_acks
-            if self.can.timed_receipts is not None:
-                self.can.timed_receipts.on_timed_receipts = self._on_timed_receipts
             if self.nemesis is not None:
                 await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
-            await self.driver.connect(self._on_receipt, self._on_ack)
+            await self.driver.connect(callbacks_for(type(self.driver), Callbacks(
+                self._on_receipt, self._on_ack, self._on_receipts, self._on_acks, self._on_timed_receipts)))
             await self._start_generators()
         except BindError as error:  # msgstorm's own listener (ZeroMQ's publisher): nothing to connect to
             raise TargetError(f"{self.scenario.target}: {error}") from error
@@ -196,7 +192,8 @@ class LiveTarget(LiveSender):
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         lost, unacked = self.dropped_elsewhere, 0
         if self.can.accounting is not None:
-            lost, unacked = lost + self.can.accounting.lost_publishes, self.can.accounting.unacked_publishes
+            counts = self.can.accounting.state
+            lost, unacked = lost + counts.lost_publishes, counts.unacked_publishes
         acks = sent - lost - unacked if self.driver.acks else 0
         self.drained = self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
         return self.drained
@@ -282,7 +279,7 @@ class LiveTarget(LiveSender):
 
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
         emitted = self._emitted + self.sent_elsewhere_count
-        lost = self.dropped_elsewhere + (self.can.accounting.lost_publishes if self.can.accounting is not None else 0)
+        lost = self.dropped_elsewhere + (self.can.accounting.state.lost_publishes if self.can.accounting is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
         return ProgressSnapshot(

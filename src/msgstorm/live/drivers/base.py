@@ -6,7 +6,10 @@ history) and a broker. A driver starts its server when the scenario names no URL
 publishes payloads in the order given, calls ``on_receipt(consumer, payload)`` for every
 message a consumer gets, ``on_ack(msg_id, order)`` when the broker acknowledges a publish
 (drivers with ``acks``; ``order`` is the broker's serialization order: a stream sequence, an
-entry id's rank), and reports connection trouble through ``on_event``. Times are taken by
+entry id's rank), and reports connection trouble through ``on_event``. The callbacks come
+with ``connect``, in one ``Callbacks`` record (as OpenMessaging Benchmark's
+``createConsumer`` takes its consumer's callback), never set on the driver afterwards; a
+driver keeps them, its counts and its outages in one ``DriverState``. Times are taken by
 the target, on one monotonic clock, not by the driver.
 
 ``fanout`` says how consumers share the messages: True when every consumer gets every
@@ -24,6 +27,7 @@ through ``Driver`` alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -36,8 +40,8 @@ from msgstorm.scenario.live import LiveSpec
 if TYPE_CHECKING:  # the capabilities' Protocols take this module's callbacks
     from msgstorm.live.drivers.capabilities import Capabilities
 
-__all__ = ["STOP_GRACE_NS", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts",
-           "Outages"]
+__all__ = ["NOT_CONNECTED", "STOP_GRACE_NS", "Callbacks", "Driver", "DriverState", "OnAck", "OnAcks", "OnEvent",
+           "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages"]
 
 # A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
 # few ms late at the end is no backlog); a generator further behind stops there, and what
@@ -59,6 +63,31 @@ OnEvent = Callable[[str, dict[str, Any]], None]
 OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], None]
 
 
+@dataclass(frozen=True)
+class Callbacks:
+    """What a driver hands its receipts and acks to, given to ``connect``. ``on_receipt``
+    and ``on_ack`` always; each bulk one only to a driver declaring the part that takes it
+    (``live/drivers/capabilities.py``'s ``callbacks_for``): ``on_receipts`` with
+    ``Sending.bursts`` (the ids one read brought, instead of ``on_receipt`` with each
+    payload), ``on_acks`` with ``Sending.bulk_acks`` (the acks one read brought, instead of
+    ``on_ack`` each), ``on_timed_receipts`` with ``Sending.timed_receipts`` (receipts
+    stamped in consumer processes). A bulk one given None: the driver calls the single one."""
+
+    on_receipt: OnReceipt
+    on_ack: OnAck
+    on_receipts: OnReceipts | None = None
+    on_acks: OnAcks | None = None
+    on_timed_receipts: OnTimedReceipts | None = None
+
+
+def _before_connect(*_: object) -> None:
+    raise RuntimeError("a driver handed over a receipt or an ack before connect gave it its callbacks")
+
+
+# A driver's callbacks until ``connect`` gives it the target's.
+NOT_CONNECTED = Callbacks(_before_connect, _before_connect)
+
+
 class Driver(Protocol):
     """One messaging system. ``__init__(spec, run_dir, on_event)`` does no I/O."""
 
@@ -77,8 +106,9 @@ class Driver(Protocol):
         """Stop every server started (safe to call twice, and after a failed start)."""
         ...
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
-        """Connect the publisher and the consumers; consumers are subscribed on return."""
+    async def connect(self, callbacks: Callbacks) -> None:
+        """Connect the publisher and the consumers, which hand what they get to
+        ``callbacks`` from then on; consumers are subscribed on return."""
         ...
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
@@ -140,3 +170,18 @@ class Outages:
         """Report the outages the run's end found open."""
         for client in list(self._open):
             self.on_event(EventKind.CLIENT_ERROR, {**self._said(client), "error": "still disconnected at the run's end"})
+
+
+class DriverState:
+    """What a broker driver keeps of its run, in one record (its ``state``): the counts of
+    the messages it was given (``Accounting``, whose docstring says what each means; they
+    only grow), its clients' outages, and the callbacks ``connect`` gave it."""
+
+    __slots__ = ("callbacks", "handed_over", "lost_publishes", "outages", "unacked_publishes")
+
+    def __init__(self, on_event: OnEvent) -> None:
+        self.handed_over = 0  # taken through ``publish`` and ``publish_staged``
+        self.lost_publishes = 0  # never reached the broker, or refused by it
+        self.unacked_publishes = 0  # may have reached the broker; their acks will not come
+        self.outages = Outages(on_event)
+        self.callbacks = NOT_CONNECTED

@@ -43,7 +43,7 @@ from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from msgstorm.live.drivers.base import OnAcks, OnReceipts, OnTimedReceipts
+from msgstorm.live.drivers.base import Callbacks, DriverState
 from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer
 from msgstorm.scenario.faults import SequencerOutageFault
@@ -54,7 +54,7 @@ __all__ = [
     "CLIENT_ROUTES", "LEADER", "PARTS", "ROUTE_LINKS", "SERVERS", "VALIDATOR_KEYS", "Accounting", "BulkAcks",
     "Bursts", "Capabilities", "Checks", "FrontedSequencer", "SEQUENCER", "SequencerGate", "ChildProcess", "ClientRoutes", "DriverCapabilities", "MaxPayload",
     "NodeCopies", "OwnServers", "Part", "Processes", "RouteLinks", "Sending", "Servers", "Signing", "StreamLeader",
-    "TimedReceipts", "ValidatorKeys", "capabilities_of", "client_routing_problem", "declares", "elects_leader",
+    "TimedReceipts", "ValidatorKeys", "callbacks_for", "capabilities_of", "client_routing_problem", "declares", "elects_leader",
     "has_routes", "server_names", "validator_names"]
 
 
@@ -70,14 +70,12 @@ class Bursts(Protocol):
     sends them in once, ahead of time. When the generator wakes it publishes every staged
     message due in one ``publish_staged`` (at most ``burst``; a driver with ``burst`` 1 is
     driven one message at a time, through ``publish``): no Python object is made per
-    message. Before ``connect`` the target sets ``on_receipts``, which the driver then calls
-    instead of ``on_receipt`` with the ids of all the messages one read brought (one
-    receipt time for them); a driver whose ``on_receipts`` is set back to None calls
-    ``on_receipt`` with each payload.
+    message. ``connect`` gives it ``Callbacks.on_receipts``, which it calls instead of
+    ``on_receipt`` with the ids of all the messages one read brought (one receipt time for
+    them); given None, it calls ``on_receipt`` with each payload.
     """
 
     burst: int
-    on_receipts: OnReceipts | None
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish after those staged before, in order: ``payload(msg_ids[i],
@@ -96,22 +94,18 @@ class Bursts(Protocol):
 
 @runtime_checkable
 class BulkAcks(Protocol):
-    """Acks handed over in bulk: before ``connect`` the target sets ``on_acks``, which the
-    driver then calls instead of ``on_ack`` with the acks one read brought (one ack time for
-    them); left None, the driver calls ``on_ack``."""
-
-    on_acks: OnAcks | None
+    """Acks handed over in bulk: ``connect`` gives the driver ``Callbacks.on_acks``, which it
+    calls instead of ``on_ack`` with the acks one read brought (one ack time for them); given
+    None, it calls ``on_ack``. Nothing beside ``Driver`` to have: what it takes is given."""
 
 
 @runtime_checkable
 class TimedReceipts(Protocol):
     """Consumers that may stamp their receipts themselves, elsewhere (consumer processes):
-    before ``connect`` the target sets ``on_timed_receipts``; receipts then arrive later than
-    they happened. ``receipts_through`` says how far they have all come: every receipt
+    ``connect`` gives the driver ``Callbacks.on_timed_receipts``, which those hand them to;
+    receipts then arrive later than they happened. ``receipts_through`` says how far they have all come: every receipt
     stamped before that time (CLOCK_MONOTONIC ns) has been handed over, so the target may
     write the receipts before it in their final order. None: no such consumer."""
-
-    on_timed_receipts: OnTimedReceipts | None
 
     def receipts_through(self) -> int | None: ...
 
@@ -309,7 +303,8 @@ class Processes(Protocol):
 
 @runtime_checkable
 class Accounting(Protocol):
-    """What the driver knows of the messages it was given. ``handed_over``: those it has taken
+    """What the driver knows of the messages it was given, counted in its ``state`` (the
+    ``DriverState`` every broker driver keeps). ``handed_over``: those it has taken
     so far, through ``publish`` and ``publish_staged`` (sent, buffered, or dropped): when an
     interruption cancels a publish in a wait, the target keeps a send time only on those (a
     driver without the count keeps every send time the target stamped). ``lost_publishes``:
@@ -318,9 +313,7 @@ class Accounting(Protocol):
     waiting for them. ``unacked_publishes``: may have reached the broker, but their acks will
     not come (the connection they were due on failed). The counts only grow during a run."""
 
-    handed_over: int
-    lost_publishes: int
-    unacked_publishes: int
+    state: DriverState
 
 
 @dataclass(frozen=True)
@@ -407,6 +400,17 @@ PARTS: dict[Part, type] = {
     SEQUENCER: FrontedSequencer,
 }
 
+
+def callbacks_for(driver: type, callbacks: Callbacks) -> Callbacks:
+    """``callbacks`` as the driver class ``driver`` is given them at ``connect``: each bulk
+    one only where it declares the part that takes it (``Sending``), else None."""
+    sending = capabilities_of(driver).sending
+    return Callbacks(callbacks.on_receipt, callbacks.on_ack,
+                     on_receipts=callbacks.on_receipts if sending.bursts else None,
+                     on_acks=callbacks.on_acks if sending.bulk_acks else None,
+                     on_timed_receipts=callbacks.on_timed_receipts if sending.timed_receipts else None)
+
+
 def declares(driver: type, part: Part) -> bool:
     """Whether the driver class ``driver`` declares ``part``. Asked of a class, before any
     instance exists (a scenario's validation)."""
@@ -476,7 +480,7 @@ class DriverCapabilities:
         own = declared.servers is not None
         return cls(
             bursts=cast(Bursts, driver) if sending.bursts else None,
-            bulk_acks=cast(BulkAcks, driver) if sending.bulk_acks else None,
+            bulk_acks=driver if sending.bulk_acks else None,  # (nothing to cast: it takes what it is given)
             timed_receipts=cast(TimedReceipts, driver) if sending.timed_receipts else None,
             signing=cast(Signing, driver) if sending.signing else None,
             max_payload=cast(MaxPayload, driver) if sending.max_payload else None,

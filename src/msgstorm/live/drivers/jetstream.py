@@ -69,14 +69,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnAcks,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnAck, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.jetstream_read import await_caught_up, read_node, read_stream
 from msgstorm.live.drivers.jetstream_wire import (
@@ -201,8 +194,6 @@ class JetStreamDriver:
         self.servers: list[ManagedServer] = []
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # nats-py: one publish at a time
-        self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
-        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
         # nats-py: the stream, the consumers and the read-back; on nats-py also every publish.
         self.control: Client | None = None
         self.consumers: list[Client] = []  # nats-py
@@ -212,17 +203,9 @@ class JetStreamDriver:
         self.trouble = PublishTrouble()
         self._reply_prefix = ""
         self._staged: deque[list[tuple[int, bytes]]] = deque()  # nats-py: messages staged
-        self._handed_over = 0  # nats-py
         self._reconnects: set[asyncio.Task[None]] = set()
         self._closing = False
-        self.outages = Outages(on_event)
-
-    @property
-    def lost_publishes(self) -> int:
-        """Publishes refused (an error ack) or never sent (``Accounting``)."""
-        return self.trouble.refused + self.trouble.dropped
-
-    unacked_publishes = 0  # an overdue ack may still come: none is given up for good
+        self.state = DriverState(on_event)  # counts, outages, callbacks
 
     # --- the servers ----------------------------------------------------------------------
 
@@ -308,7 +291,7 @@ class JetStreamDriver:
     # --- connecting -----------------------------------------------------------------------
 
     async def _connect(self, name: str) -> Client:
-        return await connect_nats_py(self.urls, name, self.outages, lambda: self._closing,
+        return await connect_nats_py(self.urls, name, self.state.outages, lambda: self._closing,
                                      self.spec.start_timeout / 1e9)
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
@@ -372,14 +355,16 @@ class JetStreamDriver:
             return connection.max_payload
         return int(self.control.max_payload) if self.control is not None else None
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
+        on_receipt, on_ack = callbacks.on_receipt, callbacks.on_ack
         if self.wire:
             for url in self.urls:
                 check_url(url, SECTION)  # before anything: a URL the wire client cannot serve
         self.control = await self._connect(CONTROL if self.wire else PUBLISHER)
         await self._create_stream(self.control.jetstream(timeout=API_TIMEOUT_S))
         if self.wire:
-            await self._connect_wire(on_receipt, on_ack)
+            await self._connect_wire()
             return
         for index in range(self.spec.consumers):
             client = await self._connect(f"msgstorm-consumer-{index}")
@@ -424,10 +409,11 @@ class JetStreamDriver:
 
     # --- the wire client -----------------------------------------------------------------
 
-    async def _connect_wire(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def _connect_wire(self) -> None:
         """Each consumer's connection subscribed to its deliver subject before its push
         consumer is made (so it misses nothing), then the publisher's, subscribed to its acks."""
         assert self.control is not None
+        callbacks = self.state.callbacks
         # Compiled (or loaded from numba's cache) before the run's clock starts, on a worker
         # thread so that a signal meanwhile stops the run (as the core-NATS driver does).
         await asyncio.get_running_loop().run_in_executor(None, _warm_up)
@@ -435,14 +421,14 @@ class JetStreamDriver:
         inbox = self.control.new_inbox()
         explicit = self.settings.ack == "explicit"
         for index in range(self.spec.consumers):
-            consumer = WireConsumer(index, f"{inbox}.deliver.{index}", explicit, self.on_receipts, on_receipt)
+            consumer = WireConsumer(index, f"{inbox}.deliver.{index}", explicit, callbacks.on_receipts,
+                                    callbacks.on_receipt)
             consumer.connection = await self._open_wire(f"msgstorm-consumer-{index}", consumer.on_table,
                                                         consumer.deliver_subject, role="consumers")
             self.wire_consumers.append(consumer)
             config = self._consumer_config(consumer.deliver_subject)
             await self._retrying(functools.partial(js.add_consumer, self.settings.stream, config))
-        publisher = WirePublisher(self.spec.subject, f"{inbox}.ack.", self.window, self.trouble, on_ack)
-        publisher.on_acks = self.on_acks
+        publisher = WirePublisher(self.spec.subject, f"{inbox}.ack.", self.window, self.trouble, self.state)
         publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
         self.wire_publisher = publisher
 
@@ -472,7 +458,7 @@ class JetStreamDriver:
             return
         if lost_publisher:
             self.window.give_up()  # its pending acks will not come on this connection
-        self.outages.down(connection.name, connection.lost_detail())
+        self.state.outages.down(connection.name, connection.lost_detail())
         task = asyncio.get_running_loop().create_task(self._reconnect(connection))
         self._reconnects.add(task)
         task.add_done_callback(self._reconnects.discard)
@@ -494,13 +480,13 @@ class JetStreamDriver:
                 connection = await self._open_wire(lost.name, owner.on_table, subject, attempt,
                                                    "consumers" if isinstance(owner, WireConsumer) else "publisher")
             except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
-                self.outages.error(lost.name, _describe(error))
+                self.state.outages.error(lost.name, _describe(error))
                 continue
             if self._closing:
                 connection.close()
                 return
             owner.connection = connection
-            self.outages.up(lost.name, {"url": connection.url})
+            self.state.outages.up(lost.name, {"url": connection.url})
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -513,6 +499,7 @@ class JetStreamDriver:
         reply = json.loads(msg.data) if msg.data else {}
         if status or "error" in reply or "seq" not in reply:
             self.trouble.refused += 1
+            self.state.lost_publishes += 1
             self.trouble.note(f"status {status}" if status else str(reply.get("error", reply)))
             return
         on_ack(msg_id, int(reply["seq"]))
@@ -527,7 +514,7 @@ class JetStreamDriver:
         window.expire(loop.time())
         if window.room() <= 0:
             await window.wait_for_room()
-        self._handed_over += 1  # nats-py buffers it before any wait of its own
+        self.state.handed_over += 1  # nats-py buffers it before any wait of its own
         msg_ids = np.array([msg_id], dtype=np.int64)
         window.sent(msg_ids, loop.time())
         try:
@@ -535,11 +522,8 @@ class JetStreamDriver:
         except nats.errors.Error as error:
             window.answered(msg_ids)  # never sent: no ack will come
             self.trouble.dropped += 1
+            self.state.lost_publishes += 1
             self.trouble.note(_describe(error))
-
-    @property
-    def handed_over(self) -> int:
-        return self.wire_publisher.handed_over if self.wire_publisher is not None else self._handed_over
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next; on the wire client their PUB frames are built now."""
@@ -679,5 +663,5 @@ class JetStreamDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})
-        self.outages.close()
+        self.state.outages.close()
         report_slow_consumers(self.servers, self.on_event)

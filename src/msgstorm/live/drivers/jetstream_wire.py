@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgstorm.jit import nb
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnReceipt, OnReceipts
+from msgstorm.live.drivers.base import DriverState, OnReceipt, OnReceipts
 from msgstorm.live.drivers.nats_wire import (
     HEADER_LENGTH,
     PAYLOAD_LENGTH,
@@ -268,22 +268,21 @@ class _Staged:
 class WirePublisher:
     """The publisher's connection: it sends the staged PUBs (each with its reply subject
     ``reply_prefix`` + msg_id) while the window has room, and reads the acks on the same
-    connection (subscribed to ``reply_prefix`` + ``*``), handing them to ``on_acks`` as
-    arrays (``on_ack`` one by one when that is None)."""
+    connection (subscribed to ``reply_prefix`` + ``*``), handing them to the driver's
+    callbacks, ``on_acks`` as arrays (``on_ack`` one by one when that is None), and counting
+    what it took and lost in the driver's ``state``."""
 
     def __init__(self, subject: str, reply_prefix: str, window: AckWindow, trouble: PublishTrouble,
-                 on_ack: OnAck) -> None:
+                 state: DriverState) -> None:
         self.subject = subject
         self.reply_prefix = reply_prefix
         self.window = window
         self.trouble = trouble
-        self.on_ack = on_ack
-        self.on_acks: OnAcks | None = None
+        self.state = state
         self.connection: FrameConnection | None = None
         self._head = np.frombuffer(f"PUB {subject} ".encode(), dtype=np.uint8).copy()
         self._reply_head = np.frombuffer(reply_prefix.encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
-        self.handed_over = 0  # publishes taken (``Accounting``)
 
     def on_table(self, data: np.ndarray, frames: np.ndarray) -> None:
         """One read of acks: out of the window, then to the target (refusals counted)."""
@@ -293,17 +292,19 @@ class WirePublisher:
         if not acked.all():
             refused = np.flatnonzero((seqs < 0) & (msg_ids >= 0))
             self.trouble.refused += refused.size
+            self.state.lost_publishes += refused.size
             if refused.size and self.trouble.first_error is None:
                 i = int(refused[0])
                 start = int(frames[PAYLOAD_START, i] - frames[HEADER_LENGTH, i])
                 end = int(frames[PAYLOAD_START, i] + frames[PAYLOAD_LENGTH, i])
                 self.trouble.note(data[start:end].tobytes().decode(errors="replace").strip())
             msg_ids, seqs = msg_ids[acked], seqs[acked]
-        if self.on_acks is not None:
-            self.on_acks(msg_ids, seqs)
+        callbacks = self.state.callbacks
+        if callbacks.on_acks is not None:
+            callbacks.on_acks(msg_ids, seqs)
         else:
             for msg_id, seq in zip(msg_ids.tolist(), seqs.tolist()):
-                self.on_ack(msg_id, seq)
+                callbacks.on_ack(msg_id, seq)
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         frames, ends = pack_request_pubs(self._head, self._reply_head, msg_ids, *pack_payloads(msg_ids, keys, sizes))
@@ -333,7 +334,7 @@ class WirePublisher:
             if last == staged.msg_ids.size:
                 self._staged.popleft()
             ends = staged.frame_ends
-            self.handed_over += last - first  # the socket is writable: no wait before they are taken
+            self.state.handed_over += last - first  # the socket is writable: no wait before they are taken
             await self._send(staged.msg_ids[first:last], staged.frames[ends[first]:ends[last]], loop.time())
             done += last - first
         return None
@@ -345,7 +346,7 @@ class WirePublisher:
         if self.window.room() <= 0:
             await self.window.wait_for_room()
         frames = request_frames(self.subject, self.reply_prefix, [msg_id], [payload])
-        self.handed_over += 1
+        self.state.handed_over += 1
         await self._send(np.array([msg_id], dtype=np.int64), frames, loop.time())
 
     async def _send(self, msg_ids: np.ndarray, frames: bytes | memoryview, now: float) -> None:
@@ -354,6 +355,7 @@ class WirePublisher:
         if connection is None or not await connection.publish_frames(frames):
             self.window.answered(msg_ids)  # never sent: no ack will come
             self.trouble.dropped += msg_ids.size
+            self.state.lost_publishes += msg_ids.size
             self.trouble.note("publishes dropped while disconnected")
 
     async def flush(self, timeout_s: float) -> None:

@@ -62,14 +62,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnAcks,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnAck, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.kafka_broker import kafka_brokers
 from msgstorm.live.drivers.kafka_clients import KafkaClients
@@ -169,11 +162,6 @@ class KafkaDriver:
         self.url = spec.url
         self.servers: list[ManagedServer] = []
         self.burst = self.settings.burst
-        self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
-        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
-        self.lost_publishes = 0  # ``Accounting``
-        self.unacked_publishes = 0
-        self.handed_over = 0  # ``Accounting``
         self._bootstrap = ""
         self._topic = self.settings.topic
         # A topic of its own for the producer's first message, before the run (``_warm_up``).
@@ -196,7 +184,8 @@ class KafkaDriver:
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         # librdkafka's logs (to RUN_DIR/servers/kafka-clients.log) and the run's clients' disconnects.
-        self.clients = KafkaClients(run_dir / "servers", Outages(on_event), self._broker_name)
+        self.state = DriverState(on_event)  # counts, outages, callbacks
+        self.clients = KafkaClients(run_dir / "servers", self.state.outages, self._broker_name)
 
     # --- the servers ----------------------------------------------------------------------
 
@@ -316,7 +305,8 @@ class KafkaDriver:
                 "queue.buffering.max.kbytes": 1_048_576, "message.timeout.ms": DELIVERY_TIMEOUT_MS,
                 "on_delivery": self._delivered, **self.clients.config(PUBLISHER, counted=True)}
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._create_topic)
         await loop.run_in_executor(None, warm_up_payloads)
@@ -330,9 +320,9 @@ class KafkaDriver:
         await self._group_formed(loop)
         self._producer = Producer(self._producer_config())
         await loop.run_in_executor(None, self._warm_up, self._producer)
-        self._tasks = [asyncio.create_task(self._consume(index, consumer, on_receipt))
+        self._tasks = [asyncio.create_task(self._consume(index, consumer, callbacks.on_receipt))
                        for index, consumer in enumerate(self._consumers)]
-        self._tasks.append(asyncio.create_task(self._poll_reports(on_ack)))
+        self._tasks.append(asyncio.create_task(self._poll_reports(callbacks.on_ack)))
         self.clients.begin()
 
     def _on_assign(self, index: int) -> Any:
@@ -388,8 +378,8 @@ class KafkaDriver:
         self._acked.append((ids, partitions, offsets))
         order = np.arange(self._ack_count, self._ack_count + ids.size, dtype=np.int64)
         self._ack_count += ids.size
-        if self.on_acks is not None:
-            self.on_acks(ids, order)
+        if self.state.callbacks.on_acks is not None:
+            self.state.callbacks.on_acks(ids, order)
         else:
             for msg_id, at in zip(ids.tolist(), order.tolist(), strict=True):
                 on_ack(msg_id, at)
@@ -403,7 +393,7 @@ class KafkaDriver:
                 await asyncio.sleep(POLL_IDLE_S)
             self._hand_over_reports(on_ack)
             if self._failed != failed:
-                self.lost_publishes += self._failed - failed
+                self.state.lost_publishes += self._failed - failed
                 failed = self._failed
 
     def _produce(self, msg_id: int, partition: int, value: bytes) -> bool:
@@ -413,7 +403,7 @@ class KafkaDriver:
             self._producer.produce(self._topic, value, partition=partition)
         except BufferError:
             return False
-        self.handed_over += 1
+        self.state.handed_over += 1
         return True
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
@@ -444,7 +434,7 @@ class KafkaDriver:
             except BufferError:
                 pass
             done += k - first
-            self.handed_over += k - first
+            self.state.handed_over += k - first
             if k == len(ids):
                 self._staged.pop(0)
                 self._staged_at = 0
@@ -475,7 +465,7 @@ class KafkaDriver:
                 continue
             payloads = [value for message in messages
                         if message.error() is None and (value := message.value()) is not None]
-            on_receipts = self.on_receipts
+            on_receipts = self.state.callbacks.on_receipts
             if on_receipts is None:
                 for payload in payloads:
                     on_receipt(index, payload)
@@ -558,7 +548,7 @@ class KafkaDriver:
             self._producer.poll(0)
             outstanding = len(self._producer)
             if outstanding:
-                self.unacked_publishes += outstanding
+                self.state.unacked_publishes += outstanding
         self.clients.stop()
         if self._failed:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "failed": self._failed,

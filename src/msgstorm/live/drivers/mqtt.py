@@ -67,14 +67,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnAcks,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnAck, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.mqtt_wire import (
     PUBACK,
@@ -138,12 +131,7 @@ class MqttDriver:
         self.url = spec.url
         self.servers: list[ManagedServer] = []
         self.burst = spec.mqtt.burst
-        self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
-        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
-        self.lost_publishes = 0  # ``Accounting``
-        self.unacked_publishes = 0
-        self.handed_over = 0  # ``Accounting``
-        self.outages = Outages(on_event)
+        self.state = DriverState(on_event)  # counts, outages, callbacks
         self._topic = spec.mqtt.topic.encode()
         self._heads: dict[int, bytes] = {}  # payload length -> PUBLISH fixed header and topic
         self._staged: deque[Staged] = deque()
@@ -211,7 +199,8 @@ class MqttDriver:
         group = self.settings.share_group
         return self.settings.topic if group is None else f"$share/{group}/{self.settings.topic}"
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         if self.burst > 1:
             await asyncio.get_running_loop().run_in_executor(None, warm_up_payloads)
         for index in range(self.spec.consumers):
@@ -219,12 +208,12 @@ class MqttDriver:
             self._consumers.append(stream)
             await self._open(stream)
             await stream.subscribe(self.topic_filter, self.qos)
-        self._tasks = [asyncio.create_task(self._consume(index, stream, on_receipt))
+        self._tasks = [asyncio.create_task(self._consume(index, stream, callbacks.on_receipt))
                        for index, stream in enumerate(self._consumers)]
         self._publisher = self._stream(PUBLISHER)
         await self._open(self._publisher)
         self._connected = True
-        self._tasks.append(asyncio.create_task(self._read_acks(on_ack)))
+        self._tasks.append(asyncio.create_task(self._read_acks(callbacks.on_ack)))
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -286,11 +275,11 @@ class MqttDriver:
     async def _send(self, msg_ids: list[int], data: memoryview, ends: list[int], first: int, last: int) -> None:
         """Messages ``first`` to ``last`` (exclusive) as PUBLISH packets in one write; each
         QoS 1 and 2 message takes a packet id and is kept until its ack."""
-        self.handed_over += last - first
+        self.state.handed_over += last - first
         stream = self._publisher
         if not self._holds() or (self.qos == 0 and not self._connected):
             self._dropped += last - first  # never reach the broker: they show as lost
-            self.lost_publishes += last - first
+            self.state.lost_publishes += last - first
             return
         parts: list[bytes | memoryview] = []
         head = self._head
@@ -354,8 +343,8 @@ class MqttDriver:
     def _ack(self, acked: list[int], on_ack: OnAck) -> None:
         order = self._acked
         self._acked += len(acked)
-        if self.on_acks is not None:
-            self.on_acks(np.array(acked, dtype=np.int64), np.arange(order, order + len(acked), dtype=np.int64))
+        if self.state.callbacks.on_acks is not None:
+            self.state.callbacks.on_acks(np.array(acked, dtype=np.int64), np.arange(order, order + len(acked), dtype=np.int64))
         else:
             for k, msg_id in enumerate(acked):
                 on_ack(msg_id, order + k)
@@ -364,9 +353,9 @@ class MqttDriver:
         """Reconnect the publisher; with a persistent session send what is unacked again."""
         self._connected = False
         stream.close()
-        self.outages.down(PUBLISHER, {"error": _describe(error)})
+        self.state.outages.down(PUBLISHER, {"error": _describe(error)})
         if self.settings.clean_session:  # the session goes with the connection
-            self.unacked_publishes += len(self._inflight)
+            self.state.unacked_publishes += len(self._inflight)
             self._free_ids.extend(self._inflight)
             self._inflight.clear()
         self._room.set()
@@ -375,7 +364,7 @@ class MqttDriver:
             try:
                 await stream.open()
             except _CONNECTION_ERRORS as attempt:
-                self.outages.error(PUBLISHER, _describe(attempt))
+                self.state.outages.error(PUBLISHER, _describe(attempt))
                 continue
             again: list[bytes | memoryview] = []
             for packet_id, entry in self._inflight.items():
@@ -391,7 +380,7 @@ class MqttDriver:
             if again:
                 stream.write(b"".join(again))
             self._connected = True
-            self.outages.up(PUBLISHER, {"sent_again": len(self._inflight)})
+            self.state.outages.up(PUBLISHER, {"sent_again": len(self._inflight)})
             self._room.set()
             return
 
@@ -444,7 +433,7 @@ class MqttDriver:
                     replies += ack_packet(PUBCOMP, packet_id)
             if replies:
                 stream.write(replies)
-            on_receipts = self.on_receipts
+            on_receipts = self.state.callbacks.on_receipts
             if on_receipts is None:
                 for payload in payloads:
                     on_receipt(index, payload)
@@ -455,7 +444,7 @@ class MqttDriver:
     async def _consumer_lost(self, stream: MqttStream, name: str, error: BaseException,
                              released_wait: set[int]) -> None:
         stream.close()
-        self.outages.down(name, {"error": _describe(error)})
+        self.state.outages.down(name, {"error": _describe(error)})
         while not self._closing:
             await asyncio.sleep(RECONNECT_INTERVAL_S)
             try:
@@ -463,9 +452,9 @@ class MqttDriver:
                     released_wait.clear()  # a new session: its packet ids start afresh
                 await stream.subscribe(self.topic_filter, self.qos)
             except _CONNECTION_ERRORS as attempt:
-                self.outages.error(name, _describe(attempt))
+                self.state.outages.error(name, _describe(attempt))
                 continue
-            self.outages.up(name)
+            self.state.outages.up(name)
             return
 
     # --- after the run --------------------------------------------------------------------
@@ -482,7 +471,7 @@ class MqttDriver:
         for result in results:
             if isinstance(result, Exception):  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
-        self.outages.close()
+        self.state.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
                                                    "error": "publishes dropped while disconnected"})

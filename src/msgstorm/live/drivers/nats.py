@@ -45,14 +45,7 @@ from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.consumer_process import ConsumerProcess
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    OnTimedReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent, Outages
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
@@ -148,21 +141,15 @@ class NatsDriver:
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
         self._closing = False
-        self.outages = Outages(on_event)
+        self.state = DriverState(on_event)  # counts, outages, callbacks
         self.wire = spec.nats.client == "wire"
         self.burst = spec.nats.burst if self.wire else 1  # nats-py: one publish at a time
-        self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
-        # Set by the target: receipts with their own times (consumer processes).
-        self.on_timed_receipts: OnTimedReceipts | None = None
+        # Receipts with their own times (consumer processes: ``Callbacks.on_timed_receipts``).
         self.in_processes = self.wire and spec.nats.consumer_processes
         self.consumer_processes: list[ConsumerProcess] = []
         self.wire_publisher: WireConnection | None = None
         self.wire_consumers: list[WireConnection] = []
-        self._on_receipt: OnReceipt | None = None
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
-        self.lost_publishes = 0  # every publish dropped (``Accounting``)
-        self.handed_over = 0  # messages taken (``Accounting``)
-        self.unacked_publishes = 0  # core NATS acks nothing
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
@@ -254,13 +241,15 @@ class NatsDriver:
 
     async def _connect(self, name: str, url: str | None = None) -> Client:
         assert self.url is not None
-        return await connect_nats_py([url or self.url], name, self.outages, lambda: self._closing,
+        return await connect_nats_py([url or self.url], name, self.state.outages, lambda: self._closing,
                                      self.spec.start_timeout / 1e9)
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         if self.wire:
-            await self._connect_wire(on_receipt)
+            await self._connect_wire()
             return
+        on_receipt = callbacks.on_receipt
         for index in range(self.spec.consumers):
             client = await self._connect(f"msgstorm-consumer-{index}", self.consumer_url)
 
@@ -286,11 +275,11 @@ class NatsDriver:
             publisher = self.wire_publisher
             if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, [data])):
                 self._dropped += 1
-                self.lost_publishes += 1
-            self.handed_over += 1  # its wait for the socket is before it takes the frames
+                self.state.lost_publishes += 1
+            self.state.handed_over += 1  # its wait for the socket is before it takes the frames
             return
         assert self.publisher is not None
-        self.handed_over += 1  # nats-py buffers a publish before any wait of its own
+        self.state.handed_over += 1  # nats-py buffers a publish before any wait of its own
         await self.publisher.publish(self.spec.subject, data)
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
@@ -326,10 +315,10 @@ class NatsDriver:
             if last == staged.count:
                 self._staged.popleft()
             if staged.unsigned is not None:
-                self.handed_over += last - first
+                self.state.handed_over += last - first
                 if publisher is None or not await publisher.publish_frames(self._signed_frames(staged, first, last)):
                     self._dropped += last - first
-                    self.lost_publishes += last - first
+                    self.state.lost_publishes += last - first
                 done += last - first
                 continue
             if staged.frames is None:  # each through ``publish``, which counts it
@@ -338,10 +327,10 @@ class NatsDriver:
                 done += last - first
                 continue
             ends = staged.frame_ends
-            self.handed_over += last - first  # the socket is writable: no wait before they are taken
+            self.state.handed_over += last - first  # the socket is writable: no wait before they are taken
             if publisher is None or not await publisher.publish_frames(staged.frames[ends[first]:ends[last]]):
                 self._dropped += last - first
-                self.lost_publishes += last - first
+                self.state.lost_publishes += last - first
             done += last - first
         return None
 
@@ -365,23 +354,22 @@ class NatsDriver:
     async def _open_wire(self, name: str, index: int | None) -> WireConnection:
         assert self.url is not None
         on_frames = None
-        if index is not None and self.on_receipts is not None and self.verify_scheme is not None:
-            signed_bulk = self.on_receipts
+        if index is not None and self.state.callbacks.on_receipts is not None and self.verify_scheme is not None:
+            signed_bulk = self.state.callbacks.on_receipts
             verifier = PayloadVerifier(self.verify_scheme, self.chain_id)
             self.verifiers.append(verifier)
 
             def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
                 ids = verifier.read(data, starts, lengths)  # only what verifies is a receipt
                 signed_bulk(index, ids, starts.size - ids.size)
-        elif index is not None and self.on_receipts is not None:
-            bulk = self.on_receipts
+        elif index is not None and self.state.callbacks.on_receipts is not None:
+            bulk = self.state.callbacks.on_receipts
 
             def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
                 ids = read_ids(data, starts, lengths)
                 bulk(index, ids, starts.size - ids.size)
         elif index is not None:
-            receive = self._on_receipt
-            assert receive is not None
+            receive = self.state.callbacks.on_receipt
 
             def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
                 for received in payloads(data, starts, lengths):
@@ -399,8 +387,7 @@ class NatsDriver:
             raise
         return connection
 
-    async def _connect_wire(self, on_receipt: OnReceipt) -> None:
-        self._on_receipt = on_receipt
+    async def _connect_wire(self) -> None:
         # The framing and the parser are compiled (or loaded from numba's cache) before the
         # run's clock starts, so the first burst does not wait for numba; on a worker thread,
         # so that a signal meanwhile stops the run as at any other time (numba swallows an
@@ -417,9 +404,9 @@ class NatsDriver:
         """One process per consumer, started together; each returns once it is subscribed
         (after the warm-up above, numba's cache holds what they load)."""
         assert self.url is not None
-        timed = self.on_timed_receipts
+        timed = self.state.callbacks.on_timed_receipts
         if timed is None:  # the receipts' times are the consumers' own: only a caller that takes them will do
-            raise RuntimeError("consumer processes need on_timed_receipts set before connect")
+            raise RuntimeError("consumer processes need connect to be given on_timed_receipts")
         self.consumer_processes = [
             ConsumerProcess(index, f"msgstorm-consumer-{index}", self.consumer_url or self.url, self.spec.subject, self.run_dir / "servers",
                             timed, self.on_event)
@@ -437,7 +424,7 @@ class NatsDriver:
         in_use = connection is self.wire_publisher or any(c is connection for c in self.wire_consumers)
         if self._closing or not in_use:
             return
-        self.outages.down(connection.name, connection.lost_detail())
+        self.state.outages.down(connection.name, connection.lost_detail())
         index = next((i for i, c in enumerate(self.wire_consumers) if c is connection), None)
         task = asyncio.get_running_loop().create_task(self._reconnect(connection.name, index))
         self._reconnects.add(task)
@@ -449,7 +436,7 @@ class NatsDriver:
             try:
                 connection = await self._open_wire(name, index)
             except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
-                self.outages.error(name, f"{type(error).__name__}: {error}")
+                self.state.outages.error(name, f"{type(error).__name__}: {error}")
                 continue
             if self._closing:
                 connection.close()
@@ -458,7 +445,7 @@ class NatsDriver:
                 self.wire_publisher = connection
             else:
                 self.wire_consumers[index] = connection
-            self.outages.up(name)
+            self.state.outages.up(name)
             return
 
     async def read_back(self) -> StoredCopy | None:
@@ -484,5 +471,5 @@ class NatsDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": str(error)})
-        self.outages.close()
+        self.state.outages.close()
         report_slow_consumers(self.servers, self.on_event)

@@ -71,14 +71,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnAcks,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.rabbitmq_cluster import (
     NET_TICKTIME_S,
@@ -269,10 +262,7 @@ class RabbitMqDriver:
         self.on_event = on_event
         self.url = spec.url
         self.servers: list[ManagedServer] = []
-        self.lost_publishes = 0  # ``Accounting``
-        self.unacked_publishes = 0
-        self.handed_over = 0  # ``Accounting``
-        self.outages = Outages(on_event)
+        self.state = DriverState(on_event)  # counts, outages, callbacks
         self.exchange = f"{self.settings.queue}.x"
         self._window = asyncio.Semaphore(self.settings.max_inflight)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -284,11 +274,8 @@ class RabbitMqDriver:
         self._publisher: aiormq.abc.AbstractChannel | None = None
         self._connections: list[aiormq.abc.AbstractConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._on_ack: OnAck | None = None
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # aiormq: one publish at a time
-        self.on_receipts: OnReceipts | None = None  # set by the target (``Sending.bursts``)
-        self.on_acks: OnAcks | None = None  # set by the target (``Sending.bulk_acks``; the wire publisher's)
         self.wire_publisher: WirePublisher | None = None
         self._staged: list[tuple[int, bytes]] = []  # aiormq: staged publishes, sent one at a time
 
@@ -416,8 +403,8 @@ class RabbitMqDriver:
             await channel.queue_declare(name, durable=True, arguments=self._queue_arguments())
             await channel.queue_bind(name, self.exchange)
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
-        self._on_ack = on_ack
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         if len(self._erlang_nodes) > 1:
             ctl = str(Path(self.servers[0].argv[0]).with_name("rabbitmqctl"))
             await join(ctl, self._ctl_env, self._erlang_nodes)
@@ -427,16 +414,16 @@ class RabbitMqDriver:
             assert self.url is not None
             self.wire_publisher = WirePublisher(
                 url_address(self.url), self.exchange, declarations(self.exchange, self._queues(), self._queue_arguments()),
-                self.settings.max_inflight, self.spec.start_timeout / 1e9, self, self.outages, PUBLISHER,
+                self.settings.max_inflight, self.spec.start_timeout / 1e9, self.state, PUBLISHER,
                 RECONNECT_INTERVAL_S)
-            await self.wire_publisher.open(on_ack)
+            await self.wire_publisher.open()
         else:
             publisher = await self._connect()
             self._publisher = await publisher.channel(publisher_confirms=True)
             await self._declare(self._publisher)
         offsets: list[int | None] = [None] * self.spec.consumers
         for index in range(self.spec.consumers):
-            await self._subscribe(index, on_receipt, offsets)
+            await self._subscribe(index, callbacks.on_receipt, offsets)
         self._connected = True
         if not self.wire:
             self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
@@ -448,7 +435,7 @@ class RabbitMqDriver:
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
 
         async def deliver(message: DeliveredMessage) -> None:
-            on_receipts = self.on_receipts
+            on_receipts = self.state.callbacks.on_receipts
             if on_receipts is None:
                 on_receipt(index, message.body)
             elif len(message.body) >= HEADER.size:
@@ -482,12 +469,12 @@ class RabbitMqDriver:
             if self._closing:
                 return
             self._connected = False
-            self.outages.down(PUBLISHER, {"error": _describe(reason)})
+            self.state.outages.down(PUBLISHER, {"error": _describe(reason)})
             # Publishes awaiting their confirm: it will not come (they may be in the queue).
             for task in list(self._inflight):
                 self._written_off.add(task)
                 task.cancel()
-            self.unacked_publishes += len(self._written_off)
+            self.state.unacked_publishes += len(self._written_off)
             self._written_off.clear()
             while not self._closing:
                 await asyncio.sleep(RECONNECT_INTERVAL_S)
@@ -498,11 +485,11 @@ class RabbitMqDriver:
                 except _CONNECTION_ERRORS as attempt:
                     if isinstance(attempt, asyncio.CancelledError) and self._closing:
                         return
-                    self.outages.error(PUBLISHER, _describe(attempt))
+                    self.state.outages.error(PUBLISHER, _describe(attempt))
                     continue
                 self._publisher = channel
                 self._connected = True
-                self.outages.up(PUBLISHER)
+                self.state.outages.up(PUBLISHER)
                 break
 
     async def _watch_consumer(self, index: int, connection: aiormq.abc.AbstractConnection, on_receipt: OnReceipt,
@@ -516,7 +503,7 @@ class RabbitMqDriver:
             reason = ConnectionError("connection closed")
         if self._closing:
             return
-        self.outages.down(name, {"error": _describe(reason)})
+        self.state.outages.down(name, {"error": _describe(reason)})
         while not self._closing:
             await asyncio.sleep(RECONNECT_INTERVAL_S)
             try:
@@ -524,9 +511,9 @@ class RabbitMqDriver:
             except _CONNECTION_ERRORS as attempt:
                 if isinstance(attempt, asyncio.CancelledError) and self._closing:
                     return
-                self.outages.error(name, _describe(attempt))
+                self.state.outages.error(name, _describe(attempt))
                 continue
-            self.outages.up(name)
+            self.state.outages.up(name)
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -536,12 +523,12 @@ class RabbitMqDriver:
             await self.wire_publisher.publish(msg_id, payload)
             return
         await self._window.acquire()
-        self.handed_over += 1
+        self.state.handed_over += 1
         channel = self._publisher
         if not self._connected or channel is None or self._closing:
             self._window.release()
             self._dropped += 1
-            self.lost_publishes += 1
+            self.state.lost_publishes += 1
             return
         task = asyncio.create_task(self._publish(channel, msg_id, payload))
         self._inflight.add(task)
@@ -556,22 +543,23 @@ class RabbitMqDriver:
         except _CONNECTION_ERRORS:
             task = asyncio.current_task()
             if not self._closing and task not in self._written_off and task in self._inflight:
-                self.unacked_publishes += 1  # it may have reached the queue: its confirm will not come
+                self.state.unacked_publishes += 1  # it may have reached the queue: its confirm will not come
             return
         except aiormq.exceptions.PublishError:
-            self.lost_publishes += 1  # refused (a nack)
+            self.state.lost_publishes += 1  # refused (a nack)
             return
         finally:
             self._window.release()
-        if isinstance(confirm, spec.Basic.Ack) and self._on_ack is not None:
+        if isinstance(confirm, spec.Basic.Ack):
             order = self._acked
             self._acked += 1
-            if self.on_acks is not None:
-                self.on_acks(np.array([msg_id], dtype=np.int64), np.array([order], dtype=np.int64))
+            callbacks = self.state.callbacks
+            if callbacks.on_acks is not None:
+                callbacks.on_acks(np.array([msg_id], dtype=np.int64), np.array([order], dtype=np.int64))
             else:
-                self._on_ack(msg_id, order)
+                callbacks.on_ack(msg_id, order)
         else:
-            self.lost_publishes += 1
+            self.state.lost_publishes += 1
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next (``Sending.bursts``); the wire publisher lays them out now."""
@@ -676,7 +664,7 @@ class RabbitMqDriver:
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
         if self.wire_publisher is not None:
             await self.wire_publisher.close(self.on_event)
-        self.outages.close()
+        self.state.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
                                                    "error": "publishes dropped while disconnected"})

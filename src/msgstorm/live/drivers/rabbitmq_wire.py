@@ -35,7 +35,7 @@ import asyncio
 import struct
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -44,7 +44,7 @@ from pamqp.base import Frame
 from pamqp.common import FieldTable
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, Outages
+from msgstorm.live.drivers.base import DriverState, OnEvent
 from msgstorm.live.drivers.framed import FramedStream
 from msgstorm.live.payload import Staged, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
@@ -329,34 +329,26 @@ def _unmarshal(channel: int, payload: bytes) -> Frame:
     return method
 
 
-class PublishCounts(Protocol):
-    """The driver's counters the publisher keeps (``Accounting``)."""
-
-    lost_publishes: int
-    unacked_publishes: int
-    handed_over: int
-    on_acks: OnAcks | None
-
-
 _CONNECTION_ERRORS = (OSError, AmqpClosed, EOFError, asyncio.IncompleteReadError, TimeoutError)
 
 
 class WirePublisher:
     """The publisher's connection: publishes framed in bulk, confirms read back on the same
-    connection and handed to ``on_ack`` (or the driver's ``on_acks``) in the order they
-    arrive, ``order`` counting confirms from 0. At most ``max_inflight`` await their confirm;
-    a lost connection is reported through ``outages`` and reconnected every
+    connection and handed to the driver's callbacks (``on_acks``, else ``on_ack``) in the
+    order they arrive, ``order`` counting confirms from 0; counted in the driver's ``state``
+    (``DriverState``). At most ``max_inflight`` await their confirm; a lost connection is
+    reported through the state's ``outages`` and reconnected every
     ``reconnect_interval_s`` (the publishes it left unconfirmed counted as unacked, those made
     while down dropped and lost), as the aiormq path does."""
 
     def __init__(self, url: str, exchange: str, methods: Sequence[Frame], max_inflight: int, timeout_s: float,
-                 counts: PublishCounts, outages: Outages, name: str, reconnect_interval_s: float) -> None:
+                 state: DriverState, name: str, reconnect_interval_s: float) -> None:
         self.connection = AmqpConnection(url, timeout_s)
         self.exchange = exchange
         self.methods = list(methods)
         self.max_inflight = max_inflight
-        self.counts = counts
-        self.outages = outages
+        self.state = state
+        self.outages = state.outages
         self.name = name
         self.reconnect_interval_s = reconnect_interval_s
         self.confirms = Confirms()
@@ -366,15 +358,13 @@ class WirePublisher:
         self.dropped = 0  # publishes dropped while disconnected
         self.refused = 0  # nacks
         self._acked = 0  # confirms so far: the next one's order
-        self._on_ack: OnAck | None = None
         self._room = asyncio.Event()
         self._staged: deque[Staged] = deque()
         self._parts: list[bytes | memoryview] = []  # publishes of this loop turn, written at its end
         self._write_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def open(self, on_ack: OnAck) -> None:
-        self._on_ack = on_ack
+    async def open(self) -> None:
         # The compiled payload layout loaded (or compiled) now, off the loop: not in the first burst.
         await asyncio.get_running_loop().run_in_executor(None, warm_up_payloads)
         await self._open()
@@ -398,7 +388,7 @@ class WirePublisher:
         """One publish, written with the others of this event-loop turn."""
         if self.confirms.outstanding >= self.max_inflight:
             await self._wait_for_room()
-        self.counts.handed_over += 1
+        self.state.handed_over += 1
         if not self.connected:
             self._drop(1)
             return
@@ -442,7 +432,7 @@ class WirePublisher:
             staged.taken = last
             if last == len(staged.msg_ids):
                 self._staged.popleft()
-            self.counts.handed_over += last - first
+            self.state.handed_over += last - first
             done += last - first
             count -= last - first
             if not self.connected:
@@ -469,7 +459,7 @@ class WirePublisher:
 
     def _drop(self, count: int) -> None:
         self.dropped += count
-        self.counts.lost_publishes += count
+        self.state.lost_publishes += count
 
     # --- confirms and losses ---------------------------------------------------------------
 
@@ -480,16 +470,16 @@ class WirePublisher:
         self._room.set()
         if not acked:
             self.refused += len(settled)
-            self.counts.lost_publishes += len(settled)
+            self.state.lost_publishes += len(settled)
             return
         order = self._acked
         self._acked += len(settled)
-        on_acks = self.counts.on_acks
-        if on_acks is not None:
-            on_acks(np.array(settled, dtype=np.int64), np.arange(order, order + len(settled), dtype=np.int64))
-        elif self._on_ack is not None:
+        callbacks = self.state.callbacks
+        if callbacks.on_acks is not None:
+            callbacks.on_acks(np.array(settled, dtype=np.int64), np.arange(order, order + len(settled), dtype=np.int64))
+        else:
             for k, msg_id in enumerate(settled):
-                self._on_ack(msg_id, order + k)
+                callbacks.on_ack(msg_id, order + k)
 
     async def _read_confirms(self) -> None:
         """The publisher's reader: confirms settle publishes, heartbeats are answered, a
@@ -530,7 +520,7 @@ class WirePublisher:
         self._parts = []  # never written: their confirms will not come either
         self.connection.close()
         self.outages.down(self.name, {"error": f"{type(error).__name__}: {error}"})
-        self.counts.unacked_publishes += self.confirms.reset()
+        self.state.unacked_publishes += self.confirms.reset()
         self._room.set()
         while not self.closing:
             await asyncio.sleep(self.reconnect_interval_s)

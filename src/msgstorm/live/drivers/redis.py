@@ -63,14 +63,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    OnAck,
-    OnAcks,
-    OnEvent,
-    OnReceipt,
-    OnReceipts,
-    Outages,
-)
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnAck, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.redis_wire import (
     SEQ_BITS,
@@ -165,17 +158,12 @@ class RedisDriver:
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
         # ``Accounting``: every publish dropped or refused; every XADD whose reply was
         # lost with its connection (it may be in the stream, its entry id will not come).
-        self.lost_publishes = 0
-        self.handed_over = 0  # messages taken (``Accounting``)
-        self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
-        self.outages = Outages(on_event)
+        self.state = DriverState(on_event)  # counts, outages, callbacks
         # Staged bursts (``Sending.bursts``): XADDs laid out ahead, handed to the publisher's task
         # as (ids, frames) slices; ``burst`` 1 publishes through redis-py one message at a time.
         wire = self.url is None or wire_supported(self.url)
         self.burst = spec.redis.burst if wire else 1
-        self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
-        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
         self._head = xadd_head(spec.redis.stream.encode(), FIELD, spec.redis.maxlen)
         self._staged: deque[_Staged] = deque()
         self._chunks: deque[tuple[_Staged, int, int]] = deque()  # due, not yet written: [first, last) of one
@@ -249,7 +237,8 @@ class RedisDriver:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         timeout_s = self.spec.start_timeout / 1e9
         self.publisher = self._client(PUBLISHER)
         await asyncio.wait_for(self.publisher.ping(), timeout_s)
@@ -275,7 +264,7 @@ class RedisDriver:
                     if reader is not None:
                         reader.close()
                 raise
-        self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt, reader))
+        self._tasks = [asyncio.create_task(self._consume(index, client, callbacks.on_receipt, reader))
                        for index, (client, reader) in enumerate(zip(self.consumers, readers))]
         # The compiled code of the framing, the consumers' reads and the acks, loaded (or
         # compiled) now rather than in the run's first burst or ack, on a worker thread as
@@ -285,9 +274,9 @@ class RedisDriver:
             assert self.url is not None
             self._wire = RespPublisher(self.url, PUBLISHER, READ_TIMEOUT_S)
             await asyncio.wait_for(self._wire.open(), timeout_s)
-            self._tasks.append(asyncio.create_task(self._send_staged(on_ack)))
+            self._tasks.append(asyncio.create_task(self._send_staged(callbacks.on_ack)))
         else:
-            self._tasks.append(asyncio.create_task(self._send(on_ack)))
+            self._tasks.append(asyncio.create_task(self._send(callbacks.on_ack)))
 
     def _warm_up(self) -> None:
         warm_up_payloads()
@@ -300,7 +289,7 @@ class RedisDriver:
         (and the group exists: a restarted server may have come back empty)."""
         lost = isinstance(error, _CONNECTION_ERRORS)
         if lost:
-            self.outages.down(name, {"error": _describe(error)})
+            self.state.outages.down(name, {"error": _describe(error)})
         else:
             self.on_event(EventKind.CLIENT_ERROR, {"client": name, "error": _describe(error)})
         while not self._closing:
@@ -311,13 +300,13 @@ class RedisDriver:
                     await self._ensure_group(client)
             except (RedisError, OSError) as failed:
                 if lost:
-                    self.outages.error(name, _describe(failed))
+                    self.state.outages.error(name, _describe(failed))
                 continue
             if lost:
                 detail: dict[str, Any] = {}
                 if name == PUBLISHER:
                     detail["dropped"], self._dropped = self._dropped, 0
-                self.outages.up(name, detail)
+                self.state.outages.up(name, detail)
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -326,10 +315,10 @@ class RedisDriver:
         while self._connected and len(self._buffer) + self._in_flight >= self.settings.max_pending:
             self._room.clear()
             await self._room.wait()
-        self.handed_over += 1
+        self.state.handed_over += 1
         if not self._connected:
             self._dropped += 1  # never reaches the server: it shows as lost
-            self.lost_publishes += 1
+            self.state.lost_publishes += 1
             return
         self._buffer.append((msg_id, payload))
         self._work.set()
@@ -387,7 +376,7 @@ class RedisDriver:
         room = self.settings.max_pending - self._chunked - self._in_flight
         taken = min(count, room) if self._connected else count  # none waits once disconnected: dropped
         count = taken
-        self.handed_over += taken
+        self.state.handed_over += taken
         while count > 0:
             staged = self._staged[0]
             first = staged.taken
@@ -397,7 +386,7 @@ class RedisDriver:
                 self._staged.popleft()
             if not self._connected:
                 self._dropped += last - first  # never reaches the server: they show as lost
-                self.lost_publishes += last - first
+                self.state.lost_publishes += last - first
                 continue
             self._chunks.append((staged, first, last))
             self._chunked += last - first
@@ -448,8 +437,8 @@ class RedisDriver:
         are dropped; the caller empties its buffer)."""
         self._in_flight = 0
         self._connected = False
-        self.unacked_publishes += in_flight
-        self.lost_publishes += buffered
+        self.state.unacked_publishes += in_flight
+        self.state.lost_publishes += buffered
         self._dropped += buffered
         self._room.set()
 
@@ -476,7 +465,7 @@ class RedisDriver:
         """Ack each appended message with its entry id's order; count the refusals."""
         refused = [reply for reply in replies if not isinstance(reply, bytes)]
         if refused:
-            self.lost_publishes += len(refused)
+            self.state.lost_publishes += len(refused)
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": len(refused),
                                                    "error": str(refused[0])})
             acked = np.fromiter((isinstance(reply, bytes) for reply in replies), dtype=np.bool_, count=len(replies))
@@ -485,12 +474,12 @@ class RedisDriver:
         order = entry_orders(replies)
         if (order < 0).any():  # a reply that is not an entry id Redis makes: not an ack
             unknown = order < 0
-            self.lost_publishes += int(unknown.sum())
+            self.state.lost_publishes += int(unknown.sum())
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": int(unknown.sum()),
                                                    "error": f"not an entry id: {replies[int(np.argmax(unknown))]!r}"})
             ids, order = ids[~unknown], order[~unknown]
-        if self.on_acks is not None:
-            self.on_acks(ids, order)
+        if self.state.callbacks.on_acks is not None:
+            self.state.callbacks.on_acks(ids, order)
         else:
             for msg_id, entry in zip(ids.tolist(), order.tolist()):
                 on_ack(msg_id, entry)
@@ -532,7 +521,7 @@ class RedisDriver:
                         # (entry id, payload); None: trimmed since delivered
                         entries = [(entry_id, fields.get(FIELD) if fields else None)
                                    for entry_id, fields in _entries(reply)]
-                    on_receipts = self.on_receipts
+                    on_receipts = self.state.callbacks.on_receipts
                     if on_receipts is None:
                         for _, payload in entries:
                             if payload is not None:
@@ -627,7 +616,7 @@ class RedisDriver:
             error = task.exception() if task.done() and not task.cancelled() else None
             if error is not None:  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(error)})
-        self.outages.close()
+        self.state.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
                                                    "error": "publishes dropped while disconnected"})

@@ -58,7 +58,7 @@ import zmq
 import zmq.asyncio
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
@@ -105,24 +105,16 @@ class ZmqDriver:
         self.on_event = on_event
         self.fanout = spec.zmq.pattern == "pub-sub"
         self.endpoint: str | None = None  # where the publisher is bound, once connected
-        self.dropped = 0  # PUSH sends given up at the high-water mark
-        self.unacked_publishes = 0  # ZeroMQ acks nothing (``Accounting``)
+        self.state = DriverState(on_event)  # counts, callbacks
         self._stalled = False  # a PUSH send timed out and none has gone through since
-        self.handed_over = 0  # messages taken (``Accounting``)
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
         self._receivers: list[asyncio.Task[None]] = []
         self._probed: set[int] = set()
         self.burst = spec.zmq.burst
-        self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
         self._staged: deque[_Staged] = deque()
         self._sender: zmq.Socket[bytes] | None = None  # the publisher through the blocking API
-
-    @property
-    def lost_publishes(self) -> int:
-        """PUSH sends dropped (``Accounting``; a PUB drops at its mark unseen)."""
-        return self.dropped
 
     def start_servers(self) -> list[dict[str, Any]]:
         url = self.spec.url
@@ -148,7 +140,8 @@ class ZmqDriver:
         sock.setsockopt(zmq.IPV6, 1)  # so tcp://[::1]:port binds too
         return sock
 
-    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+    async def connect(self, callbacks: Callbacks) -> None:
+        self.state.callbacks = callbacks
         hwm = self.spec.zmq.hwm
         self._context = zmq.asyncio.Context()
         publisher = self._publisher = self._socket(zmq.PUB if self.fanout else zmq.PUSH)
@@ -170,7 +163,7 @@ class ZmqDriver:
             if self.fanout:
                 consumer.setsockopt(zmq.SUBSCRIBE, b"")
             consumer.connect(self.endpoint)
-            self._receivers.append(asyncio.create_task(self._receive(index, consumer, on_receipt)))
+            self._receivers.append(asyncio.create_task(self._receive(index, consumer, callbacks.on_receipt)))
         await self._probe(publisher)
 
     async def _probe(self, publisher: zmq.asyncio.Socket) -> None:
@@ -197,7 +190,7 @@ class ZmqDriver:
             while True:
                 payload = await consumer.recv()
                 taken = 0
-                on_receipts = self.on_receipts
+                on_receipts = self.state.callbacks.on_receipts
                 ids: list[int] = []
                 unreadable = 0
                 while True:
@@ -226,7 +219,7 @@ class ZmqDriver:
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
         await self._send(payload)
-        self.handed_over += 1  # sent or dropped: cancelled in its wait, it is neither
+        self.state.handed_over += 1  # sent or dropped: cancelled in its wait, it is neither
 
     async def _send(self, payload: bytes) -> None:
         assert self._publisher is not None
@@ -255,7 +248,7 @@ class ZmqDriver:
 
     def _drop_at_mark(self) -> None:
         """A PUSH send given up at the high-water mark; the first of a run of them is said."""
-        self.dropped += 1
+        self.state.lost_publishes += 1  # a PUSH send given up (a PUB drops at its mark unseen)
         if not self._stalled:
             self._stalled = True
             self.on_event(EventKind.CLIENT_ERROR, {
@@ -303,7 +296,7 @@ class ZmqDriver:
                         waited = True
                         break
             finally:
-                self.handed_over += i - first  # cancelled in a wait too: what went, or was dropped
+                self.state.handed_over += i - first  # cancelled in a wait too: what went, or was dropped
             staged.taken = i
             if i == staged.count:
                 self._staged.popleft()
