@@ -130,14 +130,19 @@ def simulated(scenario: Scenario) -> bool:
     return scenario.target in TARGETS and bool(TARGETS[scenario.target].simulated)
 
 
+def _places(scenario: Scenario) -> tuple[set[str], set[str], str]:
+    """The network's regions, its nodes, and the first nodes' names as a hint in a message."""
+    regions = set(scenario.network.regions)
+    nodes = set(node_names(scenario.network))
+    return regions, nodes, ", ".join(sorted(nodes)[:6]) + (" ..." if len(nodes) > 6 else "")
+
+
 def check_references(scenario: Scenario) -> list[Problem]:  # noqa: C901
     """Every name used is defined; every region pair has a latency."""
     problems: list[Problem] = []
     network = scenario.network
-    regions = set(network.regions)
-    nodes = set(node_names(network))
+    regions, nodes, hint_nodes = _places(scenario)
     names = regions | nodes
-    hint_nodes = ", ".join(sorted(nodes)[:6]) + (" ..." if len(nodes) > 6 else "")
 
     explicit: set[frozenset[str]] = set()
     for key in network.latency:
@@ -260,10 +265,8 @@ def simulated_fault_problems(scenario: Scenario) -> list[Problem]:  # noqa: C901
     one surrounding eclipse at a time (``TARGETS["sim"]``'s own checks)."""
     problems: list[Problem] = []
     network = scenario.network
-    regions = set(network.regions)
-    nodes = set(node_names(network))
+    regions, nodes, hint_nodes = _places(scenario)
     names = regions | nodes
-    hint_nodes = ", ".join(sorted(nodes)[:6]) + (" ..." if len(nodes) > 6 else "")
     surrounds: list[tuple[tuple[str | int, ...], int, int | None]] = []  # (place, start, end): surrounding eclipses
     for where, fault in fault_entries(scenario):
         place: tuple[str | int, ...] = where[1:]  # the place under "faults"
