@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTIONS = ROOT / "tests" / "data" / "long_lines.json"
 # When the rules came: ``Any`` and ``dict[str, Any]`` in src/, and the exceptions' totals.
-ANY_BOUND = 935
-DICT_ANY_BOUND = 413
+ANY_BOUND = 892
+DICT_ANY_BOUND = 384
 
 
 def _long_lines() -> dict[str, int]:

@@ -16,7 +16,6 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from msgstorm.scenario.errors import Loc
 from msgstorm.scenario.registry import TARGETS
@@ -266,8 +265,7 @@ def _queue_bound(scenario: Scenario) -> float:
 
 def estimate_work(scenario: Scenario) -> WorkEstimate:
     """The work and memory a run of ``scenario`` takes, by its target's model (``Target.estimate``)."""
-    target: Any = TARGETS[scenario.target]
-    estimate: WorkEstimate = target.estimate(scenario)
+    estimate: WorkEstimate = TARGETS[scenario.target].estimate(scenario)
     return estimate
 
 

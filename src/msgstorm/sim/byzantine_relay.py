@@ -18,8 +18,6 @@ either ends. Both events name the nodes in ``detail["byzantine"]``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -44,7 +42,7 @@ def _hold(spec: DelayNodesFault | ReorderNodesFault) -> tuple[int, int]:
 
 class _Holding:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         assert isinstance(op.spec, DelayNodesFault | ReorderNodesFault)
         hold_ns, spread_ns = _hold(op.spec)
         nodes = holding_nodes(injector, op)
@@ -54,7 +52,7 @@ class _Holding:
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         nodes = holding_nodes(injector, op)
         for node in nodes:
             injector.gossip.set_holding(node, 0, 0)

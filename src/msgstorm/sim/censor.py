@@ -20,8 +20,6 @@ nodes in ``detail["byzantine"]``, which the safety checker reads.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from msgstorm.faults.schedule import FaultOp, concrete_faults
@@ -62,7 +60,7 @@ def censoring_nodes(injector: FaultInjector, op: FaultOp) -> list[int]:
     return injector.fault_nodes(op)
 
 
-def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any]) -> None:
+def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, object]) -> None:
     spec = op.spec
     assert isinstance(spec, CensorNodesFault)
     nodes = censoring_nodes(injector, op)
@@ -77,11 +75,11 @@ def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any
 @FAULT_KINDS.register("censor_nodes")
 class CensorNodes:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         _apply(injector, op, True, detail)
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         _apply(injector, op, False, detail)
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)

@@ -27,8 +27,6 @@ the overlay the topology made.
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -49,7 +47,7 @@ def attackers(injector: FaultInjector, op: FaultOp) -> list[int]:
                                 names=spec.attackers)
 
 
-def _surround(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any]) -> None:
+def _surround(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, object]) -> None:
     spec = op.spec
     assert isinstance(spec, EclipseFault)
     gossip = injector.gossip
@@ -66,7 +64,7 @@ def _surround(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, 
 @FAULT_KINDS.register("eclipse")
 class Eclipse:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         spec = op.spec
         assert isinstance(spec, EclipseFault)
         index = injector.ctx.cluster.index
@@ -86,7 +84,7 @@ class Eclipse:
         injector.ctx.record.event(t, EventKind.FAULT_START, index[spec.node], detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         spec = op.spec
         assert isinstance(spec, EclipseFault)
         if spec.surrounds:

@@ -15,8 +15,6 @@ drawn with the run's seed. Its ``fault_start`` /
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -40,13 +38,13 @@ def _producer(injector: FaultInjector, op: FaultOp) -> tuple[ForkChain, int]:
 @FAULT_KINDS.register("equivocate")
 class Equivocate:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         chain, node = _producer(injector, op)
         chain.equivocating.add(node)
         injector.ctx.record.event(t, EventKind.FAULT_START, node, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         chain, node = _producer(injector, op)
         chain.equivocating.discard(node)
         injector.ctx.record.event(t, EventKind.FAULT_END, node, detail=detail)
@@ -74,7 +72,7 @@ class _ByzantineVotersKind:
     one's share of the validators' stake, which the analysis sets against the quorum bound)."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         voters = byzantine_voters(injector, op)
         chain = injector.chain
         assert isinstance(chain, ForkChain) and chain.votes is not None
@@ -85,7 +83,7 @@ class _ByzantineVotersKind:
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         voters = byzantine_voters(injector, op)
         chain = injector.chain
         assert isinstance(chain, ForkChain) and chain.votes is not None

@@ -71,7 +71,7 @@ class FaultInjector:
             self.active.add(op.fault_id)
         else:
             self.active.discard(op.fault_id)
-        detail: dict[str, Any] = {"fault_id": op.fault_id, **spec.model_dump(mode="json"),
+        detail: dict[str, object] = {"fault_id": op.fault_id, **spec.model_dump(mode="json"),
                                   **({"from_entry": op.source} if op.source is not None else {})}
         kind: FaultKind = FAULT_KINDS[spec.kind]
         (kind.start if op.action == "start" else kind.end)(self, t, op, detail)
@@ -117,10 +117,10 @@ class FaultKind(Protocol):
     or ``fault_end`` event (``detail`` holds the spec and ``fault_id``)."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None: ...
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None: ...
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None: ...
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None: ...
 
 
 @FAULT_KINDS.register("partition")
@@ -128,14 +128,14 @@ class Partition:
     """Cut the links between groups (colours), in Python and in the kernel."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         assert isinstance(op.spec, PartitionFault)
         injector.links.start_partition(op.fault_id, op.spec, injector.ctx.cluster.index)
         injector.gossip.set_colours(injector.links.colour)
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         injector.links.end_partition(op.fault_id)
         injector.gossip.set_colours(injector.links.colour)
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)
@@ -147,14 +147,14 @@ class Degrade:
     """Add latency, jitter and loss to links (one ``Degradations`` read by both sides)."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         assert isinstance(op.spec, DegradeFault)
         injector.links.start_degrade(op.fault_id, op.spec, injector.ctx.cluster.index)
         injector.gossip.degradations_changed()
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         injector.links.end_degrade(op.fault_id)
         injector.gossip.degradations_changed()
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)
@@ -165,7 +165,7 @@ class Crash:
     """Take a node down ("sequencer": whichever node leads then); restart it at the end."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         assert isinstance(op.spec, CrashFault)
         cluster = injector.ctx.cluster
         node = cluster.leader if op.spec.node == "sequencer" else cluster.index[op.spec.node]
@@ -175,7 +175,7 @@ class Crash:
         injector.crash(t, node)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         node = injector.crashed_by_fault.get(op.fault_id, -1)
         injector.ctx.record.event(t, EventKind.FAULT_END, None if node < 0 else node, detail=detail)
         if node >= 0:

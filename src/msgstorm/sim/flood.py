@@ -18,7 +18,6 @@ Both fault events name the nodes in ``detail["byzantine"]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
@@ -69,7 +68,7 @@ class _Flood:
 @FAULT_KINDS.register("flood_invalid")
 class FloodInvalid:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         spec = op.spec
         assert isinstance(spec, FloodInvalidFault)
         nodes = flooding_nodes(injector, op)
@@ -79,6 +78,6 @@ class FloodInvalid:
         injector.ctx.events.push(t, flood.tick, 0)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         detail["byzantine"] = [injector.ctx.cluster.names[node] for node in flooding_nodes(injector, op)]
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)

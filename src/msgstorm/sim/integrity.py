@@ -256,9 +256,9 @@ class AdversaryWindow:
     the oracle's schedule, ``market/oracle_attack.py``)."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)

@@ -17,8 +17,6 @@ of a partition the validator makes a block on each side at one height.
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -44,7 +42,7 @@ def _book(injector: FaultInjector, op: FaultOp) -> tuple[VoteBook, list[tuple[in
 @FAULT_KINDS.register("twins")
 class Twins:
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         book, pairs = _book(injector, op)
         chain = injector.chain
         assert isinstance(chain, ForkChain)
@@ -57,7 +55,7 @@ class Twins:
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         book, pairs = _book(injector, op)
         for validator, host in pairs:
             hosted = book.twins.get(host, set())

@@ -14,7 +14,7 @@ Their clients load only when a run starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from msgstorm.scenario.budget import WorkEstimate, estimate_live
 from msgstorm.scenario.refs import live_problems
@@ -22,6 +22,7 @@ from msgstorm.scenario.registry import TARGETS
 from msgstorm.targets.base import Problem, RunContext
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import numpy as np
@@ -29,30 +30,52 @@ if TYPE_CHECKING:
     from msgstorm.history.writer import HistoryWriter
     from msgstorm.progress import Progress
     from msgstorm.scenario.schema import Scenario
+    from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["BROKERS", "LiveRun", "Recorder", "broker_run", "chain_run", "validators_run"]
 
 BROKERS = ("nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka")
 
-# The class that drives a run, made from (scenario, writer, run_dir, progress).
-Recorder = Callable[["Scenario", "HistoryWriter", "Path", "Progress | None"], Any]
 
 
-def broker_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+class LiveRecording(Protocol):
+    """What drives a live run (``live/lifecycle.py``'s ``Lifecycle``): ``run`` the traffic,
+    then ``finish`` (the run's last observed time); ``start_error`` says why it never
+    started; ``nodes`` and ``interrupted`` are what the run row records."""
+
+    interrupted: bool
+    start_error: str | None
+
+    @property
+    def nodes(self) -> list[dict[str, str]]: ...
+
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None: ...
+
+    def finish(self) -> int: ...
+
+
+# What makes a run's ``LiveRecording`` from (scenario, writer, run_dir, progress).
+Recorder = Callable[["Scenario", "HistoryWriter", "Path", "Progress | None"], LiveRecording]
+
+
+def broker_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+               progress: Progress | None) -> LiveRecording:
     """Publishes to a broker and reads its receipts (``live/target.py``)."""
     from msgstorm.live.target import LiveTarget  # the drivers' clients load only for a live run
 
     return LiveTarget(scenario, writer, run_dir, progress)
 
 
-def chain_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+def chain_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+              progress: Progress | None) -> LiveRecording:
     """Transactions to an EVM node, and its blocks (``live/chain/target.py``)."""
     from msgstorm.live.chain.target import ChainTarget
 
     return ChainTarget(scenario, writer, run_dir, progress)
 
 
-def validators_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path, progress: Progress | None) -> Any:
+def validators_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                   progress: Progress | None) -> LiveRecording:
     """Transactions to a validator network, and every node's commits (``live/chain/comet_target.py``)."""
     from msgstorm.live.chain.comet_target import CometTarget
 

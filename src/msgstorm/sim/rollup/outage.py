@@ -26,8 +26,6 @@ batcher has run on the L2 blocks, so the rollup stage drops them (``unposted.py`
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.rules.forced_inclusion import forced_time, l1_block_time
@@ -100,7 +98,7 @@ class SequencerOutage:
     """Take every worker slot of the sequencer away for the window, then give them back."""
 
     @staticmethod
-    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         assert isinstance(op.spec, SequencerOutageFault)
         sequencer = injector.sequencer
         if not injector.outages:  # overlapping outages: the first saves the slots, the last gives them back
@@ -129,7 +127,7 @@ class SequencerOutage:
                          detail={"fault_id": fault_id, "stage": "queued", "msg_ids": lost})
 
     @staticmethod
-    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, object]) -> None:
         sequencer = injector.sequencer
         injector.outages.discard(op.fault_id)
         if injector.outages:
