@@ -35,10 +35,10 @@ false (written only then); an SLO on the knee is then judged on that bound
 not judged on latency themselves. Noise only adds latency (a hiccup of the machine, a
 process warming up, a generator straining at a rate it still keeps on average): none of it
 makes a message faster than the layer carries it at low load, so the least p99 of the first
-steps is the one such a start touches least, and a start inflated in every low step but one
-moves neither the bar nor the knee (their median would follow two inflated steps of three).
-A ramp must start well below its knee: a knee among the low-load steps is an
-upper bound, and the method says so. On a live target a step also fails when the generator could not keep its
+steps is the one such a start touches least: inflating any of them but the quietest moves
+neither the bar nor the knee (their median would follow two inflated steps of three). A
+ramp must start well below its knee: a knee among the low-load steps is an upper bound, and
+the method says so. On a live target a step also fails when the generator could not keep its
 schedule there (median send lag over ``SATURATION_LAG_MS``, or over a tenth of the low-load
 median latency when that is longer: ``saturation_limit_ns``; or a message it never sent):
 that step's load was not offered as asked, so what fails is the generator, and the method
