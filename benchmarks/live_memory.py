@@ -9,17 +9,20 @@ resident set (``VmRSS`` of ``/proc/PID/status``) of every Python process in its 
 msgstorm's own, its child processes (generator, consumers, the route proxy, the analysis
 apart). The servers it starts (brokers, nodes, validators) are not Python and are left out:
 their memory is theirs, not msgstorm's. Prints each process's peak, largest first, and the
-largest against the 500 MB a live process may take. Sampling, not ``ru_maxrss``: that gives
+largest against the 500 MB a live process may take, with the messages the run sent of its
+schedule. Sampling, not ``ru_maxrss``: that gives
 the largest of all descendants, the servers included.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 LIMIT_MB = 500
 
@@ -35,6 +38,15 @@ def _children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 pass
     return found
+
+
+def _sent(summary: Path) -> str:
+    """How many messages the run sent, of its schedule (a peak grows with the messages sent)."""
+    try:
+        messages = json.loads(summary.read_text())["messages"]
+    except (OSError, ValueError, KeyError):
+        return "messages sent: unknown (no summary)"
+    return f"sent {messages['sent']:,} of {messages['sent'] + messages['unsent']:,} messages"
 
 
 def main() -> int:
@@ -67,10 +79,11 @@ def main() -> int:
         if process.poll() is None:
             process.kill()
         process.wait()
+        sent = _sent(Path(directory) / "run" / "summary.json")
     for (pid, what), rss in sorted(peaks.items(), key=lambda kv: -kv[1]):
         print(f"{rss / 1e6:8.0f} MB  pid {pid}  {what}")
     top = max(peaks.values(), default=0) / 1e6
-    print(f"largest: {top:.0f} MB ({'within' if top <= LIMIT_MB else 'OVER'} {LIMIT_MB} MB); exit {process.returncode}")
+    print(f"largest: {top:.0f} MB ({'within' if top <= LIMIT_MB else 'OVER'} {LIMIT_MB} MB); {sent}; exit {process.returncode}")
     return process.returncode
 
 

@@ -55,7 +55,7 @@ def test_knee_is_the_step_before_latency_explodes(tmp_path: Path) -> None:
     knee, steps, _ = capacity(history)
     assert knee is not None and steps is not None
     assert knee["knee_rate_per_s"] == 300.0
-    assert "3 x low-load p99 (1.2 ms, median of steps 1, 2, 3)" in knee["method"] and "95%" in knee["method"]
+    assert "3 x low-load p99 (1.0 ms, least of steps 1, 2, 3)" in knee["method"] and "95%" in knee["method"]
     assert knee["limited_by"] is None and knee["at_limit"] is None  # the simulator: the layer modelled
     assert "first failing step 4" in knee["method"]
     assert steps.schema == STEP_SCHEMA
@@ -182,7 +182,7 @@ def test_a_live_step_the_generator_could_not_keep_fails_and_says_so(tmp_path: Pa
     assert steps.column("passed").to_pylist() == [True, True, False, True, True]
     assert knee["limited_by"] == "generator"
     assert knee["at_limit"]["step"] == 3 and knee["at_limit"]["send_lag_p50_ms"] == 5.0
-    assert "median of steps 1, 2, 4" in knee["method"]  # the late step is no low-load baseline
+    assert "least of steps 1, 2, 4" in knee["method"]  # the late step is no low-load baseline
 
 
 def test_the_same_late_sends_on_the_simulator_change_nothing(tmp_path: Path) -> None:
@@ -209,13 +209,57 @@ def test_a_hiccup_delaying_a_few_messages_of_a_live_step_does_not_fail_it(tmp_pa
 
 def test_one_noisy_low_step_moves_neither_the_bar_nor_the_knee(tmp_path: Path) -> None:
     """A first step with a 20 ms p99 (a hiccup of the machine) would have set a 60 ms bar
-    and passed step 5's 50 ms; the bar is the median of the first three steps' p99s."""
+    and passed step 5's 50 ms; the bar is the least of the first three steps' p99s."""
     clean = capacity(write_history(tmp_path / "clean", ramp_messages([1, 1, 1.2, 1.5, 50]),
                                    scenario=scenario_dict(RAMP), t_end=6 * S))[0]
     noisy = capacity(write_history(tmp_path / "noisy", ramp_messages([20, 1, 1.2, 1.5, 50]),
                                    scenario=scenario_dict(RAMP), t_end=6 * S))[0]
     assert clean is not None and noisy is not None
     assert clean["knee_rate_per_s"] == noisy["knee_rate_per_s"] == 400.0
+
+
+def test_an_inflated_start_moves_neither_the_bar_nor_the_knee(tmp_path: Path) -> None:
+    """Steps of 1, 1, 2, 4 and 50 ms p99 from a clean start: the low-load p99 is 1 ms, the
+    bar 3 ms, and step 4's 4 ms fails it (knee 300/s). A start that inflates step 1 to 20 ms
+    (a process warming up, a saturated generator that still kept its schedule on average)
+    leaves the least p99 of steps 1-3 at 1 ms and the knee where it was; the median of the
+    three, the rule before, would be 2 ms, a 6 ms bar, and step 4 would pass (knee 400/s).
+    Steps 1 and 2 inflated alike leave the least at 2 ms (step 3's): a 6 ms bar, knee 400/s,
+    where the median (20 ms: a 60 ms bar) would have passed step 5 too (500/s)."""
+    def knee_of(name: str, p99s_ms: list[float]) -> dict[str, Any]:
+        knee = capacity(write_history(tmp_path / name, ramp_messages(p99s_ms), scenario=scenario_dict(RAMP),
+                                      t_end=6 * S))[0]
+        assert knee is not None
+        return knee
+
+    clean = knee_of("clean", [1, 1, 2, 4, 50])
+    inflated = knee_of("inflated", [20, 1, 2, 4, 50])
+    assert clean["knee_rate_per_s"] == inflated["knee_rate_per_s"] == 300.0
+    assert "low-load p99 (1.0 ms, least of steps 1, 2, 3)" in inflated["method"]
+    assert "first failing step 4" in inflated["method"]
+    two = knee_of("two", [20, 20, 2, 4, 50])
+    assert two["knee_rate_per_s"] == 400.0 and "low-load p99 (2.0 ms" in two["method"]
+
+
+def test_a_saturated_start_does_not_raise_the_send_lag_limit_it_is_judged_by(tmp_path: Path) -> None:
+    """Transactions committing 500 ms after they are due, but in steps 1 and 2 the generator
+    sent every one 60 ms late, which it adds to their latency (700 ms there). The send lag
+    limit is a tenth of the low-load p50: the least of steps 1-3's (500 ms), so 50 ms, and
+    both steps were the generator's limit: the ramp fails at its first step, and steps 3-5
+    give the low-load p99. The median of the three p50s, the rule before, was the inflated
+    700 ms: a 70 ms limit under which the late start counted as kept, and a 2.1 s bar that
+    every step passed."""
+    rows = ramp_messages([700, 700, 500, 500, 500])
+    for row in rows:
+        if row["t_intended"] < 2 * S:
+            row["t_sent"] = row["t_intended"] + 60 * MS
+    knee, steps, _ = capacity(write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=7 * S,
+                                            target="anvil"))
+    assert knee is not None and steps is not None
+    assert steps.column("passed").to_pylist() == [False, False, True, True, True]
+    assert knee["knee_rate_per_s"] is None and knee["limited_by"] == "generator"
+    assert "first failing step 1 (there the generator could not keep the schedule" in knee["method"]
+    assert "low-load p99 (500.0 ms, least of steps 3, 4, 5)" in knee["method"]
 
 
 def _cpu_samples(name: str, cores: float) -> list[dict[str, Any]]:

@@ -126,7 +126,7 @@ SMOKES = [
            r"^msgstorm \(mqtt\) at 2,000/s offered: \{",
            rf"^ratio msgstorm / plain loop: {NUMBER}x \(target 3x\)$"), _mosquitto, "mqtt"),
     Smoke("live_memory", (str(ROOT / "examples" / "live-zmq.toml"), "--set", 'run.duration="1s"'),
-          (r"^\s+\d+ MB  pid \d+  msgstorm run .*live-zmq\.toml", r"^largest: \d+ MB \((within|OVER) 500 MB\); exit 0$")),
+          (r"^\s+\d+ MB  pid \d+  msgstorm run .*live-zmq\.toml", r"^largest: \d+ MB \((within|OVER) 500 MB\); sent [1-9][\d,]* of [\d,]+ messages; exit 0$")),
     Smoke("live_recorder_intake", ("--smoke",),
           (rf"^[1-9][\d,]* messages: take_windows CPU, best of 1: {NUMBER} s",)),
     Smoke("live_signing", ("--smoke",),

@@ -421,7 +421,8 @@ def test_reads_held_to_the_end_are_folded_into_arrays(monkeypatch: pytest.Monkey
     acks.add(120, 1200, 34)
     assert acks.count == 9 and len(acks._chunks) == 2  # 3 reads folded, 1 read with 1 single loose
     folded = acks._chunks[0]
-    assert not np.shares_memory(folded[0], window_ids) and not np.shares_memory(folded[1], window_ids)
+    assert isinstance(folded[0], receipts_module._Packed) and isinstance(folded[1], receipts_module._Packed)
+    assert not np.shares_memory(folded[0].offsets, window_ids) and not np.shares_memory(folded[1].offsets, window_ids)
     expected = [[100, 101, 102, 103, 103, 104, 106, 107, 120], [1000, 1010, 1020, 1030, 1030, 1040, 1060, 1070, 1200],
                 [30, 30, 31, 31, 32, 32, 33, 33, 34]]
     assert [c.tolist() for c in acks.columns()] == expected
@@ -429,6 +430,36 @@ def test_reads_held_to_the_end_are_folded_into_arrays(monkeypatch: pytest.Monkey
     assert [len(part[0]) for part in sliced] == [6, 3]
     assert [np.concatenate([part[k] for part in sliced]).tolist() for k in range(3)] == expected
     assert acks._chunks == [] and acks.count == 9  # handed over as walked; the count stays
+
+
+def test_folded_ids_are_held_narrow_and_come_back_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folded chunk holds consecutive ids as their first and count (a publisher's acks,
+    reads in send order: no bytes an id), ids within 32 bits of the first as int32 offsets
+    (4 bytes), and a wider span (a Redis entry order, milliseconds shifted 20 bits) as
+    int64; each comes back as it went in."""
+    monkeypatch.setattr(receipts_module, "_LOOSE", 2)
+    ms = 1_764_000_000_000 << 20
+    acks = Acks()
+    acks.add_read(np.array([10, 11, 12]), np.array([ms, ms + 1, ms + 2]), 1)
+    acks.add_read(np.array([13, 14]), np.array([ms + 3, ms + (3_000 << 20)]), 2)  # 3 s later: offset past 2**31
+    acks.add_read(np.array([20, 16]), np.array([ms + 9, ms + 5]), 3)
+    acks.add_read(np.array([2**40]), np.array([ms + 10]), 4)
+    ids, orders = acks._chunks[0][0], acks._chunks[0][1]
+    assert isinstance(ids, receipts_module._Packed) and ids.offsets is None and (ids.base, ids.size) == (10, 5)
+    assert isinstance(orders, np.ndarray) and orders.dtype == np.int64  # over 2**31 apart: int64
+    ids, orders = acks._chunks[1][0], acks._chunks[1][1]
+    assert isinstance(ids, np.ndarray)  # 20, 16, 2**40: wider than 32 bits from the first
+    assert isinstance(orders, receipts_module._Packed) and orders.offsets is not None
+    assert orders.offsets.dtype == np.int32 and orders.offsets.tolist() == [0, -4, 1]
+    assert [c.tolist() for c in acks.columns()] == [
+        [10, 11, 12, 13, 14, 20, 16, 2**40], [ms, ms + 1, ms + 2, ms + 3, ms + (3_000 << 20), ms + 9, ms + 5, ms + 10],
+        [1, 1, 1, 2, 2, 3, 3, 4]]
+    receipts = Receipts()
+    receipts.add_read(0, np.array([5, 6]), 1)
+    receipts.add_read(1, np.array([7, 9]), 2)
+    held = receipts._chunks[0][1]
+    assert isinstance(held, receipts_module._Packed) and held.offsets is not None and held.offsets.tolist() == [0, 1, 2, 4]
+    assert [c.tolist() for c in receipts.columns()] == [[0, 0, 1, 1], [5, 6, 7, 9], [1, 1, 2, 2]]
 
 
 def test_the_last_intake_keeps_an_ack_order_beyond_32_bits(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ prediction, not a copy):
 3. the delay that does not queue, as the twin's commit wait (blocks every ``interval``:
    uniform between 0 and the interval), sized so the twin's low-load p99 equals the measured
    one, because the knee's latency bar is a multiple of exactly that p99: the same rule
-   (``capacity.low_load_p99``: the lower median of the first steps' p99s), over the same
+   (``capacity.low_load_p99``: the least of the first steps' p99s), over the same
    steps, each step's latency modelled as its measured waits + the fitted service + the
    commit wait. The interval then divides the ramp's step into whole blocks: the knee counts
    a step's throughput as the commits in a window one step long, and a window holds

@@ -30,12 +30,15 @@ the knee is the offered rate of the last step passing before the first failure (
 first step fails already). When no step failed, no knee was reached: ``knee_rate_per_s`` is
 the highest step's offered rate, only a lower bound on the knee, and ``knee_reached`` is
 false (written only then); an SLO on the knee is then judged on that bound
-(``scenario/slo.py``). The low-load p99 is the median (the lower middle value: an
-observed p99) of the p99s of the first ``BASELINE_STEPS`` steps, leaving out a step where
-the generator was behind; those steps are not judged on latency themselves. So one noisy
-low step (a hiccup of the machine) moves neither the bar nor the knee. A ramp must start
-well below its knee: a knee among the low-load steps is an upper bound, and the method says
-so. On a live target a step also fails when the generator could not keep its
+(``scenario/slo.py``). The low-load p99 is the least of the p99s of the first
+``BASELINE_STEPS`` steps, leaving out a step where the generator was behind; those steps are
+not judged on latency themselves. Noise only adds latency (a hiccup of the machine, a
+process warming up, a generator straining at a rate it still keeps on average): none of it
+makes a message faster than the layer carries it at low load, so the least p99 of the first
+steps is the one such a start touches least: inflating any of them but the quietest moves
+neither the bar nor the knee (their median would follow two inflated steps of three). A
+ramp must start well below its knee: a knee among the low-load steps is an upper bound, and
+the method says so. On a live target a step also fails when the generator could not keep its
 schedule there (median send lag over ``SATURATION_LAG_MS``, or over a tenth of the low-load
 median latency when that is longer: ``saturation_limit_ns``; or a message it never sent):
 that step's load was not offered as asked, so what fails is the generator, and the method
@@ -77,9 +80,9 @@ from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
 __all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "MACHINE_SATURATED_SHARE", "SATURATION_LATENCY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp", "limit_cause",
-           "low_load_p99", "ramp_steps", "saturated_intervals", "saturation_limit_ns", "step_p99_ns"]
+           "low_load", "low_load_p99", "ramp_steps", "saturated_intervals", "saturation_limit_ns", "step_p99_ns"]
 
-# Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
+# Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their least).
 BASELINE_STEPS = 3
 # The share of the low-load median latency a send lag must pass (when over 1 ms) for the
 # generator to count as behind: see ``saturation_limit_ns``.
@@ -165,15 +168,20 @@ def step_p99_ns(load: IntervalLoad) -> list[float | None]:
     return [percentile(latencies, 99.0) if latencies.size else None for latencies in load.latencies_ns]
 
 
+def low_load(values: list[float]) -> float:
+    """The low-load value of a latency statistic over the first intervals: their least.
+    Noise and a saturated start only add latency, so the least is the one they touch least."""
+    return min(values)
+
+
 def low_load_p99(p99_ns: list[float | None], saturated: list[bool]) -> tuple[float | None, list[int]]:
-    """The low-load p99 (ns) and the intervals (0-based) it came from: the lower median of
-    the first ``BASELINE_STEPS`` p99s of intervals where the generator kept its schedule."""
+    """The low-load p99 (ns) and the intervals (0-based) it is taken over: the least of the
+    first ``BASELINE_STEPS`` p99s of intervals where the generator kept its schedule."""
     usable = [i for i, (p99, late) in enumerate(zip(p99_ns, saturated)) if p99 is not None and not late]
     usable = usable[:BASELINE_STEPS]
     if not usable:
         return None, []
-    values = sorted(float(p99_ns[i]) for i in usable)  # type: ignore[arg-type]
-    return values[(len(values) - 1) // 2], usable
+    return low_load([float(p99_ns[i]) for i in usable]), usable  # type: ignore[arg-type]
 
 
 def _knee(
@@ -204,7 +212,7 @@ def _knee(
     steps = ", ".join(str(i + 1) for i in used)
     method = (
         f"step ramp: highest step offered rate with throughput >= {fraction:.0%} of offered "
-        f"and p99 <= {factor:g} x low-load p99 ({baseline_ms} ms, median of step{'s' if len(used) > 1 else ''} "
+        f"and p99 <= {factor:g} x low-load p99 ({baseline_ms} ms, least of step{'s' if len(used) > 1 else ''} "
         f"{steps or 'none'}); "
         + (f"first failing step {first_failing}" if first_failing else "every step passed")
         + (" (there the generator could not keep the schedule: the knee is msgstorm's own, not the target's)"
@@ -237,8 +245,9 @@ def _knee_among_low_load(failing: int, last_passing: int | None, used: list[int]
 def saturation_limit_ns(messages: MessageArrays, step: npt.NDArray[np.int32]) -> float:
     """The send lag over which a message left late: ``SATURATION_LAG_MS``, or
     ``SATURATION_LATENCY_SHARE`` of the low-load median latency when that is longer (the
-    lower median of the p50 latencies of the first ``BASELINE_STEPS`` intervals, ``step``
-    giving each message's interval). A lag that small beside the latency measured changes
+    least of the p50 latencies of the first ``BASELINE_STEPS`` intervals, ``step`` giving
+    each message's interval: a saturated start, whose late sends add to its latency, does
+    not raise the limit it is judged by). A lag that small beside the latency measured changes
     neither the load the target sees nor the latency (measured from ``t_intended``, it
     includes the lag): a chain with 500 ms blocks is not offered less by a sender a few ms
     late, while a broker's sub-millisecond latency keeps the 1 ms limit."""
@@ -247,7 +256,7 @@ def saturation_limit_ns(messages: MessageArrays, step: npt.NDArray[np.int32]) ->
         latency = messages.latency_ns(step == index)
         if latency.size:
             p50s.append(percentile(latency, 50.0, scratch=True))
-    low_load_p50 = sorted(p50s)[(len(p50s) - 1) // 2] if p50s else 0.0
+    low_load_p50 = low_load(p50s) if p50s else 0.0
     return max(SATURATION_LAG_MS * 1e6, SATURATION_LATENCY_SHARE * low_load_p50)
 
 
@@ -331,7 +340,8 @@ def ramp_steps(ramp: StepRamp, messages: MessageArrays, factor: float,
 
 def _committed_per_s(messages: MessageArrays, starts: I64, ends: I64) -> np.ndarray:
     """Messages committed in each ``[start, end)``, per second of it."""
-    commits = np.sort(messages.t_committed.values[messages.t_committed.present])
+    commits = messages.t_committed.values[messages.t_committed.present]
+    commits.sort()  # in place: the selection is a copy already (a second would be the run's commits again)
     counts = np.searchsorted(commits, ends, side="left") - np.searchsorted(commits, starts, side="left")
     return counts / np.maximum((ends - starts) / 1e9, 1e-9)
 

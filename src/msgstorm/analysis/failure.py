@@ -45,7 +45,7 @@ can see, checked in this order:
 - ``"generator"``: the generator was behind in the interval (median send lag over
   ``SATURATION_LAG_MS``, or messages it never sent): msgstorm's limit, not the broker's;
 - ``"latency"``: the interval's p99 over ``knee_latency_factor`` x the low-load p99 (the
-  median of the first ``BASELINE_STEPS`` intervals' p99s, as the knee takes it; those
+  least of the first ``BASELINE_STEPS`` intervals' p99s, as the knee takes it; those
   intervals themselves are not judged on it). Checked before overload: a ramp step counts
   only messages committed within that bar as its throughput, so a step whose latency climbed
   is short of its offered rate too, and the latency is the nearer cause;

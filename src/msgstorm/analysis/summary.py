@@ -83,7 +83,7 @@ import pyarrow as pa
 from msgstorm.analysis._common import NS_PER_S, MessageArrays, run_t_end_ns, scenario_section
 from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group
-from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.capacity import capacity, find_step_ramp
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.failure import failure_over
@@ -100,16 +100,17 @@ from msgstorm.history.reader import History
 __all__ = ["HANDED_BACK_FROM_MESSAGES", "Analysis", "analyse", "failing_slos", "slo_failed"]
 
 # From this many messages on, the memory each step of ``analyse`` freed is handed back to the
-# kernel before the next (``heap.release_freed_memory``) instead of kept for reuse. A column
-# is then over 32 MB, past the heap's mapping threshold (``heap._MMAP_THRESHOLD``): each
-# step's largest arrays come and go as their own mappings, and what the heap keeps is the
-# holes their smaller companions (masks, codes, a part's Arrow buffers) leave between the
-# steady arrays, which the next step's arrays of other sizes do not fill. Kept, they were a
-# third of the peak of a rollup day's analysis (17 million messages: ``docs/performance.md``,
-# "A rollup day"); handing them back costs their pages' faults again when reused, a few
+# kernel before the next (``heap.release_freed_memory``) instead of kept for reuse, and so
+# before each of the run's files is written (``report.write_run_files``). What the heap keeps
+# is the holes a step's arrays leave between the steady ones, which the next step's arrays
+# of other sizes do not fill: a third of the peak of a rollup day's analysis (17 million
+# messages: ``docs/performance.md``, "A rollup day"), and at 3.5 million (a live-redis run,
+# its columns of 28 MB under the heap's 32 MB mapping threshold, so in the heap) 140-260 MB
+# free in a heap of 290-360 MB at the analysis' peak, where 100-150 MB was in use (glibc's
+# ``mallinfo2``). Handing them back costs their pages' faults again when reused, a few
 # tenths of a second of a minute's analysis. Below it, the kept memory is what saves a short
 # run's analysis its page faults (``heap``), and what it holds is small.
-HANDED_BACK_FROM_MESSAGES = 4 * 2**20
+HANDED_BACK_FROM_MESSAGES = 2**20
 
 
 @dataclass(frozen=True)
@@ -174,13 +175,17 @@ def analyse(history: History) -> Analysis:
     step_done()
     episodes = desync_episodes(history)
     faults = fault_windows(history)
-    windows, window_load = window_table(history, None, messages, episodes, faults)
+    windows, by_window = window_table(history, None, messages, episodes, faults)
+    # With a ramp the failure threshold walks its steps: the windows' latencies go before capacity's come.
+    window_load = by_window if find_step_ramp(history.scenario) is None else None
+    del by_window
     step_done()
     knee, steps, step_load = capacity(history, messages)
     horizon = horizon_ns(history, messages)
     if step_load is not None:
         failure = failure_over(history, step_load, episodes, horizon, ramp=True, messages=messages, faults=faults)
     else:
+        assert window_load is not None  # no ramp: capacity found no steps
         failure = failure_over(history, window_load, episodes, horizon, ramp=False, messages=messages, faults=faults)
     del window_load, step_load  # their per-window latencies are summarised in ``windows``
     step_done()

@@ -29,6 +29,43 @@ _Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 _Consumers = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 
 
+class _Packed:
+    """A folded chunk's ids (or a broker's orders) held narrower than int64: as a run of
+    consecutive values (nothing held: ids in send order, how a publisher's acks and most
+    reads come) or as int32 offsets from the first value. ``unpacked`` gives the int64
+    values back."""
+
+    __slots__ = ("base", "offsets", "size")
+
+    def __init__(self, base: int, offsets: np.ndarray | None, size: int) -> None:
+        self.base, self.offsets, self.size = base, offsets, size
+
+    def unpacked(self) -> np.ndarray:
+        if self.offsets is None:
+            return np.arange(self.base, self.base + self.size, dtype=np.int64)
+        values = self.offsets.astype(np.int64)
+        values += self.base
+        return values
+
+
+_Ids = np.ndarray | _Packed
+_INT32 = np.iinfo(np.int32)
+
+
+def _packed(values: np.ndarray) -> _Ids:
+    """``values`` (int64) as held in a folded chunk: consecutive, int32 offsets from the
+    first, or as they are when their span does not fit in 32 bits."""
+    if values.size < 2:
+        return values
+    base = int(values[0])
+    offsets = values - base
+    if int(offsets[-1]) == values.size - 1 and bool((offsets == np.arange(values.size)).all()):
+        return _Packed(base, None, values.size)
+    if _INT32.min <= int(offsets.min()) and int(offsets.max()) <= _INT32.max:
+        return _Packed(base, offsets.astype(np.int32), values.size)
+    return values
+
+
 class Receipts:
     """Receipts in arrival order: (consumer, msg_id, time). One at a time (``add``), or the
     ids one read brought as one array, with one consumer and one time (``add_read``):
@@ -44,7 +81,7 @@ class Receipts:
         self._timed = False
         # (consumer, ids, time): the consumer and the time each one int (a read), an array
         # (an id each) or (each read's value, each read's count of ids).
-        self._chunks: list[tuple[_Consumers, np.ndarray, _Times]] = []
+        self._chunks: list[tuple[_Consumers, _Ids, _Times]] = []
         self._consumer: list[int] = []
         self._msg: list[int] = []
         self._t: list[int] = []
@@ -75,7 +112,7 @@ class Receipts:
             reads, self._reads = self._reads, []
             counts = np.array([ids.size for _, ids, _ in reads], dtype=np.int64)
             self._chunks.append(((np.array([c for c, _, _ in reads], dtype=np.int64), counts),
-                                 _joined([ids for _, ids, _ in reads], copy=True),
+                                 _packed(_joined([ids for _, ids, _ in reads], copy=True)),
                                  (np.array([t for _, _, t in reads], dtype=np.int64), counts)))
 
     def add_timed(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray, read_counts: np.ndarray) -> None:
@@ -93,8 +130,8 @@ class Receipts:
 
     def _close_singles(self) -> None:
         if self._msg:
-            self._chunks.append((np.asarray(self._consumer, dtype=np.int64), np.asarray(self._msg, dtype=np.int64),
-                                 np.asarray(self._t, dtype=np.int64)))
+            self._chunks.append((np.asarray(self._consumer, dtype=np.int64),
+                                 _packed(np.asarray(self._msg, dtype=np.int64)), np.asarray(self._t, dtype=np.int64)))
             self._consumer, self._msg, self._t = [], [], []
 
     def take(self) -> Receipts:
@@ -138,7 +175,7 @@ class Receipts:
         (24 bytes a receipt beside the 8 of the reads'). The receipts stay held; each call
         walks them again."""
         self._close_loose()
-        group: list[tuple[_Consumers, np.ndarray, _Times]] = []
+        group: list[tuple[_Consumers, _Ids, _Times]] = []
         held = 0
         for chunk in [*self._chunks, None]:
             if chunk is not None:
@@ -169,8 +206,9 @@ _JOIN = 256
 _SCALARS = (int, np.integer)
 
 
-def _joined(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
-    """``arrays`` end to end (int64), a few at a time; with ``copy`` a new array even of one."""
+def _joined(held: list[_Ids], copy: bool = False) -> np.ndarray:
+    """``held`` end to end (int64), a few at a time; with ``copy`` a new array even of one."""
+    arrays = [ids.unpacked() if isinstance(ids, _Packed) else ids for ids in held]
     while len(arrays) > 1:
         arrays = [np.concatenate(arrays[i:i + _JOIN]) for i in range(0, len(arrays), _JOIN)]
         copy = False
@@ -179,7 +217,7 @@ def _joined(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
     return np.array(arrays[0], dtype=np.int64) if copy else np.asarray(arrays[0], dtype=np.int64)
 
 
-def _spread(values: list[Any], chunks: list[tuple[Any, np.ndarray, Any]]) -> np.ndarray:
+def _spread(values: list[Any], chunks: list[tuple[Any, _Ids, Any]]) -> np.ndarray:
     """One value per id of each chunk: a chunk's value an int (every id), an array (one per
     id) or (each read's value, each read's count of ids)."""
     # Lists first: np.fromiter would hold the GIL while it runs a generator to its end.
@@ -209,7 +247,7 @@ class Acks:
 
     def __init__(self) -> None:
         self.count = 0
-        self._chunks: list[tuple[np.ndarray, np.ndarray, _Times]] = []
+        self._chunks: list[tuple[_Ids, _Ids, _Times]] = []
         self._msg: list[int] = []
         self._order: list[int] = []
         self._t: list[int] = []
@@ -238,8 +276,8 @@ class Acks:
         if self._reads:
             reads, self._reads = self._reads, []
             counts = np.array([ids.size for ids, _, _ in reads], dtype=np.int64)
-            self._chunks.append((_joined([ids for ids, _, _ in reads], copy=True),
-                                 _joined([orders for _, orders, _ in reads], copy=True),
+            self._chunks.append((_packed(_joined([ids for ids, _, _ in reads], copy=True)),
+                                 _packed(_joined([orders for _, orders, _ in reads], copy=True)),
                                  (np.array([t for _, _, t in reads], dtype=np.int64), counts)))
 
     def _close_loose(self) -> None:
@@ -248,8 +286,8 @@ class Acks:
 
     def _close_singles(self) -> None:
         if self._msg:
-            self._chunks.append((np.asarray(self._msg, dtype=np.int64), np.asarray(self._order, dtype=np.int64),
-                                 np.asarray(self._t, dtype=np.int64)))
+            self._chunks.append((_packed(np.asarray(self._msg, dtype=np.int64)),
+                                 _packed(np.asarray(self._order, dtype=np.int64)), np.asarray(self._t, dtype=np.int64)))
             self._msg, self._order, self._t = [], [], []
 
     def take(self) -> Acks:
@@ -275,8 +313,8 @@ class Acks:
         chunks, self._chunks = self._chunks, []
         chunks.reverse()  # popped from the end: each slice's chunks go once it is made
         while chunks:
-            group: list[tuple[None, np.ndarray, _Times]] = []
-            orders: list[np.ndarray] = []
+            group: list[tuple[None, _Ids, _Times]] = []
+            orders: list[_Ids] = []
             held = 0
             while chunks and (held < size or not group):
                 msg, order, t = chunks.pop()

@@ -24,10 +24,23 @@ def write_run_files(run_dir: str | Path, history: History, analysis: Analysis,
                     wall_s: float | None = None) -> list[Path]:
     """Write ``report.html``, ``windows.csv`` and, for a live run, ``latency.hlog`` next to
     summary.json; returns their paths."""
+    from msgstorm.analysis.summary import HANDED_BACK_FROM_MESSAGES
+    from msgstorm.heap import release_freed_memory
     from msgstorm.report.hdr_log import write_hdr_log
     from msgstorm.report.html import write_run_report
     from msgstorm.report.windows_csv import write_windows_csv
 
-    written = [write_run_report(run_dir, history, analysis, wall_s), write_windows_csv(run_dir, analysis.windows)]
+    large = history.num_rows("messages") >= HANDED_BACK_FROM_MESSAGES
+
+    def step_done() -> None:
+        """What a file's writing freed handed back before the next, as between the analysis' steps."""
+        if large:
+            release_freed_memory()
+
+    step_done()
+    written = [write_run_report(run_dir, history, analysis, wall_s)]
+    step_done()
+    written.append(write_windows_csv(run_dir, analysis.windows))
+    step_done()
     hdr = write_hdr_log(run_dir, history)
     return written + ([hdr] if hdr is not None else [])

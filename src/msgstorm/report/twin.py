@@ -241,7 +241,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         *(["and the share of messages that waited, fitted with Erlang C."] if shared else
           ["(a send lag is never exactly 0, so the share that waited is not used)."]),
         "The delay that does not queue is the commit wait (uniform up to the block interval),",
-        "sized so that the twin's low-load p99 (the lower median of the p99s of the same steps) is",
+        "sized so that the twin's low-load p99 (the least of the p99s of the same steps) is",
         "the measured one: the knee's latency bar is a multiple of that p99. The interval divides",
         "the ramp's step, so every step's throughput window holds the same number of blocks.",
         f"Low-load steps used: {', '.join(str(s.step) for s in steps)} (offered <= "
@@ -271,7 +271,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}, "
         f"{calibration.step_ns // calibration.block_interval_ns:,d} to a ramp step of {_ms(calibration.step_ns)};",
         f"  modelled low-load p99 {_ms(calibration.twin_low_load_p99_ns)} (measured {_ms(calibration.low_load_p99_ns)}: "
-        f"the lower median of the p99s of steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
+        f"the least of the p99s of steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
         f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
         f"(measured {_ms(steps[0].mean_latency_ns)}).",
         f"Measured knee: {calibration.measured_knee_text}; the twin's own knee is its prediction"

@@ -56,14 +56,22 @@ _QUEUED_MESSAGE_BYTES = 400
 _INSTANCE_BYTES = 10_000
 _NODE_BYTES = 64 * 2**10
 _ANALYSED_MESSAGE_BYTES = 700
-# A live run's peak is the larger of its recording and its analysis, not their sum (the
-# analysis starts once the recording has let its arrays go): recording holds the recorder's
-# columns a message and the receipts waiting for their rows; the analysis compact columns a
-# message and a delivery row, the deliveries read a part at a time.
-_RECORDED_MESSAGE_BYTES = 300
-_RECORDED_DELIVERY_BYTES = 100
-_LIVE_ANALYSED_MESSAGE_BYTES = 100
-_LIVE_ANALYSED_DELIVERY_BYTES = 20
+# A live run's peak is the largest of three processes, each measured whole (peak RSS of
+# the examples and of an OpenMessaging Benchmark workload sending every message, sampled
+# per process, docs/performance.md "Live memory against its estimate") and rounded up:
+# msgstorm's own, which waits (190-225 MB: the interpreter, the live drivers, numba;
+# ``_LIVE_BASE_BYTES``); the recording, forked from it (the same start) and growing by the
+# send time of each message and the receipts and acks held to the last intake, which adds
+# each message's first time and seq_no (50-80 bytes a message sent with its receipt); and
+# the analysis, in a fresh interpreter (under 100 MB at its start), with compact columns a
+# message and a delivery row. A traffic window held by the generator and the recorder (its
+# columns, up to four windows at once) costs ``_LIVE_WINDOW_MESSAGE_BYTES`` a message.
+_LIVE_BASE_BYTES = 300 * 2**20
+_LIVE_WINDOW_MESSAGE_BYTES = 80
+_RECORDED_MESSAGE_BYTES = 80
+_RECORDED_DELIVERY_BYTES = 16
+_LIVE_ANALYSED_MESSAGE_BYTES = 60
+_LIVE_ANALYSED_DELIVERY_BYTES = 10
 # A market account: its columns, sorted line index and the analysis's copies; a price step.
 _ACCOUNT_BYTES = 400
 _PRICE_STEP_BYTES = 100
@@ -335,7 +343,7 @@ def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> Wor
     instances = sum(agent.count for agent in scenario.agents)
     recording = messages * _RECORDED_MESSAGE_BYTES + deliveries * _RECORDED_DELIVERY_BYTES
     analysis = messages * _LIVE_ANALYSED_MESSAGE_BYTES + deliveries * _LIVE_ANALYSED_DELIVERY_BYTES
-    memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + instances * _INSTANCE_BYTES
+    memory = (_LIVE_BASE_BYTES + peak_window * _LIVE_WINDOW_MESSAGE_BYTES + instances * _INSTANCE_BYTES
               + max(recording, analysis))
     return WorkEstimate(
         messages=messages, peak_window_messages=peak_window, instances=instances, nodes=0,
