@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import msgstorm
-from msgstorm import runner
+from msgstorm import traffic as traffic_package
 from msgstorm.analysis import analyse
 from msgstorm.history import HistoryWriter
 from msgstorm.report import rerun, write_run_files
@@ -189,8 +189,9 @@ class Split:
             return timer("numba", entry) if function is kernel_module.run_until else entry
 
         self._patch(ShadowNetwork, "__init__", timer("setup", init))
-        # runner.run calls these through the names it imported: patch them there.
-        self._patch(runner, "generate_traffic", traffic(generate_traffic))
+        # The sim target (targets/sim.py) imports the traffic's generator when it records a
+        # run: patch it in its package, where that import finds it.
+        self._patch(traffic_package, "generate_traffic", traffic(generate_traffic))
         self._patch(GossipState, "run", timer("kernel", GossipState.run))
         self._patch(gossip_module, "direct_call", direct_call)
         for name in ("flush_messages", "flush_events", "deliveries"):

@@ -129,7 +129,9 @@ def test_the_fitted_chain_is_the_nodes_and_recomputes_its_base_fee_block_by_bloc
     # Every block's base fee of the run, recomputed from the block before with the twin's
     # rule, is the node's (anvil rounds to whole wei).
     blocks = chain_blocks(history)
-    assert blocks is not None and blocks.count >= 30
+    # 18 s at a block every 500 ms: 36 blocks on an idle machine; a loaded one mines some late
+    # (27 seen at load 9). Twenty pairs are plenty to check the rule on.
+    assert blocks is not None and blocks.count >= 21
     checked = 0
     for n in range(blocks.count - 1):
         if blocks.height[n + 1] != blocks.height[n] + 1:
@@ -138,7 +140,7 @@ def test_the_fitted_chain_is_the_nodes_and_recomputes_its_base_fee_block_by_bloc
                             chain.rule.target, chain.rule.max_change, 1.0)
         assert math.isclose(fee, float(blocks.base_fee_wei[n + 1]), rel_tol=1e-4, abs_tol=2), n
         checked += 1
-    assert checked == chain.rule.recomputed_pairs >= 30
+    assert checked == chain.rule.recomputed_pairs >= 20
     assert chain.rule.recomputed_error < 1e-4
     # No block held more than the gas limit allows of transactions of the fitted gas.
     assert chain.fullest_block <= chain.txs_per_block + 1

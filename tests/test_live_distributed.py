@@ -377,9 +377,13 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
     ids = messages.column("msg_id").to_pylist()
     assert sorted(ids) == list(range(1000))  # offered 2 x about R, no id twice
     assert summary["offered_rate_per_s"] == pytest.approx(1000.0)
-    assert summary["messages"]["sent"] == 1000 and summary["messages"]["committed"] == 1000  # type: ignore[index]
+    # Sent, or left unsent by a generator behind its schedule at the end (a loaded machine),
+    # never sent late; the checks count what was sent.
+    counts = summary["messages"]
+    sent = counts["sent"]  # type: ignore[index]
+    assert sent + counts["unsent"] == 1000 and sent >= 900 and counts["committed"] == sent  # type: ignore[index]
     delivery = summary["delivery"]
-    assert (delivery["expected"], delivery["received"], delivery["duplicated"]) == (2000, 2000, 0)  # type: ignore[index]
+    assert (delivery["expected"], delivery["received"], delivery["duplicated"]) == (2 * sent, 2 * sent, 0)  # type: ignore[index]
     verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}  # type: ignore[attr-defined]
     assert verdicts["delivery"] == verdicts["conservation"] == verdicts["ordering"] == "valid"
 
@@ -389,15 +393,17 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
     start = json.loads(next(e["detail"] for e in pq.read_table(tmp_path / "run" / "history" / "events").to_pylist()
                             if e["kind"] == EventKind.RUN_START))
     generators = start["generators"]
-    assert [g["sent"] for g in generators] == [shares[0].size, shares[1].size]
+    assert sum(g["sent"] for g in generators) == sent
+    assert all(g["sent"] <= share.size for g, share in zip(generators, shares, strict=True))
     ray_node = [g["host"].rsplit("Ray node ", 1)[1] for g in generators]
     assert ray_node[0] != ray_node[1]  # one per node
     for g in generators:  # one clock on this machine (t1 <= t2 <= t3): the offset is within half the round trip
         assert abs(g["offset_ns"]) <= g["rtt_ns"] // 2 + 1 and g["start_late_ns"] >= 0
 
     # The merged percentiles are the union's, computed here from the generators' own tables.
+    committed = [table.filter(pc.is_valid(table.column("t_committed"))) for table in own]
     latencies = np.sort(np.concatenate([
-        table.column("t_committed").to_numpy() - table.column("t_intended").to_numpy() for table in own]))
+        table.column("t_committed").to_numpy() - table.column("t_intended").to_numpy() for table in committed]))
     for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
         assert summary["latency_ms"][name] == round(latencies[nearest_rank_index(latencies.size, q)] / 1e6, 3)  # type: ignore[index]
     assert summary["latency_ms"]["max"] == round(latencies[-1] / 1e6, 3)  # type: ignore[index]
