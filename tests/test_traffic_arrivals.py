@@ -111,6 +111,14 @@ def test_burst_is_cut_at_the_period_end_like_the_load_tool() -> None:
     assert exact.times(0, S).size == 4
 
 
+def test_a_burst_of_a_fraction_of_a_message_is_refused_naming_a_rate_that_works() -> None:
+    with pytest.raises(ValueError, match=r"'rate' × 'every' is 1.5 messages a batch.*rate = \"4/s\""):
+        _SPEC.validate_python({"process": "burst", "rate": "3/s", "every": "500ms"})
+    with pytest.raises(ValueError, match=r"is 0.5 messages a batch.*rate = \"1/s\""):
+        _SPEC.validate_python({"process": "burst", "rate": "0.5/s"})
+    assert _SPEC.validate_python({"process": "burst", "rate": "0.5/s", "every": "2s"}).batch == 1
+
+
 def _hawkes(branching: float, decay: str, seed: int = 1) -> ArrivalProcess:
     spec = {"process": "hawkes", "baseline": "500/s", "branching": branching, "decay": decay}
     return _arrival(spec, t_end_ns=1_000 * S, seed=seed)

@@ -53,6 +53,19 @@ class BurstArrival(Spec):
     every: DurationNs = Field(default=1_000_000_000, gt=0)
     spacing: DurationNs = Field(default=0, ge=0)
 
+    @property
+    def batch(self) -> int:
+        """Messages due in each batch."""
+        return round(self.rate * self.every / 1e9)
+
+    @model_validator(mode="after")
+    def _check(self) -> BurstArrival:
+        due = self.rate * self.every / 1e9
+        if self.batch < 1 or abs(due - self.batch) > 1e-6 * max(due, 1.0):
+            raise ValueError(f"'rate' × 'every' is {due:g} messages a batch: make it a whole number of at least 1 "
+                             f"(e.g. rate = \"{max(self.batch, 1) * 1e9 / self.every:g}/s\")")
+        return self
+
 
 class HawkesArrival(Spec):
     """Self-exciting arrivals, exponential kernel: each event spawns Poisson(branching)

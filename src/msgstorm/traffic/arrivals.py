@@ -406,8 +406,7 @@ def _poisson(spec: PoissonArrival, rng: np.random.Generator, t0_ns: int, t_end_n
 @ARRIVAL_PROCESSES.register("burst")
 def _burst(spec: BurstArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
            instances: int) -> ArrivalProcess:
-    batch = round(spec.rate * spec.every / _NS_PER_S)
-    return BurstProcess(batch, spec.every, spec.spacing, t0_ns, t_end_ns, instances)
+    return BurstProcess(spec.batch, spec.every, spec.spacing, t0_ns, t_end_ns, instances)
 
 
 @ARRIVAL_PROCESSES.register("hawkes")
