@@ -74,7 +74,7 @@ class Smoke:
     @property
     def live(self) -> bool:
         """It runs against servers or nodes on the wall clock: on the serial worker."""
-        return self.script.startswith("live_") or self.script in ("fault_proxy", "validators")
+        return self.script.startswith("live_") or self.script in ("fault_proxy", "validators", "cometbft_entry")
 
     @property
     def id(self) -> str:
@@ -86,6 +86,9 @@ NUMBER = r"[\d,]+(?:\.\d+)?"
 SMOKES = [
     Smoke("analysis_memory", ("--messages", "20000", "--workdir", "{tmp}"),
           (r"^\s+run\s+report wall s\s+report peak RSS MB$", rf"^\s+20,000\s+{NUMBER}\s+{NUMBER}$")),
+    Smoke("cometbft_entry", ("--rate", "50", "--seconds", "2"),
+          (r"^replies a second: \[", rf"^overall {NUMBER} tx/s; spacing a batch .*: median {NUMBER} us"),
+          require_cometbft),
     Smoke("engine_vs_simpy", ("--customers", "2000", "--messages", "100", "--gossip1k-messages", "5"),
           (r"^case\s+work\s+msgstorm s\s+simpy s\s+msgstorm/s\s+simpy/s\s+ratio$",
            rf"^mm1\s+{NUMBER} customers .* {NUMBER}x$", rf"^gossip\s+{NUMBER} receipts .* {NUMBER}x$",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import msgstorm
 from msgstorm.replays import cometbft_qa as qa
 from msgstorm.replays.against import Published, against, format_against
+from msgstorm.traffic import make_arrival
 
 
 def test_every_published_figure_is_either_fitted_or_predicted_never_both() -> None:
@@ -72,6 +74,19 @@ def test_a_figure_fitted_and_predicted_or_neither_is_refused() -> None:
     rows = against(figures, {"a": 1.05}, ["a"], ["b"])
     assert [(row.inside, row.measured) for row in rows] == [(True, 1.05), (False, None)]
     assert format_against(rows, "t").splitlines()[3].split()[:2] == ["b", "-"]
+
+
+def test_the_preset_sends_the_load_tools_batches_at_each_rate_the_replay_sets() -> None:
+    """Each second's transactions in one batch at its start, 170 us apart (docs/networks.md,
+    "The load tool's batches and the node they enter"): at 400/s the second's 400 are sent in
+    its first 399 x 170 us = 67.83 ms, at 200/s its 200 in 33.83 ms."""
+    for rate, last_ns in (("400/s", 67_830_000), ("200/s", 33_830_000), ("1/s", 0)):
+        agent = msgstorm.load_scenario(qa.PRESET, [f'agents[0].arrival.rate="{rate}"']).agents[0]
+        times = make_arrival(agent.arrival, np.random.default_rng(1), 0, 3_000_000_000).times(0, 3_000_000_000)
+        per_batch = int(rate.split("/")[0])
+        assert times.size == 3 * per_batch
+        assert np.array_equal(times[:per_batch] + 1_000_000_000, times[per_batch:2 * per_batch])
+        assert times[0] == 0 and times[per_batch - 1] == last_ns
 
 
 def _run(tmp_path: Any, name: str, rate: str, duration: str) -> dict[str, Any]:

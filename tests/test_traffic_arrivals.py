@@ -82,6 +82,43 @@ def test_constant_instances_have_own_phases() -> None:
         assert np.all(np.diff(times[instance == i]) == 100_000_000)
 
 
+def test_burst_sends_each_batch_from_its_periods_start() -> None:
+    # 4/s a batch a second, 0.1 s apart, from t0 = 2 s: 2.0, 2.1, 2.2, 2.3, then 3.0, ...
+    process = _arrival({"process": "burst", "rate": "4/s", "spacing": "100ms"}, t0_ns=2 * S, t_end_ns=4 * S + 150_000_000)
+    times = _windows(process, 0, 6 * S, 70_000_000)
+    ms = 1_000_000
+    assert times.tolist() == [2000 * ms, 2100 * ms, 2200 * ms, 2300 * ms, 3000 * ms, 3100 * ms, 3200 * ms,
+                              3300 * ms, 4000 * ms, 4100 * ms]
+    assert np.array_equal(process.times(0, 6 * S), times)
+
+
+def test_burst_without_spacing_is_all_at_once_and_copies_send_together() -> None:
+    process = _arrival({"process": "burst", "rate": "3/s", "every": "2s"}, t_end_ns=3 * S, instances=2)
+    times, instance = process.events(0, 3 * S)
+    assert times.tolist() == [0] * 12 + [2 * S] * 12  # 3/s over 2 s: 6 a batch, each of the 2 copies
+    assert instance.tolist() == [0, 1] * 12
+
+
+def test_burst_is_cut_at_the_period_end_like_the_load_tool() -> None:
+    # 10 due a second 0.3 s apart: writes end at 0.3, 0.6, 0.9, 1.2 s; the tool stops after
+    # the fourth (its writes have reached 1 s), so 4 a second are sent: 0, 0.3, 0.6, 0.9.
+    process = _arrival({"process": "burst", "rate": "10/s", "spacing": "300ms"}, t_end_ns=2 * S)
+    ms = 1_000_000
+    assert process.times(0, 2 * S).tolist() == [0, 300 * ms, 600 * ms, 900 * ms,
+                                                1000 * ms, 1300 * ms, 1600 * ms, 1900 * ms]
+    # Exactly filling the period: 0.25 s apart, the fourth write ends at 1 s: 4 sent.
+    exact = _arrival({"process": "burst", "rate": "10/s", "spacing": "250ms"}, t_end_ns=S)
+    assert exact.times(0, S).size == 4
+
+
+def test_a_burst_of_a_fraction_of_a_message_is_refused_naming_a_rate_that_works() -> None:
+    with pytest.raises(ValueError, match=r"'rate' × 'every' is 1.5 messages a batch.*rate = \"4/s\""):
+        _SPEC.validate_python({"process": "burst", "rate": "3/s", "every": "500ms"})
+    with pytest.raises(ValueError, match=r"is 0.5 messages a batch.*rate = \"1/s\""):
+        _SPEC.validate_python({"process": "burst", "rate": "0.5/s"})
+    assert _SPEC.validate_python({"process": "burst", "rate": "0.5/s", "every": "2s"}).batch == 1
+
+
 def _hawkes(branching: float, decay: str, seed: int = 1) -> ArrivalProcess:
     spec = {"process": "hawkes", "baseline": "500/s", "branching": branching, "decay": decay}
     return _arrival(spec, t_end_ns=1_000 * S, seed=seed)

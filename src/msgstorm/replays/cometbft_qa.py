@@ -11,7 +11,10 @@ docs/references/qa/CometBFT-QA-38.md and its img38/200nodes/ files, experiment
 de676ecf-038e-443f-a26a-27915f29e312). ``FITTED`` names the one the preset was fitted to
 (each hop's wait, from the rate without load); the rest are ``PREDICTED``: nothing in the
 preset was chosen to give them. The load's costs in the preset were measured on live
-validators here, not fitted to these figures.
+validators here, not fitted to these figures, and so was its arrival: the QA's load tool sends
+each second's transactions in one batch at the second's start, and they enter the node one
+CheckTx apart (``burst`` arrivals, their spacing timed on a live validator by
+``benchmarks/cometbft_entry.py``). The runs keep the preset's arrival and set its rate.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from msgstorm.scenario.schema import CommitRevealSpec, Scenario
 from msgstorm.scenario.traffic import (
     AgentSpec,
     ArrivalSpec,
+    BurstArrival,
     ConstantArrival,
     HawkesArrival,
     LinearRampArrival,
@@ -189,6 +190,8 @@ def _arrival(spec: ArrivalSpec, span_ns: float) -> tuple[float, float, str]:
     the rate) for one arrival process."""
     span_s = span_ns / _NS_PER_S
     if isinstance(spec, (ConstantArrival, PoissonArrival)):
+        return spec.rate * span_s, spec.rate, "rate"
+    if isinstance(spec, BurstArrival):
         return spec.rate * span_s, spec.rate, "rate"
     if isinstance(spec, HawkesArrival):
         mean_rate = spec.baseline / (1.0 - spec.branching)

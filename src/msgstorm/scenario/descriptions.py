@@ -357,6 +357,11 @@ DESCRIPTIONS: dict[str, str] = {
     "ConstantArrival.rate": "per instance",
     "PoissonArrival.process": "exponential gaps",
     "PoissonArrival.rate": "per instance",
+    "BurstArrival.process": "a batch at the start of each period, its messages `spacing` apart; a batch "
+                            "still going at the period's end is cut there; instances send together",
+    "BurstArrival.rate": "per instance, averaged over a period",
+    "BurstArrival.every": "the period",
+    "BurstArrival.spacing": "between a batch's messages (0: all at the period's start)",
     "HawkesArrival.process": "self-exciting: each event spawns Poisson(`branching`) children after "
                              "Exp(`decay`) delays; mean rate baseline / (1 − branching)",
     "HawkesArrival.baseline": "rate of events that have no parent",

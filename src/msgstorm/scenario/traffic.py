@@ -1,5 +1,5 @@
 """The scenario's traffic: ``[[agents]]`` and their arrival processes (``constant``,
-``poisson``, ``hawkes``, ``step_ramp``, ``linear_ramp``, ``replay``, ``phases``).
+``poisson``, ``burst``, ``hawkes``, ``step_ramp``, ``linear_ramp``, ``replay``, ``phases``).
 
 Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds the agents);
 ``msgstorm.traffic`` turns them into message batches.
@@ -19,6 +19,7 @@ __all__ = [
     "ROLE_MIX",
     "AgentSpec",
     "ArrivalSpec",
+    "BurstArrival",
     "ConstantArrival",
     "HawkesArrival",
     "LinearRampArrival",
@@ -39,6 +40,31 @@ class ConstantArrival(Spec):
 class PoissonArrival(Spec):
     process: Literal["poisson"]
     rate: RatePerS
+
+
+class BurstArrival(Spec):
+    """A batch each period: ``rate × every`` messages from the period's start, one every
+    ``spacing``, as a sender that writes each batch back to back (CometBFT's load tool, one
+    batch a second on each connection); a batch still going at the period's end is cut
+    there, as that tool cuts it."""
+
+    process: Literal["burst"]
+    rate: RatePerS
+    every: DurationNs = Field(default=1_000_000_000, gt=0)
+    spacing: DurationNs = Field(default=0, ge=0)
+
+    @property
+    def batch(self) -> int:
+        """Messages due in each batch."""
+        return round(self.rate * self.every / 1e9)
+
+    @model_validator(mode="after")
+    def _check(self) -> BurstArrival:
+        due = self.rate * self.every / 1e9
+        if self.batch < 1 or abs(due - self.batch) > 1e-6 * max(due, 1.0):
+            raise ValueError(f"'rate' × 'every' is {due:g} messages a batch: make it a whole number of at least 1 "
+                             f"(e.g. rate = \"{max(self.batch, 1) * 1e9 / self.every:g}/s\")")
+        return self
 
 
 class HawkesArrival(Spec):
@@ -76,7 +102,7 @@ class ReplayArrival(Spec):
 
 
 SimpleArrival = Annotated[
-    ConstantArrival | PoissonArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival,
+    ConstantArrival | PoissonArrival | BurstArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival,
     Field(discriminator="process"),
 ]
 
@@ -92,7 +118,7 @@ class PhasesArrival(Spec):
 
 
 ArrivalSpec = Annotated[
-    ConstantArrival | PoissonArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival | PhasesArrival,
+    ConstantArrival | PoissonArrival | BurstArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival | PhasesArrival,
     Field(discriminator="process"),
 ]
 

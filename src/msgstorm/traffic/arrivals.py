@@ -31,6 +31,7 @@ from msgstorm.scenario.registry import ARRIVAL_PROCESSES
 from msgstorm.scenario.replay import read_replay_offsets_ns
 from msgstorm.scenario.traffic import (
     ArrivalSpec,
+    BurstArrival,
     ConstantArrival,
     HawkesArrival,
     LinearRampArrival,
@@ -43,6 +44,7 @@ from msgstorm.traffic.intensity import Intensity, LinearIntensity, PiecewiseCons
 
 __all__ = [
     "ArrivalProcess",
+    "BurstProcess",
     "DeterministicProcess",
     "HawkesProcess",
     "PhasesProcess",
@@ -190,6 +192,41 @@ class DeterministicProcess(_Window):
             order = np.argsort(times, kind="stable")
             times, instance = times[order], instance[order]
         return times, instance
+
+
+class BurstProcess(_Window):
+    """Batch k starts at ``t0 + k × every``; its message j is sent at ``+ j × spacing``
+    for j below ``batch`` and below ``ceil(every / spacing)``: a sender writing back to back
+    that stops a batch once its writes have reached the period's end (the one in flight
+    finishes). Copies send together, instance by instance at equal times.
+    """
+
+    def __init__(self, batch: int, every_ns: int, spacing_ns: int, t0_ns: int, t_end_ns: int,
+                 instances: int = 1) -> None:
+        super().__init__(t0_ns, t_end_ns, instances)
+        if every_ns <= 0 or spacing_ns < 0 or batch < 0:
+            raise ValueError(f"need every > 0, spacing >= 0, batch >= 0; got {every_ns}, {spacing_ns}, {batch}")
+        self.every_ns = int(every_ns)
+        self.spacing_ns = int(spacing_ns)
+        fits = batch if spacing_ns == 0 else -(-every_ns // spacing_ns)
+        self.sent_per_batch = min(int(batch), int(fits))
+
+    def events(self, start_ns: int, end_ns: int) -> Events:
+        lo, hi = self._clip(start_ns, end_ns)
+        if hi <= lo or self.sent_per_batch == 0:
+            return _empty()
+        # A batch ends inside its own period (the cut), so only these batches can reach it.
+        k_first = (lo - self.t0_ns) // self.every_ns
+        k_last = (hi - 1 - self.t0_ns) // self.every_ns
+        k = np.arange(k_first, k_last + 1, dtype=np.int64)
+        offsets = np.arange(self.sent_per_batch, dtype=np.int64) * self.spacing_ns
+        times = (self.t0_ns + k[:, None] * self.every_ns + offsets[None, :]).ravel()
+        times = times[(times >= lo) & (times < hi)]
+        times.sort(kind="stable")
+        if self.instances == 1:
+            return times, np.zeros(times.size, dtype=np.int64)
+        instance = np.tile(np.arange(self.instances, dtype=np.int64), times.size)
+        return np.repeat(times, self.instances), instance
 
 
 class HawkesProcess(_Window):
@@ -364,6 +401,12 @@ def _poisson(spec: PoissonArrival, rng: np.random.Generator, t0_ns: int, t_end_n
              instances: int) -> ArrivalProcess:
     constant = PiecewiseConstantIntensity.constant(spec.rate, max(t_end_ns - t0_ns, 0))
     return PoissonProcess(constant, rng, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("burst")
+def _burst(spec: BurstArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+           instances: int) -> ArrivalProcess:
+    return BurstProcess(spec.batch, spec.every, spec.spacing, t0_ns, t_end_ns, instances)
 
 
 @ARRIVAL_PROCESSES.register("hawkes")
