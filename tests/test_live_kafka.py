@@ -366,11 +366,12 @@ def test_a_pause_may_name_the_followers_of_partition_0_only_on_a_replicated_topi
 
 def _watermarks(reader: Any, partition: Any) -> tuple[int, int]:
     """The low and high watermarks of ``partition``, asked again while the restarted brokers are
-    still electing its leader (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), for 90 s at most."""
+    still electing its leader (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE) or its new leader's
+    high watermark has not caught up (OFFSET_NOT_AVAILABLE), for 90 s at most."""
     from confluent_kafka import KafkaError, KafkaException
 
     electing = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                KafkaError.UNKNOWN_TOPIC_OR_PART}
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.OFFSET_NOT_AVAILABLE}
     deadline = time.monotonic() + 90.0
     while True:
         try:

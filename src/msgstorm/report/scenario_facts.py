@@ -31,8 +31,8 @@ _DURATION_KEYS = frozenset({
     "forced_inclusion_window", "grace", "granularity", "heartbeat", "interval", "intra_region_latency", "jitter",
     "latency", "linger", "max_delay", "max_interval", "max_wall_time", "min_duration", "min_interval", "over",
     "overhead", "prepare", "proof_check", "read_back_timeout", "recheck_per_tx", "record_every", "resolution",
-    "restart_after", "reveal_delay", "round", "sample_interval", "send_timeout", "slice_delay", "slot", "start",
-    "start_timeout", "step", "stop", "tail", "tau", "timeout", "timeout_commit", "timeout_precommit",
+    "restart_after", "reveal_delay", "round", "sample_interval", "send_timeout", "slice_delay", "slot", "spacing",
+    "start", "start_timeout", "step", "stop", "tail", "tau", "timeout", "timeout_commit", "timeout_precommit",
     "timeout_precommit_delta", "timeout_prevote", "timeout_prevote_delta", "timeout_propose",
     "timeout_propose_delta", "timeout_vote", "ttl", "until", "verify_cost", "window"})
 # Distributions of a time (their numbers are ns): every number inside but shape parameters.
