@@ -393,8 +393,7 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
     start = json.loads(next(e["detail"] for e in pq.read_table(tmp_path / "run" / "history" / "events").to_pylist()
                             if e["kind"] == EventKind.RUN_START))
     generators = start["generators"]
-    assert sum(g["sent"] for g in generators) == sent
-    assert all(g["sent"] <= share.size for g, share in zip(generators, shares, strict=True))
+    assert [g["sent"] for g in generators] == [shares[0].size, shares[1].size]  # handed each its share
     ray_node = [g["host"].rsplit("Ray node ", 1)[1] for g in generators]
     assert ray_node[0] != ray_node[1]  # one per node
     for g in generators:  # one clock on this machine (t1 <= t2 <= t3): the offset is within half the round trip

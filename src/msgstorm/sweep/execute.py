@@ -206,9 +206,11 @@ class WorkerPool:
         return self._executor
 
     def broken(self) -> None:
-        """A worker died: the next use starts new workers."""
+        """A worker died: the next use starts new workers, once the broken pool's are gone. The
+        pool ends its other workers with SIGTERM, and a worker's run settles on it, holding its
+        run directory meanwhile: a retry of that run started before then would find it locked."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
     def close(self) -> None:
