@@ -51,9 +51,12 @@ def test_the_knee_is_where_the_measured_verification_cost_says(
     assert costs is not None
     verify_ns = round(costs.schemes["ed25519"].verify_ns)
     capacity_per_s = 1e9 / verify_ns  # one core verifying, nothing else on it
-    # The ramp: 70% to 105% of that capacity in 5% steps; the sequencer's own service is a
-    # twentieth of the verification, so the node's CPU is what saturates.
-    start, step = round(0.70 * capacity_per_s), round(0.05 * capacity_per_s)
+    # The ramp: 72.5% to 107.5% of that capacity in 5% steps; the sequencer's own service is a
+    # twentieth of the verification, so the node's CPU is what saturates. No step sits at the
+    # capacity itself: there the queue only drifts (as the square root of time), and whether
+    # a 2 s step's p99 crosses the bar is chance (it stayed under in 11 of 30 costs and seeds
+    # tried). The steps either side, 97.5% and 102.5%, are both within 5% of the capacity.
+    start, step = round(0.725 * capacity_per_s), round(0.05 * capacity_per_s)
     result = run_scenario(scenario_from(KNEE_TOML.format(seed=seed, service_ns=verify_ns // 20, start=start,
                                                          step=step)))
     assert result.summary["security"]["verify_cost_us"] == round(verify_ns / 1e3, 3)
