@@ -168,20 +168,36 @@ def test_msgstorm_against_prints_the_mean_and_range_over_runs(tmp_path: Path, mo
 
 
 @pytest.mark.slow
-def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(tmp_path: Path) -> None:
+def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The day replayed with seeds 2020 to 2024: the mean of each checked figure (zero-bid
     share of lots 25-45%, value taken at a zero bid within 30% of $8.32M, deficit 4.0-6.65M
-    DAI) is within its band; the fitted ones are shown but not judged. About 4 minutes."""
-    markets = []
+    DAI) is within its band; the fitted ones are shown but not judged; every run's prices
+    reach the bars' low, $101.01; and the table docs/examples.md shows is what ``msgstorm
+    against`` prints of these runs. About 4 minutes."""
+    from msgstorm.history import read_history
+    from test_docs import TERMINAL_COLUMNS, lines_not_shown
+
+    markets, dirs = [], []
     for seed in range(2020, 2025):
         result = run(load_scenario(EXAMPLES / "black-thursday-2020.toml", [f"run.seed={seed}"]),
                      tmp_path / f"run-{seed}", write_report=False)
         market = Summary.model_validate(result.summary).market
         assert market is not None
         markets.append(market)
+        dirs.append(str(result.run_dir))
+        prices = read_history(result.run_dir).table("prices").column("price").to_pylist()
+        assert min(prices) == 101.01
     rows = {row.figure: row for row in market_against_rows(markets)}
     assert {figure for figure, row in rows.items() if row.role == "checked"} == {"zero_bid_share", "zero_bid_value",
                                                                                "deficit"}
     assert {figure: row.within for figure, row in rows.items() if row.role == "checked"} == {
         "zero_bid_share": True, "zero_bid_value": True, "deficit": True}
     assert all(row.within is None for row in rows.values() if row.role == "fitted")
+    monkeypatch.setattr(out, "width", TERMINAL_COLUMNS)
+    printed = CliRunner().invoke(app, ["against", *dirs])
+    assert printed.exit_code == 0, printed.output
+    block = re.search(r"```\n\$ msgstorm against runs/bt\n(.*?)```", (DOCS / "examples.md").read_text(), re.S)
+    assert block is not None, "no against table of the sweep in docs/examples.md"
+    lines = [line.rstrip() for line in printed.output.splitlines()]
+    assert lines_not_shown(block.group(1).splitlines(), lines) == [], printed.output

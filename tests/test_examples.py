@@ -125,19 +125,29 @@ def test_the_cross_chain_example_breaks_finality_undoes_no_commit_and_exits_0(tm
 def test_black_thursday_2020s_header_says_what_its_data_and_its_drawn_book_are(tmp_path: Path) -> None:
     """The header's numbers, computed from the shipped series and the book the run draws.
     Before, it said the closes reach $101.01 (they bottom at $106.59: 101.01 is the lowest
-    trade inside a bar; and that, StableSims' bars' low, is no more the day's lowest trade than
-    any one aggregator's), none below 153% (the cap 2.9 is 152.6%), and 33 vaults were drawn at
-    a leverage below 1, with no debt."""
+    trade inside a bar), none below 153% (the cap 2.9 is 152.6%), and 33 vaults were drawn at
+    a leverage below 1, with no debt. Now each bar is walked from its open through its two
+    extremes to its close, so the run's prices reach the bars' low, and the walk's closes are
+    the closes file's."""
     path = EXAMPLES / "black-thursday-2020.toml"
     header = " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#"))
-    rows = (EXAMPLES / "data" / "eth-usd-2020-03-12.csv").read_text().split()[1:]
-    series = [(int(t), float(price)) for t, price in (row.split(",") for row in rows)]
-    low_t, low = min(series, key=lambda row: row[1])
-    assert f"from ${series[0][1]:.2f} at 00:00 UTC" in header
-    assert f"to their low, ${low:.2f} at {low_t // 3600:02d}:{low_t % 3600 // 60:02d};" in header  # $106.59 at 23:40
-    assert "the bars' lowest price, $101.01, the low of the 23:20-23:30 bar (CoinAPI's bars, not every venue's" in header
+    assert 'replay = "data/eth-usd-2020-03-12-ohlc.csv"' in path.read_text()
+
+    def series(name: str) -> list[tuple[int, float]]:
+        rows = (EXAMPLES / "data" / name).read_text().split()[1:]
+        return [(int(t), float(price)) for t, price in (row.split(",") for row in rows)]
+
+    walk, closes = series("eth-usd-2020-03-12-ohlc.csv"), series("eth-usd-2020-03-12.csv")
+    assert len(walk) == 4 * 144 and [t % 600 for t, _ in walk[:4]] == [0, 180, 360, 540]
+    # Every fourth point is a bar's close, a minute before the closes file has it.
+    assert [(t + 60, price) for t, price in walk[3::4]] == closes[1:]
+    low_t, low = min(walk, key=lambda row: row[1])
+    assert f"from ${walk[0][1]:.2f} at 00:00 UTC" in header and walk[0] == closes[0]
+    assert f"to the bars' low, ${low:.2f} at {low_t // 3600:02d}:{low_t % 3600 // 60:02d}" in header  # $101.01, 23:26
+    assert f"(in the {low_t // 3600:02d}:{low_t % 3600 // 600 * 10:02d}-" in header  # the 23:20-23:30 bar
+    close_t, close_low = min(closes, key=lambda row: row[1])
+    assert f"their low ${close_low:.2f} at {close_t // 3600:02d}:{close_t % 3600 // 60:02d}" in header  # $106.59, 23:40
     assert "the day's lowest trade" not in header  # the bars' low is one aggregator's, not the day's every trade
-    assert "$101.01 at the low" not in header and min(price for _, price in series) > 101.01
     fees = [float(row.split(",")[1]) for row in (EXAMPLES / "data" / "gas-2020-03-12.csv").read_text().split()[1:]]
     assert round(fees[0]) == 7 and max(fees) == 200 and "about 7 gwei at 00:00 and 200 gwei at the peak" in header
     result = msgstorm.run(msgstorm.load_scenario(path, ['run.duration="10min"', 'run.drain="0s"']), tmp_path / "run",

@@ -37,6 +37,7 @@ from msgstorm.sweep.leverage import (
     search,
     seeds_to_show,
     settled,
+    settled_prefix,
     tally_rows,
 )
 from msgstorm.sweep.leverage_html import headline, log_ticks, write_leverage_report
@@ -225,7 +226,8 @@ def test_stopping_a_leverages_seeds_once_settled_gives_the_answer_of_every_seed(
     one worker: with every seed run, and with a leverage's seeds stopped once they fix what it
     shows (5 over of 8 shows over whatever follows). The same answer, boundary and bracket, the
     same leverages in the same order and each showing the same; the leverages shown over have
-    fewer runs (5, and any under way when it settled), the others all 8."""
+    fewer runs (5: those under way when it settled finish, and are not counted), the others
+    all 8."""
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     options: dict[str, Any] = {"budget": 0.001, "confidence": 0.5, "seeds": 8, "low": 1.0, "high": 5.0,
@@ -239,9 +241,26 @@ def test_stopping_a_leverages_seeds_once_settled_gives_the_answer_of_every_seed(
     assert [p["leverage"] for p in every["points"]] == [1.0, 2.236068, 3.343702, 5.0], every["points"]
     for point, full in zip(early["points"], every["points"], strict=True):
         assert full["runs"] == 8
-        settled_runs = range(5, 8) if point["shown"] == "over" else range(8, 9)  # as the worker's timing falls
-        assert point["runs"] in settled_runs and point["exceed"] == (
-            point["runs"] if point["shown"] == "over" else 0), point
+        assert point["runs"] == (5 if point["shown"] == "over" else 8), point  # whatever the worker's timing
+        assert point["exceed"] == (point["runs"] if point["shown"] == "over" else 0), point
+
+
+def test_a_leverage_counts_the_runs_in_seed_order_that_settle_it_whatever_finished_after() -> None:
+    """10 seeds at 95%. Which runs a parallel sweep has finished when a leverage settles
+    depends on its workers' timing, so the tally counts the runs in seed order up to the one
+    that settles it: seeds 0-6 within and 7-9 over settle it at the 10th (3 of 10 over: lower
+    bound 0.087 > 0.05); seeds 0-2 over settle it at the third, and seeds 5 and 6, finished
+    early by another worker, are not counted; with seed 3 missing and seeds 0-2 not settling
+    it, every run made counts (the sweep ran on: it never settled)."""
+    def rows(seeds: list[int], over: set[int]) -> list[dict[str, object]]:
+        return [{KEY: 2.0, "status": "ok", "seed": 100 + seed, PCT: 0.5 if seed in over else 0.0} for seed in seeds]
+
+    assert tally_rows(rows(list(range(10)), {7, 8, 9}), [2.0], 0.1, 10, 0.95) == {2.0: Tally(3, 10, 0, 10)}
+    assert settled_prefix([False, False, False, False], 10, 0.95) is None
+    assert settled_prefix([True, True, True], 10, 0.95) == 3
+    # Seeds 0, 1, 2 over settle it at the third run: seeds 5 and 6, finished early by another worker, do not count.
+    assert tally_rows(rows([0, 1, 2, 5, 6], {0, 1, 2}), [2.0], 0.1, 10, 0.95) == {2.0: Tally(3, 3, 0, 10)}
+    assert tally_rows(rows([0, 1, 2, 4, 5], {0, 1}), [2.0], 0.1, 10, 0.95) == {2.0: Tally(2, 5, 0, 10)}
 
 
 # --- runs without a bad-debt share --------------------------------------------------------------

@@ -75,7 +75,7 @@ from msgstorm.sweep.results import flatten
 __all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
            "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
-           "safe_leverage", "search", "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
+           "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows", "uniform_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -179,6 +179,30 @@ def settled(over: int, runs: int, seeds: int, confidence: float) -> bool:
         return True
     return (not _shown_within(Tally(over, seeds), confidence)
             and not _shown_over(Tally(over + seeds - runs, seeds), confidence))
+
+
+def settled_prefix(over_in_seed_order: list[bool], seeds: int, confidence: float) -> int | None:
+    """The fewest runs, taken in seed order from the first seed, that fix what a leverage
+    shows (``settled``), or None when none do. Only these are counted: the runs a parallel
+    sweep finishes past them depend on which worker was faster, and counting them would make
+    the points' counts differ from machine to machine (the answer would not: ``settled``)."""
+    over = 0
+    for made, is_over in enumerate(over_in_seed_order, start=1):
+        over += is_over
+        if settled(over, made, seeds, confidence):
+            return made
+    return None
+
+
+def _in_seed_order(seeded: list[tuple[int, bool]]) -> list[bool]:
+    """The outcomes (over budget or not) of the runs from the lowest seed made up to the first
+    seed not made: the prefix whatever finished out of order past it."""
+    by_seed = dict(seeded)
+    first = min(by_seed, default=0)
+    prefix = []
+    while first + len(prefix) in by_seed:
+        prefix.append(by_seed[first + len(prefix)])
+    return prefix
 
 
 def boundary_interval(tallies: Mapping[float, Tally], confidence: float) -> tuple[float | None, float | None]:
@@ -295,9 +319,10 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
     leverage's seeds stop once the runs made fix what it shows (``settled``)."""
     def fixed(outcomes: list[dict[str, Any]]) -> bool:
         assert confidence is not None
-        over = sum(_over_budget({"status": outcome.get("status"), **flatten(outcome.get("summary") or {})},
-                                budget_pct) for outcome in outcomes)
-        return settled(over, len(outcomes), seeds, confidence)
+        seeded = [(int(outcome["seed"]), _over_budget({"status": outcome.get("status"),
+                                                       **flatten(outcome.get("summary") or {})}, budget_pct))
+                  for outcome in outcomes]
+        return settled_prefix(_in_seed_order(seeded), seeds, confidence) is not None
 
     grids: list[tuple[str, list[Any]]] = []
     for index in range(groups):
@@ -307,18 +332,26 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
                    on_outcome=on_outcome, ray=ray, add_points=True, settled=None if confidence is None else fixed,
                    pool=pool)
-    return tally_rows(result.table.to_pylist(), leverages, budget_pct, seeds)
+    return tally_rows(result.table.to_pylist(), leverages, budget_pct, seeds, confidence)
 
 
 def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: float,
-               seeds: int = 0) -> dict[float, Tally]:
+               seeds: int = 0, confidence: float | None = None) -> dict[float, Tally]:
     """The tally at each leverage from a sweep table's rows, of ``seeds`` planned: a run is
     over budget when its bad-debt share is over ``budget_pct`` or it has none (it failed, or
-    had no open interest)."""
+    had no open interest). With ``confidence``, a leverage whose runs in seed order fix what
+    it shows counts those runs only (``settled_prefix``): the same tally on every machine."""
     tallies: dict[float, Tally] = {}
     key = "market.accounts.0.leverage_median"
     for leverage in leverages:
-        shares = [_measured(row) for row in rows if math.isclose(row[key], leverage)]
+        mine = [row for row in rows if math.isclose(row[key], leverage)]
+        if confidence is not None and seeds:
+            prefix = _in_seed_order([(int(row["seed"]), _over_budget(row, budget_pct)) for row in mine])
+            counted = settled_prefix(prefix, seeds, confidence)
+            if counted is not None:
+                first = min(int(row["seed"]) for row in mine)
+                mine = [row for row in mine if int(row["seed"]) < first + counted]
+        shares = [_measured(row) for row in mine]
         unmeasured = sum(1 for share in shares if share is None)
         over = sum(1 for share in shares if share is None or share > budget_pct)
         tallies[leverage] = Tally(over, len(shares), unmeasured, seeds)
