@@ -396,6 +396,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
                        "market.liquidation.keeper_share=1"], "deleveraged"),
     ("venue-partial", ['market.funding={interval="1s", rate="premium", fixed_rate=0.0001}'], "funding"),
+    # The day replayed, as shipped: the penalties, the fund they feed, the collateral returned and the deficit.
+    pytest.param("black-thursday-2020", [], "insurance_used", marks=pytest.mark.slow),
 ])
 def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
                                                          moved: str) -> None:
