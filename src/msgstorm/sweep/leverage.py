@@ -75,7 +75,8 @@ from msgstorm.sweep.results import flatten
 __all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
            "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
-           "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows", "uniform_leverage"]
+           "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
+           "uniform_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -199,7 +200,7 @@ def _in_seed_order(seeded: list[tuple[int, bool]]) -> list[bool]:
     seed not made: the prefix whatever finished out of order past it."""
     by_seed = dict(seeded)
     first = min(by_seed, default=0)
-    prefix = []
+    prefix: list[bool] = []
     while first + len(prefix) in by_seed:
         prefix.append(by_seed[first + len(prefix)])
     return prefix
@@ -319,9 +320,10 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
     leverage's seeds stop once the runs made fix what it shows (``settled``)."""
     def fixed(outcomes: list[dict[str, Any]]) -> bool:
         assert confidence is not None
-        seeded = [(int(outcome["seed"]), _over_budget({"status": outcome.get("status"),
-                                                       **flatten(outcome.get("summary") or {})}, budget_pct))
-                  for outcome in outcomes]
+        seeded = []
+        for outcome in outcomes:
+            row = {"status": outcome.get("status"), **flatten(outcome.get("summary") or {})}
+            seeded.append((int(outcome["seed"]), _over_budget(row, budget_pct)))
         return settled_prefix(_in_seed_order(seeded), seeds, confidence) is not None
 
     grids: list[tuple[str, list[Any]]] = []
@@ -346,7 +348,8 @@ def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: f
     for leverage in leverages:
         mine = [row for row in rows if math.isclose(row[key], leverage)]
         if confidence is not None and seeds:
-            prefix = _in_seed_order([(int(row["seed"]), _over_budget(row, budget_pct)) for row in mine])
+            seeded = [(int(row["seed"]), _over_budget(row, budget_pct)) for row in mine]
+            prefix = _in_seed_order(seeded)
             counted = settled_prefix(prefix, seeds, confidence)
             if counted is not None:
                 first = min(int(row["seed"]) for row in mine)
