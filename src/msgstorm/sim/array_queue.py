@@ -164,23 +164,32 @@ class ArrayQueue:
         return int(out_msgs[0])
 
     def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None:
-        """``push`` of each in turn: given in the queue's order while no run is being read,
-        they become the run; otherwise they join the heap."""
+        """``push`` of each in turn."""
+        self.push_arrays(np.array(msgs, np.int64), np.array(fees, np.float64))
+
+    def push_arrays(self, msgs: np.ndarray, fees: np.ndarray) -> None:
+        """``push_all`` of arrays (int64, float64): given in the queue's order while no run
+        is being read, they become the run; otherwise they join the heap."""
         qs = self.qs
-        fee_array = np.array(fees, np.float64)
-        keys = -fee_array if self.by_fee else np.zeros(len(msgs), np.float64)
-        if qs[Q_RUN_AT] >= qs[Q_RUN_N] and len(msgs) and (keys[1:] >= keys[:-1]).all():
-            first = int(qs[Q_ARRIVALS]) + 1
-            self.run = np.array([keys, np.arange(first, first + len(msgs), dtype=np.float64),
-                                 np.array(msgs, np.float64)])
-            self.run_fees = fee_array
-            qs[Q_ARRIVALS] += len(msgs)
-            qs[Q_RUN_AT] = 0
-            qs[Q_RUN_N] = len(msgs)
+        n = len(msgs)
+        if not n:
             return
-        self.reserve(len(msgs))
+        keys = -fees if self.by_fee else np.zeros(n, np.float64)
+        if qs[Q_RUN_AT] >= qs[Q_RUN_N] and (keys[1:] >= keys[:-1]).all():
+            first = int(qs[Q_ARRIVALS]) + 1
+            run = np.empty((3, n), np.float64)
+            run[0] = keys
+            run[1] = np.arange(first, first + n)
+            run[2] = msgs
+            self.run = run
+            self.run_fees = np.array(fees, np.float64)
+            qs[Q_ARRIVALS] += n
+            qs[Q_RUN_AT] = 0
+            qs[Q_RUN_N] = n
+            return
+        self.reserve(n)
         _push_many(self.keys, self.ties, self.msgs, self.fees, self.qs, self.by_fee,
-                   np.array(msgs, np.int64), fee_array)
+                   np.ascontiguousarray(msgs, np.int64), np.ascontiguousarray(fees, np.float64))
 
     def take_all(self) -> tuple[list[int], list[float]]:
         """Every queued message in pop order and their fees, emptying the queue."""

@@ -7,9 +7,12 @@ replays them with the service completions due in that slice, one Python call per
 same in one call of a compiled loop (``sim/block_step_loop.py``) over arrays: the queue
 (``ArrayQueue``, in place of the FIFO or fee-priority policy), the pending completions,
 the service times drawn; Python stays at the edges: it reads each logged message's record
-once (whether the leader still takes it, its fee) and writes back what the loop logged,
-kind by kind (the records' times, sequence numbers and places, the block backlog, the fee
-waiting list, rejections settled in order), with the same ``eid`` numbers and the same draws.
+once (whether the leader still takes it, its fee) and writes back what the loop logged, in
+order (a sequenced message's times, number and place, the block backlog, rejections
+settled), with the same ``eid`` numbers and the same draws. The messages a rising base fee
+turns away go to the fee waiting list as arrays, and those a falling one lets back in come
+to the queue as arrays (``FeeWaitList.admitted_arrays``, ``ArrayQueue.push_arrays``): the
+whole queue moves each way every few blocks under a flood.
 
 It applies where the loop does what the Python sequencer does (``fits``): the shared
 workers only (no lane), a FIFO or fee-ordered queue without hooks, every arrival admitted
@@ -67,7 +70,7 @@ class BlockStep:
         self.queue = queue
         sequencer.policy = queue
         self.done_fn = sequencer._service_done
-        self.done = np.zeros((4, 64), np.int64)
+        self.done = np.zeros((loop.C_ROWS, 64), np.int64)
         self.log = np.zeros(loop.LOG_WIDTH * 1024, np.int64)
         self.joins = np.zeros(1024, np.int64)
         self.join_fees = np.zeros(1024, np.float64)
@@ -79,6 +82,7 @@ class BlockStep:
         self.cn = 0  # completions on ``done``
         self.top: tuple[int, int] | None = None  # the first one's (time, eid)
         self.p = np.zeros(loop.N_PARAMS, np.int64)
+        self.admits_all = sequencer.admits_all
         self._svc_list: list[int] | None = None
         self._svc = np.zeros(0, np.int64)
         bp = sequencer.backpressure
@@ -117,8 +121,8 @@ class BlockStep:
     def usable(self) -> bool:
         """Whether this call may take the compiled loop (nothing set since that it does not do)."""
         seq = self.sequencer
-        return seq.gate is None and seq.divert is None and not seq.told and seq.admits_all == bool(
-            self.p[loop.P_ADMITS_ALL])
+        return (seq.gate is None and seq.divert is None and not seq.told
+                and seq.admits_all == self.admits_all)
 
     def due(self, heap: list[Event], limit: tuple[int, int]) -> bool:
         """Whether a completion comes before ``(time, eid)`` (here or among ``heap``'s)."""
@@ -139,7 +143,7 @@ class BlockStep:
 
     def pending(self, heap: list[Event]) -> list[Event]:
         """Every pending completion as ``export`` would give it (``heap`` unchanged)."""
-        times, eids, msgs, epochs = self.done[:, :self.cn].tolist()
+        times, eids, msgs, epochs = self.done[:4, :self.cn].tolist()
         pending = zip(times, eids, msgs, epochs, strict=True)
         return list(heap) + [(t, eid, None, m, epoch) for t, eid, m, epoch in pending]
 
@@ -148,7 +152,7 @@ class BlockStep:
         if not self.cn:
             return
         fn = self.done_fn
-        times, eids, msgs, epochs = self.done[:, :self.cn].tolist()
+        times, eids, msgs, epochs = self.done[:4, :self.cn].tolist()
         pending = zip(times, eids, msgs, epochs, strict=True)
         heap.extend([(t, eid, fn, m, epoch, 0, 0) for t, eid, m, epoch in pending])
         heapify(heap)
@@ -167,7 +171,7 @@ class BlockStep:
         self.cn = int(self.sc[loop.S_CN])
 
     def _grow_done(self, pending: int) -> None:
-        done = np.zeros((4, 2 * (pending + self.sequencer.shared.slots + 1)), np.int64)
+        done = np.zeros((loop.C_ROWS, 2 * (pending + self.sequencer.shared.slots + 1)), np.int64)
         done[:, :self.done.shape[1]] = self.done
         self.done = done
 
@@ -181,55 +185,47 @@ class BlockStep:
             self._import(heap)
         n_rows = rows.shape[1]
         if n_rows:
-            rows = self._intake(np.ascontiguousarray(rows, np.int64))
-        sc = self.sc
-        p = self.p
-        p[loop.P_EPOCH] = ctx.cluster.epoch
-        p[loop.P_LEADER] = ctx.cluster.leader
-        p[loop.P_LIMIT_MODE] = mode
-        p[loop.P_LIMIT_T] = limit_t
-        p[loop.P_LIMIT_EID] = limit_eid
-        p[loop.P_STAMP] = self.stamp
+            if not rows.flags.c_contiguous:  # the entry point reads C-ordered rows
+                rows = np.ascontiguousarray(rows)
+            self._intake(rows)
+        cluster = ctx.cluster
         events = ctx.events
         eid = next(events.eid)
-        sc[loop.S_DEPTH] = seq.depth
-        sc[loop.S_DEPTH_MAX] = seq.depth_max
-        sc[loop.S_BUSY] = seq.shared.busy
-        sc[loop.S_NEXT_SEQ] = seq.next_seq
-        sc[loop.S_EID] = eid
-        sc[loop.S_POS] = 0
-        sc[loop.S_RAN] = 0
-        sc[loop.S_NOW] = now
         base_fee = seq.backpressure.base_fee
         base_fee = 0.0 if base_fee is None else float(base_fee)
+        service = seq.service
+        depth, depth_max, busy, next_seq = seq.depth, seq.depth_max, seq.shared.busy, seq.next_seq
+        pos = 0
         ran = 0
         while True:
             self._room(n_rows)
-            service = seq.service
             if service.buffer is not self._svc_list:  # converted once per refill
                 self._svc_list = service.buffer
                 self._svc = np.array(service.buffer, np.int64)
-            sc[loop.S_SVC_I] = service.index
-            sc[loop.S_LOGGED] = sc[loop.S_JOINED] = 0
-            args = (rows, self.flags, self.fees, *self.queue.arrays(), self.done, self._svc, p, sc,
-                    base_fee, self.log, self.joins, self.join_fees)
+            args = (rows, self.flags, self.fees, *self.queue.arrays(), self.done, self._svc,
+                    self.p, self.sc, self.log, self.joins, self.join_fees, base_fee, mode,
+                    limit_t, limit_eid, self.stamp, cluster.epoch, cluster.leader, depth,
+                    depth_max, busy, next_seq, eid, service.index, now, pos)
             if self.entry is None:
                 self.entry = direct_call(loop.replay, *args)
             code = self.entry(*args)
-            (seq.depth, seq.depth_max, seq.shared.busy, seq.next_seq, eid, service.index, _, ran,
-             now, logged, joined, self.cn, top_t, top_eid) = sc.tolist()
+            (depth, depth_max, busy, next_seq, eid, service.index, pos, segment_ran, now, logged,
+             joined, self.cn, top_t, top_eid) = self.sc.tolist()
+            ran += segment_ran
             if logged:
                 self._write_back(logged)
             if joined:
-                seq.waiting.update(self.joins[:joined].tolist(), self.join_fees[:joined].tolist())
+                seq.waiting.update_arrays(self.joins[:joined], self.join_fees[:joined])
             if code == loop.DONE:
                 break
+            seq.depth = depth
             self._refill()
+        seq.depth, seq.depth_max, seq.shared.busy, seq.next_seq = depth, depth_max, busy, next_seq
         events.eid = count(eid)  # the one counter of every Python event's eid, on from the loop's
         self.top = None if top_t == loop.NO_TOP else (top_t, top_eid)
         return ran, now
 
-    def _intake(self, rows: np.ndarray) -> np.ndarray:
+    def _intake(self, rows: np.ndarray) -> None:
         """Which logged messages the leader takes (unsettled and in flight: their rows get
         the call's stamp) and their fees; their receipt time written (``Sequencer.intake``'s
         first step) and their place marked queued, so that a message logged twice in a
@@ -258,7 +254,6 @@ class BlockStep:
             record[WHERE] = QUEUED
             flags[i] = stamp
             fees[i] = record[FEE]
-        return rows
 
     def _room(self, n_rows: int) -> None:
         """Room in the queue, the log and the completions' heap for all one call can do: it
@@ -299,6 +294,8 @@ class BlockStep:
             if what == loop.LOG_DONE:
                 in_service.discard(m)
                 record = live[m]
+                if entries[j + 4] >= 0:  # started in the loop (else by ``Sequencer._serve``)
+                    record[T_DEQUEUED] = entries[j + 4]
                 record[SEQ_NO] = entries[j + 3]
                 record[T_SEQUENCED] = entries[j + 2]
                 record[WHERE] = SEQUENCED
@@ -313,4 +310,3 @@ class BlockStep:
             else:
                 ctx.tally.rejected += 1
                 ctx.record.settle(m, REJECTED)
-

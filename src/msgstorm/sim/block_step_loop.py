@@ -23,47 +23,49 @@ import numpy as np
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.array_queue import queue_pop, queue_push
 
-# Scalars (int64). The completions' count and first (``S_CN``, ``S_TOP_T``, ``S_TOP_EID``)
-# persist from call to call; the rest are set for each call and read back after it.
+# Scalars (int64), written at the exit (a call's state comes in as arguments). The
+# completions' count (``S_CN``) persists from call to call.
 (S_DEPTH, S_DEPTH_MAX, S_BUSY, S_NEXT_SEQ, S_EID, S_SVC_I, S_POS, S_RAN, S_NOW, S_LOGGED, S_JOINED,
  S_CN, S_TOP_T, S_TOP_EID) = range(14)
 N_SCALARS = 14
-# Parameters (int64).
-(P_SLOTS, P_SVC_CONST, P_PRICED, P_FEE_ORDERED, P_SERVE_IDLE, P_ADMITS_ALL, P_REJECT, P_EPOCH,
- P_LEADER, P_LIMIT_MODE, P_LIMIT_T, P_LIMIT_EID, P_STAMP) = range(13)
-N_PARAMS = 13
-# How the tail ends: completions before ``P_LIMIT_T``, at or before it, or before the
-# Python event ``(P_LIMIT_T, P_LIMIT_EID)``.
+# Parameters (int64), fixed for a run.
+P_SLOTS, P_SVC_CONST, P_PRICED, P_FEE_ORDERED, P_SERVE_IDLE, P_ADMITS_ALL, P_REJECT = range(7)
+N_PARAMS = 7
+# How the tail ends: completions before ``limit_t``, at or before it, or before the Python
+# event ``(limit_t, limit_eid)``.
 BEFORE, AT_OR_BEFORE, BEFORE_EVENT = 0, 1, 2
-# The log: four int64 an entry (what, message, time, sequence number), in the order done.
-# What: a service started, a sequence number given, a message marked held (priced out on
-# arrival or as the first of a queue), a message rejected. Every message that joins the fee
+# The log: five int64 an entry (what, message, time, sequence number, service start), in
+# the order done. What: a sequence number given (the message's service start with it), a
+# service still going at the exit and started in this call, a message marked held (priced
+# out on arrival or as the first of a queue), a message rejected. Every message that joins the fee
 # waiting list (marked held or not: the rest of a queue turned away) is also in ``joins``
 # and ``join_fees``, in the order they join.
 LOG_SERVE, LOG_DONE, LOG_HOLD, LOG_REJECT = range(4)
-LOG_WIDTH = 4
-# Rows of the completions' heap (``done``): time, eid, message, epoch.
-C_T, C_EID, C_M, C_EPOCH = range(4)
+LOG_WIDTH = 5
+# Rows of the completions' heap (``done``): time, eid, message, epoch, service start.
+C_T, C_EID, C_M, C_EPOCH, C_START = range(5)
+C_ROWS = 5
 NO_TOP = -1  # ``S_TOP_T`` with no completion pending
 # Return codes: the slice is done, or the service times ran out (draw more, call again).
 DONE, REFILL = 0, 1
 
 
 @nb.njit(cache=True, inline="always")
-def _done_push(done: np.ndarray, n: int, t: int, eid: int, m: int, epoch: int) -> None:
+def _done_push(done: np.ndarray, n: int, t: int, eid: int, m: int, epoch: int, start: int) -> None:
     """Add a completion to the heap of ``n`` (ordered by time, then eid)."""
     i = n
     while i > 0:
         parent = (i - 1) >> 1
         if done[C_T, parent] < t or (done[C_T, parent] == t and done[C_EID, parent] < eid):
             break
-        for row in range(4):
+        for row in range(C_ROWS):
             done[row, i] = done[row, parent]
         i = parent
     done[C_T, i] = t
     done[C_EID, i] = eid
     done[C_M, i] = m
     done[C_EPOCH, i] = epoch
+    done[C_START, i] = start
 
 
 @nb.njit(cache=True, inline="always")
@@ -86,29 +88,31 @@ def _done_pop(done: np.ndarray, n: int) -> None:
             child = right
         if t < done[C_T, child] or (t == done[C_T, child] and eid < done[C_EID, child]):
             break
-        for row in range(4):
+        for row in range(C_ROWS):
             done[row, i] = done[row, child]
         i = child
-    for row in range(4):
+    for row in range(C_ROWS):
         done[row, i] = done[row, last]
 
 
 @borrowing()
 def done_add(done: np.ndarray, sc: np.ndarray, t: int, eid: int, m: int, epoch: int) -> None:
-    """A completion the Python sequencer scheduled, onto the heap (``sc[S_CN]`` counts it)."""
-    _done_push(done, sc[S_CN], t, eid, m, epoch)
+    """A completion the Python sequencer scheduled, onto the heap (``sc[S_CN]`` counts it;
+    its service start is in the record already)."""
+    _done_push(done, sc[S_CN], t, eid, m, epoch, -1)
     sc[S_CN] += 1
     sc[S_TOP_T] = done[C_T, 0]
     sc[S_TOP_EID] = done[C_EID, 0]
 
 
 @nb.njit(cache=True, inline="always")
-def _log(log: np.ndarray, n: int, what: int, m: int, t: int, seq_no: int) -> int:
+def _log(log: np.ndarray, n: int, what: int, m: int, t: int, seq_no: int, start: int) -> int:
     j = n * LOG_WIDTH
     log[j] = what
     log[j + 1] = m
     log[j + 2] = t
     log[j + 3] = seq_no
+    log[j + 4] = start
     return n + 1
 
 
@@ -116,13 +120,15 @@ def _log(log: np.ndarray, n: int, what: int, m: int, t: int, seq_no: int) -> int
 def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
            keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, qfees: np.ndarray, qs: np.ndarray,
            run: np.ndarray, run_fees: np.ndarray, done: np.ndarray, svc: np.ndarray, p: np.ndarray,
-           sc: np.ndarray, base_fee: float, log: np.ndarray, joins: np.ndarray,
-           join_fees: np.ndarray) -> int:
-    """The log's rows from ``sc[S_POS]`` on (``rows``: the kernel's node, item, time; the
-    leader takes the item where ``flags`` holds ``p[P_STAMP]``, at its fee in ``fees``),
-    each after the completions due at or before it, then the completions before the limit
-    (``p[P_LIMIT_MODE]``). Returns ``REFILL`` before a step that could need more service
-    times than ``svc`` holds (``sc[S_POS]`` says where to go on)."""
+           sc: np.ndarray, log: np.ndarray, joins: np.ndarray, join_fees: np.ndarray,
+           base_fee: float, mode: int, limit_t: int, limit_eid: int, stamp: int, epoch: int,
+           leader: int, depth: int, depth_max: int, busy: int, next_seq: int, eid: int,
+           svc_i: int, now: int, pos: int) -> int:
+    """The log's rows from ``pos`` on (``rows``: the kernel's node, item, time; the leader
+    takes the item where ``flags`` holds ``stamp``, at its fee in ``fees``), each after the
+    completions due at or before it, then the completions before the limit (``mode``).
+    Returns ``REFILL`` before a step that could need more service times than ``svc`` holds
+    (``sc[S_POS]`` says where to go on)."""
     slots = p[P_SLOTS]
     svc_const = p[P_SVC_CONST]
     priced = p[P_PRICED] != 0
@@ -130,20 +136,10 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
     serve_idle = p[P_SERVE_IDLE] != 0
     admits_all = p[P_ADMITS_ALL] != 0
     reject = p[P_REJECT] != 0
-    epoch = p[P_EPOCH]
-    leader = p[P_LEADER]
-    stamp = p[P_STAMP]
-    depth = sc[S_DEPTH]
-    depth_max = sc[S_DEPTH_MAX]
-    busy = sc[S_BUSY]
-    next_seq = sc[S_NEXT_SEQ]
-    eid = sc[S_EID]
-    svc_i = sc[S_SVC_I]
-    pos = sc[S_POS]
-    ran = sc[S_RAN]
-    now = sc[S_NOW]
-    logged = sc[S_LOGGED]
-    joined = sc[S_JOINED]
+    first_eid = eid  # completions from here on were scheduled in this call
+    ran = 0
+    logged = 0
+    joined = 0
     cn = sc[S_CN]
     n_svc = len(svc)
     n_rows = rows.shape[1]
@@ -160,14 +156,13 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
         else:
             if not cn:
                 break
-            mode = p[P_LIMIT_MODE]
             tc = done[C_T, 0]
             if mode == BEFORE:
-                due = tc < p[P_LIMIT_T]
+                due = tc < limit_t
             elif mode == AT_OR_BEFORE:
-                due = tc <= p[P_LIMIT_T]
+                due = tc <= limit_t
             else:
-                due = tc < p[P_LIMIT_T] or (tc == p[P_LIMIT_T] and done[C_EID, 0] < p[P_LIMIT_EID])
+                due = tc < limit_t or (tc == limit_t and done[C_EID, 0] < limit_eid)
             if not due:
                 break
             step_row = False
@@ -175,6 +170,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
             tc = done[C_T, 0]
             m = done[C_M, 0]
             m_epoch = done[C_EPOCH, 0]
+            start = done[C_START, 0]
             _done_pop(done, cn)
             cn -= 1
             ran += 1
@@ -183,7 +179,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
             if m_epoch != epoch:
                 continue  # the sequencer crashed while serving it
             busy -= 1
-            logged = _log(log, logged, LOG_DONE, m, tc, next_seq)
+            logged = _log(log, logged, LOG_DONE, m, tc, next_seq, start)
             next_seq += 1
             if depth:
                 take_at = tc
@@ -198,11 +194,10 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
             if admits_all or fee >= base_fee:
                 if not depth and busy < slots and serve_idle:
                     # An idle server and an empty queue: served at once.
-                    logged = _log(log, logged, LOG_SERVE, m, t, 0)
                     busy += 1
                     duration = svc_const if svc_const >= 0 else svc[svc_i]
                     svc_i += svc_const < 0
-                    _done_push(done, cn, t + duration, eid, m, epoch)
+                    _done_push(done, cn, t + duration, eid, m, epoch, t)
                     cn += 1
                     eid += 1
                     continue
@@ -213,9 +208,9 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
                 elif depth > depth_max:
                     depth_max = depth
             elif reject:
-                logged = _log(log, logged, LOG_REJECT, m, t, 0)
+                logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
             else:
-                logged = _log(log, logged, LOG_HOLD, m, t, 0)
+                logged = _log(log, logged, LOG_HOLD, m, t, 0, 0)
                 joins[joined] = m
                 join_fees[joined] = fee
                 joined += 1
@@ -226,9 +221,9 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
             depth -= 1
             if priced and not fee >= base_fee:  # ``Sequencer._priced_out``
                 if reject:
-                    logged = _log(log, logged, LOG_REJECT, m, take_at, 0)
+                    logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
                 else:
-                    logged = _log(log, logged, LOG_HOLD, m, take_at, 0)
+                    logged = _log(log, logged, LOG_HOLD, m, take_at, 0, 0)
                     joins[joined] = m
                     join_fees[joined] = fee
                     joined += 1
@@ -237,21 +232,23 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
                         m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
                         depth -= 1
                         if reject:
-                            logged = _log(log, logged, LOG_REJECT, m, take_at, 0)
+                            logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
                         else:
                             joins[joined] = m
                             join_fees[joined] = fee
                             joined += 1
                 continue
-            logged = _log(log, logged, LOG_SERVE, m, take_at, 0)
             busy += 1
             duration = svc_const if svc_const >= 0 else svc[svc_i]
             svc_i += svc_const < 0
-            _done_push(done, cn, take_at + duration, eid, m, epoch)
+            _done_push(done, cn, take_at + duration, eid, m, epoch, take_at)
             cn += 1
             eid += 1
         if depth > depth_max:
             depth_max = depth
+    for k in range(cn):  # services started in this call and still going
+        if done[C_EID, k] >= first_eid:
+            logged = _log(log, logged, LOG_SERVE, done[C_M, k], done[C_START, k], 0, 0)
     sc[S_DEPTH] = depth
     sc[S_DEPTH_MAX] = depth_max
     sc[S_BUSY] = busy

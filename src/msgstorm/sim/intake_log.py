@@ -23,9 +23,12 @@ run, which ``LoggedIntake.fits`` and ``ShadowNetwork`` check:
   messages are sent again from the sequencer); blocks come from the one sequencer (a fork
   chain's producers keep no such queue); every node has peers (a lone node validates in
   Python);
-- the run cannot end inside the slice (the end is checked only after the traffic, so the
-  log is used only while traffic is still due or the slice ends before it does; then the
-  network hands everything back as before, ``stop``).
+- the run cannot end inside the slice. The end is looked for only after the traffic, after
+  every 64th Python event, and a service completion that runs in a replay is one whose
+  look nobody takes. After a completion that gives a sequence number that look finds the
+  run going on (the message waits for a block: the sequencer is not idle), so the log goes
+  on after the traffic while no completion from before a crash is pending (``keeps_on``);
+  otherwise the network hands everything back as before (``stop``).
 
 A standby's logged validations go to its mempool in the same pass, in order. Python
 counts each service completion as a Python event, as the one-heap loop does, so the end
