@@ -147,11 +147,11 @@ def gossip_split() -> Split:
                     free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
                     ntx=INT, full_size=INT),
             TRAFFIC_WINDOWS,
-            Loop.of(step.replay, rows=I64_2D, flags=I64, fees=F64, keys=F64, ties=I64, msgs=I64, qfees=F64,
-                    qs=I64, run=F64_2D, run_fees=F64, done=I64_2D, svc=I64, p=I64, sc=I64, log=I64, joins=I64,
-                    join_fees=F64, base_fee=FLOAT, mode=INT, limit_t=INT, limit_eid=INT, stamp=INT, epoch=INT,
-                    leader=INT, depth=INT, depth_max=INT, busy=INT, next_seq=INT, eid=INT, svc_i=INT,
-                    now=INT, pos=INT),
+            Loop.of(step.replay, rows=I64_2D, flags=I64, fees=F64, keys=F64, ties=I64, msgs=I64,
+                    qfees=F64, qs=I64, run=F64_2D, run_fees=F64, done=I64_2D, svc=I64, p=I64,
+                    sc=I64, log=I64, joins=I64, join_fees=F64, base_fee=FLOAT, mode=INT,
+                    limit_t=INT, limit_eid=INT, stamp=INT, epoch=INT, leader=INT, depth=INT,
+                    depth_max=INT, busy=INT, next_seq=INT, eid=INT, svc_i=INT, now=INT, pos=INT),
         ),
     )
 
