@@ -63,7 +63,15 @@ def _steps(scenario: Scenario) -> bool:
     return stepped
 
 
-def test_black_thursday_shortened_writes_the_same_history() -> None:
+def test_black_thursday_before_its_flood_writes_the_same_history() -> None:
+    scenario = example_scenario("black-thursday", ['run.duration="3s"', 'run.drain="1s"'])
+    assert _steps(scenario)
+    history = _same_both_ways(scenario)
+    assert history["messages"]["status"].count("committed") > 100
+
+
+@pytest.mark.slow
+def test_black_thursday_with_two_seconds_of_its_flood_writes_the_same_history() -> None:
     scenario = example_scenario("black-thursday", FLOOD)
     assert _steps(scenario)
     history = _same_both_ways(scenario)
