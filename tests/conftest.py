@@ -493,9 +493,10 @@ SIM_TABLES = ("messages", "events", "deliveries", "blocks", "block_arrivals", "f
 
 
 def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
-                    quiet_announcements: bool = True, kernel_intake: bool = True) -> tuple[Tables, int, GossipState]:
+                    quiet_announcements: bool = True, kernel_intake: bool = True,
+                    block_step: bool = True) -> tuple[Tables, int, GossipState]:
     """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` with
-    ``kernel_mempools`` and ``kernel_intake``, and the gossip kernel's
+    ``kernel_mempools``, ``kernel_intake`` and ``block_step``, and the gossip kernel's
     ``quiet_announcements``): its tables (read while the directory exists), its end, and
     the gossip kernel's state at the end (``steps``: how many events it ran)."""
     import numpy as np
@@ -508,7 +509,7 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools,
-                        kernel_intake=kernel_intake)
+                        kernel_intake=kernel_intake, block_step=block_step)
     sim.gossip.quiet_announcements = quiet_announcements
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     t_end = sim.finish()
@@ -520,7 +521,7 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
 
 def same_both_ways(scenario: Scenario, switch: str) -> Tables:
     """Run ``scenario`` with ``ShadowNetwork``'s ``switch`` (``kernel_mempools``,
-    ``kernel_intake``) off, the reference, and on; assert equal histories, row for row, and
+    ``kernel_intake``, ``block_step``) off, the reference, and on; assert equal histories, row for row, and
     the same end; return the reference's tables."""
     import tempfile
 

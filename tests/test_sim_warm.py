@@ -128,7 +128,8 @@ print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
     assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.inject",
                           "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
-                          "msgstorm.sim.solo_loop.advance", "msgstorm.poisson_kernel.windows"}
+                          "msgstorm.sim.solo_loop.advance", "msgstorm.poisson_kernel.windows",
+                          "msgstorm.sim.block_step_loop.replay"}
     for name, (warmed, called) in found.items():
         assert called == [warmed], name
 

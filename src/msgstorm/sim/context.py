@@ -24,9 +24,10 @@ from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.state import MessageState
 
-__all__ = ["Cluster", "EventQueue", "SimContext", "Tally"]
+__all__ = ["Cluster", "Event", "EventQueue", "SimContext", "Tally"]
 
 Handler = Callable[[int, int, int, int, int], None]
+Event = tuple[Any, ...]  # (t_ns, eid, handler, a, b, c, d)
 
 
 class EventQueue:
@@ -35,7 +36,7 @@ class EventQueue:
     __slots__ = ("eid", "heap")
 
     def __init__(self) -> None:
-        self.heap: list[tuple[Any, ...]] = []
+        self.heap: list[Event] = []
         self.eid = count()
 
     def push(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:

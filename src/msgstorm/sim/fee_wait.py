@@ -62,6 +62,20 @@ class FeeWaitList:
         if self._best is None or best > self._best:
             self._best = best
 
+    def update_arrays(self, msgs: np.ndarray, fees: np.ndarray) -> None:
+        """``update`` with the messages and fees as arrays (int64, float64; copied): a few
+        join the tail's lists (no copy of the arrays), a queue turned away the arrays."""
+        if len(msgs) < 256:
+            self.update(msgs.tolist(), fees.tolist())
+            return
+        self.joined += len(msgs)
+        old_fees, old_msgs = self._joined()
+        self._fees = np.concatenate([old_fees, fees])
+        self._msgs = np.concatenate([old_msgs, msgs])
+        best = float(fees.max())
+        if self._best is None or best > self._best:
+            self._best = best
+
     def best_fee(self) -> float | None:
         """The highest fee waiting; None when none waits."""
         return self._best
@@ -69,12 +83,17 @@ class FeeWaitList:
     def admitted(self, base_fee: float) -> tuple[list[int], list[float]]:
         """Remove and return, in order, every message whose fee is at least ``base_fee``,
         and their fees."""
+        msgs, fees = self.admitted_arrays(base_fee)
+        return msgs.tolist(), fees.tolist()
+
+    def admitted_arrays(self, base_fee: float) -> tuple[np.ndarray, np.ndarray]:
+        """``admitted`` as arrays (int64, float64)."""
         fees, msgs = self._joined()
         taken = np.flatnonzero(fees >= base_fee)
         if not len(taken):
-            return [], []
+            return msgs[:0], fees[:0]
         order = taken[np.argsort(-fees[taken], kind="stable")]
-        out = msgs[order].tolist(), fees[order].tolist()
+        out = msgs[order], fees[order]
         keep = np.ones(len(fees), dtype=bool)
         keep[taken] = False
         self._fees, self._msgs = fees[keep], msgs[keep]

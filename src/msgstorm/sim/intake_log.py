@@ -23,23 +23,33 @@ run, which ``LoggedIntake.fits`` and ``ShadowNetwork`` check:
   messages are sent again from the sequencer); blocks come from the one sequencer (a fork
   chain's producers keep no such queue); every node has peers (a lone node validates in
   Python);
-- the run cannot end inside the slice (the end is checked only after the traffic, so the
-  log is used only while traffic is still due or the slice ends before it does; then the
-  network hands everything back as before, ``stop``).
+- the run cannot end inside the slice. The end is looked for only after the traffic, after
+  every 64th Python event, and a service completion that runs in a replay is one whose
+  look nobody takes. After a completion that gives a sequence number that look finds the
+  run going on (the message waits for a block: the sequencer is not idle), so the log goes
+  on after the traffic while no completion from before a crash is pending (``keeps_on``);
+  otherwise the network hands everything back as before (``stop``).
 
 A standby's logged validations go to its mempool in the same pass, in order. Python
 counts each service completion as a Python event, as the one-heap loop does, so the end
 checks fall on the same events. ``ShadowNetwork(kernel_intake=False)`` keeps every
 validation handed back (the reference; ``tests/test_sim_kernel_intake.py`` compares both).
+
+Where the sequencer's rules allow it, a slice is replayed by one compiled call instead of
+one Python call per message (``sim/block_step.py``); ``block_step=False`` keeps the
+per-message replay (the reference ``tests/test_sim_block_step.py`` compares with).
 """
 
 from __future__ import annotations
 
 from heapq import heapify, heappop
-from typing import Any
 
+import numpy as np
+
+from msgstorm.sim import block_step_loop
+from msgstorm.sim.block_step import BlockStep
 from msgstorm.sim.chain import Chain
-from msgstorm.sim.context import SimContext
+from msgstorm.sim.context import Event, SimContext
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import LOG_ITEM, LOG_NODE, LOG_T
 from msgstorm.sim.sequencer import Sequencer
@@ -55,16 +65,19 @@ class LoggedIntake:
     ``stop`` (once, when the run may end) puts the completions back with the other
     Python events and has the leader hand back every validation again."""
 
-    def __init__(self, ctx: SimContext, sequencer: Sequencer, chain: Chain, gossip: GossipState) -> None:
+    def __init__(self, ctx: SimContext, sequencer: Sequencer, chain: Chain, gossip: GossipState,
+                 block_step: bool = True) -> None:
         self.ctx = ctx
         self.sequencer = sequencer
         self.chain = chain
         self.gossip = gossip
-        self.heap: list[tuple[Any, ...]] = []
+        self.heap: list[Event] = []
         sequencer.service_heap = self.heap
         gossip.log_leader = True
         gossip.set_watched([ctx.cluster.leader], ctx.watched, logged=ctx.cluster.standby)
         self.now = 0  # the last replayed time
+        self.epoch: int | None = None  # the epoch when the traffic ended (``keeps_on``)
+        self.step = BlockStep.make(ctx, sequencer) if block_step else None
 
     @staticmethod
     def fits(sequencer: Sequencer, chain: object, kernel_sends: bool) -> bool:
@@ -79,10 +92,15 @@ class LoggedIntake:
         the service completions due before them, then the completions due before
         ``t_limit`` (or at it, with ``inclusive``). Returns how many completions ran."""
         heap = self.heap
+        rows = self.gossip.drain_mempool_log()
+        step = self.step
+        if step is not None:
+            if step.usable():
+                return self._step(step, rows, t_limit, inclusive)
+            step.export(heap)  # this slice in Python
         ran = 0
         leader = self.ctx.cluster.leader
         sequencer = self.sequencer
-        rows = self.gossip.drain_mempool_log()
         for node, item, t in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist(),
                                  strict=True):
             while heap and heap[0][0] <= t:  # Python events first at equal times
@@ -101,9 +119,32 @@ class LoggedIntake:
             ran += 1
         return ran
 
-    def before(self, event: tuple[Any, ...]) -> int:
+    def _step(self, step: BlockStep, rows: np.ndarray, t_limit: int, inclusive: bool) -> int:
+        """``replay`` by the block step."""
+        limit = (t_limit, 1 << 62) if inclusive else (t_limit, 0)  # at it (any eid), or before it
+        if not rows.shape[1] and not step.due(self.heap, limit):
+            return 0
+        mode = block_step_loop.AT_OR_BEFORE if inclusive else block_step_loop.BEFORE
+        ran, self.now = step.replay(self.heap, rows, self.now, mode, t_limit, 0)
+        if self.ctx.cluster.standby:  # a standby's validations, into its mempool in order
+            leader = self.ctx.cluster.leader
+            for node, item in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
+                if node != leader:
+                    self.chain.into_mempool(node, item)
+        return ran
+
+    def before(self, event: Event) -> int:
         """The completions due before the Python event ``event`` (by time, then ``eid``)."""
         heap = self.heap
+        step = self.step
+        if step is not None:
+            if step.usable():
+                if not step.due(heap, event[:2]):
+                    return 0
+                mode = block_step_loop.BEFORE_EVENT
+                ran, self.now = step.replay(heap, step.no_rows, self.now, mode, event[0], event[1])
+                return ran
+            step.export(heap)  # this slice in Python
         ran = 0
         while heap and heap[0][:2] < event[:2]:
             completion = heappop(heap)
@@ -112,9 +153,29 @@ class LoggedIntake:
             ran += 1
         return ran
 
-    def stop(self, events: list[tuple[Any, ...]]) -> None:
+    def keeps_on(self, events: list[Event], never: int) -> bool:
+        """Whether the log may go on now that the run may end (after the traffic): the end
+        is looked for after every 64th Python event, a service completion among them, and
+        with the log a completion runs in a replay, where no one looks. That look would
+        find the run going on after any completion that gives a sequence number (the
+        message is then waiting for a block: the sequencer is not idle), so the log goes on
+        while every completion does: while no completion is left from before a crash (none
+        when the traffic ends, and the epoch the same since). It stops too once no Python
+        event is due before the end (the loop ends on an empty heap)."""
+        epoch = self.ctx.cluster.epoch
+        if self.epoch is None:
+            pending = self.heap if self.step is None else self.step.pending(self.heap)
+            if any(completion[4] != epoch for completion in pending):
+                return False
+            self.epoch = epoch
+        return self.epoch == epoch and bool(events) and events[0][0] < never
+
+    def stop(self, events: list[Event]) -> None:
         """From now on as without the log: completions back on ``events`` (the other Python
         events' heap), the leader handing back every validation."""
+        if self.step is not None:
+            self.step.stop(self.heap)
+            self.step = None
         events.extend(self.heap)
         heapify(events)
         self.heap.clear()

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from heapq import heappush
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
@@ -76,6 +78,11 @@ class _TakesAll(Protocol):
 @runtime_checkable
 class _PushesAll(Protocol):
     def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None: ...
+
+
+@runtime_checkable
+class _PushesArrays(Protocol):
+    def push_arrays(self, msgs: np.ndarray, fees: np.ndarray) -> None: ...
 
 
 class Gate(Protocol):
@@ -437,12 +444,21 @@ class Sequencer:
         if best is None or base_fee is None or best < base_fee:
             return
         # Every waiting message the base fee now admits, highest fee first (then arrival).
-        msgs, fees = self.waiting.admitted(base_fee)
         policy = self.policy
+        if isinstance(policy, _PushesArrays):  # the block step's queue takes them as arrays
+            msg_array, fee_array = self.waiting.admitted_arrays(base_fee)
+            msgs = msg_array.tolist() if not self.fee_ordered else []
+        else:
+            msgs, fees = self.waiting.admitted(base_fee)
         if not self.fee_ordered:  # a fee-ordered policy reads no record (``_price_out_rest``)
             live = self.ctx.msgs.live
             for m in msgs:
                 live[m][WHERE] = QUEUED
+        if isinstance(policy, _PushesArrays):
+            policy.push_arrays(msg_array, fee_array)
+            self.depth += len(msg_array)
+            self._start_service(t)
+            return
         if isinstance(policy, _PushesAll):
             policy.push_all(msgs, fees, t)
         else:

@@ -133,6 +133,7 @@ class ShadowNetwork:
         helper_cpus: int | None = None,
         kernel_mempools: bool = True,
         kernel_intake: bool = True,
+        block_step: bool = True,
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
         compare the two loops); ``kernel_mempools=False`` hands every validation at a
@@ -140,7 +141,9 @@ class ShadowNetwork:
         instead of logging it in the gossip kernel (the tests compare the two as well);
         ``kernel_intake=False`` hands back every validation at the leader too, and keeps
         service completions with the other Python events (``sim/intake_log.py``; compared
-        in the tests). ``helper_cpus`` is how many CPUs a helper compiling the loop may
+        in the tests); ``block_step=False`` replays that intake one message at a time
+        instead of one compiled call per slice (``sim/block_step.py``; compared in the
+        tests). ``helper_cpus`` is how many CPUs a helper compiling the loop may
         count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
@@ -277,7 +280,8 @@ class ShadowNetwork:
             ordering.attach(self.host)
         # The leader's intake from the kernel's log, when nothing the sequencer does reaches
         # the kernel (sim/intake_log.py).
-        self.intake_log = (LoggedIntake(self.ctx, self.sequencer, self.chain, self.gossip)
+        self.intake_log = (LoggedIntake(self.ctx, self.sequencer, self.chain, self.gossip,
+                                        block_step)
                            if kernel_intake and self.solo is None and isinstance(self.chain, Chain)
                            and LoggedIntake.fits(self.sequencer, self.chain, not any(cluster.isolated)) else None)
         if self.helper is not None:
@@ -389,7 +393,8 @@ class ShadowNetwork:
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
-                if logged is not None and traffic_done and t_python >= end_of_traffic:
+                if (logged is not None and traffic_done and t_python >= end_of_traffic
+                        and not logged.keeps_on(heap, never)):
                     # The run may end from the next Python event on: as without the log.
                     logged.stop(heap)
                     logged = self.intake_log = None

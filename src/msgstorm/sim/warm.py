@@ -126,7 +126,9 @@ def gossip_split() -> Split:
     """The gossip kernel. The helper compiles run_until (with the heap functions and
     _forward); this process compiles the link model, which run_until's typing reaches last
     (in _forward: link_delay, then degrade) and which LinkState calls from Python too, then
-    inject, then the traffic windows."""
+    inject, then the traffic windows, then the block step's loop (``sim/block_step.py``)."""
+    from msgstorm.sim import block_step_loop as step
+
     return Split(
         helper=(
             Loop.of(kernel.run_until, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
@@ -145,6 +147,11 @@ def gossip_split() -> Split:
                     free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
                     ntx=INT, full_size=INT),
             TRAFFIC_WINDOWS,
+            Loop.of(step.replay, rows=I64_2D, flags=I64, fees=F64, keys=F64, ties=I64, msgs=I64,
+                    qfees=F64, qs=I64, run=F64_2D, run_fees=F64, done=I64_2D, svc=I64, p=I64,
+                    sc=I64, log=I64, joins=I64, join_fees=F64, base_fee=FLOAT, mode=INT,
+                    limit_t=INT, limit_eid=INT, stamp=INT, epoch=INT, leader=INT, depth=INT,
+                    depth_max=INT, busy=INT, next_seq=INT, eid=INT, svc_i=INT, now=INT, pos=INT),
         ),
     )
 

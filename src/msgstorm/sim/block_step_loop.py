@@ -1,0 +1,266 @@
+"""The block step's compiled loop: a slice of the leader's intake and service, over arrays.
+
+Place in the pipeline: inside the simulator, under ``BlockStep`` (``sim/block_step.py``),
+which owns the arrays and writes what the loop logs into the message records. ``replay``
+does, for one slice of virtual time, what ``LoggedIntake.replay`` and ``before`` do one
+Python call per message (``Sequencer.intake``, ``_take``, ``_serve``, ``_service_done``):
+the same operations in the same order, on the configurations ``BlockStep.fits`` allows (the
+shared workers only, no hooks, a FIFO or fee-ordered queue, every arrival admitted or the
+EIP-1559 price rule), so the history is the same bit for bit.
+
+What the loop cannot do itself it logs, each kind in its own row of ``logs`` in the order it
+happened: a message that joins the fee waiting list (and whether it is marked held), a
+message rejected, a service started, a sequence number given. Within one call a message
+goes through those in that order only (the base fee does not move inside a slice), so
+``BlockStep`` writes them kind by kind. (A message taken in was marked queued before the
+call.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from msgstorm.jit import borrowing, nb
+from msgstorm.sim.array_queue import queue_pop, queue_push
+
+# Scalars (int64), written at the exit (a call's state comes in as arguments). The
+# completions' count (``S_CN``) persists from call to call.
+(S_DEPTH, S_DEPTH_MAX, S_BUSY, S_NEXT_SEQ, S_EID, S_SVC_I, S_POS, S_RAN, S_NOW, S_LOGGED, S_JOINED,
+ S_CN, S_TOP_T, S_TOP_EID) = range(14)
+N_SCALARS = 14
+# Parameters (int64), fixed for a run.
+P_SLOTS, P_SVC_CONST, P_PRICED, P_FEE_ORDERED, P_SERVE_IDLE, P_ADMITS_ALL, P_REJECT = range(7)
+N_PARAMS = 7
+# How the tail ends: completions before ``limit_t``, at or before it, or before the Python
+# event ``(limit_t, limit_eid)``.
+BEFORE, AT_OR_BEFORE, BEFORE_EVENT = 0, 1, 2
+# The log: five int64 an entry (what, message, time, sequence number, service start), in
+# the order done. What: a sequence number given (the message's service start with it), a
+# service still going at the exit and started in this call, a message marked held (priced
+# out on arrival or as the first of a queue), a message rejected. Every message that joins the fee
+# waiting list (marked held or not: the rest of a queue turned away) is also in ``joins``
+# and ``join_fees``, in the order they join.
+LOG_SERVE, LOG_DONE, LOG_HOLD, LOG_REJECT = range(4)
+LOG_WIDTH = 5
+# Rows of the completions' heap (``done``): time, eid, message, epoch, service start.
+C_T, C_EID, C_M, C_EPOCH, C_START = range(5)
+C_ROWS = 5
+NO_TOP = -1  # ``S_TOP_T`` with no completion pending
+# Return codes: the slice is done, or the service times ran out (draw more, call again).
+DONE, REFILL = 0, 1
+
+
+@nb.njit(cache=True, inline="always")
+def _done_push(done: np.ndarray, n: int, t: int, eid: int, m: int, epoch: int, start: int) -> None:
+    """Add a completion to the heap of ``n`` (ordered by time, then eid)."""
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if done[C_T, parent] < t or (done[C_T, parent] == t and done[C_EID, parent] < eid):
+            break
+        for row in range(C_ROWS):
+            done[row, i] = done[row, parent]
+        i = parent
+    done[C_T, i] = t
+    done[C_EID, i] = eid
+    done[C_M, i] = m
+    done[C_EPOCH, i] = epoch
+    done[C_START, i] = start
+
+
+@nb.njit(cache=True, inline="always")
+def _done_pop(done: np.ndarray, n: int) -> None:
+    """Remove the first completion of the heap of ``n`` (read it first)."""
+    last = n - 1
+    if last == 0:
+        return
+    t = done[C_T, last]
+    eid = done[C_EID, last]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= last:
+            break
+        right = child + 1
+        if right < last and (done[C_T, right] < done[C_T, child]
+                             or (done[C_T, right] == done[C_T, child]
+                                 and done[C_EID, right] < done[C_EID, child])):
+            child = right
+        if t < done[C_T, child] or (t == done[C_T, child] and eid < done[C_EID, child]):
+            break
+        for row in range(C_ROWS):
+            done[row, i] = done[row, child]
+        i = child
+    for row in range(C_ROWS):
+        done[row, i] = done[row, last]
+
+
+@borrowing()
+def done_add(done: np.ndarray, sc: np.ndarray, t: int, eid: int, m: int, epoch: int) -> None:
+    """A completion the Python sequencer scheduled, onto the heap (``sc[S_CN]`` counts it;
+    its service start is in the record already)."""
+    _done_push(done, sc[S_CN], t, eid, m, epoch, -1)
+    sc[S_CN] += 1
+    sc[S_TOP_T] = done[C_T, 0]
+    sc[S_TOP_EID] = done[C_EID, 0]
+
+
+@nb.njit(cache=True, inline="always")
+def _log(log: np.ndarray, n: int, what: int, m: int, t: int, seq_no: int, start: int) -> int:
+    j = n * LOG_WIDTH
+    log[j] = what
+    log[j + 1] = m
+    log[j + 2] = t
+    log[j + 3] = seq_no
+    log[j + 4] = start
+    return n + 1
+
+
+@borrowing()
+def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
+           keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, qfees: np.ndarray, qs: np.ndarray,
+           run: np.ndarray, run_fees: np.ndarray, done: np.ndarray, svc: np.ndarray, p: np.ndarray,
+           sc: np.ndarray, log: np.ndarray, joins: np.ndarray, join_fees: np.ndarray,
+           base_fee: float, mode: int, limit_t: int, limit_eid: int, stamp: int, epoch: int,
+           leader: int, depth: int, depth_max: int, busy: int, next_seq: int, eid: int,
+           svc_i: int, now: int, pos: int) -> int:
+    """The log's rows from ``pos`` on (``rows``: the kernel's node, item, time; the leader
+    takes the item where ``flags`` holds ``stamp``, at its fee in ``fees``), each after the
+    completions due at or before it, then the completions before the limit (``mode``).
+    Returns ``REFILL`` before a step that could need more service times than ``svc`` holds
+    (``sc[S_POS]`` says where to go on)."""
+    slots = p[P_SLOTS]
+    svc_const = p[P_SVC_CONST]
+    priced = p[P_PRICED] != 0
+    fee_ordered = p[P_FEE_ORDERED] != 0
+    serve_idle = p[P_SERVE_IDLE] != 0
+    admits_all = p[P_ADMITS_ALL] != 0
+    reject = p[P_REJECT] != 0
+    first_eid = eid  # completions from here on were scheduled in this call
+    ran = 0
+    logged = 0
+    joined = 0
+    cn = sc[S_CN]
+    n_svc = len(svc)
+    n_rows = rows.shape[1]
+    code = DONE
+    while True:
+        # One step: a completion due before the next row (or in the tail), or the next row.
+        if svc_const < 0 and svc_i + slots > n_svc:
+            code = REFILL
+            break
+        take_at = -1  # a time at which idle workers take from the queue (``Sequencer._take``)
+        if pos < n_rows:
+            t = rows[2, pos]
+            step_row = not (cn and done[C_T, 0] <= t)
+        else:
+            if not cn:
+                break
+            tc = done[C_T, 0]
+            if mode == BEFORE:
+                due = tc < limit_t
+            elif mode == AT_OR_BEFORE:
+                due = tc <= limit_t
+            else:
+                due = tc < limit_t or (tc == limit_t and done[C_EID, 0] < limit_eid)
+            if not due:
+                break
+            step_row = False
+        if not step_row:  # ``Sequencer._service_done``
+            tc = done[C_T, 0]
+            m = done[C_M, 0]
+            m_epoch = done[C_EPOCH, 0]
+            start = done[C_START, 0]
+            _done_pop(done, cn)
+            cn -= 1
+            ran += 1
+            if pos >= n_rows:
+                now = tc
+            if m_epoch != epoch:
+                continue  # the sequencer crashed while serving it
+            busy -= 1
+            logged = _log(log, logged, LOG_DONE, m, tc, next_seq, start)
+            next_seq += 1
+            if depth:
+                take_at = tc
+        else:  # ``Sequencer.intake`` (a standby's row only moves the clock)
+            i = pos
+            pos += 1
+            now = t
+            if rows[0, i] != leader or flags[i] != stamp:
+                continue
+            m = rows[1, i]
+            fee = fees[i]
+            if admits_all or fee >= base_fee:
+                if not depth and busy < slots and serve_idle:
+                    # An idle server and an empty queue: served at once.
+                    busy += 1
+                    duration = svc_const if svc_const >= 0 else svc[svc_i]
+                    svc_i += svc_const < 0
+                    _done_push(done, cn, t + duration, eid, m, epoch, t)
+                    cn += 1
+                    eid += 1
+                    continue
+                queue_push(keys, ties, msgs, qfees, qs, fee_ordered, m, fee)
+                depth += 1
+                if busy < slots:
+                    take_at = t
+                elif depth > depth_max:
+                    depth_max = depth
+            elif reject:
+                logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
+            else:
+                logged = _log(log, logged, LOG_HOLD, m, t, 0, 0)
+                joins[joined] = m
+                join_fees[joined] = fee
+                joined += 1
+        if take_at < 0:
+            continue
+        while busy < slots and depth:  # ``Sequencer._take``
+            m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
+            depth -= 1
+            if priced and not fee >= base_fee:  # ``Sequencer._priced_out``
+                if reject:
+                    logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
+                else:
+                    logged = _log(log, logged, LOG_HOLD, m, take_at, 0, 0)
+                    joins[joined] = m
+                    join_fees[joined] = fee
+                    joined += 1
+                if fee_ordered:  # ``Sequencer._price_out_rest``: the rest in pop order
+                    while depth:
+                        m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
+                        depth -= 1
+                        if reject:
+                            logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
+                        else:
+                            joins[joined] = m
+                            join_fees[joined] = fee
+                            joined += 1
+                continue
+            busy += 1
+            duration = svc_const if svc_const >= 0 else svc[svc_i]
+            svc_i += svc_const < 0
+            _done_push(done, cn, take_at + duration, eid, m, epoch, take_at)
+            cn += 1
+            eid += 1
+        if depth > depth_max:
+            depth_max = depth
+    for k in range(cn):  # services started in this call and still going
+        if done[C_EID, k] >= first_eid:
+            logged = _log(log, logged, LOG_SERVE, done[C_M, k], done[C_START, k], 0, 0)
+    sc[S_DEPTH] = depth
+    sc[S_DEPTH_MAX] = depth_max
+    sc[S_BUSY] = busy
+    sc[S_NEXT_SEQ] = next_seq
+    sc[S_EID] = eid
+    sc[S_SVC_I] = svc_i
+    sc[S_POS] = pos
+    sc[S_RAN] = ran
+    sc[S_NOW] = now
+    sc[S_LOGGED] = logged
+    sc[S_JOINED] = joined
+    sc[S_CN] = cn
+    sc[S_TOP_T] = done[C_T, 0] if cn else NO_TOP
+    sc[S_TOP_EID] = done[C_EID, 0] if cn else NO_TOP
+    return code
