@@ -144,3 +144,24 @@ def test_fault_kinds_import_no_target() -> None:
              if module.startswith(("msgstorm.live.", "msgstorm.sim")) and not module.startswith(FAULT_KIND_IMPORTS)]
     assert wrong == []
     assert len(list((PACKAGE / "live" / "faults").glob("*.py"))) >= 8
+
+
+def _class_bases(path: Path) -> list[tuple[int, str, list[str]]]:
+    return [(node.lineno, node.name, [base.id for base in node.bases if isinstance(base, ast.Name)])
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.ClassDef)]
+
+
+def test_the_live_run_loop_is_composed_not_inherited() -> None:
+    """Every live target's run is ``Lifecycle(state, steps)`` (``live/lifecycle.py``): a
+    target gives its steps; no class extends the run loop."""
+    wrong = [f"{path.relative_to(PACKAGE)}:{line} {name}" for path in sorted(PACKAGE.rglob("*.py"))
+             for line, name, bases in _class_bases(path) if "Lifecycle" in bases]
+    assert wrong == []
+
+
+def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
+    """The registry's entry says what a target is: no ``issubclass`` dispatch on a driver."""
+    paths = [PACKAGE / "runner.py", *sorted((PACKAGE / "targets").glob("*.py"))]
+    wrong = [f"{path.relative_to(PACKAGE)}" for path in paths if "issubclass(" in path.read_text(encoding="utf-8")]
+    assert wrong == []
+

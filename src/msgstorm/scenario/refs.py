@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
@@ -20,7 +20,6 @@ from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, name_problems
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import (
     FAULT_KINDS,
-    LIVE_DRIVERS,
     LIVE_FAULT_KINDS,
     QUEUE_POLICIES,
     TARGETS,
@@ -116,12 +115,6 @@ class RunsMarket(Protocol):
 
     @staticmethod
     def market_problems(scenario: Scenario) -> list[Problem]: ...
-
-
-def _declared_checks(target: str) -> Any:
-    """What live target ``target``'s class declares of its own checks (``Capabilities.checks``
-    of ``live/drivers/capabilities.py``, read from the class: that module sits above this one)."""
-    return LIVE_DRIVERS[target].capabilities.checks
 
 
 def simulated(scenario: Scenario) -> bool:
@@ -372,15 +365,19 @@ def _section_problems(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def live_problems(scenario: Scenario) -> list[Problem]:
-    """What a real system cannot run of a scenario (a live ``Target``'s own checks): the
-    simulator's ordering protocols, lane, producers and controllers, and what its driver's
-    class says of the scenario (``Capabilities.checks``). Asking for the driver loads the
-    drivers, which ``validate`` of a simulated scenario does without."""
+def live_problems(scenario: Scenario, market: list[Problem] | None) -> list[Problem]:
+    """What a real system cannot run of a scenario (a live ``Target``'s checks common to
+    every live target): the simulator's ordering protocols, lane, producers and
+    controllers, and ``[market]`` unless the target runs it (``market``: what it says of
+    the section; None: it does not run it)."""
     problems: list[Problem] = []
     sequencer = scenario.sequencer
-    if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).scenario:
-        problems += LIVE_DRIVERS[scenario.target].problems(scenario)
+    if scenario.market is not None:
+        if market is not None:
+            problems += market
+        else:
+            problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
+                                          f"{scenario.target!r}): drop [market] or run with --target sim"))
     # The ordering protocols live in the simulator's sequencer; a broker has its own order.
     if sequencer.policy in ORDERING_SETTINGS:
         problems.append((("sequencer", "policy"), f"queue policy {sequencer.policy!r} runs on the simulator only "
@@ -663,14 +660,7 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
     market = scenario.market
     if market is None:
         return []
-    problems: list[Problem] = []
-    if not simulated(scenario):
-        # Asking the registry loads the live drivers: only for a live target.
-        if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).market:
-            problems += LIVE_DRIVERS[scenario.target].market_problems(scenario)
-        else:
-            problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
-                                          f"{scenario.target!r}): drop [market] or run with --target sim"))
+    problems: list[Problem] = []  # on a live target, its own checks say whether it runs [market]
     oracle = market.oracle
     if oracle.node is not None and oracle.node not in nodes:
         problems.append((("market", "oracle", "node"),

@@ -45,12 +45,13 @@ that appears in a scenario or a report to its implementation:
   (``traffic/arrivals.py``);
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
   (``analysis/delivery.py``);
-- ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
-  (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
-  ``live/chain/target.py`` drives with transactions instead of publishes), or a validator
-  network (``live/chain/cometbft.py``: ``CometNetwork``, driven by ``live/chain/comet_target.py``);
-  each declares what it can do beyond ``Driver`` in its ``capabilities`` class attribute
-  (``live/drivers/capabilities.py``), pinned per driver in ``tests/test_live_capabilities.py``;
+- ``LIVE_DRIVERS``: a broker target's name -> its ``Driver`` class (``live/drivers/``); a
+  chain node (``live/chain/anvil.py``: ``AnvilNode``, driven with transactions by
+  ``live/chain/target.py``) and a validator network (``live/chain/cometbft.py``:
+  ``CometNetwork``, driven by ``live/chain/comet_target.py``) are targets of their own in
+  ``TARGETS``, not drivers. Each of these classes declares what it can do beyond ``Driver``
+  in its ``capabilities`` class attribute (``live/drivers/capabilities.py``), which the live
+  target gives (``LiveRun.driver``), pinned per class in ``tests/test_live_capabilities.py``;
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``traffic/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
@@ -244,8 +245,6 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.mqtt",
     "msgstorm.live.drivers.rabbitmq",
     "msgstorm.live.drivers.kafka",
-    "msgstorm.live.chain.anvil",
-    "msgstorm.live.chain.cometbft",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))
