@@ -45,7 +45,8 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
+__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "process_problems",
+           "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -244,13 +245,19 @@ def check_references(scenario: Scenario) -> list[Problem]:  # noqa: C901
             problems.append((("slo", name), problem))
     problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
     problems += _controller_references(scenario)
-    nats = scenario.live.nats
-    for field, used in (("generator_processes", nats.generator_processes > 1),
-                        ("consumer_processes", nats.consumer_processes)):
-        if used and scenario.target != "nats":
-            problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
-                                                      f"is {scenario.target!r})"))
     return problems
+
+
+def process_problems(scenario: Scenario, runs_processes: bool) -> list[Problem]:
+    """``[live.nats]``'s client processes asked of a target whose clients run in no
+    processes of their own (``runs_processes``: its driver declares ``Processes``)."""
+    if runs_processes:
+        return []
+    nats = scenario.live.nats
+    return [(("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target is "
+                                      f"{scenario.target!r}, whose clients run in no processes of their own)")
+            for field, used in (("generator_processes", nats.generator_processes > 1),
+                                ("consumer_processes", nats.consumer_processes)) if used]
 
 
 def simulated_fault_problems(scenario: Scenario) -> list[Problem]:  # noqa: C901
@@ -423,10 +430,6 @@ def distributed_problems(scenario: Scenario) -> list[Problem]:
                                                  "hosts\", says why not the others); set live.generators = 1"))
     else:
         problems += [(("live", *where), said) for where, said in name_problems(live, scenario.target)]
-    if scenario.target == "rabbitmq" and live.rabbitmq.nodes > 1:
-        problems.append((("live", "rabbitmq", "nodes"), f"a RabbitMQ cluster with live.generators = {live.generators}: "
-                                                        "its generators' clients would each reach one node of it "
-                                                        "only; set nodes = 1 or live.generators = 1"))
     for where, spec in fault_entries(scenario):
         if spec.kind not in DISTRIBUTED_FAULTS:
             problems.append((where, f"a {spec.kind} fault with live.generators = {live.generators}: a distributed "

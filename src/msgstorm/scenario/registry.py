@@ -102,6 +102,7 @@ __all__ = [
     "BACKPRESSURE_MODES",
     "CHECKERS",
     "CONTROLLERS",
+    "DEFAULT_TARGET",
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
     "LIVE_DRIVERS",
@@ -252,6 +253,8 @@ CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.si
 PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))
 LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgstorm.market.liquidation",),
                                                  ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))
+# The target a scenario that names none runs on: the shadow network (``targets/sim.py``).
+DEFAULT_TARGET = "sim"
 TARGETS: Registry[Any] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
                                   ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
                                    "cometbft"))

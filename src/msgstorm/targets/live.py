@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from msgstorm.scenario.budget import WorkEstimate, estimate_live
-from msgstorm.scenario.refs import ChecksScenario, RunsMarket, live_problems
+from msgstorm.scenario.refs import ChecksScenario, RunsMarket, live_problems, process_problems
 from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
 from msgstorm.targets.base import Problem, RunContext
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from msgstorm.history.writer import HistoryWriter
+    from msgstorm.live.drivers.capabilities import Capabilities, Processes
     from msgstorm.progress import Progress
     from msgstorm.scenario.schema import Scenario
     from msgstorm.traffic.generate import MessageBatch
@@ -131,21 +132,27 @@ class LiveRun:
         self.sections = sections
         self.driver = driver if driver is not None else broker_driver(name)
 
+    def capabilities(self) -> Capabilities:
+        """What the driver's class declares (``live/drivers/capabilities.py``)."""
+        from msgstorm.live.drivers.capabilities import capabilities_of
+
+        return capabilities_of(self.driver())
+
     def problems(self, scenario: Scenario) -> list[Problem]:
         """What the driver's class says of the scenario (``Capabilities.checks``: its own
         checks, and ``[market]`` when it runs it), then what no real system runs."""
-        from msgstorm.live.drivers.capabilities import capabilities_of
-
-        driver = self.driver()
-        checks = capabilities_of(driver).checks
-        own = cast(ChecksScenario, driver).problems(scenario) if checks.scenario else []
+        driver, can = self.driver(), self.capabilities()
+        own = cast(ChecksScenario, driver).problems(scenario) if can.checks.scenario else []
         market: list[Problem] | None = None  # None: it does not run [market]
-        if scenario.market is not None and checks.market:
+        if scenario.market is not None and can.checks.market:
             market = cast(RunsMarket, driver).market_problems(scenario)
-        return own + live_problems(scenario, market)
+        return own + live_problems(scenario, market) + process_problems(scenario, can.processes)
 
     def estimate(self, scenario: Scenario) -> WorkEstimate:
-        return estimate_live(scenario)
+        # A driver with processes of its own may send from several (``Processes``).
+        processes = (cast("Processes", self.driver()).generator_processes(scenario.live)
+                     if self.capabilities().processes else 1)
+        return estimate_live(scenario, processes)
 
     def record(self, run: RunContext) -> None:
         import gc
