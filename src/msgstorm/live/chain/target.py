@@ -129,8 +129,8 @@ class ChainTarget(ChainSender):
             self.log.add((self.now(), EventKind.SERVER_START, None, None, described))
         if self.scenario.rollup is not None:  # the L1 behind the node (live/chain/rollup.py)
             self.l1 = L1Node(self.scenario.rollup, self.run_dir, self.scenario.live.start_timeout / 1e9)
-            described = self.l1.start(find_anvil())
-            self.log.add((self.now(), EventKind.SERVER_START, None, None, described))
+            t = self.now()  # stamped as it starts
+            self.log.add((t, EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
         return []
 
     def stop_servers(self) -> list[ManagedServer]:
