@@ -200,11 +200,11 @@ def test_the_command_line_page_names_every_command_and_option_and_no_other() -> 
 def test_run_and_validate_help_and_the_command_line_page_name_every_target() -> None:
     """``--target`` takes every live driver's name and every URL scheme: each is in the
     option's help (run, validate) and in docs/cli.md's "Choosing the target"."""
-    from msgstorm.scenario.registry import LIVE_DRIVERS
+    from msgstorm.scenario.registry import TARGETS
     from msgstorm.scenario.target_option import URL_SCHEMES
 
-    # The drivers msgstorm ships (tests register drivers of their own in the same registry).
-    names = ["sim", *(name for name in LIVE_DRIVERS.names() if LIVE_DRIVERS[name].__module__.startswith("msgstorm."))]
+    # The targets msgstorm ships (tests register targets of their own in the same registry).
+    names = sorted(TARGETS.builtin_names)
     assert {"nats", "redis", "anvil"} <= set(names)
     schemes = [f"{scheme}://" for scheme in URL_SCHEMES]
     group = typer.main.get_command(app)

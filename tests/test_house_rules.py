@@ -16,9 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTIONS = ROOT / "tests" / "data" / "long_lines.json"
-# When the rules came: ``Any`` and ``dict[str, Any]`` in src/, and the exceptions' totals.
-ANY_BOUND = 892
-DICT_ANY_BOUND = 384
+# ``Any`` and ``dict[str, Any]`` lines in src/: the counts when they were last lowered.
+ANY_BOUND = 890
+DICT_ANY_BOUND = 383
 
 
 def _long_lines() -> dict[str, int]:

@@ -144,3 +144,78 @@ def test_fault_kinds_import_no_target() -> None:
              if module.startswith(("msgstorm.live.", "msgstorm.sim")) and not module.startswith(FAULT_KIND_IMPORTS)]
     assert wrong == []
     assert len(list((PACKAGE / "live" / "faults").glob("*.py"))) >= 8
+
+
+def _class_bases(path: Path) -> list[tuple[int, str, list[str]]]:
+    return [(node.lineno, node.name, [base.id for base in node.bases if isinstance(base, ast.Name)])
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.ClassDef)]
+
+
+def test_the_live_run_loop_is_composed_not_inherited() -> None:
+    """Every live target's run is ``Lifecycle(state, steps)`` (``live/lifecycle.py``): a
+    target gives its steps; no class extends the run loop."""
+    wrong = [f"{path.relative_to(PACKAGE)}:{line} {name}" for path in sorted(PACKAGE.rglob("*.py"))
+             for line, name, bases in _class_bases(path) if "Lifecycle" in bases]
+    assert wrong == []
+
+
+def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
+    """The registry's entry says what a target is: no ``issubclass`` dispatch on a driver."""
+    paths = [PACKAGE / "runner.py", *sorted((PACKAGE / "targets").glob("*.py"))]
+    wrong = [f"{path.relative_to(PACKAGE)}" for path in paths if "issubclass(" in path.read_text(encoding="utf-8")]
+    assert wrong == []
+
+
+# The targets msgstorm ships, by name: only the registry says them in the scenario layer.
+TARGET_NAMES = frozenset({"sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
+                          "cometbft"})
+# Tables keyed by target in the scenario layer, named exceptions to move into their targets:
+# the generators' per-target names (a distributed run) and the ``--target`` URL schemes.
+TARGET_TABLES = ("generators.py", "target_option.py")
+
+
+def _names_a_target(node: ast.AST) -> bool:
+    """A literal target name, or a collection of them."""
+    if isinstance(node, ast.Constant):
+        return node.value in TARGET_NAMES
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and any(_names_a_target(e) for e in node.elts)
+
+
+def _target_names(path: Path) -> list[str]:
+    """Where ``path`` names a target by a literal: compared with something (``target ==
+    "nats"``), or any other string that is a target's name, save docstrings and field paths
+    (``("live", "nats", "consumer_processes")``: the ``[live.nats]`` table)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            skipped.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.Tuple) and node.elts and isinstance(node.elts[0], ast.Constant) and (
+                node.elts[0].value == "live"):
+            skipped.update(id(e) for e in node.elts)  # a field path under [live]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(_names_a_target(o) for o in [node.left, *node.comparators]):
+            found.append(f"{node.lineno}: compares with {ast.unparse(node)}")
+            skipped.update(id(inner) for inner in ast.walk(node))
+    found += [f"{node.lineno}: {node.value!r}" for node in ast.walk(tree)
+              if isinstance(node, ast.Constant) and node.value in TARGET_NAMES and id(node) not in skipped]
+    return found
+
+
+def test_the_scenario_layer_names_no_target_but_through_the_registry() -> None:
+    """A target's own checks, estimate and sections are its entry's in ``TARGETS``
+    (``targets/``): the scenario layer asks the registry, never compares a target's name."""
+    wrong = {f"{path.relative_to(PACKAGE)}:{said}" for path in sorted((PACKAGE / "scenario").glob("*.py"))
+             if path.name not in ("registry.py", *TARGET_TABLES) for said in _target_names(path)}
+    assert wrong == set()
+    assert all(_target_names(PACKAGE / "scenario" / name) for name in TARGET_TABLES)  # still there: still listed
+
+
+def test_the_target_name_check_sees_a_comparison_and_a_literal(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('"""Runs on "nats"."""\ndef f(scenario):\n    if scenario.target == "nats":\n'
+                      '        return ("live", "nats", "x")\n    return scenario.target in ("sim", "anvil") or "kafka"\n')
+    assert _target_names(module) == ["3: compares with scenario.target == 'nats'",
+                                     "5: compares with scenario.target in ('sim', 'anvil')", "5: 'kafka'"]

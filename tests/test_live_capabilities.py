@@ -71,7 +71,8 @@ DECLARED = {
     "redis": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
     "mqtt": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
     "kafka": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.leader", "Accounting"},
-    "rabbitmq": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.route_links", "Accounting"},
+    "rabbitmq": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.route_links", "Accounting",
+                 "Checks.scenario"},
     "zmq": {"Sending.bursts", "Accounting"},
     "anvil": {"Servers", "Servers.client_routes", "Checks.scenario", "Checks.market", "Sequencer"},
     "cometbft": {"Servers", "Servers.route_links", "Servers.validator_keys", "Checks.scenario"},
@@ -99,13 +100,22 @@ def _scenario(target: str, faults: str = "", live: str = "") -> Any:
 
 def test_every_registered_driver_has_its_declaration_pinned() -> None:
     # msgstorm's own drivers: a test may register a driver of its own (test_live_audit's nats-cut).
-    own = [name for name in LIVE_DRIVERS.names() if LIVE_DRIVERS[name].__module__.startswith("msgstorm.")]
+    own = [name for name in TARGETS.names() if isinstance(TARGETS[name], LiveRun)
+           and TARGETS[name].driver().__module__.startswith("msgstorm.")]
     assert sorted(DECLARED) == sorted(own)
+
+
+def test_the_driver_registry_holds_the_brokers_drivers_only() -> None:
+    # The EVM node and the validators are targets of their own, each naming the class it drives.
+    own = [name for name in LIVE_DRIVERS.names() if LIVE_DRIVERS[name].__module__.startswith("msgstorm.")]
+    assert sorted(own) == sorted(set(DECLARED) - set(_CHAIN))
+    assert [TARGETS[name].driver().__name__ for name in _CHAIN] == ["AnvilNode", "CometNetwork"]
+    assert not set(_CHAIN) & set(LIVE_DRIVERS.names())
 
 
 @pytest.mark.parametrize("target", sorted(DECLARED))
 def test_what_a_driver_declares_is_what_its_instances_are(tmp_path: Path, target: str) -> None:
-    driver_class = LIVE_DRIVERS[target]
+    driver_class = TARGETS[target].driver()
     scenario = _scenario(target)
     driver = (driver_class(scenario, tmp_path) if target in _CHAIN
               else driver_class(scenario.live, tmp_path, lambda kind, detail: None))

@@ -17,7 +17,7 @@ import pytest
 from msgstorm.errors import TargetError
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.capabilities import PARTS, DriverCapabilities, declares
-from msgstorm.live.lifecycle import Lifecycle, keep_unsent, send_windows
+from msgstorm.live.lifecycle import Lifecycle, NoSteps, RunState, keep_unsent, send_windows
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.progress import ProgressSnapshot
@@ -44,19 +44,23 @@ size = "64B"
 """
 
 
-class _Steps(Lifecycle):
+class _Steps(NoSteps):
     """A target that records each step the lifecycle asks of it, in order."""
 
     def __init__(self, tmp_path: Path, drain: str = "100ms", fail_open: bool = False,
                  drained_after: int = 3, server: ManagedServer | None = None) -> None:
         scenario = parse_scenario(SCENARIO.format(drain=drain), source="lifecycle.toml")
-        super().__init__(scenario, HistoryWriter(tmp_path / "history"), tmp_path, progress=self._progress)
+        super().__init__(RunState(scenario, HistoryWriter(tmp_path / "history"), tmp_path, progress=self._progress))
         self.steps: list[str] = []
         self.snapshots: list[ProgressSnapshot] = []
         self.fail_open = fail_open
         self.drained_after = drained_after
         self.polls = 0
         self.server = server
+
+    def run(self, traffic: Iterator[MessageBatch]) -> None:
+        """The one run loop, composed of this target's steps."""
+        Lifecycle(self.state, self).run(traffic)
 
     def _progress(self, snapshot: ProgressSnapshot) -> None:
         self.snapshots.append(snapshot)
@@ -65,56 +69,59 @@ class _Steps(Lifecycle):
     def nodes(self) -> list[dict[str, str]]:
         return [{"name": PUBLISHER, "region": "local"}]
 
-    def _start_servers(self) -> list[dict[str, Any]]:
+    def start_servers(self) -> list[dict[str, Any]]:
         self.steps.append("start_servers")
         if self.server is None:
             return []
         self.server.spawn()  # spawned, and its start then cut short: no description of it
         raise TargetError("the server would not listen")
 
-    def _stop_servers(self) -> list[ManagedServer]:
+    def stop_servers(self) -> list[ManagedServer]:
         self.steps.append("stop_servers")
         if self.server is None:
             return []
         self.server.stop()
         return [self.server]
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         self.steps.append("open")
         if self.fail_open:
             raise TargetError("cannot connect")
 
-    def _clock_started(self) -> None:
+    def clock_started(self) -> None:
         self.steps.append("clock_started")
 
-    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         self.steps.append("during")
         return [loop.create_task(asyncio.sleep(3600))]
 
-    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+    async def send(self, traffic: Iterator[MessageBatch]) -> None:
         self.steps.append(f"send {sum(len(batch) for batch in traffic)}")
 
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         self.steps.append("settle")
 
-    def _drained(self) -> bool:
+    def drained(self) -> bool:
         self.polls += 1
         return self.polls >= self.drained_after
 
-    async def _after(self) -> None:
-        assert self.t_run_end is not None  # the run has ended before the reads after it
+    async def after(self) -> None:
+        assert self.state.t_run_end is not None  # the run has ended before the reads after it
         self.steps.append("after")
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         self.steps.append("close")
 
-    def _sampled_processes(self) -> list[tuple[str, int]]:
+    def sampled_processes(self) -> list[tuple[str, int]]:
         return []
 
-    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
-        return ProgressSnapshot(t_ns=self._now(), end_ns=self.scenario.run.duration, sent=0, emitted=0, settled=0,
-                                committed=0, dropped=0, rejected=0, queue_depth=0, base_fee=None, faults_active=0,
-                                leader="", final=final, target=self.scenario.target)
+    def snapshot(self, final: bool = False) -> ProgressSnapshot:
+        return ProgressSnapshot(t_ns=self.state.now(), end_ns=self.scenario.run.duration, sent=0, emitted=0,
+                                settled=0, committed=0, dropped=0, rejected=0, queue_depth=0, base_fee=None,
+                                faults_active=0, leader="", final=final, target=self.scenario.target)
+
+    def finish(self) -> int:
+        return self.state.end_history()
 
 
 def _batch(first: int, count: int) -> MessageBatch:
@@ -130,7 +137,7 @@ def _traffic(count: int) -> Iterator[MessageBatch]:
 
 
 def _kinds(target: _Steps) -> list[str]:
-    return [str(event[1]) for event in target.log.events]
+    return [str(event[1]) for event in target.state.log.events]
 
 
 def test_every_step_comes_once_in_the_lifecycle_order(tmp_path: Path) -> None:
@@ -139,7 +146,8 @@ def test_every_step_comes_once_in_the_lifecycle_order(tmp_path: Path) -> None:
     assert target.steps == ["start_servers", "open", "clock_started", "during", "send 5", "settle", "after",
                             "close", "stop_servers"]
     assert target.polls == 3  # the drain polled until drained, not to its deadline
-    assert target.t_run_end is not None and not target.interrupted and target.start_error is None
+    state = target.state
+    assert state.t_run_end is not None and not state.interrupted and state.start_error is None
     kinds = _kinds(target)
     assert kinds[0] == "run_start" and kinds[-1] == "cleanup"
     assert kinds.count("cpu_seconds") >= 1  # msgstorm's own CPU, sampled for every target
@@ -159,8 +167,8 @@ def test_a_failed_connect_is_a_start_error_and_the_clients_still_close(tmp_path:
     with pytest.raises(TargetError, match="cannot connect"):
         target.run(_traffic(3))
     assert target.steps == ["start_servers", "open", "close", "stop_servers"]
-    assert target.start_error == "cannot connect"
-    failed = [event[4] for event in target.log.events if event[1] == "client_error"]
+    assert target.state.start_error == "cannot connect"
+    failed = [event[4] for event in target.state.log.events if event[1] == "client_error"]
     assert failed == [{"client": "start", "error": "cannot connect"}]
     assert _kinds(target)[-1] == "cleanup"
 
@@ -172,11 +180,11 @@ def test_a_server_spawned_whose_start_was_cut_short_still_has_its_start_and_stop
     target = _Steps(tmp_path, server=server)
     with pytest.raises(TargetError, match="would not listen"):
         target.run(_traffic(3))
-    starts = [event[4] for event in target.log.events if event[1] == "server_start"]
-    stops = [event[4] for event in target.log.events if event[1] == "server_stop"]
+    starts = [event[4] for event in target.state.log.events if event[1] == "server_start"]
+    stops = [event[4] for event in target.state.log.events if event[1] == "server_stop"]
     assert starts == [{"name": "sleeper", "pid": server.pid, "url": None, "started": False}]
     assert [stop["name"] for stop in stops] == ["sleeper"]
-    cleanup = next(event[4] for event in target.log.events if event[1] == "cleanup")
+    cleanup = next(event[4] for event in target.state.log.events if event[1] == "cleanup")
     assert cleanup["servers_stopped"] == 1 and cleanup["left"] == []
 
 

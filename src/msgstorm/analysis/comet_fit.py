@@ -81,6 +81,7 @@ from msgstorm.analysis.capacity import capacity, find_step_ramp, saturated_inter
 from msgstorm.analysis.comet_costs import CometCosts, comet_costs
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
+from msgstorm.history.schema import is_simulated
 
 __all__ = ["LOOPBACK_HOP_NS", "MIN_FIT_HEIGHTS", "MIN_STEP_HEIGHTS", "PREDICTION_TOLERANCE", "CometCheck", "CometFit", "CometHeights",
            "CometStep", "StepVerdict", "check_comet", "comet_heights", "comet_steps", "comet_timeouts", "fit_comet"]
@@ -166,7 +167,7 @@ def _link_latency(scenario: dict[str, Any]) -> tuple[int, str]:
                 and not fault.get("between") and int(fault.get("at") or 0) <= 0 and not fault.get("duration")):
             return int(fault.get("latency") or 0), "the scenario's latency toxic on every route"
     network = scenario.get("network") or {}
-    if scenario.get("target") in (None, "sim") and len(network.get("regions") or ["x"]) == 1:
+    if is_simulated(scenario.get("target")) and len(network.get("regions") or ["x"]) == 1:
         return int(network.get("intra_region_latency", 500_000)), "the sim network's intra_region_latency"
     return LOOPBACK_HOP_NS, f"a loopback hop ({LOOPBACK_HOP_NS / 1e3:g} us): nothing in the run sets one"
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis._common import percentiles, rounded
+from msgstorm.history.outcomes import CLOSING, Outcome
 from msgstorm.history.reader import History
 from msgstorm.rules.market import horizon_ns, notional, pnl
 
@@ -41,7 +42,7 @@ def cross_summary(history: History) -> dict[str, Any] | None:
     eligible, hedged, eligible_hedged = _eligible(history, positions, float(market["maintenance_margin"]),
                                                   horizon_ns(int(history.scenario["run"]["duration"])))
     outcomes = Counter(calls["outcome"])
-    closing = [i for i, outcome in enumerate(calls["outcome"]) if outcome in ("executed", "partial")]
+    closing = [i for i, outcome in enumerate(calls["outcome"]) if outcome in CLOSING]
     delays = np.array([(calls["t"][i] - calls["t_seen"][i]) / 1e6 for i in closing], dtype=np.float64)
     p50, p99 = percentiles(delays, [50, 99]) if delays.size else (None, None)
     return {
@@ -50,10 +51,10 @@ def cross_summary(history: History) -> dict[str, Any] | None:
         "hedged": hedged,
         "eligible": eligible,
         "eligible_hedged": eligible_hedged,
-        "executed": outcomes["executed"],
-        "partial_calls": outcomes["partial"],
-        "recovered": outcomes["recovered"],
-        "already_liquidated": outcomes["already_liquidated"],
+        "executed": outcomes[Outcome.EXECUTED],
+        "partial_calls": outcomes[Outcome.PARTIAL],
+        "recovered": outcomes[Outcome.RECOVERED],
+        "already_liquidated": outcomes[Outcome.ALREADY_LIQUIDATED],
         "positions_closed": int(sum(calls["positions_closed"])),
         "delay_ms": {"p50": rounded(p50), "p99": rounded(p99)},
         "penalties": fsum(calls["penalty"]),

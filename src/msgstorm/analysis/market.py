@@ -77,6 +77,7 @@ from msgstorm.analysis._common import (
     scenario_section,
 )
 from msgstorm.analysis.summary_model import Market, VenueLosses
+from msgstorm.history.outcomes import CLOSING, TOOK_PART, Outcome
 from msgstorm.history.reader import History
 from msgstorm.history.schema import VENUE
 from msgstorm.rules.market import equity, horizon_ns, notional
@@ -223,9 +224,8 @@ class Executed:
 def executed_liquidations(history: History) -> Executed:
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
-    executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
-    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset",
-                                                          "bid", "blocked"))
+    executed = np.array([outcome == Outcome.EXECUTED for outcome in outcomes], dtype=bool)
+    no_ops = sum(1 for outcome in outcomes if outcome not in TOOK_PART)
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]
@@ -619,8 +619,8 @@ def venue_summary(history: History) -> VenueLosses:
     and under ``english_auction`` ``auctions`` (``_english_lots``)."""
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
-    called = np.array([outcome in ("executed", "partial") for outcome in outcomes], dtype=bool)
-    executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
+    called = np.array([outcome in CLOSING for outcome in outcomes], dtype=bool)
+    executed = np.array([outcome == Outcome.EXECUTED for outcome in outcomes], dtype=bool)
     penalty = executions.column("penalty").to_numpy()
     bad_debt = executions.column("bad_debt").to_numpy()
     fee = float(penalty[called].sum()) if called.size else 0.0
@@ -667,7 +667,7 @@ def venue_summary(history: History) -> VenueLosses:
         "insurance_fund": {"start": rounded(start, 2), "end": rounded(end, 2), "used": rounded(sums["insurance_used"], 2)},
         "deleveraged": rounded(sums["deleveraged"], 2), "socialised": rounded(sums["socialised"], 2),
         "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
-        "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
+        "partial_calls": int(sum(1 for outcome in outcomes if outcome == Outcome.PARTIAL)),
         "funding": funding_summary,
         **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
     })

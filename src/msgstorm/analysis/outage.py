@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.history.reader import History
+from msgstorm.history.schema import is_simulated
 
 __all__ = ["OUTAGE_KIND", "outage_summary", "outage_windows_ns"]
 
@@ -66,7 +67,7 @@ def outage_summary(history: History) -> list[dict[str, Any]] | None:
         return None
     # Sim: what reached the sequencer before its return; live (live/chain/forced.py): what was
     # meant before it (the down sequencer took nothing, so nothing was received meanwhile).
-    arrived = "t_received" if history.scenario.get("target", "sim") == "sim" else "t_intended"
+    arrived = "t_received" if is_simulated(history.scenario.get("target")) else "t_intended"
     received, has_received = history.ints("messages", arrived)
     sequenced, has_sequenced = history.ints("messages", "t_sequenced")
     out = []

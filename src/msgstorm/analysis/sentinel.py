@@ -14,6 +14,7 @@ from math import fsum
 from typing import Any
 
 from msgstorm.analysis.outage import outage_windows_ns
+from msgstorm.history.outcomes import Outcome
 from msgstorm.history.reader import History
 
 __all__ = ["sentinel_summary"]
@@ -27,8 +28,8 @@ def sentinel_summary(history: History) -> dict[str, Any] | None:
     grace = int(spec["grace"])
     windows = [(down, (up if up is not None else 2**62) + grace) for down, up in outage_windows_ns(history)]
     rows = history.table("executions").select(["t", "msg_id", "outcome", "bad_debt"]).to_pylist()
-    blocked = {row["msg_id"] for row in rows if row["outcome"] == "blocked"}
-    executed = [row for row in rows if row["outcome"] == "executed"]
+    blocked = {row["msg_id"] for row in rows if row["outcome"] == Outcome.BLOCKED}
+    executed = [row for row in rows if row["outcome"] == Outcome.EXECUTED]
 
     def paused(t: int) -> bool:
         return any(down <= t < until for down, until in windows)

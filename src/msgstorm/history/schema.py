@@ -198,7 +198,7 @@ EXECUTIONS = pa.schema([
     pa.field("msg_id", pa.int64(), nullable=False),
     pa.field("account", pa.int64(), nullable=False),
     pa.field("keeper", pa.string(), nullable=False),
-    # executed, recovered, already_liquidated; reverted (live chain: a restarted node lost the commit)
+    # ``Outcome`` (``history/outcomes.py``): executed, recovered, already_liquidated, reverted, ...
     pa.field("outcome", pa.string(), nullable=False),
     pa.field("price", pa.float64(), nullable=False),  # the on-chain price then
     pa.field("t_price", pa.int64(), nullable=False),  # the time of the true price behind it

@@ -25,7 +25,7 @@ Ray actor) -> their histories merged -> ``HistoryWriter``, in place of one ``Liv
   half that round trip). Each generator, once connected, says so to the ``StartGate``
   actor; when all have, the driver sets an instant ``START_LEAD_S`` ahead on its own clock,
   and generator k starts its schedule when its clock reads that instant plus its offset
-  (``GeneratorTarget._before_schedule``): its time axis (``t = 0``) is that
+  (``GeneratorTarget.before_schedule``): its time axis (``t = 0``) is that
   instant, the driver's ``T`` read on its clock through the offset, so every generator's
   send and receipt times are on one axis. A generator that wakes up late (its connection
   took longer than the lead, a sleep woke late) still keeps the agreed schedule: it sends
@@ -83,7 +83,7 @@ from msgstorm.history.run_row import write_run_row
 from msgstorm.history.schema import TABLES
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.distributed_merge import ClockOffset, GeneratorHistory, merge_histories, t_end_of
-from msgstorm.live.lifecycle import START_FAILED
+from msgstorm.live.lifecycle import START_FAILED, Lifecycle, RunState
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.target import LiveTarget
 from msgstorm.processes import connect_ray
@@ -174,7 +174,7 @@ class GeneratorTarget(LiveTarget):
 
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path, index: int, count: int,
                  offset_ns: int, connected: Callable[[], None], instant: Callable[[], int | None]) -> None:
-        super().__init__(scenario, writer, run_dir)
+        super().__init__(RunState(scenario, writer, run_dir))
         self.index, self.count = index, count
         self.offset_ns = offset_ns
         self.connected, self.instant = connected, instant
@@ -183,7 +183,7 @@ class GeneratorTarget(LiveTarget):
     def _traffic_again(self) -> Iterator[MessageBatch]:
         return share(super()._traffic_again(), self.index, self.count)
 
-    async def _before_schedule(self) -> int:
+    async def before_schedule(self) -> int:
         """Say it has connected, wait for the agreed instant; the schedule starts at it,
         however late this wakes up (the first messages are then sent late, as send lag).
         Bounded: an instant that does not come within ``_gate_wait_s``, or lies more than
@@ -274,18 +274,19 @@ class GeneratorActor:
         try:
             writer = HistoryWriter(work / "history", scenario.history.row_group_size, durable=False)
             target = GeneratorTarget(scenario, writer, work, index, count, offset_ns, connected, instant)
-            write_run_row(writer, scenario, target, 0, completed=False)
+            live = Lifecycle(target.state, target)
+            write_run_row(writer, scenario, live, 0, completed=False)
             try:
-                target.run(share(generate_traffic(scenario, seed, window_ns=scenario.run.window), index, count),
-                           seed)
+                live.run(share(generate_traffic(scenario, seed, window_ns=scenario.run.window), index, count),
+                         seed)
             except TargetError:
                 pass  # its history says why (a client_error event, the run row not completed)
             finally:
-                t_end = target.finish()
-                write_run_row(writer, scenario, target, t_end, completed=target.start_error is None)
+                t_end = live.finish()
+                write_run_row(writer, scenario, live, t_end, completed=live.start_error is None)
                 writer.close()
             tables = {name: pq.read_table(work / "history" / name, schema=TABLES[name]) for name in _TABLES}
-            return tables, target.start_late_ns or 0, target.start_error
+            return tables, target.start_late_ns or 0, live.start_error
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

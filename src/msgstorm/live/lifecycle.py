@@ -4,33 +4,36 @@ Place in the pipeline: ``runner`` -> a live target (``live/target.py``'s ``LiveT
 ``live/chain/target.py``'s ``ChainTarget``, ``live/chain/comet_target.py``'s ``CometTarget``)
 -> **Lifecycle.run** -> the target's steps -> history. What a live run does, and in which
 order, is written here once; a target says only how each step is done for what it drives.
+The run loop is composed, not inherited: ``Lifecycle(state, steps)`` takes the ``RunState``
+it shares with the target (the scenario, the event log, the run's clock, how it went) and
+the target's ``Steps``; ``NoSteps`` is the do-nothing version of the optional ones.
 
 The sequence (``run``, then ``_main`` on the event loop):
 
-1. ``run_start`` (``_run_start_detail``), the servers started (``_start_servers``, one
+1. ``run_start`` (``run_start_detail``), the servers started (``start_servers``, one
    ``server_start`` each), blocking, before the event loop runs.
 2. On the loop (``live/send_loop.py``): SIGINT and SIGTERM cancel the run (``live/stopping.py``);
-   the clients connect (``_open``: the fault proxy first, then the clients; a failure is a
+   the clients connect (``open``: the fault proxy first, then the clients; a failure is a
    ``TargetError``, nothing sent).
-3. The schedule's clock starts (connecting is not part of the run's time; ``_clock_started``).
-4. While the traffic is sent open loop (``_send``): the scenario's faults at their times
+3. The schedule's clock starts (connecting is not part of the run's time; ``clock_started``).
+4. While the traffic is sent open loop (``send``): the scenario's faults at their times
    (``nemesis.run``), the CPU time of msgstorm and of every process it started on a grid of
-   ``run.sample_interval`` (``_sampled_processes``), a progress snapshot every
-   ``_PROGRESS_S`` (``_snapshot``), and the target's own watchers (``_during``).
+   ``run.sample_interval`` (``sampled_processes``), a progress snapshot every
+   ``_PROGRESS_S`` (``snapshot``), and the target's own watchers (``during``).
 5. The faults still in force end (``_heal``), then what the clients buffer goes out
-   (``_settle``) and the drain waits, up to ``run.drain``, for what was sent to arrive
-   (``_drained``, polled every ``drain_poll_s``; a node lost for good ends it, ``node_lost_at``).
+   (``settle``) and the drain waits, up to ``run.drain``, for what was sent to arrive
+   (``drained``, polled every ``drain_poll_s``; a node lost for good ends it, ``node_lost_at``).
 6. The run ends (``t_run_end``, the events' time axis ends there): the last CPU sample, the
-   read-back and the target's reads after the drain (``_after``), the final snapshot.
-7. The clients close (``_close``; the fault proxy after the clients that go through it).
+   read-back and the target's reads after the drain (``after``), the final snapshot.
+7. The clients close (``close``; the fault proxy after the clients that go through it).
 8. Back off the loop, on every way out: the nemesis's last resort (``kill``), the servers
-   stopped (``_stop_servers``), one ``server_stop`` each (and a ``server_start`` for one
+   stopped (``stop_servers``), one ``server_stop`` each (and a ``server_start`` for one
    spawned whose start was cut short, so every stop has its start), the ``cleanup`` report
-   (``_child_processes``: processes beside the servers). A signal is ``interrupted``; a
+   (``child_processes``: processes beside the servers). A signal is ``interrupted``; a
    ``TargetError`` is a ``client_error`` of client ``start`` and is raised.
 
 ``finish`` (the history) is the target's own; its first and last steps are here
-(``_end_history``, ``_history_written``). Beside the class: ``send_windows``, the open-loop
+(``RunState.end_history``, ``history_written``). Beside the class: ``send_windows``, the open-loop
 send of the targets that send a window's due rows in one JSON-RPC batch (an EVM node,
 validators; a broker's generator is ``live/sending.py``'s, with bursts and generator
 processes), ``keep_unsent`` (the windows a sender stopped behind never reads, kept unsent)
@@ -45,10 +48,9 @@ import concurrent.futures
 import itertools
 import signal
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -68,7 +70,8 @@ from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["START_FAILED", "Lifecycle", "SendRows", "cancelled", "keep_unsent", "send_windows"]
+__all__ = ["START_FAILED", "Lifecycle", "NoSteps", "RunState", "SendRows", "Steps", "cancelled", "keep_unsent",
+           "send_windows"]
 
 # A progress snapshot (the terminal bar, Prometheus) this often, in wall time.
 _PROGRESS_S = 0.25
@@ -77,14 +80,16 @@ START_FAILED = "start"
 
 # Send rows ``i`` to ``j - 1`` of the window being sent, due now (``send_windows``).
 SendRows = Callable[[int, int], Awaitable[None]]
+# An event's detail (the ``detail`` column's JSON object).
+Detail = dict[str, Any]
 
 
-class Lifecycle(ABC):
-    """A live target's run, in the order the module docstring gives; ``finish`` writes what
-    happened. ``nodes`` and ``interrupted`` are what the run row records."""
-
-    # The drain looks at what has arrived this often.
-    drain_poll_s = 0.01
+class RunState:
+    """What a live run shares between its loop and its target: the scenario, the history
+    being written (``log``, the events on disk as they happen), the run's clock (``now``)
+    and how the run went (``interrupted``, ``start_error``, ``stopped_behind``, ``t_run_end``,
+    ``node_lost_at``). ``nodes`` and ``interrupted`` are what the run row records (the
+    ``Lifecycle`` gives them)."""
 
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                  progress: Progress | None = None) -> None:
@@ -103,134 +108,225 @@ class Lifecycle(ABC):
         # The node or server found gone for good mid-run, on the run's clock: the sending and
         # the drain end there.
         self.node_lost_at: int | None = None
-        self._t0 = time.monotonic_ns()
+        self.t0 = time.monotonic_ns()
         # The recorder's thread: the one that writes to the history while the run goes.
-        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
-        self.log = EventLog(writer, self._recording)  # the events, on disk as they happen
+        self.recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self.recording)  # the events, on disk as they happen
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis: Nemesis | None = None
-        self._handlers: dict[int, Any] = {}
 
-    def _now(self) -> int:
-        return time.monotonic_ns() - self._t0
+    def now(self) -> int:
+        """The run's clock (ns): from the schedule's start once it has started."""
+        return time.monotonic_ns() - self.t0
+
+    def on_error(self, client: str, error: BaseException) -> None:
+        self.log.add((self.now(), EventKind.CLIENT_ERROR, None, None,
+                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
+
+    def end_history(self) -> int:
+        """``finish``'s first step: the run's end (the drain's; events after it, such as the
+        read-back and servers stopping, are stamped at it), the event log's writing handed
+        back to this thread and the recorder's thread done. Returns that end (ns)."""
+        t_end = self.t_run_end if self.t_run_end is not None else self.now()
+        self.log.end_at(t_end)
+        self.log.stop_writing()  # what comes from here on is written by ``finish``, on this thread
+        self.recording.shutdown(wait=True)  # its last intake is written first
+        return t_end
+
+    def history_written(self, t_end: int, sent: int) -> None:
+        """``finish``'s last event: ``run_end`` (value the messages sent), and the events written."""
+        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
+        self.log.finish()
+
+
+class Steps(Protocol):
+    """What a live target says: how each step of the run is done for what it drives. The
+    ``Lifecycle`` calls them in the order the module docstring gives; each reads and sets
+    the run's shared state through the ``RunState`` it was made with.
+
+    ``drain_poll_s``: the drain looks at what has arrived this often. ``nodes``: the run
+    row's nodes (the publisher and what the target drove). ``traffic``: the traffic to send,
+    before anything starts (a target may add its own to it). ``run_start_detail``: the
+    ``run_start`` event's detail (the delivery check reads ``fanout`` and ``acks``).
+    ``after_run_start``: events that follow ``run_start`` before any server starts.
+    ``start_servers``: start the servers the run needs (blocking); describe each started
+    (its ``server_start`` detail: name, pid, url); a scenario the target cannot run raises
+    ``TargetError`` there. ``stop_servers``: stop every server started (safe after a failed
+    start); the servers to report. ``child_processes``: (name, pid) of the processes
+    msgstorm started beside the servers (consumers, generators), which the cleanup checks
+    are gone. ``open``: before the clock starts, the fault proxy, then the clients
+    (``TargetError``: no run). ``before_schedule``: connected, about to start the schedule:
+    how long ago it should have started (ns; a generator of a distributed run waits for the
+    instant every generator starts at, ``live/distributed.py``). ``clock_started``: what
+    starts with the schedule's clock. ``during``: the target's own tasks while the run goes
+    (cancelled once it ends). ``send``: the traffic open loop, to the schedule's end (or a
+    node lost for good). ``settle``: after the faults healed, before the drain, what the
+    clients buffer goes out. ``drained``: whether everything the drain waits for has come.
+    ``after``: the run has ended (``t_run_end``): reads after the drain (read-back,
+    catch-up). ``close``: every client closed, on every way out (the fault proxy is closed
+    after). ``sampled_processes``: (name, pid) of the processes msgstorm started, whose CPU
+    time is sampled beside its own. ``snapshot``: what the progress bar shows now. ``finish``:
+    write what happened into the history (``RunState.end_history`` first,
+    ``history_written`` last); the run's end (ns)."""
+
+    drain_poll_s: float
 
     @property
-    @abstractmethod
-    def nodes(self) -> list[dict[str, str]]:
-        """The run row's nodes: the publisher and what the target drove."""
+    def nodes(self) -> list[dict[str, str]]: ...
 
-    # --- what a target says: how each step is done -----------------------------------------
+    def traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
+                ) -> Iterator[MessageBatch]: ...
 
-    def _traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
-                 ) -> Iterator[MessageBatch]:
-        """The traffic to send, before anything starts (a target may add its own to it)."""
+    def run_start_detail(self) -> Detail: ...
+
+    def after_run_start(self) -> None: ...
+
+    def start_servers(self) -> list[Detail]: ...
+
+    def stop_servers(self) -> list[ManagedServer]: ...
+
+    def child_processes(self) -> list[tuple[str, int | None]]: ...
+
+    async def open(self) -> None: ...
+
+    async def before_schedule(self) -> int: ...
+
+    def clock_started(self) -> None: ...
+
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]: ...
+
+    async def send(self, traffic: Iterator[MessageBatch]) -> None: ...
+
+    async def settle(self) -> None: ...
+
+    def drained(self) -> bool: ...
+
+    async def after(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def sampled_processes(self) -> list[tuple[str, int]]: ...
+
+    def snapshot(self, final: bool = False) -> ProgressSnapshot: ...
+
+    def finish(self) -> int: ...
+
+
+class NoSteps:
+    """The steps a target need not say: each does nothing (a target's own class says the
+    rest; ``Steps`` lists them all)."""
+
+    drain_poll_s = 0.01
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        # The state's event log and clock, which never change for a run: a step reads them often.
+        self.log = state.log
+        self.now = state.now
+        self.scenario = state.scenario
+        self.writer = state.writer
+        self.run_dir = state.run_dir
+        self.progress = state.progress
+
+    def traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
+                ) -> Iterator[MessageBatch]:
         return traffic
 
-    def _run_start_detail(self) -> dict[str, Any]:
-        """The ``run_start`` event's detail (the delivery check reads ``fanout`` and ``acks``)."""
+    def run_start_detail(self) -> Detail:
         return {"target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}
 
-    def _after_run_start(self) -> None:
-        """Events that follow ``run_start`` before any server starts."""
-        return None  # nothing, unless the target says
+    def after_run_start(self) -> None:
+        return None
 
-    @abstractmethod
-    def _start_servers(self) -> list[dict[str, Any]]:
-        """Start the servers the run needs (blocking); describe each started (its
-        ``server_start`` detail: name, pid, url). A scenario the target cannot run raises
-        ``TargetError`` here."""
-
-    @abstractmethod
-    def _stop_servers(self) -> list[ManagedServer]:
-        """Stop every server started (safe after a failed start); the servers to report."""
-
-    def _child_processes(self) -> list[tuple[str, int | None]]:
-        """(name, pid) of the processes msgstorm started beside the servers (consumers,
-        generators), which the cleanup checks are gone."""
+    def child_processes(self) -> list[tuple[str, int | None]]:
         return []
 
-    @abstractmethod
-    async def _open(self) -> None:
-        """Before the clock starts: the fault proxy, then the clients (``TargetError``: no run)."""
+    async def before_schedule(self) -> int:
+        return 0  # the schedule starts now
 
-    async def _before_schedule(self) -> int:
-        """Connected, about to start the schedule: how long ago it should have started (ns).
-        Here it starts now (0). A generator of a distributed run waits for the instant every
-        generator starts at, and says how late it woke up (``live/distributed.py``)."""
-        return 0
+    def clock_started(self) -> None:
+        return None
 
-    def _clock_started(self) -> None:
-        """The schedule's clock has started (``_t0``): what starts with it."""
-        return None  # nothing, unless the target says
-
-    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
-        """The target's own tasks while the run goes (cancelled by ``_after``'s caller once it ends)."""
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         return []
 
-    @abstractmethod
-    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
-        """Send the traffic open loop, to the schedule's end (or a node lost for good)."""
+    async def settle(self) -> None:
+        return None
 
-    async def _settle(self) -> None:
-        """After the faults healed, before the drain: what the clients buffer goes out."""
-        return None  # nothing, unless the target says
+    async def after(self) -> None:
+        return None
 
-    @abstractmethod
-    def _drained(self) -> bool:
-        """Whether everything the drain waits for has come (polled every ``drain_poll_s``)."""
 
-    async def _after(self) -> None:
-        """The run has ended (``t_run_end``): reads after the drain (read-back, catch-up)."""
-        return None  # nothing, unless the target says
+class Lifecycle:
+    """A live target's run: the ``RunState`` it shares with the target's ``Steps``, run in
+    the order the module docstring gives; ``finish`` has the target write what happened.
+    ``nodes`` and ``interrupted`` are what the run row records."""
 
-    @abstractmethod
-    async def _close(self) -> None:
-        """Close every client, on every way out (the fault proxy is closed after it)."""
+    def __init__(self, state: RunState, steps: Steps) -> None:
+        self.state = state
+        self.steps = steps
+        self.scenario = state.scenario
+        self.progress = state.progress
+        self._handlers: dict[int, Any] = {}
 
-    @abstractmethod
-    def _sampled_processes(self) -> list[tuple[str, int]]:
-        """(name, pid) of the processes msgstorm started, whose CPU time is sampled beside its own."""
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return self.steps.nodes
 
-    @abstractmethod
-    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
-        """What the progress bar shows now: counts the target keeps, nothing per message."""
+    @property
+    def interrupted(self) -> bool:
+        return self.state.interrupted
+
+    @interrupted.setter
+    def interrupted(self, value: bool) -> None:
+        self.state.interrupted = value
+
+    @property
+    def start_error(self) -> str | None:
+        return self.state.start_error
+
+    def finish(self) -> int:
+        """Write what happened (the target's ``finish``); the run's end (ns)."""
+        return self.steps.finish()
 
     # --- the run ----------------------------------------------------------------------------
 
     def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
         """Start the servers, send ``traffic`` (made from ``seed``), drain, read back; the
         servers are stopped, and the cleanup checked, on every way out."""
-        traffic = self._traffic(traffic, seed)
-        self.log.add((self._now(), EventKind.RUN_START, None, None, self._run_start_detail()))
-        self._after_run_start()
+        state, steps = self.state, self.steps
+        traffic = steps.traffic(traffic, seed)
+        state.log.add((state.now(), EventKind.RUN_START, None, None, steps.run_start_detail()))
+        steps.after_run_start()
         try:
-            for described in self._start_servers():
-                self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            for described in steps.start_servers():
+                state.log.add((state.now(), EventKind.SERVER_START, None, None, described))
             self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
+            run_send_loop(self._main, traffic, self._handlers, lambda: state.interrupted)
         except KeyboardInterrupt:
-            self.interrupted = True
-            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
+            state.interrupted = True
+            state.log.add((state.now(), EventKind.INTERRUPTED, None, None, None))
         except TargetError as error:
             # Nothing was sent: a server that would not start or died while it started, a
             # client that could not connect, a size the server refuses. The history says so
             # (``History.start_failure``), so the run directory is never read as an empty run.
-            self.start_error = str(error)
-            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
-                          {"client": START_FAILED, "error": self.start_error}))
+            state.start_error = str(error)
+            state.log.add((state.now(), EventKind.CLIENT_ERROR, None, None,
+                           {"client": START_FAILED, "error": state.start_error}))
             raise
         finally:
-            if self.nemesis is not None:
-                self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
-            self._cleaned_up(self._stop_servers())
+            if state.nemesis is not None:
+                state.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
+            self._cleaned_up(steps.stop_servers())
 
     def _cleaned_up(self, servers: list[ManagedServer]) -> None:
         """One ``server_stop`` a server spawned (and its ``server_start`` when the start was
         cut short), then the ``cleanup`` report: verified, not assumed, that nothing msgstorm
         started still runs or listens."""
+        log, now = self.state.log, self.state.now
         # A server started again by a fault records its own start; one found exited on its
         # own while the run went (``LiveTarget._watch_servers``) its own stop.
-        started, stopped = ({int(event[4]["pid"]) for event in self.log.events
+        started, stopped = ({int(event[4]["pid"]) for event in log.events
                              if event[1] == kind and event[4] and event[4].get("pid") is not None}
                             for kind in (EventKind.SERVER_START, EventKind.SERVER_STOP))
         for managed in servers:
@@ -242,38 +338,39 @@ class Lifecycle(ABC):
                 # Spawned, but the start was cut short (a signal while it waited for the port,
                 # a sibling of a cluster that failed): the history still pairs every stop
                 # with its start.
-                self.log.add((self._now(), EventKind.SERVER_START, None, None,
-                              {"name": managed.name, "pid": managed.pid, "url": None, "started": False}))
-            self.log.add((self._now(), EventKind.SERVER_STOP, None, None,
-                          {"name": managed.name, "returncode": managed.returncode,
-                           **({"exited_early": True} if managed.exited_early else {})}))
-        self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
-            servers, self.nemesis, [(name, pid) for name, pid in self._child_processes() if pid is not None])))
+                log.add((now(), EventKind.SERVER_START, None, None,
+                         {"name": managed.name, "pid": managed.pid, "url": None, "started": False}))
+            log.add((now(), EventKind.SERVER_STOP, None, None,
+                     {"name": managed.name, "returncode": managed.returncode,
+                      **({"exited_early": True} if managed.exited_early else {})}))
+        children = [(name, pid) for name, pid in self.steps.child_processes() if pid is not None]
+        log.add((now(), EventKind.CLEANUP, None, None, cleanup_report(servers, self.state.nemesis, children)))
 
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_on_signals(self, self._handlers)
+        state, steps = self.state, self.steps
+        stop_on_signals(state, self._handlers)
         try:
-            await self._open()
-            late_ns = await self._before_schedule()
+            await steps.open()
+            late_ns = await steps.before_schedule()
             # The schedule starts now (``late_ns`` ago): connecting is not part of the run's time.
-            shift = self._now() - late_ns
-            self._t0 += shift
-            self.log.start_clock(shift)  # the events so far are on disk from here on, each next one as it comes
-            self._clock_started()
+            shift = state.now() - late_ns
+            state.t0 += shift
+            state.log.start_clock(shift)  # the events so far are on disk from here on, each next one as it comes
+            steps.clock_started()
             loop = asyncio.get_running_loop()
-            sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu, self._on_machine_cpu)
+            sampler = CpuSampler(PUBLISHER, steps.sampled_processes(), self._on_cpu, self._on_machine_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
-            nemesis = self.nemesis
-            faulting = loop.create_task(nemesis.run(self._t0, self._now) if nemesis is not None else asyncio.sleep(0))
-            own = self._during(loop)
+            nemesis = state.nemesis
+            faulting = loop.create_task(nemesis.run(state.t0, state.now) if nemesis is not None else asyncio.sleep(0))
+            own = steps.during(loop)
             try:
                 try:
-                    await self._send(traffic)
+                    await steps.send(traffic)
                     # The drain comes after the heal: a fault still in force when the sending
                     # ends ends now (a crashed server without restart_after stays down).
                     await self._heal(faulting)
-                    await self._settle()
+                    await steps.settle()
                     await self._drain()
                 finally:
                     await self._heal(faulting)
@@ -281,48 +378,50 @@ class Lifecycle(ABC):
                     sampler.sample()  # the CPU the run's end used
                     # The run ends with the drain: what follows (reading back, stopping
                     # servers) is a phase after it, kept off the run's time axis.
-                    self.t_run_end = self._now()
-                    self.log.end_at(self.t_run_end)
+                    state.t_run_end = state.now()
+                    state.log.end_at(state.t_run_end)
                     await cancelled(*own)
-                await self._after()
+                await steps.after()
             finally:
                 if self.progress is not None:
-                    self.progress(self._snapshot(final=True))
+                    self.progress(steps.snapshot(final=True))
         finally:
             try:
-                await self._close()
+                await steps.close()
             finally:
-                if self.nemesis is not None:  # the fault proxy, after the clients that go through it
-                    await self.nemesis.close(self._now)
+                if state.nemesis is not None:  # the fault proxy, after the clients that go through it
+                    await state.nemesis.close(state.now)
 
     async def _heal(self, faults: asyncio.Task[None]) -> None:
         """The sending ended: the faults still in force are ended (a server resumed or started
         again), each ``fault_end`` written. Safe to call twice."""
         await cancelled(faults)
-        if self.nemesis is not None:
-            await self.nemesis.heal(self._now)
+        if self.state.nemesis is not None:
+            await self.state.nemesis.heal(self.state.now)
 
     async def _drain(self) -> None:
-        """Until ``_drained``, a node lost for good (nothing comes from a server gone), or
+        """Until ``drained``, a node lost for good (nothing comes from a server gone), or
         ``run.drain`` has passed."""
-        deadline = self._now() + self.scenario.run.drain
-        while self._now() < deadline and self.node_lost_at is None:
-            if self._drained():
+        state, now = self.state, self.state.now
+        deadline = now() + self.scenario.run.drain
+        poll_s = self.steps.drain_poll_s
+        while now() < deadline and state.node_lost_at is None:
+            if self.steps.drained():
                 return
-            await asyncio.sleep(self.drain_poll_s)
+            await asyncio.sleep(poll_s)
 
     async def _report_progress(self) -> None:
         """A progress snapshot every ``_PROGRESS_S``."""
         assert self.progress is not None
         while True:
             await asyncio.sleep(_PROGRESS_S)
-            self.progress(self._snapshot())
+            self.progress(self.steps.snapshot())
 
     def _on_cpu(self, name: str, seconds: float) -> None:
-        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+        self.state.log.add((self.state.now(), EventKind.CPU_SECONDS, name, seconds, None))
 
     def _on_machine_cpu(self, busy_seconds: float) -> None:
-        self.log.add((self._now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
+        self.state.log.add((self.state.now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
 
     async def _sample_cpu(self, sampler: CpuSampler) -> None:
         """The CPU time of this process and of those msgstorm started, every
@@ -334,27 +433,6 @@ class Lifecycle(ABC):
         for k in itertools.count(1):
             sampler.sample()
             await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
-
-    def _on_error(self, client: str, error: BaseException) -> None:
-        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
-                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
-
-    # --- the history ------------------------------------------------------------------------
-
-    def _end_history(self) -> int:
-        """``finish``'s first step: the run's end (the drain's; events after it, such as the
-        read-back and servers stopping, are stamped at it), the event log's writing handed
-        back to this thread and the recorder's thread done. Returns that end (ns)."""
-        t_end = self.t_run_end if self.t_run_end is not None else self._now()
-        self.log.end_at(t_end)
-        self.log.stop_writing()  # what comes from here on is written by ``finish``, on this thread
-        self._recording.shutdown(wait=True)  # its last intake is written first
-        return t_end
-
-    def _history_written(self, t_end: int, sent: int) -> None:
-        """``finish``'s last event: ``run_end`` (value the messages sent), and the events written."""
-        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
-        self.log.finish()
 
 
 async def cancelled(*tasks: asyncio.Future[Any]) -> None:

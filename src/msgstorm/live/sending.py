@@ -4,7 +4,8 @@ driver at its intended times (``_send_all``; ``_send_bursts`` for a driver that 
 messages at once), with generator processes beside it (``live/generator_process.py``).
 
 Place in the pipeline: under ``live/target.py``, whose ``LiveTarget`` extends ``LiveSender``
-with the run, the drain and the history.
+with its steps of the run (``live/lifecycle.py``'s ``Steps``), the drain and the history;
+the run's shared state (clock, event log, how it went) is the ``RunState`` it is made with.
 """
 
 from __future__ import annotations
@@ -14,23 +15,20 @@ import bisect
 import concurrent.futures
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.base import STOP_GRACE_NS, Driver
 from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities
-from msgstorm.live.lifecycle import Lifecycle
+from msgstorm.live.lifecycle import NoSteps, RunState
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
 from msgstorm.live.receipts import Acks, Receipts
 from msgstorm.live.recorder import LiveRecorder
-from msgstorm.progress import Progress
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
@@ -58,15 +56,13 @@ def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndar
     return None if batch is None else (batch, np.full(len(batch), -1, dtype=np.int64))
 
 
-class LiveSender(Lifecycle):
+class LiveSender(NoSteps):
     """The live target's state, its callbacks and its sends. ``LiveTarget``
     (``live/target.py``) runs it; ``nodes`` and ``interrupted`` are what the run row records."""
 
-    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
-                 progress: Progress | None = None) -> None:
-        super().__init__(scenario, writer, run_dir, progress)
-        run_dir = self.run_dir
-        self.drained = False
+    def __init__(self, state: RunState) -> None:
+        super().__init__(state)
+        scenario, writer, run_dir = state.scenario, state.writer, state.run_dir
         # What the progress bar shows, kept by the send loops without per-message work.
         self._emitted = 0  # messages this process handed to the driver
         self._lag_ns: int | None = None  # the latest hand-over's send lag
@@ -101,7 +97,7 @@ class LiveSender(Lifecycle):
                                      bool(self.driver.acks), self.generator_count, remake=self._traffic_again,
                                      hold_schedule=scenario.live.record_every is not None)
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
-        self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
+        self.state.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._flushing: concurrent.futures.Future[None] | None = None
         self._writing: asyncio.Task[None] | None = None  # the recording task while the run goes
         self._sending: asyncio.Task[None] | None = None  # the open-loop sender while the run goes
@@ -109,7 +105,7 @@ class LiveSender(Lifecycle):
         self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
 
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
-        now = self._now()
+        now = self.now()
         if kind == EventKind.DISCONNECTED:  # a user's server is probed while a client is down
             self._outages_open += 1
         elif kind == EventKind.RECONNECTED:
@@ -123,7 +119,7 @@ class LiveSender(Lifecycle):
         self.log.add((t, kind, node, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
-        t = self._now()
+        t = self.now()
         msg_id = message_id(data)
         if msg_id is None:
             self.unreadable += 1
@@ -131,23 +127,23 @@ class LiveSender(Lifecycle):
         self.receipts.add(consumer, msg_id, t)
 
     def _on_receipts(self, consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
-        self.receipts.add_read(consumer, msg_ids, self._now())
+        self.receipts.add_read(consumer, msg_ids, self.now())
         self.unreadable += unreadable
 
     def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray,
                            read_counts: np.ndarray, unreadable: int) -> None:
         """Receipts a consumer process stamped itself, a time per read (CLOCK_MONOTONIC ns,
-        the clock of ``_now``)."""
+        the clock of ``RunState.now``)."""
         if msg_ids.size:  # a frame of no ids only says how far the process has reported
-            self.receipts.add_timed(consumer, msg_ids, read_times - self._t0, read_counts)
+            self.receipts.add_timed(consumer, msg_ids, read_times - self.state.t0, read_counts)
         self.unreadable += unreadable
 
     def _on_ack(self, msg_id: int, order: int) -> None:
-        self.acks.add(msg_id, order, self._now())
+        self.acks.add(msg_id, order, self.now())
 
     def _on_acks(self, msg_ids: np.ndarray, orders: np.ndarray) -> None:
         """The acks one read brought (int64 arrays), with one time for them all."""
-        self.acks.add_read(msg_ids, orders, self._now())
+        self.acks.add_read(msg_ids, orders, self.now())
 
     def _authenticate(self, scenario: Scenario) -> None:
         """[security]: the driver's publisher signs and its consumers verify (``live/signing.py``)."""
@@ -205,7 +201,7 @@ class LiveSender(Lifecycle):
     def _on_sent(self, index: int, msg_ids: np.ndarray, times: np.ndarray, counts: np.ndarray, _: int) -> None:
         """What a generator process sent: each burst's time (CLOCK_MONOTONIC ns) and size."""
         if msg_ids.size:
-            self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
+            self.sent_elsewhere.append((msg_ids, np.repeat(times - self.state.t0, counts)))
             self.sent_elsewhere_count += msg_ids.size
 
     def _on_generator_event(self, kind: str, detail: dict[str, Any]) -> None:
@@ -237,7 +233,7 @@ class LiveSender(Lifecycle):
         stop_at = run.duration
         publish = self.driver.publish
         counter = self.can.accounting.state if self.can.accounting is not None else None
-        now = self._now
+        now = self.now
         since_yield = 0
         for batch in traffic:
             sent = np.full(len(batch), -1, dtype=np.int64)
@@ -254,7 +250,7 @@ class LiveSender(Lifecycle):
                 sent[i] = now()
                 if sent[i] >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
                     sent[i] = -1
-                    self.stopped_behind = True
+                    self.state.stopped_behind = True
                     return
                 handed_over = counter.handed_over if counter is not None else 0
                 try:
@@ -283,7 +279,7 @@ class LiveSender(Lifecycle):
         publish_staged = driver.publish_staged
         counter = self.can.accounting.state if self.can.accounting is not None else None
         burst = driver.burst
-        now = self._now
+        now = self.now
         since_yield = 0
         loop = asyncio.get_running_loop()
         batches = iter(traffic)
@@ -316,7 +312,7 @@ class LiveSender(Lifecycle):
                             sent[first + i:first + n] = -1
                         else:
                             sent[own[first + i:first + n]] = -1
-                        self.stopped_behind = True
+                        self.state.stopped_behind = True
                         upcoming.cancel()
                         return
                     j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))

@@ -41,9 +41,10 @@ a 2-core machine the highest core-NATS rate with p99 send lag within 1 ms fell f
 1,000,000/s to about 20,000/s with it on (``benchmarks/live_generator.py --quick``).
 
 The state a run keeps, the driver's callbacks and the generator are ``LiveSender``
-(``live/sending.py``), which ``LiveTarget`` extends with the steps of the run every live target
-shares (``live/lifecycle.py``: the order they come in, signals, faults, CPU sampling, progress,
-the drain's loop, cleanup are there), the drain's condition, the read-back and the history.
+(``live/sending.py``), which ``LiveTarget`` extends with its steps of the run (``Steps``):
+the one run loop every live target shares takes them as parts (``live/lifecycle.py``'s
+``Lifecycle``: the order they come in, signals, faults, CPU sampling, progress, the drain's
+loop, cleanup are there); here are the drain's condition, the read-back and the history.
 """
 
 from __future__ import annotations
@@ -109,43 +110,44 @@ class LiveTarget(LiveSender):
         if security is None or security.scheme == "none" or self.can.signing is None:
             return
         refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.can.signing.refused()]
-        self.log.add((self.t_run_end if self.t_run_end is not None else self._now(), EventKind.INTEGRITY, None,
+        self.log.add((self.state.t_run_end if self.state.t_run_end is not None else self.now(), EventKind.INTEGRITY, None,
                       float(sum(r["tampered"] + r["replayed"] for r in refused)), {"consumers": refused}))
 
     # --- running: the lifecycle's steps (``live/lifecycle.py``) ----------------------------
 
-    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
-        """Send ``traffic``, made from ``seed`` (``generate_traffic`` with the run's window):
+    def traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
+                ) -> Iterator[MessageBatch]:
+        """``traffic`` is made from ``seed`` (``generate_traffic`` with the run's window):
         generator processes, and the recorder's last intake, make it again from that."""
         self.seed = seed
-        super().run(traffic, seed)
+        return traffic
 
-    def _run_start_detail(self) -> dict[str, Any]:
+    def run_start_detail(self) -> dict[str, Any]:
         return {"target": self.scenario.target, "consumers": len(self.consumer_names),
                 "processes": (self.can.processes.processes if self.can.processes is not None else 1)
                 + self.generator_count - 1,
                 "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}
 
-    def _after_run_start(self) -> None:
+    def after_run_start(self) -> None:
         security = self._security_detail()
         if security is not None:
-            self.log.add((self._now(), EventKind.SECURITY, None, float(security["verify_ns"]), security))
+            self.log.add((self.now(), EventKind.SECURITY, None, float(security["verify_ns"]), security))
 
-    def _start_servers(self) -> list[dict[str, Any]]:
+    def start_servers(self) -> list[dict[str, Any]]:
         return self.driver.start_servers()
 
-    def _stop_servers(self) -> list[ManagedServer]:
+    def stop_servers(self) -> list[ManagedServer]:
         self.driver.stop_servers()
         return self._servers()
 
-    def _child_processes(self) -> list[tuple[str, int | None]]:
+    def child_processes(self) -> list[tuple[str, int | None]]:
         return [(child.name, child.process.pid if child.process is not None else None)
                 for child in [*self._consumer_processes(), *self.generators]]
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         try:
-            if self.nemesis is not None:
-                await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
+            if self.state.nemesis is not None:
+                await self.state.nemesis.prepare()  # the fault proxy, before the clients connect through it
             await self.driver.connect(callbacks_for(type(self.driver), Callbacks(
                 self._on_receipt, self._on_ack, self._on_receipts, self._on_acks, self._on_timed_receipts)))
             await self._start_generators()
@@ -157,11 +159,11 @@ class LiveTarget(LiveSender):
             raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
         self._refuse_what_the_server_refuses()
 
-    def _clock_started(self) -> None:
+    def clock_started(self) -> None:
         for generator in self.generators:
-            generator.begin(self._t0)
+            generator.begin(self.state.t0)
 
-    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         record_every = self.scenario.live.record_every
         self._writing = loop.create_task(
             self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
@@ -169,21 +171,21 @@ class LiveTarget(LiveSender):
         watching = loop.create_task(self._watch_user_server(address) if address is not None else self._watch_servers())
         return [self._writing, watching]  # the rest of the rows is written by ``finish``
 
-    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+    async def send(self, traffic: Iterator[MessageBatch]) -> None:
         self._sending = asyncio.get_running_loop().create_task(self._send_all(traffic))
         try:
             await self._sent_until_the_end_or_the_server_lost(self._sending)
-            if self.node_lost_at is None:
+            if self.state.node_lost_at is None:
                 # The generator processes keep the same schedule: wait for the end of theirs.
                 await asyncio.gather(*(generator.finished() for generator in self.generators))
         finally:
             await cancelled(self._sending)  # done by now, unless this run was interrupted or failed
 
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         await self.driver.flush()
         self._to_drain = self._sent_here() + self.sent_elsewhere_count
 
-    def _drained(self) -> bool:
+    def drained(self) -> bool:
         """Every message sent is received (by every consumer on a fan-out target, by one
         otherwise) and acked (on a target with acks). Publishes the driver (or a generator
         process) says will never arrive, dropped or refused, are not waited for, nor acks it
@@ -195,19 +197,18 @@ class LiveTarget(LiveSender):
             counts = self.can.accounting.state
             lost, unacked = lost + counts.lost_publishes, counts.unacked_publishes
         acks = sent - lost - unacked if self.driver.acks else 0
-        self.drained = self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
-        return self.drained
+        return self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
 
-    async def _after(self) -> None:
+    async def after(self) -> None:
         writing = self._writing
         if writing is not None and not writing.cancelled() and writing.exception() is not None:
             raise writing.exception()  # type: ignore[misc]  # the history could not be written
-        assert self.t_run_end is not None
-        if self.interrupted or self.node_lost_at is not None:  # a server gone has nothing to read back
+        assert self.state.t_run_end is not None
+        if self.state.interrupted or self.state.node_lost_at is not None:  # a server gone has nothing to read back
             return
         events_before = len(self.log.events)
         self.stored = await self.driver.read_back()
-        seconds = (self._now() - self.t_run_end) / 1e9
+        seconds = (self.now() - self.state.t_run_end) / 1e9
         # None is a target that keeps nothing to read (core NATS, ZeroMQ, a trimmed Redis
         # stream): no phase; unless the driver said why a read-back failed.
         failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
@@ -215,13 +216,13 @@ class LiveTarget(LiveSender):
         if self.can.node_copies is not None:  # each server's own copy (a cluster under faults)
             self.node_copies = await self.can.node_copies.read_back_nodes() or {}
         if self.stored is not None or failed:
-            self.t_read_back = self.t_run_end
+            self.t_read_back = self.state.t_run_end
             self.log.add((self.t_read_back, EventKind.READ_BACK, None,
                           None if self.stored is None else float(len(self.stored)), {"seconds": round(seconds, 3)}))
 
-    async def _close(self) -> None:
-        if self.nemesis is not None:  # interrupted or failed: heal before the clients close
-            await self.nemesis.heal(self._now)
+    async def close(self) -> None:
+        if self.state.nemesis is not None:  # interrupted or failed: heal before the clients close
+            await self.state.nemesis.heal(self.now)
         # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
         await asyncio.gather(*(generator.stop() for generator in self.generators))
         await self.driver.close()
@@ -235,7 +236,7 @@ class LiveTarget(LiveSender):
             await sending
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if self.node_lost_at is None or (task is not None and task.cancelling()):
+            if self.state.node_lost_at is None or (task is not None and task.cancelling()):
                 raise
 
     async def _watch_servers(self) -> None:
@@ -247,7 +248,7 @@ class LiveTarget(LiveSender):
             for server in self._servers():
                 returncode = server.exit_unasked()
                 if returncode is not None:
-                    self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
+                    self.log.add((self.now(), EventKind.SERVER_STOP, None, None, {
                         "name": server.name, "pid": server.pid, "returncode": returncode, "exited_early": True}))
 
     async def _watch_user_server(self, address: tuple[str, int]) -> None:
@@ -264,12 +265,12 @@ class LiveTarget(LiveSender):
             if refused is None:
                 refused_since = None
                 continue
-            now = self._now()
+            now = self.now()
             refused_since = now if refused_since is None else refused_since
             if now - refused_since < GONE_AFTER_S * 1e9:
                 continue  # a server restarting on its port is back within it
-            self.node_lost_at = now
-            self.log.add((self.node_lost_at, EventKind.NODE_DOWN, None, None, {
+            self.state.node_lost_at = now
+            self.log.add((self.state.node_lost_at, EventKind.NODE_DOWN, None, None, {
                 "name": self.scenario.target, "url": url, "returncode": None, "refused_since": refused_since,
                 "error": f"the server at {url} no longer takes connections ({type(refused).__name__}: {refused}) "
                          f"after a client lost its connection, for {GONE_AFTER_S:g} s"}))
@@ -277,16 +278,16 @@ class LiveTarget(LiveSender):
                 self._sending.cancel()
             return
 
-    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+    def snapshot(self, final: bool = False) -> ProgressSnapshot:
         emitted = self._emitted + self.sent_elsewhere_count
         lost = self.dropped_elsewhere + (self.can.accounting.state.lost_publishes if self.can.accounting is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
         return ProgressSnapshot(
-            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
+            t_ns=self.now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
             settled=committed + lost, committed=committed, dropped=lost, rejected=0,
             queue_depth=max(0, emitted - committed - lost), base_fee=None,
-            faults_active=len(self.nemesis.active) if self.nemesis is not None else 0, leader="",
+            faults_active=len(self.state.nemesis.active) if self.state.nemesis is not None else 0, leader="",
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _servers(self) -> list[ManagedServer]:
@@ -297,12 +298,12 @@ class LiveTarget(LiveSender):
         """The driver's consumer processes (``Processes``)."""
         return list(self.can.processes.consumer_processes) if self.can.processes is not None else []
 
-    def _sampled_processes(self) -> list[tuple[str, int]]:
+    def sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
         and generator processes, whose CPU time is sampled beside its own."""
         servers = [(server.name, server.pid) for server in self._servers() if server.pid is not None]
         children = [*self._consumer_processes(), *self.generators]
-        nemesis = self.nemesis
+        nemesis = self.state.nemesis
         proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
                    if proxy is not None and proxy.pid is not None]
         return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
@@ -317,7 +318,7 @@ class LiveTarget(LiveSender):
             # Kept: a flush this task hands over goes on to its end on the recorder's thread even
             # when the task is cancelled (a signal, the run's end), shielded so the cancellation
             # does not cancel it before it starts, and ``finish`` raises what it raised.
-            self._flushing = self._recording.submit(self.recorder.flush, self._intake())
+            self._flushing = self.state.recording.submit(self.recorder.flush, self._intake())
             await asyncio.shield(asyncio.wrap_future(self._flushing))
 
     async def _hand_windows(self, every_s: float) -> None:
@@ -332,7 +333,7 @@ class LiveTarget(LiveSender):
             self.sent_elsewhere = []
             # Shielded as in ``_record``: these windows are no longer held here, so the recorder
             # must take them even when a signal cancels this task before its thread starts.
-            self._flushing = self._recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
+            self._flushing = self.state.recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
             await asyncio.shield(asyncio.wrap_future(self._flushing))
 
     def _windows_since(self) -> list[tuple[MessageBatch, np.ndarray]]:
@@ -353,12 +354,12 @@ class LiveTarget(LiveSender):
         """What came since the last intake (on the event loop's thread: references only)."""
         windows = self._windows_since()
         sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
-        horizon = self._now()  # receipts the target stamps: every one before now is in
+        horizon = self.now()  # receipts the target stamps: every one before now is in
         if self.can.timed_receipts is not None:
             through = self.can.timed_receipts.receipts_through()
             if through is not None:
-                horizon = min(horizon, through - self._t0)
-        shares = [FAR if g.reported_until == FAR else g.reported_until - self._t0 for g in self.generators]
+                horizon = min(horizon, through - self.state.t0)
+        shares = [FAR if g.reported_until == FAR else g.reported_until - self.state.t0 for g in self.generators]
         return Intake(windows, self.receipts.take(), self.acks.take(), sent_elsewhere, horizon, shares)
 
     # --- the history ------------------------------------------------------------------------
@@ -368,7 +369,7 @@ class LiveTarget(LiveSender):
         end time (ns)."""
         # The run's end is the drain's: events of the phase after it (the read-back, servers
         # stopping) are stamped at that end, the read-back's own duration is in its event.
-        t_end = self._end_history()
+        t_end = self.state.end_history()
         if self._flushing is not None and not self._flushing.cancelled() and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         # The sending's transient buffers (frames, reads, the transport's) are freed by now;
@@ -379,7 +380,7 @@ class LiveTarget(LiveSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "consumers", "damaged": self.unreadable,
                 "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
-        self._history_written(t_end, self._sent_count)
+        self.state.history_written(t_end, self._sent_count)
         return t_end
 
     def _write_rest(self) -> None:
@@ -395,8 +396,8 @@ class LiveTarget(LiveSender):
         self.batches, self.sent = [], []
         # Every message intended before the end that no process sent is the shortfall (a
         # generator process behind at the end stops as this one does).
-        complete = not self.interrupted and self.start_error is None
-        self.recorder.finish(intake, self.interrupted, duration if complete else None)
+        complete = not self.state.interrupted and self.state.start_error is None
+        self.recorder.finish(intake, self.state.interrupted, duration if complete else None)
         copies = ([(STREAM, self.stored)] if self.stored else []) + [
             (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
         for node, copy in copies:

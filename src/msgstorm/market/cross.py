@@ -37,7 +37,8 @@ from msgstorm.market.liquidation import Mechanism
 from msgstorm.market.venue import Entry
 from msgstorm.rules.liquidation import split_fee
 from msgstorm.rules.market import liquidation_costs, notional, pnl
-from msgstorm.scenario.market import CROSS_MECHANISMS, impact_exponent
+from msgstorm.scenario.market import impact_exponent
+from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
 __all__ = ["CrossAccount", "CrossBooks", "CrossCall", "closing_order", "cross_equity",
            "liquidatable", "requirement"]
@@ -113,9 +114,9 @@ class CrossBooks:
     insurance_used: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.rule.name not in CROSS_MECHANISMS:
-            raise ValueError(f"cross-margin accounts are liquidated by one of {list(CROSS_MECHANISMS)}, not "
-                             f"{self.rule.name!r}")
+        if not self.rule.cross:
+            able = [name for name, mechanism in LIQUIDATION_MECHANISMS.items() if mechanism.cross]
+            raise ValueError(f"cross-margin accounts are liquidated by one of {able}, not {self.rule.name!r}")
         self.fund = self.rule.spec.insurance_fund
 
     def liquidatable(self, index: int, prices: list[float]) -> bool:
@@ -126,7 +127,7 @@ class CrossBooks:
         account is not changed: ``apply`` does that)."""
         account, market, spec = self.accounts[index], self.rule.market, self.rule.spec
         maintenance = market.maintenance_margin
-        target = maintenance if spec.restore_to == "maintenance" or self.rule.name == "whole" else spec.initial_margin
+        target = maintenance if spec.restore_to == "maintenance" or self.rule.closes_whole else spec.initial_margin
         collateral = account.collateral
         left = account.open_positions()
         order = closing_order(account, prices, maintenance)
@@ -150,7 +151,7 @@ class CrossBooks:
             slippages.append(slippage)
             collateral = after
             left.remove(k)
-            if self.rule.name == "whole" or bankrupt or not left:
+            if self.rule.closes_whole or bankrupt or not left:
                 continue
             rest = CrossAccount(collateral, account.instrument, account.side,
                                 [account.size[j] if j in left else 0.0 for j in range(len(account.size))],

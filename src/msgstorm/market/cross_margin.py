@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.history.outcomes import Outcome
 from msgstorm.market.accounts import drawn_leverage
 from msgstorm.market.cross import CrossAccount, CrossBooks
 from msgstorm.market.liquidation import Mechanism
@@ -120,9 +121,9 @@ class CrossMargin:
         closed = 0
         pnl = penalty = slippage = bad_debt = used = 0.0
         if self.closed[index]:
-            outcome = "already_liquidated"
+            outcome = Outcome.ALREADY_LIQUIDATED
         elif not self.books.liquidatable(index, prices):
-            outcome = "recovered"
+            outcome = Outcome.RECOVERED
         else:
             done = self.books.call(index, prices, depths)
             used_before = self.books.insurance_used
@@ -131,7 +132,7 @@ class CrossMargin:
             closed = len(done.closed)
             pnl, penalty, slippage = math.fsum(done.pnl), math.fsum(done.penalty), math.fsum(done.slippage)
             self.closed[index] = done.whole
-            outcome = "executed" if done.whole else "partial"
+            outcome = Outcome.EXECUTED if done.whole else Outcome.PARTIAL
         self._rows.append((t, msg_id, account, keeper_name, outcome, t_seen, t_sent, closed, pnl, penalty,
                            slippage, held.collateral, used, bad_debt, self.books.fund))
 

@@ -11,7 +11,10 @@ books (``market/venue.py``) then cover a bankrupt account's shortfall. The formu
 other mechanism at validation (``scenario/market.py``).
 
 A new mechanism is one class registered with ``@mechanism(name)`` (here, or in an extension
-module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``.
+module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``. Its class
+flags (``repeats``, ``auction``, ``english``, ``closes_whole``, ``cross``) are what the
+scenario's checks, the cross-margin book and the sweeps read through the registry: no one
+compares a mechanism's name.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ class Mechanism:
     auction: ClassVar[bool] = False
     # The auction is English (bids, ``market/flip.py``), not Dutch (``market/dutch.py``).
     english: ClassVar[bool] = False
+    # Every call closes the whole position (the market's rule before mechanisms; the probe
+    # books liquidate so).
+    closes_whole: ClassVar[bool] = False
+    # A cross-margin account may be liquidated by it (``market/cross.py``: positions closed,
+    # largest requirement first); the others price one position's close.
+    cross: ClassVar[bool] = False
 
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         self.spec = spec
@@ -87,6 +96,9 @@ def mechanism(name: str) -> Callable[[T], T]:
 class Whole(Mechanism):
     """The position closed whole at the on-chain price (the market's rule before mechanisms)."""
 
+    closes_whole = True
+    cross = True
+
 
 @mechanism("partial")
 class Partial(Mechanism):
@@ -94,6 +106,8 @@ class Partial(Mechanism):
     and slippage) brings the equity back to the maintenance margin, or the initial margin
     (``restore_to``), of what stays open (``rules.liquidation.partial_close_notional``);
     the whole position when none does."""
+
+    cross = True
 
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         super().__init__(spec, market)

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.faults.schedule import concrete_faults
+from msgstorm.history.outcomes import Outcome
 from msgstorm.market.accounts import (
     Accounts,
     Execution,
@@ -437,22 +438,22 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             until = sentinel.blocked_until(t, health_factor(float(self._line[account]),
                                                             float(self._bankruptcy[account]), price))
             if until is not None:  # paused by the uptime guard: the keeper calls again when it lifts
-                self._executions.append((t, msg_id, account, keeper.name, "blocked", price, t_price, 0.0, 0.0, 0.0,
+                self._executions.append((t, msg_id, account, keeper.name, Outcome.BLOCKED, price, t_price, 0.0, 0.0, 0.0,
                                          0.0, float(self._collateral[account]), 0.0))
                 self._paused.append((until, msg_id, account, keeper_index))
                 return
         done: Execution
         if self.liquidated[account] or not past_line(self._side[account], float(self._line[account]), judged):
             if self.liquidated[account]:
-                outcome = "already_liquidated"
+                outcome = Outcome.ALREADY_LIQUIDATED
             else:
-                outcome = "recovered"
+                outcome = Outcome.RECOVERED
                 keeper.retry.add(account)
             # A no-op realises nothing: the account keeps its collateral.
             done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         elif self.venue is None:
             market = self.market
-            outcome = "executed"
+            outcome = Outcome.EXECUTED
             done = execute(self._side[account], float(self._size[account]), self._entry[account],
                            float(self._collateral[account]), price, market.liquidation_penalty, market.slippage_bps, self._depth(t, instrument),
                            impact_exponent(market))
@@ -476,7 +477,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         for _until, msg_id, account, keeper_index in due:
             self._execute(t, msg_id, account, keeper_index)
 
-    def _call(self, t: int, msg_id: int, account: int, keeper: Keeper, price: float) -> tuple[str, Execution]:
+    def _call(self, t: int, msg_id: int, account: int, keeper: Keeper, price: float) -> tuple[Outcome, Execution]:
         """A liquidation call by the scenario's mechanism, through the venue's books: its
         outcome (``executed``: closed whole; ``partial``: left open; ``recovered``: nothing
         to close) and its ``executions`` row's account."""
@@ -486,14 +487,14 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                     collateral, price, self._depth(t, self._instrument[account]))
         if done.closed <= 0:
             keeper.retry.add(account)
-            return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, collateral, 0.0)
+            return Outcome.RECOVERED, Execution(price, 0.0, 0.0, 0.0, 0.0, collateral, 0.0)
         bad_debt = self._book(t, msg_id, account, done)
         instrument = self._instrument[account]
         row = self.chain_row[instrument]
         if (not done.whole and self.rule.repeats and row >= 0
                 and past_line(self._side[account], float(self._line[account]), self._judged(instrument, price))):
             self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
-        return ("executed" if done.whole else "partial"), Execution(
+        return (Outcome.EXECUTED if done.whole else Outcome.PARTIAL), Execution(
             price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
 
     def _book(self, t: int, msg_id: int, account: int, done: Call) -> float:

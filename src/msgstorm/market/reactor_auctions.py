@@ -14,6 +14,7 @@ liquidations do (a take or a bid answers the trigger of the keeper's liquidation
 
 from __future__ import annotations
 
+from msgstorm.history.outcomes import Outcome
 from msgstorm.market.accounts import Execution
 from msgstorm.market.flip import flip_call
 from msgstorm.market.liquidation import call
@@ -28,7 +29,7 @@ class DutchAuctionSteps(ReactorState):
     take to commit closes the position (``_take``)."""
 
     def _bark(self, t: int, account: int, keeper: Keeper, price: float,
-              trigger: tuple[int, int, float]) -> tuple[str, Execution]:
+              trigger: tuple[int, int, float]) -> tuple[Outcome, Execution]:
         """A keeper's liquidation (its ``trigger``) committed under ``dutch_auction``: it
         starts the account's auction (or finds it running), and the keeper takes when the
         price suits it."""
@@ -37,7 +38,7 @@ class DutchAuctionSteps(ReactorState):
             self.auctions.start(account, self._side[account], t, price)
         self._take_trigger[(account, keeper.index)] = trigger
         self._schedule_take(t, account, keeper)
-        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
+        return Outcome.AUCTION, Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
     def _schedule_take(self, t: int, account: int, keeper: Keeper) -> None:
         assert self.auctions is not None
@@ -75,9 +76,9 @@ class DutchAuctionSteps(ReactorState):
         auction = self.auctions.running.get(account)
         done = Execution(chain, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         if self.liquidated[account] or auction is None:
-            outcome = "already_liquidated"
+            outcome = Outcome.ALREADY_LIQUIDATED
         elif self.auctions.stale(auction, t):
-            outcome = "reset"
+            outcome = Outcome.RESET
             self.auctions.start(account, self._side[account], t, chain)
             self._schedule_take(t, account, keeper)
         else:
@@ -86,7 +87,7 @@ class DutchAuctionSteps(ReactorState):
                          float(self._collateral[account]), price)
             bad_debt = self._book(t, msg_id, account, taken)
             del self.auctions.running[account]
-            outcome = "executed"
+            outcome = Outcome.EXECUTED
             done = Execution(price, taken.pnl, taken.penalty, taken.slippage, taken.slippage_bps,
                              taken.collateral_after, bad_debt)
         self._executions.append((t, msg_id, account, keeper.name, outcome, done.price, t_price, done.pnl, done.penalty,
@@ -99,7 +100,7 @@ class EnglishAuctionSteps(ReactorState):
     close (``_deal``)."""
 
     def _kick(self, t: int, account: int, keeper: Keeper, price: float,
-              trigger: tuple[int, int, float]) -> tuple[str, Execution]:
+              trigger: tuple[int, int, float]) -> tuple[Outcome, Execution]:
         """A keeper's liquidation committed under ``english_auction``: it starts the
         account's auction (or finds it running), and the keeper bids ``reaction`` later."""
         assert self.flips is not None
@@ -112,7 +113,7 @@ class EnglishAuctionSteps(ReactorState):
         keeper.pending.add(account)  # it bids; it sends no other liquidation for the account
         self._take_trigger[(account, keeper.index)] = trigger
         self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper.index)
-        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
+        return Outcome.AUCTION, Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
     def _send_bid(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
@@ -152,19 +153,19 @@ class EnglishAuctionSteps(ReactorState):
             flip.in_flight.discard(keeper_index)
         standing = (flip.guy, flip.bid) if flip is not None else (-1, 0.0)
         if flip is None or self.liquidated[account]:
-            outcome = "already_liquidated"
+            outcome = Outcome.ALREADY_LIQUIDATED
         elif self.flips.place(flip, keeper_index, msg_id, bid, lot, t):
-            outcome = "bid"
+            outcome = Outcome.BID
             if self.budgets is not None and standing[0] >= 0:
                 self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
             self.host.schedule(self.flips.closes_at(flip), self._deal, account)
             for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
                 self.host.schedule(t + self.keepers[other].reaction(), self._send_bid, account, other)
         else:
-            outcome = "outbid"
+            outcome = Outcome.OUTBID
             if self.flips.live(flip, t):
                 self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper_index)
-        if outcome != "bid" and self.budgets is not None:
+        if outcome != Outcome.BID and self.budgets is not None:
             self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
         price = bid / lot if lot > 0 else 0.0
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, 0.0, 0.0, 0.0, 0.0,
@@ -195,6 +196,6 @@ class EnglishAuctionSteps(ReactorState):
         winner = self.keepers[flip.guy]
         for bidder in flip.bidders:
             self.keepers[bidder].pending.discard(account)
-        self._executions.append((t, flip.msg_id, account, winner.name, "executed", done.price,
+        self._executions.append((t, flip.msg_id, account, winner.name, Outcome.EXECUTED, done.price,
                                  self.chain_step[instrument] * self.paths.resolution_ns, done.pnl, done.penalty, 0.0,
                                  0.0, done.collateral_after, bad_debt))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from msgstorm.history.outcomes import Outcome
 from msgstorm.market.reactor_state import ReactorState
 
 __all__ = ["RevertedChain"]
@@ -42,9 +43,9 @@ class RevertedChain(ReactorState):
             if at is not None:
                 execution = self._executions[at]
                 account, keeper = int(execution[2]), self._keeper_named[execution[3]]
-                if execution[4] == "executed":
+                if execution[4] == Outcome.EXECUTED:
                     self.liquidated[account] = False
-                self._executions[at] = (*execution[:4], "reverted", *execution[5:])
+                self._executions[at] = (*execution[:4], Outcome.REVERTED, *execution[5:])
                 self.liquidation_of[msg_id] = (account, keeper.index)  # it executes again if the chain takes it again
                 keeper.pending.add(account)
         newest: dict[int, int] = {}  # instrument -> the newest update row among the gone prices
@@ -73,7 +74,7 @@ class RevertedChain(ReactorState):
         """The index of ``msg_id``'s ``executions`` row still held (the newest first: a
         reverted commit is among the last)."""
         for at in range(len(self._executions) - 1, -1, -1):
-            if self._executions[at][1] == msg_id and self._executions[at][4] != "reverted":
+            if self._executions[at][1] == msg_id and self._executions[at][4] != Outcome.REVERTED:
                 return at
         return None
 

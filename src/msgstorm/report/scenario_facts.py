@@ -16,6 +16,7 @@ from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, is_simulated
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
+from msgstorm.scenario.registry import TARGETS
 
 __all__ = ["scenario_facts", "scenario_section", "scenario_value"]
 
@@ -73,8 +74,9 @@ def scenario_value(key: str, value: Any, in_duration: bool = False, rate_keys: f
     return str(value)
 
 
-# The [live] settings of every driver, each under its own table: a run shows its own only.
-_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq", "mqtt", "rabbitmq", "kafka", "anvil", "cometbft")
+def _live_tables() -> frozenset[str]:
+    """The [live] tables of the live targets, one each (``TARGETS``): a run shows its own only."""
+    return frozenset(name for name in TARGETS.builtin_names if not TARGETS[name].simulated)
 
 
 def scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -85,7 +87,8 @@ def scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:
     run = scenario_value("run", scenario.get("run") or {})
     if not is_simulated(target):
         live = dict(scenario.get("live") or {})
-        own = {key: value for key, value in live.items() if key not in _LIVE_DRIVERS}
+        tables = _live_tables()
+        own = {key: value for key, value in live.items() if key not in tables}
         return [("target", target), ("live", scenario_value("live", own)),
                 *([(f"live.{target}", scenario_value(target, live[target]))] if live.get(target) else []),
                 ("run", run)]

@@ -47,6 +47,7 @@ from msgstorm.analysis.calibrate import (
 )
 from msgstorm.analysis.chain_fit import ChainFit
 from msgstorm.analysis.comet_fit import HOPS, CometFit
+from msgstorm.history.schema import SIM_TARGET
 from msgstorm.report.text import duration_ms
 from msgstorm.scenario import parse_scenario
 
@@ -130,7 +131,7 @@ def twin_scenario(calibration: Calibration) -> dict[str, Any]:
     source = calibration.scenario
     run = dict(source["run"])
     table: dict[str, Any] = {
-        "target": "sim",
+        "target": SIM_TARGET,
         "run": {"name": f"{run['name']}-twin", "seed": int(run.get("seed", 1)),
                 **{key: _ns(run[key]) for key in ("duration", "drain", "window", "sample_interval") if key in run}},
         "network": {"regions": [TWIN_REGION], "nodes_per_region": 1, "processing": "0ns"},
@@ -337,7 +338,7 @@ def comet_twin_scenario(fit: CometFit) -> dict[str, Any]:
     run = dict(source["run"])
     n = fit.validators
     table: dict[str, Any] = {
-        "target": "sim",
+        "target": SIM_TARGET,
         "run": {"name": f"{run['name']}-twin", "seed": int(run.get("seed", 1)),
                 **{key: _ns(run[key]) for key in ("duration", "drain", "window", "sample_interval") if key in run}},
         "network": {"regions": [TWIN_REGION], "nodes_per_region": n, "intra_region_latency": _ns(fit.link_latency_ns),

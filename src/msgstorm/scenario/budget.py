@@ -116,6 +116,7 @@ class WorkEstimate:
     queued_messages: float
     memory_bytes: float
     live_consumers: int = 0  # a live target's consumers (0: the simulator)
+    generator_processes: int = 1  # processes that build and send messages (a live target's)
     accounts: int = 0  # [market] accounts (a file's rows counted)
     price_steps: int = 0  # [market] steps of every instrument's price path
     wall_s: float = 0.0  # expected wall time of the run on the machine of docs/performance.md
@@ -280,10 +281,12 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     return estimate
 
 
-def estimate_live(scenario: Scenario) -> WorkEstimate:
-    """A live target's estimate (``_estimate_live``)."""
+def estimate_live(scenario: Scenario, generator_processes: int = 1) -> WorkEstimate:
+    """A live target's estimate (``_estimate_live``), its generator sending from
+    ``generator_processes`` processes (the target's driver says how many)."""
     agents = _per_agent(scenario)
-    return _estimate_live(scenario, sum(count for count, _, _ in agents), sum(rate for _, rate, _ in agents))
+    return _estimate_live(scenario, sum(count for count, _, _ in agents), sum(rate for _, rate, _ in agents),
+                          generator_processes)
 
 
 def estimate_simulated(scenario: Scenario) -> WorkEstimate:
@@ -335,7 +338,8 @@ def _market_work(scenario: Scenario) -> tuple[int, int]:
     return max(accounts, 0), steps * len(market.instruments)
 
 
-def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> WorkEstimate:
+def _estimate_live(scenario: Scenario, messages: float, peak_rate: float,
+                   generator_processes: int = 1) -> WorkEstimate:
     """A live run: the broker, not msgstorm, holds the backlog; every consumer may write a
     delivery row per message (fan-out); the run lasts its duration and drain at most."""
     run = scenario.run
@@ -353,7 +357,8 @@ def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> Wor
         traffic_windows=math.ceil(run.duration / run.window),
         analysis_windows=math.ceil(horizon_ns / run.window), queue_samples=0, blocks=0,
         gossip_receipts=0.0, delivery_rows=deliveries, queued_messages=0.0, memory_bytes=memory,
-        live_consumers=consumers, wall_s=_LIVE_START_S + horizon_ns / _NS_PER_S,
+        live_consumers=consumers, generator_processes=generator_processes,
+        wall_s=_LIVE_START_S + horizon_ns / _NS_PER_S,
     )
 
 
@@ -372,13 +377,13 @@ def memory_available_bytes() -> float:
         return math.inf
 
 
-def _staged_bytes(scenario: Scenario) -> tuple[float, int]:
-    """What one staged slice of the largest messages takes in each generator process,
-    payloads and frames, over all of them; and the agent whose messages are largest."""
+def _staged_bytes(scenario: Scenario, processes: int) -> tuple[float, int]:
+    """What one staged slice of the largest messages takes in each of the ``processes``
+    generator processes, payloads and frames, over all of them; and the agent whose
+    messages are largest."""
     sizes = [agent.size.upper if agent.size.upper is not None else _UNBOUNDED_SIZE_FACTOR * agent.size.mean
              for agent in scenario.agents]
     index = max(range(len(sizes)), key=lambda i: sizes[i])
-    processes = scenario.live.nats.generator_processes if scenario.target == "nats" else 1
     return STAGED_MESSAGES * sizes[index] * 2 * processes, index
 
 
@@ -425,7 +430,7 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
                       "limits.max_wall_time=... if you mean to wait"))
     available = memory_available_bytes()
     if work.live_consumers and scenario.agents:
-        staged, index = _staged_bytes(scenario)
+        staged, index = _staged_bytes(scenario, work.generator_processes)
         if staged > available * limits.memory:
             found.append((("agents", index, "size"), f"message size: the live generator builds {STAGED_MESSAGES:,} "
                           f"messages' payloads and frames at once, about {_gib(staged)}, over limits.memory = "

@@ -39,7 +39,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "CapRaise", "CROSS_MECHANISMS", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PUBLISHED_FIGURES", "PublishedSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "CapRaise", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PUBLISHED_FIGURES", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -440,8 +440,8 @@ class LiquidationSpec(Spec):
 
     def keeps_today(self) -> bool:
         """Whole liquidations without a fund or a cover: the market as before this section."""
-        return (self.mechanism == "whole" and self.keeper_share == 1.0 and self.insurance_fund == 0.0
-                and self.on_empty == "none")
+        return (LIQUIDATION_MECHANISMS[self.mechanism].closes_whole and self.keeper_share == 1.0
+                and self.insurance_fund == 0.0 and self.on_empty == "none")
 
 
 class FundingSpec(Spec):
@@ -611,7 +611,7 @@ class MarketSpec(Spec):
                 raise ValueError(f"liquidation.initial_margin: {rule.initial_margin:g} must be above "
                                  f"maintenance_margin {self.maintenance_margin:g} (a partial liquidation "
                                  f"restores the initial margin)")
-            if rule.mechanism == "english_auction":
+            if LIQUIDATION_MECHANISMS[rule.mechanism].english:
                 for index, group in enumerate(self.accounts):
                     if group.file is None and group.long_share < 1.0:
                         raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
@@ -625,11 +625,6 @@ class MarketSpec(Spec):
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
                                  "(drop [market.probes] or [market.liquidation])")
         return self
-
-
-# The liquidation mechanisms a cross-margin account is liquidated by (``market/cross.py``):
-# the others price one position's close.
-CROSS_MECHANISMS = ("whole", "partial")
 
 
 def cross_margin_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], str]]:
@@ -659,7 +654,7 @@ def cross_margin_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...
         return problems
     first: tuple[str | int, ...] = ("market", "accounts", cross[0], "margin")
     rule = market.liquidation
-    if rule is not None and (rule.mechanism not in CROSS_MECHANISMS or rule.on_empty != "none"):
+    if rule is not None and (not LIQUIDATION_MECHANISMS[rule.mechanism].cross or rule.on_empty != "none"):
         problems.append((first, f"a cross-margin account is liquidated whole or partially (positions closed, "
                                 f"largest requirement first) with on_empty = \"none\"; liquidation.mechanism is "
                                 f"{rule.mechanism!r}, on_empty {rule.on_empty!r}"))

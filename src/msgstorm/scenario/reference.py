@@ -46,8 +46,8 @@ from msgstorm.scenario.registry import (
     CHECKERS,
     CONTROLLERS,
     FAULT_KINDS,
-    LIVE_DRIVERS,
     QUEUE_POLICIES,
+    TARGETS,
     TOXICS,
     Registry,
 )
@@ -355,6 +355,12 @@ def _builtin_names(registry: Registry[Any]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
+def _live_targets() -> str:
+    """The live targets msgstorm ships (brokers, the EVM node, the validators), by name."""
+    names = sorted(name for name in TARGETS.builtin_names if not TARGETS[name].simulated)
+    return ", ".join(f"`{n}`" for n in names)
+
+
 def _region_names() -> str:
     return ", ".join(f"`{r}`" for r in sorted(known_regions()))
 
@@ -363,7 +369,7 @@ def _region_names() -> str:
 def _names() -> dict[str, str]:
     """The names a description lists, read from where they are defined."""
     return {
-        "live_drivers": _builtin_names(LIVE_DRIVERS),
+        "live_drivers": _live_targets(),
         "queue_policies": _builtin_names(QUEUE_POLICIES),
         "toxics": "; ".join(f"`{name}`: {toxic.summary}" for name, toxic in TOXICS.items()),
         "connection_toxics": ", ".join(name for name, toxic in TOXICS.items() if toxic.on_connections),

@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
@@ -20,7 +20,6 @@ from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, name_problems
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import (
     FAULT_KINDS,
-    LIVE_DRIVERS,
     LIVE_FAULT_KINDS,
     QUEUE_POLICIES,
     TARGETS,
@@ -46,7 +45,8 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
+__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "process_problems",
+           "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -116,12 +116,6 @@ class RunsMarket(Protocol):
 
     @staticmethod
     def market_problems(scenario: Scenario) -> list[Problem]: ...
-
-
-def _declared_checks(target: str) -> Any:
-    """What live target ``target``'s class declares of its own checks (``Capabilities.checks``
-    of ``live/drivers/capabilities.py``, read from the class: that module sits above this one)."""
-    return LIVE_DRIVERS[target].capabilities.checks
 
 
 def simulated(scenario: Scenario) -> bool:
@@ -251,13 +245,19 @@ def check_references(scenario: Scenario) -> list[Problem]:  # noqa: C901
             problems.append((("slo", name), problem))
     problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
     problems += _controller_references(scenario)
-    nats = scenario.live.nats
-    for field, used in (("generator_processes", nats.generator_processes > 1),
-                        ("consumer_processes", nats.consumer_processes)):
-        if used and scenario.target != "nats":
-            problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
-                                                      f"is {scenario.target!r})"))
     return problems
+
+
+def process_problems(scenario: Scenario, runs_processes: bool) -> list[Problem]:
+    """``[live.nats]``'s client processes asked of a target whose clients run in no
+    processes of their own (``runs_processes``: its driver declares ``Processes``)."""
+    if runs_processes:
+        return []
+    nats = scenario.live.nats
+    return [(("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target is "
+                                      f"{scenario.target!r}, whose clients run in no processes of their own)")
+            for field, used in (("generator_processes", nats.generator_processes > 1),
+                                ("consumer_processes", nats.consumer_processes)) if used]
 
 
 def simulated_fault_problems(scenario: Scenario) -> list[Problem]:  # noqa: C901
@@ -372,15 +372,19 @@ def _section_problems(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def live_problems(scenario: Scenario) -> list[Problem]:
-    """What a real system cannot run of a scenario (a live ``Target``'s own checks): the
-    simulator's ordering protocols, lane, producers and controllers, and what its driver's
-    class says of the scenario (``Capabilities.checks``). Asking for the driver loads the
-    drivers, which ``validate`` of a simulated scenario does without."""
+def live_problems(scenario: Scenario, market: list[Problem] | None) -> list[Problem]:
+    """What a real system cannot run of a scenario (a live ``Target``'s checks common to
+    every live target): the simulator's ordering protocols, lane, producers and
+    controllers, and ``[market]`` unless the target runs it (``market``: what it says of
+    the section; None: it does not run it)."""
     problems: list[Problem] = []
     sequencer = scenario.sequencer
-    if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).scenario:
-        problems += LIVE_DRIVERS[scenario.target].problems(scenario)
+    if scenario.market is not None:
+        if market is not None:
+            problems += market
+        else:
+            problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
+                                          f"{scenario.target!r}): drop [market] or run with --target sim"))
     # The ordering protocols live in the simulator's sequencer; a broker has its own order.
     if sequencer.policy in ORDERING_SETTINGS:
         problems.append((("sequencer", "policy"), f"queue policy {sequencer.policy!r} runs on the simulator only "
@@ -426,10 +430,6 @@ def distributed_problems(scenario: Scenario) -> list[Problem]:
                                                  "hosts\", says why not the others); set live.generators = 1"))
     else:
         problems += [(("live", *where), said) for where, said in name_problems(live, scenario.target)]
-    if scenario.target == "rabbitmq" and live.rabbitmq.nodes > 1:
-        problems.append((("live", "rabbitmq", "nodes"), f"a RabbitMQ cluster with live.generators = {live.generators}: "
-                                                        "its generators' clients would each reach one node of it "
-                                                        "only; set nodes = 1 or live.generators = 1"))
     for where, spec in fault_entries(scenario):
         if spec.kind not in DISTRIBUTED_FAULTS:
             problems.append((where, f"a {spec.kind} fault with live.generators = {live.generators}: a distributed "
@@ -663,14 +663,7 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
     market = scenario.market
     if market is None:
         return []
-    problems: list[Problem] = []
-    if not simulated(scenario):
-        # Asking the registry loads the live drivers: only for a live target.
-        if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).market:
-            problems += LIVE_DRIVERS[scenario.target].market_problems(scenario)
-        else:
-            problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
-                                          f"{scenario.target!r}): drop [market] or run with --target sim"))
+    problems: list[Problem] = []  # on a live target, its own checks say whether it runs [market]
     oracle = market.oracle
     if oracle.node is not None and oracle.node not in nodes:
         problems.append((("market", "oracle", "node"),

@@ -45,12 +45,13 @@ that appears in a scenario or a report to its implementation:
   (``traffic/arrivals.py``);
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
   (``analysis/delivery.py``);
-- ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
-  (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
-  ``live/chain/target.py`` drives with transactions instead of publishes), or a validator
-  network (``live/chain/cometbft.py``: ``CometNetwork``, driven by ``live/chain/comet_target.py``);
-  each declares what it can do beyond ``Driver`` in its ``capabilities`` class attribute
-  (``live/drivers/capabilities.py``), pinned per driver in ``tests/test_live_capabilities.py``;
+- ``LIVE_DRIVERS``: a broker target's name -> its ``Driver`` class (``live/drivers/``); a
+  chain node (``live/chain/anvil.py``: ``AnvilNode``, driven with transactions by
+  ``live/chain/target.py``) and a validator network (``live/chain/cometbft.py``:
+  ``CometNetwork``, driven by ``live/chain/comet_target.py``) are targets of their own in
+  ``TARGETS``, not drivers. Each of these classes declares what it can do beyond ``Driver``
+  in its ``capabilities`` class attribute (``live/drivers/capabilities.py``), which the live
+  target gives (``LiveRun.driver``), pinned per class in ``tests/test_live_capabilities.py``;
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``traffic/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
@@ -101,6 +102,7 @@ __all__ = [
     "BACKPRESSURE_MODES",
     "CHECKERS",
     "CONTROLLERS",
+    "DEFAULT_TARGET",
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
     "LIVE_DRIVERS",
@@ -244,8 +246,6 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.mqtt",
     "msgstorm.live.drivers.rabbitmq",
     "msgstorm.live.drivers.kafka",
-    "msgstorm.live.chain.anvil",
-    "msgstorm.live.chain.cometbft",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))
@@ -253,6 +253,8 @@ CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.si
 PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))
 LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgstorm.market.liquidation",),
                                                  ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))
+# The target a scenario that names none runs on: the shadow network (``targets/sim.py``).
+DEFAULT_TARGET = "sim"
 TARGETS: Registry[Any] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
                                   ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
                                    "cometbft"))

@@ -68,7 +68,7 @@ from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.network import RelaySpec
-from msgstorm.scenario.registry import PRODUCER_RULES
+from msgstorm.scenario.registry import DEFAULT_TARGET, PRODUCER_RULES
 from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.scenario.security import SecuritySpec
 from msgstorm.scenario.spec import BandwidthBps, Fraction, Spec
@@ -585,8 +585,8 @@ class Scenario(_Spec):
     """A whole stress test: what runs, what is sent, what goes wrong, what must hold."""
 
     run: RunSpec
-    # A name in TARGETS (scenario/registry.py): "sim", the shadow network, or a live target ("nats", ...).
-    target: str = "sim"
+    # A name in TARGETS (scenario/registry.py): the shadow network by default, or a live target.
+    target: str = DEFAULT_TARGET
     live: LiveSpec = LiveSpec()
     network: NetworkSpec = NetworkSpec()
     gossip: GossipSpec = GossipSpec()

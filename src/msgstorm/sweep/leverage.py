@@ -55,6 +55,7 @@ from typing import Any
 from msgstorm.scenario import Scenario, load_scenario
 from msgstorm.scenario.loader import Override
 from msgstorm.scenario.market import leverage_limit
+from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.sweep import default_workers, sweep
 from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
 from msgstorm.sweep.execute import WorkerPool
@@ -420,7 +421,8 @@ def probes_cannot_answer(scenario: Scenario) -> str | None:
         return None
     rule = market.liquidation
     if rule is not None and not rule.keeps_today():
-        return (f"liquidation.mechanism {rule.mechanism!r}" if rule.mechanism != "whole"
+        whole = LIQUIDATION_MECHANISMS[rule.mechanism].closes_whole
+        return (f"liquidation.mechanism {rule.mechanism!r}" if not whole
                 else "the venue accounting of [market.liquidation] (insurance fund, keeper share)")
     if market.mark is not None:
         return "[market.mark]"

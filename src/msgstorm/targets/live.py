@@ -1,7 +1,9 @@
 """The live targets: real brokers, an EVM node, a validator network, driven with the same traffic.
 
 Place in the pipeline: ``TARGETS`` entries for every broker driver of ``LIVE_DRIVERS``
-(nats, jetstream, zmq, redis, mqtt, rabbitmq, kafka), ``anvil`` and ``cometbft``. Each
+(nats, jetstream, zmq, redis, mqtt, rabbitmq, kafka), ``anvil`` (an EVM node,
+``AnvilNode``) and ``cometbft`` (validators, ``CometNetwork``), which are targets of their
+own and no broker's driver. Each
 ``LiveRun`` names the class that drives its run (``recorder``: ``live/target.py``'s
 ``LiveTarget`` publishes to a broker, ``live/chain/target.py``'s ``ChainTarget`` sends
 transactions to a node, ``live/chain/comet_target.py``'s ``CometTarget`` to validators),
@@ -14,11 +16,11 @@ Their clients load only when a run starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from msgstorm.scenario.budget import WorkEstimate, estimate_live
-from msgstorm.scenario.refs import live_problems
-from msgstorm.scenario.registry import TARGETS
+from msgstorm.scenario.refs import ChecksScenario, RunsMarket, live_problems, process_problems
+from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
 from msgstorm.targets.base import Problem, RunContext
 
 if TYPE_CHECKING:
@@ -28,11 +30,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from msgstorm.history.writer import HistoryWriter
+    from msgstorm.live.drivers.capabilities import Capabilities, Processes
     from msgstorm.progress import Progress
     from msgstorm.scenario.schema import Scenario
     from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["BROKERS", "LiveRun", "Recorder", "broker_run", "chain_run", "validators_run"]
+__all__ = ["BROKERS", "LiveRun", "Recorder", "anvil_node", "broker_driver", "broker_run", "chain_run",
+           "comet_network", "validators_run"]
 
 BROKERS = ("nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka")
 
@@ -44,7 +48,9 @@ class LiveRecording(Protocol):
     started; ``nodes`` and ``interrupted`` are what the run row records."""
 
     interrupted: bool
-    start_error: str | None
+
+    @property
+    def start_error(self) -> str | None: ...
 
     @property
     def nodes(self) -> list[dict[str, str]]: ...
@@ -61,44 +67,92 @@ Recorder = Callable[["Scenario", "HistoryWriter", "Path", "Progress | None"], Li
 def broker_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                progress: Progress | None) -> LiveRecording:
     """Publishes to a broker and reads its receipts (``live/target.py``)."""
-    from msgstorm.live.target import LiveTarget  # the drivers' clients load only for a live run
+    # The drivers' clients load only for a live run.
+    from msgstorm.live.lifecycle import Lifecycle, RunState
+    from msgstorm.live.target import LiveTarget
 
-    return LiveTarget(scenario, writer, run_dir, progress)
+    state = RunState(scenario, writer, run_dir, progress)
+    return Lifecycle(state, LiveTarget(state))
 
 
 def chain_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
               progress: Progress | None) -> LiveRecording:
     """Transactions to an EVM node, and its blocks (``live/chain/target.py``)."""
     from msgstorm.live.chain.target import ChainTarget
+    from msgstorm.live.lifecycle import Lifecycle, RunState
 
-    return ChainTarget(scenario, writer, run_dir, progress)
+    state = RunState(scenario, writer, run_dir, progress)
+    return Lifecycle(state, ChainTarget(state))
 
 
 def validators_run(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                    progress: Progress | None) -> LiveRecording:
     """Transactions to a validator network, and every node's commits (``live/chain/comet_target.py``)."""
     from msgstorm.live.chain.comet_target import CometTarget
+    from msgstorm.live.lifecycle import Lifecycle, RunState
 
-    return CometTarget(scenario, writer, run_dir, progress)
+    state = RunState(scenario, writer, run_dir, progress)
+    return Lifecycle(state, CometTarget(state))
+
+
+def broker_driver(name: str) -> Callable[[], type]:
+    """The class of broker driver ``name`` (``LIVE_DRIVERS``), loaded when asked."""
+    return lambda: LIVE_DRIVERS[name]
+
+
+def anvil_node() -> type:
+    """The EVM node a chain run drives (``live/chain/anvil.py``)."""
+    from msgstorm.live.chain.anvil import AnvilNode
+
+    return AnvilNode
+
+
+def comet_network() -> type:
+    """The validators a validator-network run drives (``live/chain/cometbft.py``)."""
+    from msgstorm.live.chain.cometbft import CometNetwork
+
+    return CometNetwork
 
 
 class LiveRun:
-    """A live target (``Target``): the driver ``LIVE_DRIVERS[name]`` driven by what
-    ``recorder`` makes, running the optional ``sections`` it names."""
+    """A live target (``Target``): what ``driver`` loads (a broker's ``Driver`` class, the
+    EVM node's, the validators'), driven by what ``recorder`` makes, running the optional
+    ``sections`` it names. ``driver()`` is the class whose ``capabilities`` say what the target
+    can do (the live fault kinds read them) and which checks of a scenario it adds; it loads
+    the target's code, which validation of another target never asks for."""
 
     simulated = False
     analyse_apart = True
 
-    def __init__(self, name: str, recorder: Recorder = broker_run, sections: frozenset[str] = frozenset()) -> None:
+    def __init__(self, name: str, recorder: Recorder = broker_run,
+                 sections: frozenset[str] = frozenset(),
+                 driver: Callable[[], type] | None = None) -> None:
         self.name = name
         self.recorder = recorder
         self.sections = sections
+        self.driver = driver if driver is not None else broker_driver(name)
+
+    def capabilities(self) -> Capabilities:
+        """What the driver's class declares (``live/drivers/capabilities.py``)."""
+        from msgstorm.live.drivers.capabilities import capabilities_of
+
+        return capabilities_of(self.driver())
 
     def problems(self, scenario: Scenario) -> list[Problem]:
-        return live_problems(scenario)
+        """What the driver's class says of the scenario (``Capabilities.checks``: its own
+        checks, and ``[market]`` when it runs it), then what no real system runs."""
+        driver, can = self.driver(), self.capabilities()
+        own = cast(ChecksScenario, driver).problems(scenario) if can.checks.scenario else []
+        market: list[Problem] | None = None  # None: it does not run [market]
+        if scenario.market is not None and can.checks.market:
+            market = cast(RunsMarket, driver).market_problems(scenario)
+        return own + live_problems(scenario, market) + process_problems(scenario, can.processes)
 
     def estimate(self, scenario: Scenario) -> WorkEstimate:
-        return estimate_live(scenario)
+        # A driver with processes of its own may send from several (``Processes``).
+        processes = (cast("Processes", self.driver()).generator_processes(scenario.live)
+                     if self.capabilities().processes else 1)
+        return estimate_live(scenario, processes)
 
     def record(self, run: RunContext) -> None:
         import gc
@@ -144,5 +198,5 @@ class LiveRun:
 
 for _name in BROKERS:
     TARGETS.register(_name)(LiveRun(_name))
-TARGETS.register("anvil")(LiveRun("anvil", chain_run, frozenset({"rollup"})))
-TARGETS.register("cometbft")(LiveRun("cometbft", validators_run))
+TARGETS.register("anvil")(LiveRun("anvil", chain_run, frozenset({"rollup"}), anvil_node))
+TARGETS.register("cometbft")(LiveRun("cometbft", validators_run, driver=comet_network))

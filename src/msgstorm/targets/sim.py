@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msgstorm.scenario.budget import WorkEstimate, estimate_simulated
-from msgstorm.scenario.refs import simulated_fault_problems
+from msgstorm.scenario.refs import process_problems, simulated_fault_problems
 from msgstorm.scenario.registry import TARGETS
 from msgstorm.targets.base import Problem, RunContext
 
@@ -37,7 +37,7 @@ class SimTarget:
     analyse_apart = False
 
     def problems(self, scenario: Scenario) -> list[Problem]:
-        return simulated_fault_problems(scenario)
+        return simulated_fault_problems(scenario) + process_problems(scenario, runs_processes=False)
 
     def estimate(self, scenario: Scenario) -> WorkEstimate:
         return estimate_simulated(scenario)

@@ -1,9 +1,10 @@
 """anvil, Foundry's local EVM node: found, configured from the scenario, started on loopback.
 
-Place in the pipeline: under ``live/chain/target.py``, registered as the live target
-``anvil`` (``LIVE_DRIVERS``). ``find_anvil`` looks for the binary in ``$MSGSTORM_ANVIL``, on
-PATH, then in a ``node_modules`` of the project or the working directory (where ``npm install
-@foundry-rs/anvil-linux-amd64`` puts it), and says how to install it when it is nowhere.
+Place in the pipeline: under ``live/chain/target.py``, the class the live target
+``anvil`` drives (``TARGETS``, ``targets/live.py``). ``find_anvil`` looks for the binary in
+``$MSGSTORM_ANVIL``, on PATH, then in a ``node_modules`` of the project or the working
+directory (where ``npm install @foundry-rs/anvil-linux-amd64`` puts it), and says how to
+install it when it is nowhere.
 ``AnvilNode.argv`` turns the scenario's chain settings into anvil's flags (the mapping is in
 ``AnvilSpec``'s docstring); ``AnvilNode.problems`` refuses, naming the field, what anvil
 cannot do. With ``live.url`` no node is started: any EVM JSON-RPC node with unlocked
@@ -32,7 +33,6 @@ from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.live.toxics import TOXICS
 from msgstorm.scenario.live import LiveSpec
-from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import CrashFault, Eip1559, RestartFault, Scenario, ToxicFault
 
 if TYPE_CHECKING:  # the front imports the chain's records, which import this module
@@ -69,7 +69,6 @@ def find_anvil() -> str:
     raise ServerError(f"anvil not found (${ANVIL_ENV}, PATH, ./node_modules); install it: {INSTALL}")
 
 
-@LIVE_DRIVERS.register(NAME)
 class AnvilNode:
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
 

@@ -47,25 +47,22 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.cometbft import CometNetwork
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Window, write_messages
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.cpu import MIN_INTERVAL_S
-from msgstorm.live.lifecycle import Lifecycle, SendRows, cancelled, send_windows
+from msgstorm.live.lifecycle import NoSteps, RunState, SendRows, cancelled, send_windows
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer
-from msgstorm.progress import Progress, ProgressSnapshot
+from msgstorm.progress import ProgressSnapshot
 from msgstorm.rules.desync import HeightGapTracker
-from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "may_decode", "reason_of"]
@@ -149,15 +146,15 @@ class Commit:
     round: int = -1  # the round the height was decided in (from the next height's last commit)
 
 
-class CometTarget(Lifecycle):
+class CometTarget(NoSteps):
     """Drive a CometBFT validator network with ``scenario``'s traffic; ``finish`` writes what
     happened."""
 
     drain_poll_s = 0.02
 
-    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
-                 progress: Progress | None = None) -> None:
-        super().__init__(scenario, writer, run_dir, progress)
+    def __init__(self, state: RunState) -> None:
+        super().__init__(state)
+        scenario = state.scenario
         self.spec = scenario.live.cometbft
         self.network = CometNetwork(scenario, self.run_dir)
         self.names = [f"validator-{i}" for i in range(self.spec.validators)]
@@ -192,16 +189,16 @@ class CometTarget(Lifecycle):
 
     # --- running: the lifecycle's steps (``live/lifecycle.py``) --------------------------------
 
-    def _start_servers(self) -> list[dict[str, Any]]:
+    def start_servers(self) -> list[dict[str, Any]]:
         problems = CometNetwork.problems(self.scenario)
         if problems:
             raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
         self.network.start()  # their homes written; spawned once the route proxy listens (``_open``)
         return []
 
-    def _stop_servers(self) -> list[ManagedServer]:
+    def stop_servers(self) -> list[ManagedServer]:
         for name, counters in self.network.counters().items():
-            self.log.add((self._now(), EventKind.VALIDATOR_COUNTERS, name, None, counters))
+            self.log.add((self.now(), EventKind.VALIDATOR_COUNTERS, name, None, counters))
         self.network.stop()
         return self.network.every_server  # the validators and any second signer a double_sign started
 
@@ -211,19 +208,19 @@ class CometTarget(Lifecycle):
         if node in self.names and kind in (EventKind.FAULT_START, EventKind.FAULT_END):
             self.stopped.append((t, node, kind == EventKind.FAULT_START))
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         # The route proxy listens before the validators dial each other through it.
-        self.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
-        await self.nemesis.prepare()
+        self.state.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
+        await self.state.nemesis.prepare()
         for described in self.network.spawn():
-            self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            self.log.add((self.now(), EventKind.SERVER_START, None, None, described))
         self._rpcs = [JsonRpc(url, 2) for url in self.network.rpc_urls]
         self._session = aiohttp.ClientSession()
         await self._ready()
         for rpc in self._rpcs:  # each validator's first pipelined connection, before the clock starts
             await rpc.send(_MEMPOOL_CALL)
 
-    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         assert self._session is not None
         session = self._session
         # Past the drain, until the catch-up has read the last heights (``_after``).
@@ -232,39 +229,39 @@ class CometTarget(Lifecycle):
         self._watchers.append(self._parser)
         return [loop.create_task(self._sample_mempools())]
 
-    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+    async def send(self, traffic: Iterator[MessageBatch]) -> None:
         try:
             await self._send_all(traffic)
         finally:
             self._next_send = None  # the blocks are decoded at once from here on
 
-    def _drained(self) -> bool:
+    def drained(self) -> bool:
         """Every request answered and every accepted transaction committed."""
         return not self._requests and len(self._committed_ids) >= self.accepted
 
-    async def _after(self) -> None:
-        if not self.interrupted:
+    async def after(self) -> None:
+        if not self.state.interrupted:
             try:
                 await asyncio.wait_for(self._catch_up(), 20)
             except Exception as error:  # noqa: BLE001 - what was read is kept
-                self._on_error("blocks", error)
+                self.state.on_error("blocks", error)
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         await cancelled(*self._watchers, *self._requests)
         if self._session is not None:
             await self._session.close()
         for rpc in self._rpcs:
             await rpc.close()
 
-    def _sampled_processes(self) -> list[tuple[str, int]]:
+    def sampled_processes(self) -> list[tuple[str, int]]:
         return [(server.name, server.pid) for server in self.network.validators if server.pid is not None]
 
     async def _ready(self) -> None:
         """Until every validator has committed ``_READY_BLOCKS`` heights (their links up, the
         chain going), else a TargetError naming those behind."""
-        deadline = self._now() + 3 * self.scenario.live.start_timeout
+        deadline = self.now() + 3 * self.scenario.live.start_timeout
         heights = [0] * len(self.names)
-        while self._now() < deadline:
+        while self.now() < deadline:
             for v, rpc in enumerate(self._rpcs):
                 try:
                     status = await rpc.call("status")
@@ -299,7 +296,7 @@ class CometTarget(Lifecycle):
                 for k in range(i, j):
                     v = entry if entry is not None else keys[k] % count
                     rows.setdefault(v, []).append(k)
-                window.sent[i:j] = self._now()
+                window.sent[i:j] = self.now()
                 for v, part in rows.items():
                     calls = [self._call(k, encode_tx(ids[k], kinds[k], agents[k], times[k], sizes[k])) for k in part]
                     self._request(v, window, part, "[" + ",".join(calls) + "]")
@@ -312,8 +309,8 @@ class CometTarget(Lifecycle):
         def waiting(due: int) -> None:
             self._next_send = due
 
-        self.stopped_behind = await send_windows(traffic, self.scenario.run.duration, self.spec.batch, self._now,
-                                                 begin, keep, lambda: False, lambda: self.interrupted,
+        self.state.stopped_behind = await send_windows(traffic, self.scenario.run.duration, self.spec.batch, self.now,
+                                                 begin, keep, lambda: False, lambda: self.state.interrupted,
                                                  waiting=waiting)
 
     @staticmethod
@@ -336,9 +333,9 @@ class CometTarget(Lifecycle):
             raise
         except Exception as error:  # noqa: BLE001 - the validator did not answer: lost
             window.outcome[rows] = LOST
-            self._on_error(f"sender {self.names[v]}", error)
+            self.state.on_error(f"sender {self.names[v]}", error)
             return
-        t = self._now()
+        t = self.now()
         if isinstance(answers, dict):  # a batch of one is answered as one call; a refused batch as one error
             answers = [answers] if answers.get("id") in rows else [{"id": k, "error": answers.get("error")} for k in rows]
         by_row = {int(a["id"]): a for a in answers if isinstance(a, dict) and "id" in a}
@@ -376,7 +373,7 @@ class CometTarget(Lifecycle):
                     async for message in ws:
                         if message.type != aiohttp.WSMsgType.TEXT:
                             break
-                        self._inbox.append((v, connection, self._now(), message.data))
+                        self._inbox.append((v, connection, self.now(), message.data))
                         self._inbox_chars += len(message.data)
             except asyncio.CancelledError:
                 raise
@@ -385,7 +382,7 @@ class CometTarget(Lifecycle):
             await asyncio.sleep(_RETRY_S)
 
     def _may_parse(self, chars: int) -> bool:
-        return may_decode(self._next_send, self._now(), chars, self._inbox_chars)
+        return may_decode(self._next_send, self.now(), chars, self._inbox_chars)
 
     async def _parse(self) -> None:
         """The WebSocket messages, in the order they came, each decoded when ``_may_parse``."""
@@ -434,7 +431,7 @@ class CometTarget(Lifecycle):
         last = max(seen) if seen else self.first_height
         for height in range(last + 1, through + 1):
             found = await self._rpcs[v].call("block", str(height))
-            self._commit(v, found["block"], found["block_id"]["hash"], self._now())
+            self._commit(v, found["block"], found["block_id"]["hash"], self.now())
 
     def _commit(self, v: int, block: dict[str, Any], block_hash: str, t: int) -> None:
         header = block["header"]
@@ -483,20 +480,20 @@ class CometTarget(Lifecycle):
         async def sample(v: int, rpc: JsonRpc) -> None:
             written = rpc.send_now(_MEMPOOL_CALL)
             found = await (written if written is not None else rpc.send(_MEMPOOL_CALL))
-            self.mempools.append((self._now(), v, int(found["result"]["n_txs"])))
+            self.mempools.append((self.now(), v, int(found["result"]["n_txs"])))
 
         while True:
             # A validator down (or an error) has no sample.
             await asyncio.gather(*(sample(v, rpc) for v, rpc in enumerate(self._rpcs)), return_exceptions=True)
             await asyncio.sleep(every_s)
 
-    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+    def snapshot(self, final: bool = False) -> ProgressSnapshot:
         sent = sum(int((w.sent >= 0).sum()) for w in self.windows)
         refused = sum(len(times) for times in self.rejections.values())
         committed = len(self._committed_ids)
         depth = self.mempools[-1][2] if self.mempools else 0
         return ProgressSnapshot(
-            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
+            t_ns=self.now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
             settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=depth,
             base_fee=None, faults_active=0, leader=self.names[0], final=final, target=self.scenario.target)
 
@@ -517,7 +514,7 @@ class CometTarget(Lifecycle):
 
     def finish(self) -> int:
         """Write the messages, the per-validator commits and the chain's events; the run's end (ns)."""
-        t_end = self._end_history()
+        t_end = self.state.end_history()
         agents = [agent.name for agent in self.scenario.agents]
         included = self.included()
         # The block each height committed (one per height: the safety check says so) and
@@ -525,9 +522,9 @@ class CometTarget(Lifecycle):
         hashes = {height: commit.block_hash for commits in self.commits for height, commit in commits.items()}
         proposed = {msg_id: min(self.proposals[hashes[height]], t) for msg_id, (t, height, _) in included.items()
                     if hashes[height] in self.proposals}
-        sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.interrupted,
-                              self.start_error is None, agents, proposed=proposed)
-        self._history_written(t_end, sent)
+        sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.state.interrupted,
+                              self.state.start_error is None, agents, proposed=proposed)
+        self.state.history_written(t_end, sent)
         self._write_commits(t_end)
         return t_end
 

@@ -1,13 +1,13 @@
 """CometBFT validators on loopback: found, configured from the scenario, started, stopped.
 
-Place in the pipeline: under ``live/chain/comet_target.py``, registered as the live target
-``cometbft`` (``LIVE_DRIVERS``). ``find_cometbft`` looks for the binary in
-``$MSGSTORM_COMETBFT``, then in ``$(go env GOPATH)/bin`` (where ``go install`` puts it), then
-on PATH, and says how to install it when it is nowhere. ``CometNetwork.start`` writes a home
-per validator (``cometbft testnet``: keys, one genesis naming every validator) under
-``RUN_DIR/servers/``, sets each one's ``config.toml`` from the scenario (``_settings``: the
-mapping), and starts ``cometbft node --proxy_app=kvstore`` in each, every validator a
-``ManagedServer`` (a process group of its own, ended with msgstorm).
+Place in the pipeline: under ``live/chain/comet_target.py``, the class the live
+target ``cometbft`` drives (``TARGETS``, ``targets/live.py``). ``find_cometbft`` looks for
+the binary in ``$MSGSTORM_COMETBFT``, then in ``$(go env GOPATH)/bin`` (where ``go install``
+puts it), then on PATH, and says how to install it when it is nowhere.
+``CometNetwork.start`` writes a home per validator (``cometbft testnet``: keys, one genesis
+naming every validator) under ``RUN_DIR/servers/``, sets each one's ``config.toml`` from the
+scenario (``_settings``: the mapping), and starts ``cometbft node --proxy_app=kvstore`` in
+each, every validator a ``ManagedServer`` (a process group of its own, ended with msgstorm).
 
 Every validator's peer-to-peer links go through the fault proxy (``Servers.route_links``): validator
 ``i`` dials validator ``j`` at a listener of the proxy, ``route-i-j``, that leads to ``j``'s
@@ -44,7 +44,6 @@ from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.processes import die_with_parent
 from msgstorm.scenario.live import LiveSpec
-from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
 __all__ = ["COMETBFT_ENV", "INSTALL", "SECOND_SIGNER", "CometNetwork", "find_cometbft", "validator_names"]
@@ -128,7 +127,6 @@ def _quoted(value: str) -> str:
     return '"' + value + '"'
 
 
-@LIVE_DRIVERS.register(NAME)
 class CometNetwork:
     """The validators of one run: ``start`` them, ``stop`` them on every way out."""
 

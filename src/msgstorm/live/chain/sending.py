@@ -2,7 +2,7 @@
 transaction from an idle dev account.
 
 Place in the pipeline: under ``live/chain/target.py``, whose ``ChainTarget`` extends
-``ChainSender`` with the run, the chain's reads and the history.
+``ChainSender`` with its steps of the run, the chain's reads and the history.
 
 Sending is open loop, as for brokers: each message leaves at its intended time, with every
 other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
@@ -42,7 +42,6 @@ import asyncio
 import collections
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,15 +49,13 @@ import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import encode, gas_cap
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Block, Window
 from msgstorm.live.chain.rpc import JsonRpc
-from msgstorm.live.lifecycle import Lifecycle, SendRows, send_windows
-from msgstorm.progress import Progress
-from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
+from msgstorm.live.lifecycle import NoSteps, RunState, SendRows, send_windows
+from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["REASONS", "SINK", "ChainSender", "reason_of"]
@@ -109,14 +106,14 @@ def reason_of(message: str) -> str:
     return next((reason for words, reason in REASONS if words in lowered), "other")
 
 
-class ChainSender(Lifecycle):
+class ChainSender(NoSteps):
     """The chain target's state, and its sends: ``_send_all`` the schedule's, ``_send_rows``
     the market's; each batch's answers (``_post``), the accounts and their nonces.
     ``ChainTarget`` (``live/chain/target.py``) runs it."""
 
-    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
-                 progress: Progress | None = None) -> None:
-        super().__init__(scenario, writer, run_dir, progress)
+    def __init__(self, state: RunState) -> None:
+        super().__init__(state)
+        scenario = state.scenario
         self.node = AnvilNode(scenario, self.run_dir)
         self.spec = scenario.live.anvil
         self.windows: list[Window] = []
@@ -179,7 +176,7 @@ class ChainSender(Lifecycle):
 
     def _down_by_fault(self) -> bool:
         """Whether the node is down because a fault stopped it and will start it again."""
-        nemesis, server = self.nemesis, self.node.server
+        nemesis, server = self.state.nemesis, self.node.server
         if nemesis is None or server is None:
             return False
         if nemesis.applying:  # a fault's start or end under way (a restart waits for the node to listen)
@@ -195,7 +192,7 @@ class ChainSender(Lifecycle):
         where the node is lost for good."""
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         unit = self.spec.fee_unit_wei
-        now = self._now
+        now = self.now
         own_agents = len(self.scenario.agents)  # the market's agents come after: the oracle's rows
 
         def begin(batch: MessageBatch) -> SendRows:
@@ -232,9 +229,9 @@ class ChainSender(Lifecycle):
         def waiting(t: int) -> None:
             self.next_due = t
 
-        self.stopped_behind = await send_windows(
+        self.state.stopped_behind = await send_windows(
             traffic, self.scenario.run.duration, self.spec.batch, now, begin, keep,
-            lambda: self.node_lost_at is not None, lambda: self.interrupted,
+            lambda: self.state.node_lost_at is not None, lambda: self.state.interrupted,
             self.market.numbered if self.market is not None else None, waiting)
 
     def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
@@ -274,7 +271,7 @@ class ChainSender(Lifecycle):
         """Wait, if the next send is due within ``_QUIET_NS``, until it has left (that one
         only: at a rate whose gaps are all shorter, a read that waited for a wide one would
         never come): a read of the chain runs in the gap after a send, not across a send time."""
-        if self.next_due is not None and 0 < self.next_due - self._now() < _QUIET_NS:
+        if self.next_due is not None and 0 < self.next_due - self.now() < _QUIET_NS:
             if self._gap is None:
                 self._gap = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._gap)
@@ -290,7 +287,7 @@ class ChainSender(Lifecycle):
         self._send_rows_from(window, rows, self._traffic_senders)
 
     def _send_rows_from(self, window: Window, rows: list[int], senders: _Senders) -> None:
-        if self._rpc is None or self.node_lost_at is not None:
+        if self._rpc is None or self.state.node_lost_at is not None:
             return
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         batch = window.batch
@@ -313,7 +310,7 @@ class ChainSender(Lifecycle):
             raise
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
             window.outcome[rows] = LOST
-            window.answered[rows] = self._now()
+            window.answered[rows] = self.now()
             if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
                 self.lost_to_faults += len(window.outcome[rows])
                 self._free_nonces(window, rows, body)
@@ -322,12 +319,12 @@ class ChainSender(Lifecycle):
                 return
             if await self._user_node_lost(error):  # said once, by its ``node_down``
                 return
-            self._on_error("sender", error)
+            self.state.on_error("sender", error)
             self._check_node()
             return
         finally:
             self.in_flight -= 1
-        t = self._now()
+        t = self.now()
         window.answered[rows] = t
         ids = window.batch.msg_id
         for answer in answers:
@@ -426,10 +423,10 @@ class ChainSender(Lifecycle):
     def _check_node(self) -> None:
         """A node msgstorm started that has exited (not stopped by a fault that starts it
         again) is named once (``node_down``)."""
-        if self.node_lost_at is None and not self.node.alive() and not self._down_by_fault():
-            self.node_lost_at = self._now()
+        if self.state.node_lost_at is None and not self.node.alive() and not self._down_by_fault():
+            self.state.node_lost_at = self.now()
             server = self.node.server
-            self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+            self.log.add((self.state.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
                 "name": NAME, "returncode": server.process.returncode if server and server.process else None,
                 "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
                 else "the node exited during the run"}))
@@ -441,7 +438,7 @@ class ChainSender(Lifecycle):
         loss, named once (``node_down``) and the end of the sending, as for a node msgstorm
         started. A node that takes the connection, or does not answer within a second (a
         stopped process still takes connections into its backlog), is still there."""
-        if self.node_lost_at is not None:
+        if self.state.node_lost_at is not None:
             return True
         if self.node.server is not None:
             return False
@@ -453,13 +450,13 @@ class ChainSender(Lifecycle):
         except TimeoutError:
             return False
         except OSError as refused:
-            if self.node_lost_at is None:
-                self.node_lost_at = self._now()
-                self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+            if self.state.node_lost_at is None:
+                self.state.node_lost_at = self.now()
+                self.log.add((self.state.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
                     "name": NAME, "url": url, "returncode": None,
                     "error": f"the node at {url} no longer takes connections ({type(refused).__name__}) after "
                              f"{type(error).__name__}: {error}"}))
             return True
         writer.close()
-        return self.node_lost_at is not None
+        return self.state.node_lost_at is not None
 

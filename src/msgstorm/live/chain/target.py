@@ -52,7 +52,8 @@ never reach it (``ChainMarket.reverted``): liquidations undone are no longer exe
 oracle sends again its newest price the chain lacks, the keepers their liquidations.
 
 How it sends, and the state the run keeps, is ``ChainSender`` (``live/chain/sending.py``),
-which this class extends with the run, the chain's reads and the history. The messages and
+which this class extends with its steps of the run (``live/lifecycle.py``'s ``Steps``), the
+chain's reads and the history. The messages and
 the chain's events are written at the run's end (``live/chain/record.py``); the run's start,
 servers and errors as they happen (``live/event_log.py``).
 """
@@ -102,7 +103,7 @@ class ChainTarget(ChainSender):
 
     l1: L1Node | None = None  # with [rollup]: the L1 anvil and msgstorm's batcher
     batcher: LiveBatcher | None = None
-    _past_the_drain: list[asyncio.Task[None]] = []  # noqa: RUF012 - set per run by ``_during``
+    _past_the_drain: list[asyncio.Task[None]] = []  # noqa: RUF012 - set per run by ``during``
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -110,28 +111,29 @@ class ChainTarget(ChainSender):
 
     # --- running: the lifecycle's steps (``live/lifecycle.py``) --------------------------------
 
-    def _traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
+    def traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
                  ) -> Iterator[MessageBatch]:
         if self.scenario.market is None:
             return traffic
         # Its reactors draw their paths and accounts now.
         market_seed = (seed if seed is not None else np.random.SeedSequence(self.scenario.run.seed)).spawn(1)[0]
-        self.market = ChainMarket(self.scenario, market_seed, self._now, self.spec.fee_unit_wei)
+        self.market = ChainMarket(self.scenario, market_seed, self.now, self.spec.fee_unit_wei)
         return self.market.traffic(traffic)
 
-    def _start_servers(self) -> list[dict[str, Any]]:
+    def start_servers(self) -> list[dict[str, Any]]:
         problems = AnvilNode.problems(self.scenario)
         if problems:
             raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
         described = self.node.start()
         if described is not None:
-            self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            self.log.add((self.now(), EventKind.SERVER_START, None, None, described))
         if self.scenario.rollup is not None:  # the L1 behind the node (live/chain/rollup.py)
             self.l1 = L1Node(self.scenario.rollup, self.run_dir, self.scenario.live.start_timeout / 1e9)
-            self.log.add((self._now(), EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
+            t = self.now()  # stamped as it starts
+            self.log.add((t, EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
         return []
 
-    def _stop_servers(self) -> list[ManagedServer]:
+    def stop_servers(self) -> list[ManagedServer]:
         self.node.stop()
         if self.l1 is not None:
             self.l1.stop()
@@ -140,12 +142,12 @@ class ChainTarget(ChainSender):
             servers.append(self.l1.server)
         return servers
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         if self.scenario.faults:
             # Before the clients connect: a toxic routes them through the fault proxy.
-            self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
+            self.state.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
                                    lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
-            await self.nemesis.prepare()
+            await self.state.nemesis.prepare()
         rpc = self._rpc = JsonRpc(self.node.url, self.spec.connections)
         try:
             await self._connect(rpc)
@@ -155,16 +157,16 @@ class ChainTarget(ChainSender):
         if self.market is not None:
             await self._restore_base_fee(rpc)
         if self.l1 is not None and self.l1.server is not None:
-            self.batcher = LiveBatcher(self.l1.spec, self._now)
+            self.batcher = LiveBatcher(self.l1.spec, self.now)
             await self.batcher.connect(self.l1.url, rpc)
             if any(isinstance(spec, SequencerOutageFault) for _, spec in fault_entries(self.scenario)):
-                self.node.front = SequencerFront(self.batcher, self._now, self._send_traffic_rows, self.log.add)
+                self.node.front = SequencerFront(self.batcher, self.now, self._send_traffic_rows, self.log.add)
 
-    def _clock_started(self) -> None:
+    def clock_started(self) -> None:
         if self.market is not None:
             self.market.start(self._send_rows)
 
-    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         assert self._rpc is not None
         # Past the drain: the heads until the catch-up has read the last block, the batcher
         # and the forced inclusion until the last batch (``_after``).
@@ -175,7 +177,7 @@ class ChainTarget(ChainSender):
             loop.create_task(front.run() if front is not None else asyncio.sleep(0))]
         return [loop.create_task(self._sample_pool(self._rpc))]
 
-    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+    async def send(self, traffic: Iterator[MessageBatch]) -> None:
         assert self._rpc is not None
         try:
             await self._send_all(self._rpc, traffic)
@@ -183,7 +185,7 @@ class ChainTarget(ChainSender):
             self.next_due = None
             self._sent_now()  # the reads waiting for a gap go
 
-    def _drained(self) -> bool:
+    def drained(self) -> bool:
         """Every request answered and every accepted transaction included (and the market's
         held messages settled); a node msgstorm started that has exited is named."""
         if not self._requests and self.accepted_open <= 0 and (self.market is None or self.market.settled()):
@@ -191,24 +193,24 @@ class ChainTarget(ChainSender):
         self._check_node()
         return False
 
-    async def _after(self) -> None:
+    async def after(self) -> None:
         assert self._rpc is not None
         if self.market is not None:
             self.market.close()
-        if not self.interrupted and self.node.alive() and self.node_lost_at is None:
+        if not self.state.interrupted and self.node.alive() and self.state.node_lost_at is None:
             try:
                 await asyncio.wait_for(self._catch_up(self._rpc), 10)
             except Exception as error:  # noqa: BLE001 - the chain read so far is kept
-                self._on_error("blocks", error)
+                self.state.on_error("blocks", error)
         _, batching, forcing = self._past_the_drain
         await cancelled(batching, forcing)
-        if self.batcher is not None and not self.interrupted:
+        if self.batcher is not None and not self.state.interrupted:
             try:  # the last batch, and its L1 block: up to three slots
                 await self.batcher.flush(3 * self.batcher.spec.l1.slot / 1e9 + 5)
             except Exception as error:  # noqa: BLE001 - the batches landed so far are kept
-                self._on_error("batcher", error)
+                self.state.on_error("batcher", error)
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self.market is not None:
             self.market.close()
         await cancelled(*self._past_the_drain, *self._requests)
@@ -217,7 +219,7 @@ class ChainTarget(ChainSender):
         if self.batcher is not None:
             await self.batcher.close()
 
-    def _sampled_processes(self) -> list[tuple[str, int]]:
+    def sampled_processes(self) -> list[tuple[str, int]]:
         return [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
 
     async def _restore_base_fee(self, rpc: JsonRpc) -> None:
@@ -231,7 +233,7 @@ class ChainTarget(ChainSender):
             try:
                 await rpc.call("anvil_setNextBlockBaseFeePerGas", hex(wei))
             except RpcError as error:
-                self._on_error("base_fee", error)
+                self.state.on_error("base_fee", error)
 
     # --- the chain --------------------------------------------------------------------------
 
@@ -245,22 +247,23 @@ class ChainTarget(ChainSender):
                     await self._roll_back(rpc)
                 followed = True
                 async for head in rpc.new_heads(self.node.ws_url):
-                    t = self._now()
+                    t = self.now()
                     await self._between_sends()
                     await self._read_blocks(rpc, int(head["number"], 16), t)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
                 if not self._down_by_fault() and not await self._user_node_lost(error):
-                    self._on_error("heads", error)
-            if self._down_by_fault() or (self.nemesis is not None and self.nemesis.applying):
+                    self.state.on_error("heads", error)
+            nemesis = self.state.nemesis
+            if self._down_by_fault() or (nemesis is not None and nemesis.applying):
                 await asyncio.sleep(_HEADS_RETRY_S)
                 continue
             break
         if not self.node.alive():
             self._check_node()
-        elif self.t_run_end is None and self.node_lost_at is None:
-            self.log.add((self._now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
+        elif self.state.t_run_end is None and self.state.node_lost_at is None:
+            self.log.add((self.now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
 
     async def _roll_back(self, rpc: JsonRpc) -> None:
         """After the node came back: the blocks read that its chain no longer has (a restart
@@ -285,7 +288,7 @@ class ChainTarget(ChainSender):
                         undone.append(msg_id)
                         self.undone[msg_id] = block.number
             if keep < len(numbers):
-                self.log.add((self._now(), EventKind.CANONICAL_REORG, NAME, float(len(numbers) - keep), {
+                self.log.add((self.now(), EventKind.CANONICAL_REORG, NAME, float(len(numbers) - keep), {
                     "old_tip": numbers[-1], "new_tip": head, "final": True, "rolled_back": [numbers[keep], numbers[-1]],
                     "undone": undone}))
             del self.blocks[keep:]
@@ -375,7 +378,7 @@ class ChainTarget(ChainSender):
             try:
                 await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
             except RpcError as error:  # not looked for this block; the next one looks again
-                self._on_error("blocks", error)
+                self.state.on_error("blocks", error)
 
     async def _find_dropped_market(self, rpc: JsonRpc, base_fee_wei: int) -> None:
         """The market's transactions in the pool whose fee cap is under the newest block's base
@@ -408,7 +411,7 @@ class ChainTarget(ChainSender):
     async def _catch_up(self, rpc: JsonRpc) -> None:
         """After the drain: every block the node has that the heads have not brought yet."""
         latest = int(await rpc.call("eth_blockNumber"), 16)
-        await self._read_blocks(rpc, latest, self._now())
+        await self._read_blocks(rpc, latest, self.now())
         # Accepted, not in a block: still in the pool, or dropped by the node (the node knows
         # no such transaction any more).
         waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included]
@@ -423,21 +426,21 @@ class ChainTarget(ChainSender):
         while True:
             try:
                 status = await rpc.call("txpool_status")
-                self.pool.append((self._now(), int(status["pending"], 16), int(status["queued"], 16)))
+                self.pool.append((self.now(), int(status["pending"], 16), int(status["queued"], 16)))
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001, S110 - a node that cannot answer has no sample; its loss is said elsewhere
                 pass
             await asyncio.sleep(every_s)
 
-    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+    def snapshot(self, final: bool = False) -> ProgressSnapshot:
         sent = sum(int((w.sent >= 0).sum()) for w in self.windows[-2:]) + self._sent_before
         refused = sum(len(times) for times in self.rejections.values())
         committed = len(self.included)
         pending = self.pool[-1][1] + self.pool[-1][2] if self.pool else 0
         base_fee = self.blocks[-1].base_fee_wei / self.spec.fee_unit_wei if self.blocks else None
         return ProgressSnapshot(
-            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
+            t_ns=self.now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
             settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=pending,
             base_fee=base_fee, faults_active=0, leader=NAME, final=final, target=self.scenario.target)
 
@@ -445,12 +448,12 @@ class ChainTarget(ChainSender):
 
     def finish(self) -> int:
         """Write the messages and the chain's events; return the run's end time (ns)."""
-        t_end = self._end_history()
+        t_end = self.state.end_history()
         windows, agents = self.windows, [agent.name for agent in self.scenario.agents]
         if self.market is not None:
             windows, agents = windows + merged(self.market.windows), self.market.agent_names
         sent = write_messages(self.writer, self.scenario, windows, self.included, self.dropped,
-                              self.interrupted, self.start_error is None, agents, self.undone)
+                              self.state.interrupted, self.state.start_error is None, agents, self.undone)
         if self.senders_busy:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
@@ -461,7 +464,7 @@ class ChainTarget(ChainSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "sender", "lost_to_faults": self.lost_to_faults,
                 "error": f"{self.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
-        self._history_written(t_end, sent)
+        self.state.history_written(t_end, sent)
         write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
                            self.spec.fee_unit_wei, t_end)
         if self.market is not None:
@@ -469,8 +472,8 @@ class ChainTarget(ChainSender):
         if self.batcher is not None:
             self.batcher.write(self.writer, self.included)
             for error in self.batcher.errors:
-                self._on_error("batcher", RuntimeError(error))
+                self.state.on_error("batcher", RuntimeError(error))
         if self.node.front is not None:
             for error in self.node.front.errors:
-                self._on_error("forced_inclusion", RuntimeError(error))
+                self.state.on_error("forced_inclusion", RuntimeError(error))
         return t_end

@@ -72,7 +72,7 @@ from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent, OnReceipt
-from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
+from msgstorm.live.drivers.capabilities import Capabilities, Checks, Sending, Servers
 from msgstorm.live.drivers.rabbitmq_cluster import (
     NET_TICKTIME_S,
     cluster_config,
@@ -88,6 +88,7 @@ from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, fr
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import Scenario
 
 __all__ = ["RabbitMqDriver", "RabbitServer", "rabbitmq_config"]
 
@@ -240,8 +241,20 @@ def url_address(url: str) -> str:
 
 @LIVE_DRIVERS.register("rabbitmq")
 class RabbitMqDriver:
-    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(route_links=True),
-                                accounting=True)
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True),
+                                servers=Servers(route_links=True), accounting=True,
+                                checks=Checks(scenario=True))
+
+    @staticmethod
+    def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+        """A cluster with generators spread over a Ray cluster: each generator's clients would
+        reach one node of it only."""
+        live = scenario.live
+        if live.generators > 1 and live.rabbitmq.nodes > 1:
+            said = (f"a RabbitMQ cluster with live.generators = {live.generators}: its generators' "
+                    "clients would each reach one node of it only; set nodes = 1 or live.generators = 1")
+            return [(("live", "rabbitmq", "nodes"), said)]
+        return []
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, Part, declares, server_names
-from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.registry import LIVE_FAULT_KINDS, TARGETS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
 if TYPE_CHECKING:
@@ -62,7 +62,9 @@ def needs_of(spec: Any) -> tuple[Part, ...]:
 
 
 def driver_of(scenario: Scenario) -> type:
-    driver: type = LIVE_DRIVERS[scenario.target]
+    """The class whose ``capabilities`` say what the scenario's live target can do
+    (``LiveRun.driver``: a broker's driver, the EVM node's, the validators')."""
+    driver: type = TARGETS[scenario.target].driver()
     return driver
 
 
