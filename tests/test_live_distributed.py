@@ -342,19 +342,26 @@ def ray_nodes() -> Iterator[str]:
         import ray
 
         ray.shutdown()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _pids_under(temp):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 10
-            while _pids_under(temp) and time.monotonic() < deadline:
-                time.sleep(0.2)
-        left = _pids_under(temp)
-        if not left:
-            shutil.rmtree(temp, ignore_errors=True)  # its sessions' logs and sockets
-        assert left == [], "a process of the test's Ray cluster is still running"
+        assert stop_cluster(temp) == [], "a process of the test's Ray cluster is still running"
+
+
+def stop_cluster(temp: str) -> list[int]:
+    """End every process of the Ray cluster started with ``--temp-dir=temp``, by pid, and
+    remove its directory: the processes still running after SIGKILL (none, normally). Not
+    ``ray stop``, which ends every Ray process of the machine, another test's cluster too."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_under(temp):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while _pids_under(temp) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    left = _pids_under(temp)
+    if not left:
+        shutil.rmtree(temp, ignore_errors=True)  # its sessions' logs and sockets
+    return left
 
 
 @pytest.mark.slow

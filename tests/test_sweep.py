@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_live_distributed import stop_cluster
 from test_market import GAP, KEEPER
 from typer.testing import CliRunner
 
@@ -498,8 +499,9 @@ def ray_cluster():  # type: ignore[no-untyped-def]
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    temp = tempfile.mkdtemp(prefix="msr-", dir="/tmp")  # short: Ray's socket paths live under it
     subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
+                    f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
     try:
         yield f"127.0.0.1:{port}"
@@ -507,8 +509,8 @@ def ray_cluster():  # type: ignore[no-untyped-def]
         import ray
 
         ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=120)
+        # Its own processes only: ``ray stop`` would end another test's cluster running beside it.
+        assert stop_cluster(temp) == [], "a process of the test's Ray cluster is still running"
 
 
 @pytest.mark.slow
@@ -685,9 +687,7 @@ def test_a_cluster_that_asks_for_a_token_is_named_as_such_and_reached_with_ray_a
                                     env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
                                     timeout=180, check=False)
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_cluster(temp)  # its own processes only, not another test's cluster beside it
     assert "REFUSED" in refused.stdout and "RAY_AUTH_MODE=token" in refused.stdout, refused.stdout + refused.stderr
     assert str(home / ".ray" / "auth_token") in refused.stdout
     assert "NODES 1" in with_token.stdout, with_token.stdout + with_token.stderr
