@@ -519,6 +519,25 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
     return {table: history.table(table).to_pydict() for table in SIM_TABLES}, t_end, sim.gossip
 
 
+def built_network(scenario: Scenario, read: Callable[[Any], Any]) -> Any:
+    """``read`` of the ``ShadowNetwork`` built for ``scenario`` (not run), which is then
+    finished and its history closed: what the network chose to do from the scenario alone."""
+    import tempfile
+
+    import numpy as np
+
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = HistoryWriter(Path(tmp) / "history", scenario.history.row_group_size)
+        sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(scenario.run.seed).spawn(2)[1], helper_cpus=0)
+        value = read(sim)
+        sim.finish()
+        writer.close()
+    return value
+
+
 def same_both_ways(scenario: Scenario, switch: str) -> Tables:
     """Run ``scenario`` with ``ShadowNetwork``'s ``switch`` (``kernel_mempools``,
     ``kernel_intake``, ``block_step``) off, the reference, and on; assert equal histories, row for row, and

@@ -19,13 +19,13 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import tomli_w
 from conftest import (
     LEADER_CRASH,
     REACTING_EXAMPLES,
     Tables,
+    built_network,
     example_scenario,
     market_scenarios,
     same_both_ways,
@@ -34,13 +34,11 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msgstorm.history import HistoryWriter
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim.array_queue import ArrayQueue
 from msgstorm.sim.block_step import BlockStep
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
-from msgstorm.sim.shadow import ShadowNetwork
 
 CASES = int(os.environ.get("MSGSTORM_BLOCK_STEP_CASES", "10"))
 SHORT = ['run.duration="6s"', 'run.drain="3s"']
@@ -54,13 +52,8 @@ def _same_both_ways(scenario: Scenario) -> Tables:
 
 def _steps(scenario: Scenario) -> bool:
     """Whether the network built for ``scenario`` replays its slices by the block step."""
-    with tempfile.TemporaryDirectory() as tmp:
-        writer = HistoryWriter(Path(tmp) / "history", scenario.history.row_group_size)
-        sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(scenario.run.seed).spawn(2)[1], helper_cpus=0)
-        stepped = sim.intake_log is not None and sim.intake_log.step is not None
-        sim.finish()
-        writer.close()
-    return stepped
+    return bool(built_network(scenario, lambda sim: sim.intake_log is not None
+                              and sim.intake_log.step is not None))
 
 
 def test_black_thursday_before_its_flood_writes_the_same_history() -> None:

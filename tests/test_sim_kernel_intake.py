@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import tomli_w
 from conftest import (
     LEADER_CRASH,
     REACTING_EXAMPLES,
     Tables,
+    built_network,
     example_scenario,
     market_scenarios,
     same_both_ways,
@@ -32,11 +32,9 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msgstorm.history import HistoryWriter
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim.intake_log import LoggedIntake
-from msgstorm.sim.shadow import ShadowNetwork
 
 CASES = int(os.environ.get("MSGSTORM_INTAKE_CASES", "12"))
 
@@ -48,13 +46,7 @@ def _same_both_ways(scenario: Scenario) -> Tables:
 
 def _logs_intake(scenario: Scenario) -> bool:
     """Whether the network built for ``scenario`` reads the leader's intake from the log."""
-    with tempfile.TemporaryDirectory() as tmp:
-        writer = HistoryWriter(Path(tmp) / "history", scenario.history.row_group_size)
-        sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(scenario.run.seed).spawn(2)[1], helper_cpus=0)
-        logged = sim.intake_log is not None
-        sim.finish()
-        writer.close()
-    return logged
+    return bool(built_network(scenario, lambda sim: sim.intake_log is not None))
 
 
 @pytest.mark.slow
