@@ -70,10 +70,22 @@ class BlockFill:
     def take_in_order(self, waiting: Iterable[int], records: Any, gas_of: Sequence[int], max_messages: int,
                       max_gas: int | None) -> int:
         """Offer ``waiting``'s messages in order (``records[m]`` is message ``m``'s record)
-        until one does not fit; the number taken."""
-        taken = 0
+        until one does not fit; the number taken. ``offer`` for each in turn, with the
+        block's totals kept in locals (a block offers hundreds at each tick)."""
+        limit = NO_GAS_LIMIT if max_gas is None else max_gas
+        messages = self.messages
+        first = held = len(messages)
+        gas_used = self.gas
+        size_bytes = self.size_bytes
         for m in waiting:
-            if not self.offer(m, records[m], gas_of, max_messages, max_gas):
+            record = records[m]
+            gas = gas_of[record[KIND]]
+            if not fits(held, gas_used, gas, max_messages, limit):
                 break
-            taken += 1
-        return taken
+            messages.append(m)
+            held += 1
+            gas_used += gas
+            size_bytes += record[SIZE]
+        self.gas = gas_used
+        self.size_bytes = size_bytes
+        return held - first

@@ -8,7 +8,7 @@ messages in flight rather than the length of the run.
 
 from __future__ import annotations
 
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -111,9 +111,13 @@ class MessageState:
 
     def rows(self, records: list[list[Any]]) -> dict[str, Any]:
         """Columns for the ``messages`` table from settled records."""
-        # One C-level conversion of the whole block; every field is a number, and times
-        # below 2**53 ns (104 days) are exact in float64. The fees keep their float column.
-        table = np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1)
+        # One C-level pass over the whole block; every field is a number, and times below
+        # 2**53 ns (104 days) are exact in float64. The fees keep their float column. A flat
+        # iterator of known length fills one buffer, where ``np.array`` of the lists first
+        # works out their shape.
+        n = len(records)
+        flat = np.fromiter(chain.from_iterable(records), dtype=np.float64, count=n * (WHERE + 1))
+        table = flat.reshape(n, WHERE + 1)
         return self.rows_from_columns(np.ascontiguousarray(table.T).astype(np.int64), table[:, FEE].copy())
 
     def rows_from_columns(self, table: np.ndarray, fee: np.ndarray) -> dict[str, Any]:
