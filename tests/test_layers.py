@@ -159,6 +159,25 @@ def test_the_live_run_loop_is_composed_not_inherited() -> None:
     assert wrong == []
 
 
+# The step classes of the live targets, and the parts they hold: each is composed, never extended.
+STEP_CLASSES = frozenset({"LiveTarget", "LiveSender", "ChainTarget", "ChainSender", "CometTarget", "GeneratorTarget"})
+
+
+def _extends_a_step_class(bases: list[str]) -> list[str]:
+    return [base for base in bases if base in STEP_CLASSES or base.endswith(("Target", "Sender"))]
+
+
+def test_no_live_target_extends_another() -> None:
+    """One target's steps are one object (``Steps``), with the parts it holds (a sender, a
+    start gate): no class in ``live/`` or ``targets/`` extends a target or a sender."""
+    paths = [*sorted((PACKAGE / "live").rglob("*.py")), *sorted((PACKAGE / "targets").rglob("*.py"))]
+    wrong = [f"{path.relative_to(PACKAGE)}:{line} {name}({', '.join(found)})" for path in paths
+             for line, name, bases in _class_bases(path) if (found := _extends_a_step_class(bases))]
+    assert wrong == []
+    assert _extends_a_step_class(["NoSteps", "ChainSender"]) == ["ChainSender"]
+    assert _extends_a_step_class(["RelayTarget"]) == ["RelayTarget"] and _extends_a_step_class(["Protocol"]) == []
+
+
 def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
     """The registry's entry says what a target is: no ``issubclass`` dispatch on a driver."""
     paths = [PACKAGE / "runner.py", *sorted((PACKAGE / "targets").glob("*.py"))]
