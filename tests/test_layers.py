@@ -188,9 +188,6 @@ def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
 # The targets msgstorm ships, by name: only the registry says them in the scenario layer.
 TARGET_NAMES = frozenset({"sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
                           "cometbft"})
-# Tables keyed by target in the scenario layer, named exceptions to move into their targets:
-# the generators' per-target names (a distributed run) and the ``--target`` URL schemes.
-TARGET_TABLES = ("generators.py", "target_option.py")
 
 
 def _names_a_target(node: ast.AST) -> bool:
@@ -227,9 +224,8 @@ def test_the_scenario_layer_names_no_target_but_through_the_registry() -> None:
     """A target's own checks, estimate and sections are its entry's in ``TARGETS``
     (``targets/``): the scenario layer asks the registry, never compares a target's name."""
     wrong = {f"{path.relative_to(PACKAGE)}:{said}" for path in sorted((PACKAGE / "scenario").glob("*.py"))
-             if path.name not in ("registry.py", *TARGET_TABLES) for said in _target_names(path)}
+             if path.name != "registry.py" for said in _target_names(path)}
     assert wrong == set()
-    assert all(_target_names(PACKAGE / "scenario" / name) for name in TARGET_TABLES)  # still there: still listed
 
 
 def test_the_target_name_check_sees_a_comparison_and_a_literal(tmp_path: Path) -> None:

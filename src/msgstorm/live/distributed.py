@@ -16,11 +16,11 @@ one ``LiveTarget``.
   scenario at rate R x N offers about R from each generator (keys drawn uniformly), R x N in
   all, and the merged ``messages`` table has the ids a one-generator run has, each once.
 - **Names.** Generator k publishes on a subject, stream, key, topic or queue of its own
-  (``scenario/generators.py``: ``live.subject`` + ``.gK`` on NATS) and its own consumers
-  (``live.consumers`` of them, named as in a one-generator run) read it, on the same node:
-  a message's latency is measured on one host's clock (CLOCK_MONOTONIC), never across two,
-  so no clock error enters it. Its driver reads its own back after the run; the merge
-  joins those rows, so the delivery audit judges the union.
+  (the driver's ``generator_names``, ``scenario/generators.py``: ``live.subject`` + ``.gK``
+  on NATS) and its own consumers (``live.consumers`` of them, named as in a one-generator
+  run) read it, on the same node: a message's latency is measured on one host's clock
+  (CLOCK_MONOTONIC), never across two, so no clock error enters it. Its driver reads its
+  own back after the run; the merge joins those rows, so the delivery audit judges the union.
 - **One instant.** Each node's wall clock is compared with the driver's (``estimate_offset``:
   NTP's round trip, best of ``CLOCK_ROUNDS`` by the shortest round trip; its error is within
   half that round trip). Each generator, once connected, says so to the ``StartGate``
