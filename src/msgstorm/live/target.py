@@ -83,7 +83,7 @@ STREAM = "stream"
 
 
 # The part of the schedule a target sends: all of it, or a distributed generator's share.
-Part = Callable[[Iterator[MessageBatch]], Iterator[MessageBatch]]
+SchedulePart = Callable[[Iterator[MessageBatch]], Iterator[MessageBatch]]
 # Connected, about to start the schedule: how long ago it should have started (ns).
 Start = Callable[[], Awaitable[int]]
 
@@ -100,7 +100,8 @@ class LiveTarget(NoSteps):
 
     drain_poll_s = 0.005
 
-    def __init__(self, state: RunState, part: Part = _whole, start: Start | None = None) -> None:
+    def __init__(self, state: RunState, part: SchedulePart = _whole,
+                 start: Start | None = None) -> None:
         super().__init__(state)
         scenario = state.scenario
         self.sender = LiveSender(state)

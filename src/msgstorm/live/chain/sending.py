@@ -370,6 +370,15 @@ class ChainSender:
                 self.nonces[sender] = min(self.nonces[sender], self._nonce_of(body, k))
                 self.release_sender(sender)
 
+    def forget(self, msg_id: int) -> None:
+        """Message ``msg_id`` is in a block, or gone from the node: its account is idle again
+        and the market's books on it are closed."""
+        account = self.sender_of.pop(msg_id, None)
+        if account is not None:
+            self.release_sender(account)
+        self.market_nonce.pop(msg_id, None)
+        self.market_rows.pop(msg_id, None)
+
     def release_sender(self, sender: int) -> None:
         """An account with nothing of its left in the pool is idle again."""
         senders = self._traffic_senders if sender < self._traffic_senders.size else self._market_senders

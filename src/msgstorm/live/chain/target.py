@@ -333,11 +333,7 @@ class ChainTarget(NoSteps):
         for msg_id in gone:
             self.dropped.add(msg_id)
             sender.accepted -= 1  # the drain waits for it no more
-            sender.market_rows.pop(msg_id, None)
-            sender.market_nonce.pop(msg_id, None)
-            account = sender.sender_of.pop(msg_id, None)
-            if account is not None:
-                sender.release_sender(account)
+            sender.forget(msg_id)
         return gone
 
     async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
@@ -385,11 +381,7 @@ class ChainTarget(NoSteps):
                     sender.included[msg_id] = (t, number, seq)
                     fresh.append((msg_id, kind))
                     seq += 1
-                    account = sender.sender_of.pop(msg_id, None)
-                    if account is not None:
-                        sender.release_sender(account)
-                    sender.market_nonce.pop(msg_id, None)
-                    sender.market_rows.pop(msg_id, None)
+                    sender.forget(msg_id)
             if self.market is not None:
                 last_block = self.blocks[-1]
                 self.market.on_block(t, last_block.base_fee_wei, last_block.gas_used, last_block.gas_limit, fresh)

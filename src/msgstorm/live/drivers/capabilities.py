@@ -32,10 +32,10 @@ The capabilities, one a role (``docs/live.md`` has the table of which driver has
 Beside the record, two declarations of where a target is and how its runs spread, read from
 the class as the record is (``url_schemes_of``, ``generator_names_of``; none when it declares
 none): ``url_schemes``, the schemes of a server's URL that pick it on the command line
-(``--target nats://...``, ``scenario/target_option.py``), each with the scheme its client
-connects with; ``generator_names(live, index)``, the ``[live]`` fields generator ``index`` of
-a run spread over a Ray cluster names on its own (``scenario/generators.py``; a target
-without it is not spread).
+(``--target nats://...``, the scenario layer's ``target_option.py``), each with the scheme
+its client connects with; ``generator_names(live, index)``, the ``[live]`` fields generator
+``index`` of a run spread over a Ray cluster names on its own (``scenario/generators.py``; a
+target without it is not spread).
 
 A fault kind names the parts it needs (``Part``: ``SERVERS``, ``LEADER``, ``ROUTE_LINKS``,
 ``CLIENT_ROUTES``, ``VALIDATOR_KEYS``, ``SEQUENCER``); one its driver does not declare is refused before
