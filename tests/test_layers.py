@@ -159,6 +159,25 @@ def test_the_live_run_loop_is_composed_not_inherited() -> None:
     assert wrong == []
 
 
+# The step classes of the live targets, and the parts they hold: each is composed, never extended.
+STEP_CLASSES = frozenset({"LiveTarget", "LiveSender", "ChainTarget", "ChainSender", "CometTarget", "GeneratorTarget"})
+
+
+def _extends_a_step_class(bases: list[str]) -> list[str]:
+    return [base for base in bases if base in STEP_CLASSES or base.endswith(("Target", "Sender"))]
+
+
+def test_no_live_target_extends_another() -> None:
+    """One target's steps are one object (``Steps``), with the parts it holds (a sender, a
+    start gate): no class in ``live/`` or ``targets/`` extends a target or a sender."""
+    paths = [*sorted((PACKAGE / "live").rglob("*.py")), *sorted((PACKAGE / "targets").rglob("*.py"))]
+    wrong = [f"{path.relative_to(PACKAGE)}:{line} {name}({', '.join(found)})" for path in paths
+             for line, name, bases in _class_bases(path) if (found := _extends_a_step_class(bases))]
+    assert wrong == []
+    assert _extends_a_step_class(["NoSteps", "ChainSender"]) == ["ChainSender"]
+    assert _extends_a_step_class(["RelayTarget"]) == ["RelayTarget"] and _extends_a_step_class(["Protocol"]) == []
+
+
 def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
     """The registry's entry says what a target is: no ``issubclass`` dispatch on a driver."""
     paths = [PACKAGE / "runner.py", *sorted((PACKAGE / "targets").glob("*.py"))]
@@ -169,9 +188,6 @@ def test_the_runner_and_the_targets_tell_no_class_apart() -> None:
 # The targets msgstorm ships, by name: only the registry says them in the scenario layer.
 TARGET_NAMES = frozenset({"sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
                           "cometbft"})
-# Tables keyed by target in the scenario layer, named exceptions to move into their targets:
-# the generators' per-target names (a distributed run) and the ``--target`` URL schemes.
-TARGET_TABLES = ("generators.py", "target_option.py")
 
 
 def _names_a_target(node: ast.AST) -> bool:
@@ -208,9 +224,8 @@ def test_the_scenario_layer_names_no_target_but_through_the_registry() -> None:
     """A target's own checks, estimate and sections are its entry's in ``TARGETS``
     (``targets/``): the scenario layer asks the registry, never compares a target's name."""
     wrong = {f"{path.relative_to(PACKAGE)}:{said}" for path in sorted((PACKAGE / "scenario").glob("*.py"))
-             if path.name not in ("registry.py", *TARGET_TABLES) for said in _target_names(path)}
+             if path.name != "registry.py" for said in _target_names(path)}
     assert wrong == set()
-    assert all(_target_names(PACKAGE / "scenario" / name) for name in TARGET_TABLES)  # still there: still listed
 
 
 def test_the_target_name_check_sees_a_comparison_and_a_literal(tmp_path: Path) -> None:

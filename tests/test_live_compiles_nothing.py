@@ -18,7 +18,7 @@ from conftest import require_program
 _RUN = r"""
 import json, sys
 from numba.core.dispatcher import Dispatcher
-from msgstorm.live.target import LiveTarget
+from msgstorm.live.sending import LiveSender
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 
@@ -33,7 +33,7 @@ def signatures():
 
 # The sending may run in a process of its own (live/apart.py): the snapshots go to a file.
 snapshots = sys.argv[3]
-send_all = LiveTarget._send_all
+send_all = LiveSender.send_all
 
 def snapshot():
     with open(snapshots, "a") as out:
@@ -46,7 +46,7 @@ async def watched_send_all(self, traffic):
     finally:
         snapshot()
 
-LiveTarget._send_all = watched_send_all
+LiveSender.send_all = watched_send_all
 result = run(parse_scenario(sys.argv[1], source="live.toml"), sys.argv[2])
 seen = [json.loads(line) for line in open(snapshots)]
 assert len(seen) == 2, seen

@@ -1,7 +1,8 @@
 """Targets as plugins (``targets/``, ``TARGETS`` in ``scenario/registry.py``): the worked
 target of docs/extending.md, registered from the page's own code, runs a scenario through
 the public path, its checks and its estimate coming from it; the built-in targets are
-the registry's entries, and nothing else tells them apart."""
+the registry's entries, and nothing else tells them apart; a driver of one's own declares
+its URL scheme and its generators' names as a built-in does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 import msgstorm
 from msgstorm.scenario.budget import estimate_live, estimate_simulated, estimate_work
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.scenario.generators import distributed_targets, generator_live
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import TARGETS, load_extensions
+from msgstorm.scenario.target_option import target_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = """
@@ -94,3 +98,40 @@ def test_no_sim_literal_decides_outside_the_sim_target() -> None:
     found = [f"{path.relative_to(ROOT)}:{n}" for path in places
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+# A broker driver msgstorm does not ship, loaded as a user would (MSGSTORM_EXTENSIONS): it
+# declares its own URL scheme and its generators' own names, as the built-in drivers do.
+PIPE = '''
+from typing import Any, ClassVar
+
+from msgstorm.scenario.registry import LIVE_DRIVERS, TARGETS
+from msgstorm.targets.live import LiveRun
+
+
+@LIVE_DRIVERS.register("pipe")
+class PipeDriver:
+    url_schemes: ClassVar[dict[str, str]] = {"pipe": "tcp", "nats": "tcp"}  # nats:// stays the built-in's
+
+    @staticmethod
+    def generator_names(live: Any, index: int) -> dict[str, Any]:
+        return {"subject": f"{live.subject}.pipe{index}"}
+
+
+TARGETS.register("pipe")(LiveRun("pipe"))
+'''
+
+
+def test_a_driver_of_ones_own_declares_its_url_scheme_and_its_generators_names(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.py"
+    path.write_text(PIPE, encoding="utf-8")
+    if "pipe" not in TARGETS:
+        load_extensions(str(path))
+    assert target_overrides("pipe://127.0.0.1:7000") == ['target="pipe"', 'live.url="tcp://127.0.0.1:7000"']
+    assert target_overrides("nats://127.0.0.1:4222")[0] == 'target="nats"'
+    with pytest.raises(ValueError, match=r"unknown URL scheme 'pipes'; expected one of nats://, .*pipe://"):
+        target_overrides("pipes://127.0.0.1:7000")
+    live = LiveSpec(generators=2)
+    assert "pipe" in distributed_targets(live) and "zmq" not in distributed_targets(live)
+    spec = generator_live(live, "pipe", 1, "tcp://127.0.0.1:7000")
+    assert (spec.subject, spec.url, spec.generators) == (f"{live.subject}.pipe1", "tcp://127.0.0.1:7000", 1)

@@ -1,7 +1,8 @@
 """Load from many hosts: the open-loop generator and its consumers as Ray actors, one per node.
 
-Place in the pipeline: ``runner`` -> **record_distributed** -> N x (``GeneratorTarget`` in a
-Ray actor) -> their histories merged -> ``HistoryWriter``, in place of one ``LiveTarget``.
+Place in the pipeline: ``runner`` -> **record_distributed** -> N x (``LiveTarget`` holding an
+``AgreedStart``, in a Ray actor) -> their histories merged -> ``HistoryWriter``, in place of
+one ``LiveTarget``.
 ``msgstorm run --ray ADDRESS`` (or ``[live] generators = N``) runs it:
 
 - **Shares.** Generator k of N sends the messages of the scenario's schedule whose key is k
@@ -15,17 +16,17 @@ Ray actor) -> their histories merged -> ``HistoryWriter``, in place of one ``Liv
   scenario at rate R x N offers about R from each generator (keys drawn uniformly), R x N in
   all, and the merged ``messages`` table has the ids a one-generator run has, each once.
 - **Names.** Generator k publishes on a subject, stream, key, topic or queue of its own
-  (``scenario/generators.py``: ``live.subject`` + ``.gK`` on NATS) and its own consumers
-  (``live.consumers`` of them, named as in a one-generator run) read it, on the same node:
-  a message's latency is measured on one host's clock (CLOCK_MONOTONIC), never across two,
-  so no clock error enters it. Its driver reads its own back after the run; the merge
-  joins those rows, so the delivery audit judges the union.
+  (the driver's ``generator_names``, ``scenario/generators.py``: ``live.subject`` + ``.gK``
+  on NATS) and its own consumers (``live.consumers`` of them, named as in a one-generator
+  run) read it, on the same node: a message's latency is measured on one host's clock
+  (CLOCK_MONOTONIC), never across two, so no clock error enters it. Its driver reads its
+  own back after the run; the merge joins those rows, so the delivery audit judges the union.
 - **One instant.** Each node's wall clock is compared with the driver's (``estimate_offset``:
   NTP's round trip, best of ``CLOCK_ROUNDS`` by the shortest round trip; its error is within
   half that round trip). Each generator, once connected, says so to the ``StartGate``
   actor; when all have, the driver sets an instant ``START_LEAD_S`` ahead on its own clock,
   and generator k starts its schedule when its clock reads that instant plus its offset
-  (``GeneratorTarget.before_schedule``): its time axis (``t = 0``) is that
+  (``AgreedStart.wait``, the start its ``LiveTarget`` holds): its time axis (``t = 0``) is that
   instant, the driver's ``T`` read on its clock through the offset, so every generator's
   send and receipt times are on one axis. A generator that wakes up late (its connection
   took longer than the lead, a sleep woke late) still keeps the agreed schedule: it sends
@@ -92,8 +93,8 @@ from msgstorm.scenario.generators import generator_live
 from msgstorm.scenario.refs import distributed_problems, is_loopback_url
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["CLOCK_ROUNDS", "GENERATORS_DIR", "START_LEAD_S", "ClockOffset", "GeneratorActor", "GeneratorHistory",
-           "GeneratorTarget", "StartGate", "estimate_offset", "merge_histories", "record_distributed", "share", "share_ids"]
+__all__ = ["CLOCK_ROUNDS", "GENERATORS_DIR", "START_LEAD_S", "AgreedStart", "ClockOffset", "GeneratorActor",
+           "GeneratorHistory", "StartGate", "estimate_offset", "merge_histories", "record_distributed", "share", "share_ids"]
 
 # Round trips to each node whose shortest gives its clock offset.
 CLOCK_ROUNDS = 8
@@ -166,24 +167,19 @@ def estimate_offset(read_remote: Callable[[], int], now: Callable[[], int] = tim
 # --- a generator (in its actor) -----------------------------------------------------------------
 
 
-class GeneratorTarget(LiveTarget):
-    """A ``LiveTarget`` that sends one share of the schedule and starts it at an agreed
-    instant: once connected it says so (``connected()``), then asks for the instant on the
-    driver's clock (``instant()``, None until every generator has connected) and starts
-    when its own wall clock (``time.time_ns``) reads that instant plus ``offset_ns``."""
+class AgreedStart:
+    """When generator ``index`` starts its schedule (the ``start`` its ``LiveTarget`` holds):
+    once connected it says so (``connected()``), then asks for the instant on the driver's
+    clock (``instant()``, None until every generator has connected) and starts when its own
+    wall clock (``time.time_ns``) reads that instant plus ``offset_ns``."""
 
-    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path, index: int, count: int,
-                 offset_ns: int, connected: Callable[[], None], instant: Callable[[], int | None]) -> None:
-        super().__init__(RunState(scenario, writer, run_dir))
-        self.index, self.count = index, count
-        self.offset_ns = offset_ns
+    def __init__(self, scenario: Scenario, index: int, offset_ns: int, connected: Callable[[], None],
+                 instant: Callable[[], int | None]) -> None:
+        self.scenario, self.index, self.offset_ns = scenario, index, offset_ns
         self.connected, self.instant = connected, instant
         self.start_late_ns: int | None = None  # how late the schedule's start found it awake
 
-    def _traffic_again(self) -> Iterator[MessageBatch]:
-        return share(super()._traffic_again(), self.index, self.count)
-
-    async def before_schedule(self) -> int:
+    async def wait(self) -> int:
         """Say it has connected, wait for the agreed instant; the schedule starts at it,
         however late this wakes up (the first messages are then sent late, as send lag).
         Bounded: an instant that does not come within ``_gate_wait_s``, or lies more than
@@ -273,8 +269,9 @@ class GeneratorActor:
         work = Path(tempfile.mkdtemp(prefix=f"msgstorm-g{index}-"))
         try:
             writer = HistoryWriter(work / "history", scenario.history.row_group_size, durable=False)
-            target = GeneratorTarget(scenario, writer, work, index, count, offset_ns, connected, instant)
-            live = Lifecycle(target.state, target)
+            state = RunState(scenario, writer, work)
+            start = AgreedStart(scenario, index, offset_ns, connected, instant)
+            live = Lifecycle(state, LiveTarget(state, lambda traffic: share(traffic, index, count), start.wait))
             write_run_row(writer, scenario, live, 0, completed=False)
             try:
                 live.run(share(generate_traffic(scenario, seed, window_ns=scenario.run.window), index, count),
@@ -286,7 +283,7 @@ class GeneratorActor:
                 write_run_row(writer, scenario, live, t_end, completed=live.start_error is None)
                 writer.close()
             tables = {name: pq.read_table(work / "history" / name, schema=TABLES[name]) for name in _TABLES}
-            return tables, target.start_late_ns or 0, live.start_error
+            return tables, start.start_late_ns or 0, live.start_error
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

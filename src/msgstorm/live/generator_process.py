@@ -145,7 +145,7 @@ async def _generate(spec: Path, index: int, count: int, url: str, name: str, tim
 
 async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publisher, closed: asyncio.Future[None],
                 batches: Any, windows: concurrent.futures.Executor, batch: Any, upcoming: asyncio.Future[Any]) -> None:
-    """The share's messages at their intended times, as ``LiveTarget._send_bursts`` sends;
+    """The share's messages at their intended times, as ``LiveSender._send_bursts`` sends;
     returns at the end of the schedule or as soon as ``closed`` is done (stdin closed)."""
     loop = asyncio.get_running_loop()
     head = np.frombuffer(f"PUB {scenario.live.subject} ".encode(), dtype=np.uint8).copy()

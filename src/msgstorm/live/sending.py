@@ -1,18 +1,18 @@
-"""The live target's sending half: the state a run keeps, what the driver's callbacks bring
-in (receipts, acks, events), and the open-loop generator that hands the traffic to the
-driver at its intended times (``_send_all``; ``_send_bursts`` for a driver that takes many
-messages at once), with generator processes beside it (``live/generator_process.py``).
+"""The live target's sending part: the driver, what its callbacks bring in (receipts, acks,
+events), and the open-loop generator that hands the traffic to the driver at its intended
+times (``send_all``; ``_send_bursts`` for a driver that takes many messages at once), with
+generator processes beside it (``live/generator_process.py``).
 
-Place in the pipeline: under ``live/target.py``, whose ``LiveTarget`` extends ``LiveSender``
-with its steps of the run (``live/lifecycle.py``'s ``Steps``), the drain and the history;
-the run's shared state (clock, event log, how it went) is the ``RunState`` it is made with.
+Place in the pipeline: held by ``live/target.py``'s ``LiveTarget`` (its ``sender``), whose
+steps of the run (``live/lifecycle.py``'s ``Steps``) connect it, send with it and read what
+it received; the run's shared state (clock, event log, how it went) is the ``RunState``
+both are made with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import concurrent.futures
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,18 +21,16 @@ import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import STOP_GRACE_NS, Driver
-from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities
-from msgstorm.live.lifecycle import NoSteps, RunState
-from msgstorm.live.nemesis import Nemesis
+from msgstorm.live.drivers.base import STOP_GRACE_NS, Callbacks, Driver
+from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities, callbacks_for
+from msgstorm.live.lifecycle import RunState
 from msgstorm.live.pacing import SPIN_NS
-from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
+from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.live.receipts import Acks, Receipts
-from msgstorm.live.recorder import LiveRecorder
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
-from msgstorm.traffic.generate import MessageBatch, generate_traffic
+from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["LiveSender"]
 
@@ -56,17 +54,19 @@ def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndar
     return None if batch is None else (batch, np.full(len(batch), -1, dtype=np.int64))
 
 
-class LiveSender(NoSteps):
-    """The live target's state, its callbacks and its sends. ``LiveTarget``
-    (``live/target.py``) runs it; ``nodes`` and ``interrupted`` are what the run row records."""
+class LiveSender:
+    """A broker target's driver, what its callbacks bring in and its sends: ``connect`` the
+    driver and the generator processes, ``send_all`` the traffic. The ``LiveTarget``
+    (``live/target.py``) that holds it runs it."""
 
     def __init__(self, state: RunState) -> None:
-        super().__init__(state)
-        scenario, writer, run_dir = state.scenario, state.writer, state.run_dir
+        self.state = state
+        # The state's event log and clock, which never change for a run: a send reads them often.
+        self.log, self.now, self.scenario, self.run_dir = state.log, state.now, state.scenario, state.run_dir
+        scenario, run_dir = state.scenario, state.run_dir
         # What the progress bar shows, kept by the send loops without per-message work.
-        self._emitted = 0  # messages this process handed to the driver
-        self._lag_ns: int | None = None  # the latest hand-over's send lag
-        self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
+        self.emitted = 0  # messages this process handed to the driver
+        self.lag_ns: int | None = None  # the latest hand-over's send lag
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
         self.can = DriverCapabilities.of(self.driver)  # what its class declares it can do beyond ``Driver``
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
@@ -83,40 +83,20 @@ class LiveSender(NoSteps):
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
         self.dropped_elsewhere = 0  # publishes generator processes dropped
-        self.seed: np.random.SeedSequence | None = None
-        self.stored: StoredCopy | None = None
-        self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
-        self.t_read_back = 0
-        # ``node_lost_at``: a user's server (``live.url``) found gone mid-run
-        # (``live/user_server.py``). ``_outages_open``: clients disconnected now.
-        self._outages_open = 0
+        self.seed: np.random.SeedSequence | None = None  # the traffic's: generator processes make it again
+        self.outages_open = 0  # clients disconnected now (a user's server is watched meanwhile)
         self.unreadable = 0
-        # The history's messages and deliveries rows, written on a thread of its own while the
-        # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
-        self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
-                                     bool(self.driver.acks), self.generator_count, remake=self._traffic_again,
-                                     hold_schedule=scenario.live.record_every is not None)
-        # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
-        self.state.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
-        self._flushing: concurrent.futures.Future[None] | None = None
-        self._writing: asyncio.Task[None] | None = None  # the recording task while the run goes
-        self._sending: asyncio.Task[None] | None = None  # the open-loop sender while the run goes
-        self._windows_taken = 0  # windows in ``batches`` handed to the recorder
-        self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
 
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
         now = self.now()
         if kind == EventKind.DISCONNECTED:  # a user's server is probed while a client is down
-            self._outages_open += 1
+            self.outages_open += 1
         elif kind == EventKind.RECONNECTED:
-            self._outages_open = max(0, self._outages_open - 1)
+            self.outages_open = max(0, self.outages_open - 1)
         if "at_wall_ns" in detail:  # it happened earlier: that wall-clock time on the run's clock
             detail = dict(detail)
             now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
         self.log.add((now, kind, None, None, detail))
-
-    def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
-        self.log.add((t, kind, node, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self.now()
@@ -159,14 +139,13 @@ class LiveSender(NoSteps):
             raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: {problem}")
         driver.authenticate(security.scheme, security.chain_id, scenario.run.seed)
 
-    def _traffic_again(self) -> Iterator[MessageBatch]:
-        """The run's traffic made again, window by window (a pure function of the scenario
-        and the seed): the recorder's last intake writes the rows from it."""
-        if self.seed is None:
-            raise TargetError("the traffic's seed is needed to write the rows")
-        return generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window)
-
     # --- the generator ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """The driver's clients, given its callbacks, then the generator processes."""
+        await self.driver.connect(callbacks_for(type(self.driver), Callbacks(
+            self._on_receipt, self._on_ack, self._on_receipts, self._on_acks, self._on_timed_receipts)))
+        await self._start_generators()
 
     async def _start_generators(self) -> None:
         """Generator processes 1 .. N-1, connected and waiting for the run's start."""
@@ -208,7 +187,7 @@ class LiveSender(NoSteps):
         self.dropped_elsewhere += int(detail.get("dropped", 0) or 0)  # sent while its connection was down
         self._on_event(kind, detail)
 
-    def _refuse_what_the_server_refuses(self) -> None:
+    def refuse_what_the_server_refuses(self) -> None:
         """Before anything is sent: an agent whose messages can be larger than the server
         takes (NATS's max_payload, which it announces) would have every such publish refused
         and the connection closed, so the run would measure nothing. Said with the field."""
@@ -223,7 +202,7 @@ class LiveSender(NoSteps):
                     f"the server takes ({self.scenario.target} max_payload {limit:,} B): it would refuse them "
                     f"and close the connection; lower the size or raise max_payload in the server's configuration")
 
-    async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
+    async def send_all(self, traffic: Iterator[MessageBatch]) -> None:
         # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
         burst = self.can.bursts
         if burst is not None and (burst.burst > 1 or self.generator_count > 1):
@@ -260,14 +239,14 @@ class LiveSender(NoSteps):
                         sent[i] = -1  # interrupted before the driver took it: never sent
                     raise
                 since_yield += 1
-                self._emitted += 1
-                self._lag_ns = sent[i] - t_intended
+                self.emitted += 1
+                self.lag_ns = sent[i] - t_intended
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
                     await asyncio.sleep(0)
 
     async def _send_bursts(self, driver: Bursts, traffic: Iterator[MessageBatch]) -> None:
-        """As ``_send_all``, for a driver that takes many messages at once: the batch is
+        """As ``send_all``, for a driver that takes many messages at once: the batch is
         staged with the driver a slice at a time (``_SLICE`` messages, as columns: no Python
         object per message), and every staged message due when the generator wakes leaves
         in one ``publish_staged`` (at most ``driver.burst``), each stamped with the time that
@@ -335,8 +314,8 @@ class LiveSender(NoSteps):
                     if published is not None:  # the driver waited: the rest is stamped when handed over again
                         j = i + published
                     since_yield += j - i
-                    self._emitted += j - i
-                    self._lag_ns = t - times[i]
+                    self.emitted += j - i
+                    self.lag_ns = t - times[i]
                     i = j
                     if since_yield >= _YIELD_EVERY:
                         since_yield = 0

@@ -40,8 +40,8 @@ by default: the recorder's thread competes with the generator for the interprete
 a 2-core machine the highest core-NATS rate with p99 send lag within 1 ms fell from about
 1,000,000/s to about 20,000/s with it on (``benchmarks/live_generator.py --quick``).
 
-The state a run keeps, the driver's callbacks and the generator are ``LiveSender``
-(``live/sending.py``), which ``LiveTarget`` extends with its steps of the run (``Steps``):
+The driver, its callbacks and the generator are ``LiveSender`` (``live/sending.py``), a
+part ``LiveTarget`` holds (``sender``) and runs with its steps of the run (``Steps``):
 the one run loop every live target shares takes them as parts (``live/lifecycle.py``'s
 ``Lifecycle``: the order they come in, signals, faults, CPU sampling, progress, the drain's
 loop, cleanup are there); here are the drain's condition, the read-back and the history.
@@ -50,7 +50,8 @@ loop, cleanup are there); here are the drain's condition, the read-back and the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -59,17 +60,18 @@ import pyarrow as pa
 from msgstorm.errors import DataFileError, TargetError
 from msgstorm.heap import release_freed_memory
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import Callbacks
-from msgstorm.live.drivers.capabilities import ChildProcess, callbacks_for
+from msgstorm.live.drivers.capabilities import ChildProcess
 from msgstorm.live.event_log import SAMPLES_EVERY_S
-from msgstorm.live.lifecycle import cancelled
-from msgstorm.live.recorder import FAR, PUBLISHER, Intake
+from msgstorm.live.lifecycle import NoSteps, RunState, cancelled
+from msgstorm.live.nemesis import Nemesis
+from msgstorm.live.payload import StoredCopy
+from msgstorm.live.recorder import FAR, PUBLISHER, Intake, LiveRecorder
 from msgstorm.live.sending import LiveSender
 from msgstorm.live.servers import BindError, ManagedServer
 from msgstorm.live.user_server import GONE_AFTER_S, refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
-from msgstorm.traffic.generate import MessageBatch
+from msgstorm.traffic.generate import MessageBatch, generate_traffic
 
 __all__ = ["LiveTarget"]
 
@@ -80,12 +82,63 @@ _WATCH_S = 0.1
 STREAM = "stream"
 
 
-class LiveTarget(LiveSender):
-    """Drive ``scenario.target``'s driver with the scenario's traffic; ``finish`` writes
-    what happened. ``nodes`` and ``interrupted`` are what the run row records."""
+# The part of the schedule a target sends: all of it, or a distributed generator's share.
+SchedulePart = Callable[[Iterator[MessageBatch]], Iterator[MessageBatch]]
+# Connected, about to start the schedule: how long ago it should have started (ns).
+Start = Callable[[], Awaitable[int]]
+
+
+def _whole(traffic: Iterator[MessageBatch]) -> Iterator[MessageBatch]:
+    return traffic
+
+
+class LiveTarget(NoSteps):
+    """Drive ``scenario.target``'s driver with the scenario's traffic through the ``sender``
+    it holds; ``finish`` writes what happened. ``part``: the part of the schedule it sends
+    (its traffic and the recorder's remade schedule alike); ``start``: what it waits for
+    before the schedule starts (a distributed generator's agreed instant), none by default."""
 
     drain_poll_s = 0.005
-    _to_drain = 0  # the messages sent, when the drain starts
+
+    def __init__(self, state: RunState, part: SchedulePart = _whole,
+                 start: Start | None = None) -> None:
+        super().__init__(state)
+        scenario = state.scenario
+        self.sender = LiveSender(state)
+        # The driver and what it can do, for the whole run.
+        self.driver, self.can = self.sender.driver, self.sender.can
+        self.consumer_names = self.sender.consumer_names
+        self._part, self._start = part, start
+        self.stored: StoredCopy | None = None
+        self.node_copies: dict[str, StoredCopy] = {}  # server name -> its stream's copy, read back
+        self.t_read_back = 0
+        self._to_drain = 0  # the messages sent, when the drain starts
+        self._sent_count = 0  # messages sent, counted as the windows go to the recorder at the end
+        # The history's messages and deliveries rows, written on a thread of its own while the
+        # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
+        agents = [agent.name for agent in scenario.agents]
+        self.recorder = LiveRecorder(state.writer, agents, self.consumer_names, bool(self.driver.acks),
+                                     self.sender.generator_count, remake=self._traffic_again,
+                                     hold_schedule=scenario.live.record_every is not None)
+        # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
+        faults = scenario.faults
+        state.nemesis = Nemesis(scenario, self.driver, self.run_dir, self._on_fault_event) if faults else None
+        self._flushing: concurrent.futures.Future[None] | None = None
+        self._writing: asyncio.Task[None] | None = None  # the recording task while the run goes
+        self._sending: asyncio.Task[None] | None = None  # the open-loop sender while the run goes
+        self._windows_taken = 0  # windows in ``batches`` handed to the recorder
+        self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
+
+    def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
+        self.log.add((t, kind, node, None, detail))
+
+    def _traffic_again(self) -> Iterator[MessageBatch]:
+        """The run's traffic made again, window by window (a pure function of the scenario
+        and the seed), its ``part``: the recorder's last intake writes the rows from it."""
+        seed = self.sender.seed
+        if seed is None:
+            raise TargetError("the traffic's seed is needed to write the rows")
+        return self._part(generate_traffic(self.scenario, seed, window_ns=self.scenario.run.window))
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -119,13 +172,13 @@ class LiveTarget(LiveSender):
                 ) -> Iterator[MessageBatch]:
         """``traffic`` is made from ``seed`` (``generate_traffic`` with the run's window):
         generator processes, and the recorder's last intake, make it again from that."""
-        self.seed = seed
+        self.sender.seed = seed
         return traffic
 
     def run_start_detail(self) -> dict[str, Any]:
         return {"target": self.scenario.target, "consumers": len(self.consumer_names),
                 "processes": (self.can.processes.processes if self.can.processes is not None else 1)
-                + self.generator_count - 1,
+                + self.sender.generator_count - 1,
                 "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}
 
     def after_run_start(self) -> None:
@@ -142,25 +195,26 @@ class LiveTarget(LiveSender):
 
     def child_processes(self) -> list[tuple[str, int | None]]:
         return [(child.name, child.process.pid if child.process is not None else None)
-                for child in [*self._consumer_processes(), *self.generators]]
+                for child in [*self._consumer_processes(), *self.sender.generators]]
 
     async def open(self) -> None:
         try:
             if self.state.nemesis is not None:
                 await self.state.nemesis.prepare()  # the fault proxy, before the clients connect through it
-            await self.driver.connect(callbacks_for(type(self.driver), Callbacks(
-                self._on_receipt, self._on_ack, self._on_receipts, self._on_acks, self._on_timed_receipts)))
-            await self._start_generators()
+            await self.sender.connect()
         except BindError as error:  # msgstorm's own listener (ZeroMQ's publisher): nothing to connect to
             raise TargetError(f"{self.scenario.target}: {error}") from error
         except Exception as error:  # noqa: BLE001 - any client failure here means no run
             said = str(error) or (f"no answer within live.start_timeout ({self.scenario.live.start_timeout / 1e9:g} s)"
                                   if isinstance(error, TimeoutError) else "no detail given")
             raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
-        self._refuse_what_the_server_refuses()
+        self.sender.refuse_what_the_server_refuses()
+
+    async def before_schedule(self) -> int:
+        return await self._start() if self._start is not None else 0
 
     def clock_started(self) -> None:
-        for generator in self.generators:
+        for generator in self.sender.generators:
             generator.begin(self.state.t0)
 
     def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
@@ -172,32 +226,33 @@ class LiveTarget(LiveSender):
         return [self._writing, watching]  # the rest of the rows is written by ``finish``
 
     async def send(self, traffic: Iterator[MessageBatch]) -> None:
-        self._sending = asyncio.get_running_loop().create_task(self._send_all(traffic))
+        self._sending = asyncio.get_running_loop().create_task(self.sender.send_all(traffic))
         try:
             await self._sent_until_the_end_or_the_server_lost(self._sending)
             if self.state.node_lost_at is None:
                 # The generator processes keep the same schedule: wait for the end of theirs.
-                await asyncio.gather(*(generator.finished() for generator in self.generators))
+                await asyncio.gather(*(g.finished() for g in self.sender.generators))
         finally:
             await cancelled(self._sending)  # done by now, unless this run was interrupted or failed
 
     async def settle(self) -> None:
         await self.driver.flush()
-        self._to_drain = self._sent_here() + self.sent_elsewhere_count
+        self._to_drain = self._sent_here() + self.sender.sent_elsewhere_count
 
     def drained(self) -> bool:
         """Every message sent is received (by every consumer on a fan-out target, by one
         otherwise) and acked (on a target with acks). Publishes the driver (or a generator
         process) says will never arrive, dropped or refused, are not waited for, nor acks it
         says will not come (they can still come in while it drains)."""
+        sender = self.sender
         sent = self._to_drain
         consumers = len(self.consumer_names) if self.driver.fanout else 1
-        lost, unacked = self.dropped_elsewhere, 0
+        lost, unacked = sender.dropped_elsewhere, 0
         if self.can.accounting is not None:
             counts = self.can.accounting.state
             lost, unacked = lost + counts.lost_publishes, counts.unacked_publishes
         acks = sent - lost - unacked if self.driver.acks else 0
-        return self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
+        return sender.receipts.count >= (sent - lost) * consumers and sender.acks.count >= acks
 
     async def after(self) -> None:
         writing = self._writing
@@ -224,7 +279,7 @@ class LiveTarget(LiveSender):
         if self.state.nemesis is not None:  # interrupted or failed: heal before the clients close
             await self.state.nemesis.heal(self.now)
         # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
-        await asyncio.gather(*(generator.stop() for generator in self.generators))
+        await asyncio.gather(*(generator.stop() for generator in self.sender.generators))
         await self.driver.close()
         self._record_refused()
 
@@ -261,7 +316,7 @@ class LiveTarget(LiveSender):
         refused_since: int | None = None  # every probe refused since then
         while True:
             await asyncio.sleep(_WATCH_S)
-            refused = await refused_by(address) if self._outages_open else None
+            refused = await refused_by(address) if self.sender.outages_open else None
             if refused is None:
                 refused_since = None
                 continue
@@ -279,16 +334,18 @@ class LiveTarget(LiveSender):
             return
 
     def snapshot(self, final: bool = False) -> ProgressSnapshot:
-        emitted = self._emitted + self.sent_elsewhere_count
-        lost = self.dropped_elsewhere + (self.can.accounting.state.lost_publishes if self.can.accounting is not None else 0)
+        sender = self.sender
+        emitted = sender.emitted + sender.sent_elsewhere_count
+        lost = sender.dropped_elsewhere + (self.can.accounting.state.lost_publishes if self.can.accounting is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
-        committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
+        received = sender.receipts.count
+        committed = sender.acks.count if self.driver.acks else received // max(1, consumers)
         return ProgressSnapshot(
             t_ns=self.now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
             settled=committed + lost, committed=committed, dropped=lost, rejected=0,
             queue_depth=max(0, emitted - committed - lost), base_fee=None,
             faults_active=len(self.state.nemesis.active) if self.state.nemesis is not None else 0, leader="",
-            final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
+            final=final, target=self.scenario.target, send_lag_ns=sender.lag_ns, receipts=received)
 
     def _servers(self) -> list[ManagedServer]:
         """The servers the driver started (``Servers``)."""
@@ -302,7 +359,7 @@ class LiveTarget(LiveSender):
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
         and generator processes, whose CPU time is sampled beside its own."""
         servers = [(server.name, server.pid) for server in self._servers() if server.pid is not None]
-        children = [*self._consumer_processes(), *self.generators]
+        children = [*self._consumer_processes(), *self.sender.generators]
         nemesis = self.state.nemesis
         proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
                    if proxy is not None and proxy.pid is not None]
@@ -329,8 +386,8 @@ class LiveTarget(LiveSender):
         headroom): a copy of the new windows' send times, a few milliseconds a second."""
         while True:
             await asyncio.sleep(every_s)
-            windows, sent_elsewhere = self._windows_since(), self.sent_elsewhere
-            self.sent_elsewhere = []
+            windows, sent_elsewhere = self._windows_since(), self.sender.sent_elsewhere
+            self.sender.sent_elsewhere = []
             # Shielded as in ``_record``: these windows are no longer held here, so the recorder
             # must take them even when a signal cancels this task before its thread starts.
             self._flushing = self.state.recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
@@ -339,34 +396,38 @@ class LiveTarget(LiveSender):
     def _windows_since(self) -> list[tuple[MessageBatch, np.ndarray]]:
         """The windows made since the last intake; those before the newest (sent in full: the
         sender moves on in order) are let go here, their sends counted."""
-        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
-        done = max(len(self.batches) - 1, 0)
-        self._sent_let_go += sum(int((s >= 0).sum()) for s in self.sent[:done])
-        del self.batches[:done], self.sent[:done]
-        self._windows_taken = len(self.batches)
+        sender = self.sender
+        windows = list(zip(sender.batches[self._windows_taken:], sender.sent[self._windows_taken:]))
+        done = max(len(sender.batches) - 1, 0)
+        self._sent_let_go += sum(int((s >= 0).sum()) for s in sender.sent[:done])
+        del sender.batches[:done], sender.sent[:done]
+        self._windows_taken = len(sender.batches)
         return windows
 
     def _sent_here(self) -> int:
         """Messages this process sent so far."""
-        return self._sent_let_go + sum(int((s >= 0).sum()) for s in self.sent)
+        return self._sent_let_go + sum(int((s >= 0).sum()) for s in self.sender.sent)
 
     def _intake(self) -> Intake:
         """What came since the last intake (on the event loop's thread: references only)."""
+        sender = self.sender
         windows = self._windows_since()
-        sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
+        sent_elsewhere, sender.sent_elsewhere = sender.sent_elsewhere, []
         horizon = self.now()  # receipts the target stamps: every one before now is in
         if self.can.timed_receipts is not None:
             through = self.can.timed_receipts.receipts_through()
             if through is not None:
                 horizon = min(horizon, through - self.state.t0)
-        shares = [FAR if g.reported_until == FAR else g.reported_until - self.state.t0 for g in self.generators]
-        return Intake(windows, self.receipts.take(), self.acks.take(), sent_elsewhere, horizon, shares)
+        t0 = self.state.t0
+        shares = [FAR if g.reported_until == FAR else g.reported_until - t0 for g in sender.generators]
+        return Intake(windows, sender.receipts.take(), sender.acks.take(), sent_elsewhere, horizon, shares)
 
     # --- the history ------------------------------------------------------------------------
 
     def finish(self) -> int:
         """Write the rest of the messages and deliveries, and the events; return the run's
         end time (ns)."""
+        sender = self.sender
         # The run's end is the drain's: events of the phase after it (the read-back, servers
         # stopping) are stamped at that end, the read-back's own duration is in its event.
         t_end = self.state.end_history()
@@ -376,10 +437,11 @@ class LiveTarget(LiveSender):
         # their heap holes do not fit the last intake's arrays: handed back, not kept under them.
         release_freed_memory()
         self._write_rest()
-        if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
+        unreadable = sender.unreadable
+        if unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
-                "client": "consumers", "damaged": self.unreadable,
-                "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
+                "client": "consumers", "damaged": unreadable,
+                "error": f"{unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
         self.state.history_written(t_end, self._sent_count)
         return t_end
 
@@ -388,12 +450,13 @@ class LiveTarget(LiveSender):
         stopped behind at the run's end never made the windows after the one it was
         sending, and generator processes ahead of it sent messages of windows it had not
         made: the recorder makes them again for those rows."""
+        sender = self.sender
         duration = self.scenario.run.duration
         intake = self._intake()
-        intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
+        intake.horizon, intake.shares_through = FAR, [FAR] * len(sender.generators)
         # The windows are the recorder's now: let them go as soon as it has copied them.
-        self._sent_count = self._sent_here() + self.sent_elsewhere_count
-        self.batches, self.sent = [], []
+        self._sent_count = self._sent_here() + sender.sent_elsewhere_count
+        sender.batches, sender.sent = [], []
         # Every message intended before the end that no process sent is the shortfall (a
         # generator process behind at the end stops as this one does).
         complete = not self.state.interrupted and self.state.start_error is None

@@ -15,8 +15,12 @@ from pydantic import Field, model_validator
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Spec
 
-__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "KafkaSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RabbitMqSpec",
-           "RedisSpec", "ZmqSpec"]
+__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "KafkaSpec", "LiveSpec", "MqttSpec", "NatsSpec", "OwnNames",
+           "RabbitMqSpec", "RedisSpec", "ZmqSpec"]
+
+# A generator's own names in a run spread over generators (``scenario/generators.py``): its
+# ``[live]`` fields that change, each a value or a driver's section (its fields that change).
+OwnNames = dict[str, str | dict[str, str]]
 
 
 class NatsSpec(Spec):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
 from msgstorm.scenario.faults import CrashFault, PauseFault, SequencerOutageFault, ToxicFault
-from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, name_problems
+from msgstorm.scenario.generators import distributed_targets, name_problems
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import (
     FAULT_KINDS,
@@ -45,8 +45,8 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "process_problems",
-           "sending_agents"]
+__all__ = ["DISTRIBUTED_FAULTS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems",
+           "is_loopback_url", "node_names", "node_regions", "process_problems", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -423,9 +423,11 @@ def distributed_problems(scenario: Scenario) -> list[Problem]:
     if live.generators == 1:
         return []
     problems: list[Problem] = []
-    if scenario.target not in DISTRIBUTED_TARGETS:
+    target = TARGETS.get(scenario.target)
+    if target is None or target.generator_names(live, 0) is None:  # no generators' names of its own
+        spread = distributed_targets(live)
         problems.append((("live", "generators"), f"{live.generators} generators: a run spread over a Ray cluster "
-                                                 f"drives targets {list(DISTRIBUTED_TARGETS)} (this scenario's "
+                                                 f"drives targets {spread} (this scenario's "
                                                  f"target is {scenario.target!r}; docs/live.md, \"Load from many "
                                                  "hosts\", says why not the others); set live.generators = 1"))
     else:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from msgstorm.history.writer import HistoryWriter
     from msgstorm.progress import Progress
     from msgstorm.scenario.budget import WorkEstimate
+    from msgstorm.scenario.live import LiveSpec, OwnNames
     from msgstorm.scenario.schema import Scenario
 
 __all__ = ["Problem", "RunContext", "Target"]
@@ -57,7 +58,11 @@ class Target(Protocol):
     ``estimate``: the work and memory a run of the scenario takes (``scenario/budget.py``),
     refused before it starts when it will not fit. ``record``: run the scenario, writing
     the history's tables (``history/schema.py``) through ``run.writer``, and close it; a
-    Ctrl-C ends the run with what it recorded."""
+    Ctrl-C ends the run with what it recorded. ``url_schemes``: the schemes of a server's
+    URL that pick it on the command line (``--target SCHEME://host:port``), each with the
+    scheme its client connects with (none: it is picked by name only). ``generator_names``:
+    the ``[live]`` fields generator ``index`` of a run spread over a Ray cluster names on
+    its own (``scenario/generators.py``); None: its runs are not spread."""
 
     simulated: bool
     sections: frozenset[str]
@@ -68,3 +73,7 @@ class Target(Protocol):
     def estimate(self, scenario: Scenario) -> WorkEstimate: ...
 
     def record(self, run: RunContext) -> None: ...
+
+    def url_schemes(self) -> dict[str, str]: ...
+
+    def generator_names(self, live: LiveSpec, index: int) -> OwnNames | None: ...

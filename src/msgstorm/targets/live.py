@@ -9,7 +9,9 @@ own and no broker's driver. Each
 transactions to a node, ``live/chain/comet_target.py``'s ``CometTarget`` to validators),
 said once here rather than asked of the driver's class. ``problems`` are what a real system
 cannot run of a scenario (the simulator's settings; the driver's own checks, which it
-declares in its capabilities); ``estimate`` is the live cost model (``scenario/budget.py``).
+declares in its capabilities); ``estimate`` is the live cost model (``scenario/budget.py``);
+``url_schemes`` and ``generator_names`` are what the class declares of where it is reached
+and how a distributed run names its generators' own subjects, streams or topics.
 Their clients load only when a run starts.
 """
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from msgstorm.history.writer import HistoryWriter
     from msgstorm.live.drivers.capabilities import Capabilities, Processes
     from msgstorm.progress import Progress
+    from msgstorm.scenario.live import LiveSpec, OwnNames
     from msgstorm.scenario.schema import Scenario
     from msgstorm.traffic.generate import MessageBatch
 
@@ -147,6 +150,19 @@ class LiveRun:
         if scenario.market is not None and can.checks.market:
             market = cast(RunsMarket, driver).market_problems(scenario)
         return own + live_problems(scenario, market) + process_problems(scenario, can.processes)
+
+    def url_schemes(self) -> dict[str, str]:
+        """What the driver's class declares (``url_schemes``, ``live/drivers/capabilities.py``)."""
+        from msgstorm.live.drivers.capabilities import url_schemes_of
+
+        return url_schemes_of(self.driver())
+
+    def generator_names(self, live: LiveSpec, index: int) -> OwnNames | None:
+        """What the driver's class declares (``generator_names``); None where it declares none."""
+        from msgstorm.live.drivers.capabilities import generator_names_of
+
+        names = generator_names_of(self.driver())
+        return names(live, index) if names is not None else None
 
     def estimate(self, scenario: Scenario) -> WorkEstimate:
         # A driver with processes of its own may send from several (``Processes``).

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from msgstorm.history.writer import HistoryWriter
     from msgstorm.progress import Progress
+    from msgstorm.scenario.live import LiveSpec, OwnNames
     from msgstorm.scenario.schema import Scenario
 
 __all__ = ["SimTarget"]
@@ -41,6 +42,12 @@ class SimTarget:
 
     def estimate(self, scenario: Scenario) -> WorkEstimate:
         return estimate_simulated(scenario)
+
+    def url_schemes(self) -> dict[str, str]:
+        return {}  # nothing to reach: it runs here
+
+    def generator_names(self, live: LiveSpec, index: int) -> OwnNames | None:
+        return None
 
     def record(self, run: RunContext) -> None:
         from msgstorm.heap import release_freed_memory

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.chain.rollup import problems as rollup_problems
@@ -74,6 +74,10 @@ class AnvilNode:
 
     capabilities = Capabilities(servers=Servers(client_routes=True), checks=Checks(scenario=True, market=True),
                                 sequencer=True)
+    # ``--target http://`` or ``ws://``: an EVM node's JSON-RPC (anvil or any node with unlocked
+    # accounts), new heads over WebSocket on the same host and port. No ``generator_names``:
+    # its messages are transactions, each account's nonces one sender's.
+    url_schemes: ClassVar[dict[str, str]] = {"http": "http", "ws": "http"}
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
         self.scenario = scenario

@@ -1,8 +1,9 @@
-"""The chain target's sending half: the state a run keeps, and each message sent as a
-transaction from an idle dev account.
+"""The chain target's sending part: each message sent as a transaction from an idle dev
+account, and what the node answered of each.
 
-Place in the pipeline: under ``live/chain/target.py``, whose ``ChainTarget`` extends
-``ChainSender`` with its steps of the run, the chain's reads and the history.
+Place in the pipeline: held by ``live/chain/target.py``'s ``ChainTarget`` (its ``sender``),
+whose steps of the run connect it and send with it, and whose reads of the chain settle
+what it sent (``included``; the accounts idle again, ``release_sender``).
 
 Sending is open loop, as for brokers: each message leaves at its intended time, with every
 other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
@@ -12,7 +13,7 @@ answer before the next send. How it waits for a send time and which rows go toge
 keep-alive connection (``JsonRpc.send_now``), so ``t_sent`` is the write. What else runs on
 the loop is kept short or out of the sender's way: the answers are small, the blocks are
 read by their transactions' hashes (msgstorm's known from the answers), and a block read
-starts in the gap after a send when the next is near (``_between_sends``).
+starts in the gap after a send when the next is near (``between_sends``).
 
 A message is an EIP-1559 transaction from a funded dev account with that account's next
 nonce, to a sink address, its input msgstorm's header (``calldata.py``), its gas limit
@@ -52,9 +53,9 @@ from msgstorm.history.events import EventKind
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import encode, gas_cap
 from msgstorm.live.chain.market import ChainMarket
-from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Block, Window
+from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Window
 from msgstorm.live.chain.rpc import JsonRpc
-from msgstorm.live.lifecycle import NoSteps, RunState, SendRows, send_windows
+from msgstorm.live.lifecycle import RunState, SendRows, send_windows
 from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault
 from msgstorm.traffic.generate import MessageBatch
 
@@ -106,57 +107,52 @@ def reason_of(message: str) -> str:
     return next((reason for words, reason in REASONS if words in lowered), "other")
 
 
-class ChainSender(NoSteps):
-    """The chain target's state, and its sends: ``_send_all`` the schedule's, ``_send_rows``
-    the market's; each batch's answers (``_post``), the accounts and their nonces.
-    ``ChainTarget`` (``live/chain/target.py``) runs it."""
+class ChainSender:
+    """The chain target's sends: ``send_all`` the schedule's, ``send_market_rows`` the
+    market's; each batch's answers (``_post``), the accounts and their nonces, and what the
+    node took (``included``, ``accepted``, ``rejections``). The ``ChainTarget``
+    (``live/chain/target.py``) that holds it runs it."""
 
     def __init__(self, state: RunState) -> None:
-        super().__init__(state)
+        self.state = state
+        # The state's event log and clock, which never change for a run: a send reads them often.
+        self.log, self.now, self.scenario, self.run_dir = state.log, state.now, state.scenario, state.run_dir
         scenario = state.scenario
         self.node = AnvilNode(scenario, self.run_dir)
         self.spec = scenario.live.anvil
         self.windows: list[Window] = []
         self._first_ids: list[int] = []
-        self.blocks: list[Block] = []
         self.first_block = 0  # the chain's head when the schedule started
-        self.pool: list[tuple[int, int, int]] = []  # (t, pending, queued)
         self.rejections: dict[str, list[int]] = {}  # reason -> times of the refusals
         self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
         self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
-        self._hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
-        self._ours: dict[str, tuple[int, int]] = {}  # the same hashes -> (msg_id, kind): a block's read by them
-        self.dropped: set[int] = set()  # accepted, then gone from the node without a block
-        self._sent_before = 0  # transactions sent in the windows before the last two (progress)
+        self.hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
+        self.ours: dict[str, tuple[int, int]] = {}  # the same hashes -> (msg_id, kind): a block's read by them
+        self.sent_before = 0  # transactions sent in the windows before the last two (progress)
         self.accepted = 0  # transactions the node accepted into its pool
         self.accepted_open = 0  # accepted by the node, not yet seen in a block
         self.in_flight = 0  # batch requests without an answer
         self._senders: list[str] = []
-        self._nonces: list[int] = []
+        self.nonces: list[int] = []
         self._nonce_tick = 0  # nonces handed out so far
         self._nonce_given: list[int] = []  # per account: the tick of the last nonce handed to it
         self._nonces_pid: int | None = None  # the node process the nonces were last read from
         self._traffic_senders = _Senders(range(0))
         self._market_senders = _Senders(range(0))  # with [market]: the market's own accounts
-        self._sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
+        self.sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
         self.senders_busy = 0  # transactions sent from an account that was not idle
         self.market: ChainMarket | None = None
-        self._market_nonce: dict[int, tuple[int, int]] = {}  # market msg_id -> (account, nonce), until included
-        self._market_rows: dict[int, tuple[Window, int]] = {}  # market msg_id accepted -> its row, until included
-        self._rpc: JsonRpc | None = None
-        self._requests: set[asyncio.Task[None]] = set()
+        self.market_nonce: dict[int, tuple[int, int]] = {}  # market msg_id -> (account, nonce), until included
+        self.market_rows: dict[int, tuple[Window, int]] = {}  # market msg_id accepted -> its row, until included
+        self.rpc: JsonRpc | None = None
+        self.requests: set[asyncio.Task[None]] = set()
         self.next_due: int | None = None  # the intended time of the next send while the sender waits for it
         self._gap: asyncio.Future[None] | None = None  # done when the send awaited is out
         self.lost_to_faults = 0  # transactions sent while a fault had the node down
-        self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
-        self.undone: dict[int, int] = {}  # msg_id -> the block a restart lost it with (no longer included)
-        self._lost_while_down: list[int] = []  # with [market]: msg_ids sent while a fault had the node down
-        self._pool_pid: int | None = None  # the node process whose pool holds the accepted transactions
-        # A node that may be stopped and restarted: included transactions keep their hashes, so
-        # one whose block a restart rolled back is looked up again at the end.
-        self._keep_hashes = self.node.keeps_state()
+        self.lost_while_down: list[int] = []  # with [market]: msg_ids sent while a fault had the node down
+        self.pool_pid: int | None = None  # the node process whose pool holds the accepted transactions
 
-    async def _connect(self, rpc: JsonRpc) -> None:
+    async def connect(self, rpc: JsonRpc) -> None:
         accounts = await rpc.call("eth_accounts")
         if not accounts:
             raise TargetError("the node has no unlocked accounts to send from (eth_accounts is empty)")
@@ -166,15 +162,15 @@ class ChainSender(NoSteps):
             raise TargetError("the node has one unlocked account: the market's transactions need their own")
         traffic = min(self.spec.accounts, len(accounts) - market)
         self._senders = accounts[:traffic] + accounts[len(accounts) - market:]
-        self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
+        self.nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
                                                             [[a, "pending"] for a in self._senders])]
         self._nonce_given = [0] * len(self._senders)
-        self._nonces_pid = self._pool_pid = self.node.server.pid if self.node.server is not None else None
+        self._nonces_pid = self.pool_pid = self.node.server.pid if self.node.server is not None else None
         self._traffic_senders = _Senders(range(traffic))
         self._market_senders = _Senders(range(traffic, traffic + market))
         self.first_block = int(await rpc.call("eth_blockNumber"), 16)
 
-    def _down_by_fault(self) -> bool:
+    def down_by_fault(self) -> bool:
         """Whether the node is down because a fault stopped it and will start it again."""
         nemesis, server = self.state.nemesis, self.node.server
         if nemesis is None or server is None:
@@ -187,7 +183,7 @@ class ChainSender(NoSteps):
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def _send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
+    async def send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
         """The traffic open loop (``send_windows``), the market's rows numbered into it; ends
         where the node is lost for good."""
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
@@ -197,7 +193,7 @@ class ChainSender(NoSteps):
 
         def begin(batch: MessageBatch) -> SendRows:
             window = Window.unsent(batch)
-            self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
+            self.sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
             self.windows.append(window)
             self._first_ids.append(int(batch.msg_id[0]) if len(batch) else -1)
             times = batch.t_intended.tolist()
@@ -209,16 +205,16 @@ class ChainSender(NoSteps):
                 front = self.node.front
                 if front is not None and front.down:  # the sequencer takes nothing (live/chain/forced.py)
                     front.take(window, range(i, j))
-                    self._sent_now()
+                    self.sent_now()
                     return
                 if self._restarted():
-                    await self._resync_nonces(rpc)
+                    await self.resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
                                            self._market_senders if agents[k] >= own_agents else self._traffic_senders)
                          for k in range(i, j)]
                 window.sent[i:j] = now()  # then written at once (``_request``)
                 self._request(rpc, window, slice(i, j), calls)
-                self._sent_now()
+                self.sent_now()
 
             return send_rows
 
@@ -239,13 +235,13 @@ class ChainSender(NoSteps):
         """Row ``k``'s ``eth_sendTransaction`` call (JSON text), from an account of ``senders``
         with its next nonce."""
         sender = self._take_sender(msg_id, senders)
-        nonce = self._nonces[sender]
-        self._nonces[sender] = nonce + 1
+        nonce = self.nonces[sender]
+        self.nonces[sender] = nonce + 1
         self._nonce_tick += 1
         self._nonce_given[sender] = self._nonce_tick
         data = encode(msg_id, kind, agent, t_intended, size)
         if senders is self._market_senders:
-            self._market_nonce[msg_id] = (sender, nonce)
+            self.market_nonce[msg_id] = (sender, nonce)
         gas = gas_of.get(kind) or gas_cap(size)
         return (f'{{"jsonrpc":"2.0","id":{k},"method":"eth_sendTransaction","params":[{{'
                 f'"from":"{self._senders[sender]}","to":"{SINK}","gas":"{hex(gas)}",'
@@ -258,16 +254,16 @@ class ChainSender(NoSteps):
         body = "[" + ",".join(calls) + "]"
         answer = rpc.send_now(body)
         request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, body, answer))
-        self._requests.add(request)
-        request.add_done_callback(self._requests.discard)
+        self.requests.add(request)
+        request.add_done_callback(self.requests.discard)
 
-    def _sent_now(self) -> None:
-        """A send is done: the reads waiting for a gap between sends (``_between_sends``) go."""
+    def sent_now(self) -> None:
+        """A send is done: the reads waiting for a gap between sends (``between_sends``) go."""
         if self._gap is not None and not self._gap.done():
             self._gap.set_result(None)
         self._gap = None
 
-    async def _between_sends(self) -> None:
+    async def between_sends(self) -> None:
         """Wait, if the next send is due within ``_QUIET_NS``, until it has left (that one
         only: at a rate whose gaps are all shorter, a read that waited for a wide one would
         never come): a read of the chain runs in the gap after a send, not across a send time."""
@@ -276,18 +272,18 @@ class ChainSender(NoSteps):
                 self._gap = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._gap)
 
-    def _send_rows(self, window: Window, rows: list[int]) -> None:
+    def send_market_rows(self, window: Window, rows: list[int]) -> None:
         """Rows of one of the market's windows sent now (``live/chain/market.py``: its new
         messages, or ones it held); their ``t_sent`` is when their agent handed them over."""
         self._send_rows_from(window, rows, self._market_senders)
 
-    def _send_traffic_rows(self, window: Window, rows: list[int]) -> None:
+    def send_traffic_rows(self, window: Window, rows: list[int]) -> None:
         """Rows of a traffic window sent now: a sequencer outage's backlog and forced
         inclusions (``live/chain/forced.py``, which sets their ``t_sent``)."""
         self._send_rows_from(window, rows, self._traffic_senders)
 
     def _send_rows_from(self, window: Window, rows: list[int], senders: _Senders) -> None:
-        if self._rpc is None or self.state.node_lost_at is not None:
+        if self.rpc is None or self.state.node_lost_at is not None:
             return
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         batch = window.batch
@@ -296,7 +292,7 @@ class ChainSender(NoSteps):
                                    int(batch.t_intended[k]), int(batch.size[k]), fee, gas_of, senders)
                  for k, fee in zip(rows, fees, strict=True)]
         window.outcome[rows] = -1
-        self._request(self._rpc, window, rows, calls)
+        self._request(self.rpc, window, rows, calls)
 
     async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str,
                     written: asyncio.Future[Any] | None) -> None:
@@ -311,16 +307,16 @@ class ChainSender(NoSteps):
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
             window.outcome[rows] = LOST
             window.answered[rows] = self.now()
-            if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
+            if self.down_by_fault():  # the fault's own events say why; each send it cost is lost
                 self.lost_to_faults += len(window.outcome[rows])
                 self._free_nonces(window, rows, body)
                 if self.market is not None:  # its agents send again when the node is back
-                    self._lost_while_down.extend(window.batch.msg_id[rows].tolist())
+                    self.lost_while_down.extend(window.batch.msg_id[rows].tolist())
                 return
-            if await self._user_node_lost(error):  # said once, by its ``node_down``
+            if await self.user_node_lost(error):  # said once, by its ``node_down``
                 return
             self.state.on_error("sender", error)
-            self._check_node()
+            self.check_node()
             return
         finally:
             self.in_flight -= 1
@@ -333,26 +329,26 @@ class ChainSender(NoSteps):
             if refusal is None:
                 window.outcome[k] = PENDING
                 self.accepted += 1
-                self._hashes[int(ids[k])] = answer["result"]
-                self._ours[answer["result"]] = (int(ids[k]), int(window.batch.kind[k]))
+                self.hashes[int(ids[k])] = answer["result"]
+                self.ours[answer["result"]] = (int(ids[k]), int(window.batch.kind[k]))
                 if window.market:
-                    self._market_rows[int(ids[k])] = (window, k)
+                    self.market_rows[int(ids[k])] = (window, k)
                 continue
             message = str(refusal.get("message", ""))
             reason = reason_of(message)
-            sender = self._sender_of.pop(int(ids[k]), None)
-            self._market_nonce.pop(int(ids[k]), None)
+            sender = self.sender_of.pop(int(ids[k]), None)
+            self.market_nonce.pop(int(ids[k]), None)
             if sender is not None:
                 if reason in _NONCE_FREE:  # the node did not take the nonce: the account's next one reuses it
-                    self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
-                self._release_sender(sender)
+                    self.nonces[sender] = min(self.nonces[sender], self._nonce_of(body, k))
+                self.release_sender(sender)
             if (window.market and reason == "fee_cap_below_base_fee" and self.market is not None
                     and self.market.hold_again(window, k)):
                 continue  # its sender holds it until the base fee falls (live/chain/market.py)
             window.outcome[k] = REJECTED
             self.rejections.setdefault(reason, []).append(t)
             self.rejection_text.setdefault(reason, message)
-        self._settle_included()
+        self.settle_included()
 
     def _take_sender(self, msg_id: int, senders: _Senders) -> int:
         """An account of ``senders`` for message ``msg_id``: an idle one, else the least
@@ -360,7 +356,7 @@ class ChainSender(NoSteps):
         sender, idle = senders.take()
         if not idle:
             self.senders_busy += 1
-        self._sender_of[msg_id] = sender
+        self.sender_of[msg_id] = sender
         return sender
 
     def _free_nonces(self, window: Window, rows: slice | list[int], body: str) -> None:
@@ -368,13 +364,22 @@ class ChainSender(NoSteps):
         account's next nonce back to the lowest of theirs (as for a refusal that took none)."""
         ids = window.batch.msg_id
         for k in range(len(ids))[rows] if isinstance(rows, slice) else rows:
-            sender = self._sender_of.pop(int(ids[k]), None)
-            self._market_nonce.pop(int(ids[k]), None)
+            sender = self.sender_of.pop(int(ids[k]), None)
+            self.market_nonce.pop(int(ids[k]), None)
             if sender is not None:
-                self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
-                self._release_sender(sender)
+                self.nonces[sender] = min(self.nonces[sender], self._nonce_of(body, k))
+                self.release_sender(sender)
 
-    def _release_sender(self, sender: int) -> None:
+    def forget(self, msg_id: int) -> None:
+        """Message ``msg_id`` is in a block, or gone from the node: its account is idle again
+        and the market's books on it are closed."""
+        account = self.sender_of.pop(msg_id, None)
+        if account is not None:
+            self.release_sender(account)
+        self.market_nonce.pop(msg_id, None)
+        self.market_rows.pop(msg_id, None)
+
+    def release_sender(self, sender: int) -> None:
         """An account with nothing of its left in the pool is idle again."""
         senders = self._traffic_senders if sender < self._traffic_senders.size else self._market_senders
         senders.idle.append(sender)
@@ -393,9 +398,9 @@ class ChainSender(NoSteps):
         last read from (a fault restarted it)."""
         server = self.node.server
         return (server is not None and server.pid is not None and server.pid != self._nonces_pid
-                and not self._down_by_fault())
+                and not self.down_by_fault())
 
-    async def _resync_nonces(self, rpc: JsonRpc) -> None:
+    async def resync_nonces(self, rpc: JsonRpc) -> None:
         """After the node came back: each account's next nonce as the node counts it. A
         restarted node keeps its chain, not its pool, and the sends made while it was down
         never reached it, so the nonces handed out past its count would leave a gap that
@@ -414,16 +419,16 @@ class ChainSender(NoSteps):
         self._nonces_pid = pid
         for sender, count in enumerate(counts):
             if self._nonce_given[sender] <= tick:
-                self._nonces[sender] = int(count, 16)
+                self.nonces[sender] = int(count, 16)
 
-    def _settle_included(self) -> None:
+    def settle_included(self) -> None:
         """Accepted transactions not yet seen in a block (the drain waits for none)."""
         self.accepted_open = self.accepted - len(self.included)
 
-    def _check_node(self) -> None:
+    def check_node(self) -> None:
         """A node msgstorm started that has exited (not stopped by a fault that starts it
         again) is named once (``node_down``)."""
-        if self.state.node_lost_at is None and not self.node.alive() and not self._down_by_fault():
+        if self.state.node_lost_at is None and not self.node.alive() and not self.down_by_fault():
             self.state.node_lost_at = self.now()
             server = self.node.server
             self.log.add((self.state.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
@@ -431,7 +436,7 @@ class ChainSender(NoSteps):
                 "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
                 else "the node exited during the run"}))
 
-    async def _user_node_lost(self, error: BaseException) -> bool:
+    async def user_node_lost(self, error: BaseException) -> bool:
         """Whether a user's node (``live.url``: no process of msgstorm's to watch) is gone,
         asked after a request to it failed with ``error``: a new connection to its own address
         (not through the fault proxy, whose toxic may be what failed) that is refused is its

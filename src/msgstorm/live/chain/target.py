@@ -51,9 +51,9 @@ When the node comes back from a fault, the market is told what its chain lost an
 never reach it (``ChainMarket.reverted``): liquidations undone are no longer executed, the
 oracle sends again its newest price the chain lacks, the keepers their liquidations.
 
-How it sends, and the state the run keeps, is ``ChainSender`` (``live/chain/sending.py``),
-which this class extends with its steps of the run (``live/lifecycle.py``'s ``Steps``), the
-chain's reads and the history. The messages and
+How it sends, and what the node answered, is ``ChainSender`` (``live/chain/sending.py``), a
+part this class holds (``sender``) and runs with its steps of the run (``live/lifecycle.py``'s
+``Steps``), the chain's reads and the history. The messages and
 the chain's events are written at the run's end (``live/chain/record.py``); the run's start,
 servers and errors as they happen (``live/event_log.py``).
 """
@@ -84,7 +84,7 @@ from msgstorm.live.chain.rollup import L1Node, LiveBatcher
 from msgstorm.live.chain.rpc import JsonRpc, RpcError
 from msgstorm.live.chain.sending import ChainSender
 from msgstorm.live.cpu import MIN_INTERVAL_S
-from msgstorm.live.lifecycle import cancelled
+from msgstorm.live.lifecycle import NoSteps, RunState, cancelled
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer
@@ -98,12 +98,26 @@ __all__ = ["ChainTarget"]
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
 
 
-class ChainTarget(ChainSender):
-    """Drive an EVM node with ``scenario``'s traffic; ``finish`` writes what happened."""
+class ChainTarget(NoSteps):
+    """Drive an EVM node with ``scenario``'s traffic through the ``sender`` it holds;
+    ``finish`` writes what happened."""
 
-    l1: L1Node | None = None  # with [rollup]: the L1 anvil and msgstorm's batcher
-    batcher: LiveBatcher | None = None
-    _past_the_drain: list[asyncio.Task[None]] = []  # noqa: RUF012 - set per run by ``during``
+    def __init__(self, state: RunState) -> None:
+        super().__init__(state)
+        self.sender = ChainSender(state)
+        self.node, self.spec = self.sender.node, self.sender.spec  # for the whole run
+        self.blocks: list[Block] = []
+        self.pool: list[tuple[int, int, int]] = []  # (t, pending, queued)
+        self.dropped: set[int] = set()  # accepted, then gone from the node without a block
+        self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
+        self.undone: dict[int, int] = {}  # msg_id -> the block a restart lost it with (no longer included)
+        # A node that may be stopped and restarted: included transactions keep their hashes, so
+        # one whose block a restart rolled back is looked up again at the end.
+        self._keep_hashes = self.node.keeps_state()
+        self.l1: L1Node | None = None  # with [rollup]: the L1 anvil and msgstorm's batcher
+        self.batcher: LiveBatcher | None = None
+        self._past_the_drain: list[asyncio.Task[None]] = []  # set by ``during``
+        self.market: ChainMarket | None = None  # with [market], the sender's too (``traffic``)
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -117,8 +131,9 @@ class ChainTarget(ChainSender):
             return traffic
         # Its reactors draw their paths and accounts now.
         market_seed = (seed if seed is not None else np.random.SeedSequence(self.scenario.run.seed)).spawn(1)[0]
-        self.market = ChainMarket(self.scenario, market_seed, self.now, self.spec.fee_unit_wei)
-        return self.market.traffic(traffic)
+        market = ChainMarket(self.scenario, market_seed, self.now, self.spec.fee_unit_wei)
+        self.market = self.sender.market = market
+        return market.traffic(traffic)
 
     def start_servers(self) -> list[dict[str, Any]]:
         problems = AnvilNode.problems(self.scenario)
@@ -148,9 +163,9 @@ class ChainTarget(ChainSender):
             self.state.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
                                    lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
             await self.state.nemesis.prepare()
-        rpc = self._rpc = JsonRpc(self.node.url, self.spec.connections)
+        rpc = self.sender.rpc = JsonRpc(self.node.url, self.spec.connections)
         try:
-            await self._connect(rpc)
+            await self.sender.connect(rpc)
         except Exception as error:  # noqa: BLE001 - any failure here means no run
             raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
                               f"{type(error).__name__}: {error}") from error
@@ -160,46 +175,48 @@ class ChainTarget(ChainSender):
             self.batcher = LiveBatcher(self.l1.spec, self.now)
             await self.batcher.connect(self.l1.url, rpc)
             if any(isinstance(spec, SequencerOutageFault) for _, spec in fault_entries(self.scenario)):
-                self.node.front = SequencerFront(self.batcher, self.now, self._send_traffic_rows, self.log.add)
+                replay = self.sender.send_traffic_rows
+                self.node.front = SequencerFront(self.batcher, self.now, replay, self.log.add)
 
     def clock_started(self) -> None:
         if self.market is not None:
-            self.market.start(self._send_rows)
+            self.market.start(self.sender.send_market_rows)
 
     def during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
-        assert self._rpc is not None
+        assert self.sender.rpc is not None
         # Past the drain: the heads until the catch-up has read the last block, the batcher
         # and the forced inclusion until the last batch (``_after``).
         front = self.node.front
         self._past_the_drain = [
-            loop.create_task(self._watch_heads(self._rpc)),
+            loop.create_task(self._watch_heads(self.sender.rpc)),
             loop.create_task(self.batcher.run() if self.batcher is not None else asyncio.sleep(0)),
             loop.create_task(front.run() if front is not None else asyncio.sleep(0))]
-        return [loop.create_task(self._sample_pool(self._rpc))]
+        return [loop.create_task(self._sample_pool(self.sender.rpc))]
 
     async def send(self, traffic: Iterator[MessageBatch]) -> None:
-        assert self._rpc is not None
+        assert self.sender.rpc is not None
         try:
-            await self._send_all(self._rpc, traffic)
+            await self.sender.send_all(self.sender.rpc, traffic)
         finally:
-            self.next_due = None
-            self._sent_now()  # the reads waiting for a gap go
+            self.sender.next_due = None
+            self.sender.sent_now()  # the reads waiting for a gap go
 
     def drained(self) -> bool:
         """Every request answered and every accepted transaction included (and the market's
         held messages settled); a node msgstorm started that has exited is named."""
-        if not self._requests and self.accepted_open <= 0 and (self.market is None or self.market.settled()):
+        sender, market = self.sender, self.market
+        if not sender.requests and sender.accepted_open <= 0 and (market is None or market.settled()):
             return True
-        self._check_node()
+        self.sender.check_node()
         return False
 
     async def after(self) -> None:
-        assert self._rpc is not None
+        assert self.sender.rpc is not None
         if self.market is not None:
             self.market.close()
         if not self.state.interrupted and self.node.alive() and self.state.node_lost_at is None:
             try:
-                await asyncio.wait_for(self._catch_up(self._rpc), 10)
+                await asyncio.wait_for(self._catch_up(self.sender.rpc), 10)
             except Exception as error:  # noqa: BLE001 - the chain read so far is kept
                 self.state.on_error("blocks", error)
         _, batching, forcing = self._past_the_drain
@@ -213,9 +230,9 @@ class ChainTarget(ChainSender):
     async def close(self) -> None:
         if self.market is not None:
             self.market.close()
-        await cancelled(*self._past_the_drain, *self._requests)
-        if self._rpc is not None:
-            await self._rpc.close()
+        await cancelled(*self._past_the_drain, *self.sender.requests)
+        if self.sender.rpc is not None:
+            await self.sender.rpc.close()
         if self.batcher is not None:
             await self.batcher.close()
 
@@ -248,20 +265,20 @@ class ChainTarget(ChainSender):
                 followed = True
                 async for head in rpc.new_heads(self.node.ws_url):
                     t = self.now()
-                    await self._between_sends()
+                    await self.sender.between_sends()
                     await self._read_blocks(rpc, int(head["number"], 16), t)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
-                if not self._down_by_fault() and not await self._user_node_lost(error):
+                if not self.sender.down_by_fault() and not await self.sender.user_node_lost(error):
                     self.state.on_error("heads", error)
             nemesis = self.state.nemesis
-            if self._down_by_fault() or (nemesis is not None and nemesis.applying):
+            if self.sender.down_by_fault() or (nemesis is not None and nemesis.applying):
                 await asyncio.sleep(_HEADS_RETRY_S)
                 continue
             break
         if not self.node.alive():
-            self._check_node()
+            self.sender.check_node()
         elif self.state.t_run_end is None and self.state.node_lost_at is None:
             self.log.add((self.now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
 
@@ -271,7 +288,7 @@ class ChainTarget(ChainSender):
         included (``undone``); the accepted transactions the node no longer knows are
         dropped; the market learns both, and the sends made while the node was down."""
         head = int(await rpc.call("eth_blockNumber"), 16)  # raises while the node does not answer yet
-        await self._resync_nonces(rpc)
+        await self.sender.resync_nonces(rpc)
         undone: list[int] = []
         if self.blocks:
             numbers = [b.number for b in self.blocks]
@@ -284,7 +301,7 @@ class ChainTarget(ChainSender):
             for block in self.blocks[keep:]:
                 self._block_hashes.pop(block.number, None)
                 for msg_id in block.ours:
-                    if self.included.pop(msg_id, None) is not None:
+                    if self.sender.included.pop(msg_id, None) is not None:
                         undone.append(msg_id)
                         self.undone[msg_id] = block.number
             if keep < len(numbers):
@@ -294,36 +311,35 @@ class ChainTarget(ChainSender):
             del self.blocks[keep:]
         server = self.node.server
         gone: list[int] = []
-        if server is not None and server.pid != self._pool_pid:  # another process: the pool started empty
+        if server is not None and server.pid != self.sender.pool_pid:  # another process: the pool started empty
             gone = await self._gone_from_pool(rpc)
-            self._pool_pid = server.pid
-        lost, self._lost_while_down = self._lost_while_down, []
-        self._settle_included()
+            self.sender.pool_pid = server.pid
+        lost, self.sender.lost_while_down = self.sender.lost_while_down, []
+        self.sender.settle_included()
         if self.market is not None and (undone or gone or lost):
             self.market.reverted(undone, gone + lost)
 
     async def _gone_from_pool(self, rpc: JsonRpc) -> list[int]:
         """After a restart: accepted transactions not in a block read that the node no longer
         knows (its pool emptied, or their block lost): dropped, their accounts idle again."""
-        waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included and msg_id not in self.dropped]
+        sender = self.sender
+        waiting = [msg_id for msg_id in sender.hashes
+                   if msg_id not in sender.included and msg_id not in self.dropped]
         gone: list[int] = []
         for first in range(0, len(waiting), 1000):
             part = waiting[first:first + 1000]
-            found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in part])
+            found = await rpc.calls("eth_getTransactionByHash", [[sender.hashes[m]] for m in part])
             gone += [m for m, tx in zip(part, found, strict=True) if tx is None]
         for msg_id in gone:
             self.dropped.add(msg_id)
-            self.accepted -= 1  # the drain waits for it no more
-            self._market_rows.pop(msg_id, None)
-            self._market_nonce.pop(msg_id, None)
-            sender = self._sender_of.pop(msg_id, None)
-            if sender is not None:
-                self._release_sender(sender)
+            sender.accepted -= 1  # the drain waits for it no more
+            sender.forget(msg_id)
         return gone
 
     async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
         """Blocks after the last read through ``through``, each stamped ``t`` (its head's arrival)."""
-        last = self.blocks[-1].number if self.blocks else self.first_block
+        sender = self.sender
+        last = self.blocks[-1].number if self.blocks else sender.first_block
         if through <= last:
             return
         # The blocks with their transactions' hashes, msgstorm's known by the answers to its
@@ -331,13 +347,13 @@ class ChainTarget(ChainSender):
         # event loop in one call (10 ms and more on a busy machine: a stall of the sender).
         # The few hashes not known (an answer not yet read, another sender's) are read whole.
         blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in range(last + 1, through + 1)])
-        unknown = [h for block in blocks for h in block["transactions"] if h not in self._ours]
+        unknown = [h for block in blocks for h in block["transactions"] if h not in sender.ours]
         for first in range(0, len(unknown), 1000):
             part = unknown[first:first + 1000]
             for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
                 header = decode(tx.get("input", "")) if tx is not None else None
                 if header is not None:
-                    self._ours[tx_hash] = (header[0], header[1])
+                    sender.ours[tx_hash] = (header[0], header[1])
         for block in blocks:
             number = int(block["number"], 16)
             if self.blocks and number <= self.blocks[-1].number:
@@ -345,35 +361,31 @@ class ChainTarget(ChainSender):
             ours = []
             kinds = []
             for tx_hash in block["transactions"]:
-                found = self._ours.get(tx_hash)
+                found = sender.ours.get(tx_hash)
                 if found is not None:
                     ours.append(found[0])
                     kinds.append(found[1])
                     if not self._keep_hashes:
-                        del self._ours[tx_hash]
+                        del sender.ours[tx_hash]
             self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
             if self.batcher is not None and block["transactions"]:
                 self.batcher.add(number, t, len(ours))
-            seq = len(self.included)
+            seq = len(sender.included)
             fresh = []
             for msg_id, kind in zip(ours, kinds, strict=True):
-                if msg_id not in self.included:
+                if msg_id not in sender.included:
                     if not self._keep_hashes:
-                        self._hashes.pop(msg_id, None)
-                    self.included[msg_id] = (t, number, seq)
+                        sender.hashes.pop(msg_id, None)
+                    sender.included[msg_id] = (t, number, seq)
                     fresh.append((msg_id, kind))
                     seq += 1
-                    sender = self._sender_of.pop(msg_id, None)
-                    if sender is not None:
-                        self._release_sender(sender)
-                    self._market_nonce.pop(msg_id, None)
-                    self._market_rows.pop(msg_id, None)
+                    sender.forget(msg_id)
             if self.market is not None:
                 last_block = self.blocks[-1]
                 self.market.on_block(t, last_block.base_fee_wei, last_block.gas_used, last_block.gas_limit, fresh)
-        self._settle_included()
+        sender.settle_included()
         if self.market is not None and self.blocks:
             try:
                 await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
@@ -385,39 +397,41 @@ class ChainTarget(ChainSender):
         fee: anvil drops such a transaction when it builds a block. Each the node no longer
         knows is held again by its sender (``ChainMarket.hold_again``), its nonce free again,
         as a keeper whose transaction vanished sends it again."""
+        sender = self.sender
         assert self.market is not None
         unit = self.spec.fee_unit_wei
-        under = [msg_id for msg_id, (window, k) in self._market_rows.items()
+        under = [msg_id for msg_id, (window, k) in sender.market_rows.items()
                  if round(float(window.batch.fee[k]) * unit) < base_fee_wei]
         if not under:
             return
-        found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in under])
+        found = await rpc.calls("eth_getTransactionByHash", [[sender.hashes[m]] for m in under])
         for msg_id, tx in zip(under, found, strict=True):
-            if tx is not None or msg_id in self.included or msg_id not in self._market_rows:
+            if tx is not None or msg_id in sender.included or msg_id not in sender.market_rows:
                 continue
-            window, k = self._market_rows.pop(msg_id)
-            self._hashes.pop(msg_id, None)
-            self.accepted -= 1
-            sender = self._sender_of.pop(msg_id, None)
-            account_nonce = self._market_nonce.pop(msg_id, None)
-            if sender is not None:
+            window, k = sender.market_rows.pop(msg_id)
+            sender.hashes.pop(msg_id, None)
+            sender.accepted -= 1
+            account = sender.sender_of.pop(msg_id, None)
+            account_nonce = sender.market_nonce.pop(msg_id, None)
+            if account is not None:
                 if account_nonce is not None:
-                    self._nonces[sender] = min(self._nonces[sender], account_nonce[1])
-                self._release_sender(sender)
+                    sender.nonces[account] = min(sender.nonces[account], account_nonce[1])
+                sender.release_sender(account)
             if not self.market.hold_again(window, k):
                 self.dropped.add(msg_id)
-        self._settle_included()
+        sender.settle_included()
 
     async def _catch_up(self, rpc: JsonRpc) -> None:
         """After the drain: every block the node has that the heads have not brought yet."""
+        sender = self.sender
         latest = int(await rpc.call("eth_blockNumber"), 16)
         await self._read_blocks(rpc, latest, self.now())
         # Accepted, not in a block: still in the pool, or dropped by the node (the node knows
         # no such transaction any more).
-        waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included]
+        waiting = [msg_id for msg_id in sender.hashes if msg_id not in sender.included]
         for first in range(0, len(waiting), 1000):
             part = waiting[first:first + 1000]
-            found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in part])
+            found = await rpc.calls("eth_getTransactionByHash", [[sender.hashes[m]] for m in part])
             self.dropped.update(m for m, tx in zip(part, found, strict=True) if tx is None)
 
     async def _sample_pool(self, rpc: JsonRpc) -> None:
@@ -434,9 +448,10 @@ class ChainTarget(ChainSender):
             await asyncio.sleep(every_s)
 
     def snapshot(self, final: bool = False) -> ProgressSnapshot:
-        sent = sum(int((w.sent >= 0).sum()) for w in self.windows[-2:]) + self._sent_before
-        refused = sum(len(times) for times in self.rejections.values())
-        committed = len(self.included)
+        sender = self.sender
+        sent = sum(int((w.sent >= 0).sum()) for w in sender.windows[-2:]) + sender.sent_before
+        refused = sum(len(times) for times in sender.rejections.values())
+        committed = len(sender.included)
         pending = self.pool[-1][1] + self.pool[-1][2] if self.pool else 0
         base_fee = self.blocks[-1].base_fee_wei / self.spec.fee_unit_wei if self.blocks else None
         return ProgressSnapshot(
@@ -448,29 +463,30 @@ class ChainTarget(ChainSender):
 
     def finish(self) -> int:
         """Write the messages and the chain's events; return the run's end time (ns)."""
+        sender = self.sender
         t_end = self.state.end_history()
-        windows, agents = self.windows, [agent.name for agent in self.scenario.agents]
+        windows, agents = sender.windows, [agent.name for agent in self.scenario.agents]
         if self.market is not None:
             windows, agents = windows + merged(self.market.windows), self.market.agent_names
-        sent = write_messages(self.writer, self.scenario, windows, self.included, self.dropped,
+        sent = write_messages(self.writer, self.scenario, windows, sender.included, self.dropped,
                               self.state.interrupted, self.state.start_error is None, agents, self.undone)
-        if self.senders_busy:
+        if sender.senders_busy:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
-                "client": "senders", "busy": self.senders_busy,
-                "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
+                "client": "senders", "busy": sender.senders_busy,
+                "error": f"{sender.senders_busy} transactions sent from an account with one already in the pool "
                          f"(no account idle: raise live.anvil.accounts, {self.spec.accounts:,}; the schedule's "
                          f"peak pool backlog needs {traffic_accounts_needed(self.scenario):,})"}))
-        if self.lost_to_faults:
+        if sender.lost_to_faults:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
-                "client": "sender", "lost_to_faults": self.lost_to_faults,
-                "error": f"{self.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
+                "client": "sender", "lost_to_faults": sender.lost_to_faults,
+                "error": f"{sender.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
         self.state.history_written(t_end, sent)
-        write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
+        write_chain_events(self.writer, self.blocks, self.pool, sender.rejections, sender.rejection_text,
                            self.spec.fee_unit_wei, t_end)
         if self.market is not None:
             self.market.finish(t_end, self.writer.append)
         if self.batcher is not None:
-            self.batcher.write(self.writer, self.included)
+            self.batcher.write(self.writer, sender.included)
             for error in self.batcher.errors:
                 self.state.on_error("batcher", RuntimeError(error))
         if self.node.front is not None:

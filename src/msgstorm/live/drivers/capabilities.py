@@ -29,6 +29,14 @@ The capabilities, one a role (``docs/live.md`` has the table of which driver has
 - ``Sequencer``: a rollup's sequencer in front of the node, which a sequencer outage turns
   down and up (``FrontedSequencer``: the live rollup's, ``live/chain/forced.py``).
 
+Beside the record, two declarations of where a target is and how its runs spread, read from
+the class as the record is (``url_schemes_of``, ``generator_names_of``; none when it declares
+none): ``url_schemes``, the schemes of a server's URL that pick it on the command line
+(``--target nats://...``, the scenario layer's ``target_option.py``), each with the scheme
+its client connects with; ``generator_names(live, index)``, the ``[live]`` fields generator
+``index`` of a run spread over a Ray cluster names on its own (``scenario/generators.py``; a
+target without it is not spread).
+
 A fault kind names the parts it needs (``Part``: ``SERVERS``, ``LEADER``, ``ROUTE_LINKS``,
 ``CLIENT_ROUTES``, ``VALIDATOR_KEYS``, ``SEQUENCER``); one its driver does not declare is refused before
 anything starts, naming the capability and the part.
@@ -37,7 +45,7 @@ anything starts, naming the capability and the part.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
@@ -47,14 +55,15 @@ from msgstorm.live.drivers.base import Callbacks, DriverState
 from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer
 from msgstorm.scenario.faults import SequencerOutageFault
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.refs import ChecksScenario, RunsMarket
 
 __all__ = [
     "CLIENT_ROUTES", "LEADER", "PARTS", "ROUTE_LINKS", "SERVERS", "VALIDATOR_KEYS", "Accounting", "BulkAcks",
     "Bursts", "Capabilities", "Checks", "FrontedSequencer", "SEQUENCER", "SequencerGate", "ChildProcess", "ClientRoutes", "DriverCapabilities", "MaxPayload",
     "NodeCopies", "OwnServers", "Part", "Processes", "RouteLinks", "Sending", "Servers", "Signing", "StreamLeader",
-    "TimedReceipts", "ValidatorKeys", "callbacks_for", "capabilities_of", "client_routing_problem", "declares", "elects_leader",
+    "GeneratorNames", "TimedReceipts", "ValidatorKeys", "callbacks_for", "capabilities_of",
+    "client_routing_problem", "declares", "elects_leader", "generator_names_of", "url_schemes_of",
     "has_routes", "server_names", "validator_names"]
 
 
@@ -349,6 +358,31 @@ def capabilities_of(driver: type) -> Capabilities:
         raise TypeError(f"{driver.__name__}.capabilities is a {type(declared).__name__}; a driver declares what it "
                         "can do with a Capabilities (live/drivers/capabilities.py)")
     return declared
+
+
+# Generator ``index``'s own ``[live]`` fields in a distributed run (a driver's section: the
+# fields of it that change).
+GeneratorNames = Callable[[LiveSpec, int], OwnNames]
+
+
+def _declared(driver: type, name: str) -> object:
+    """What the class ``driver`` (or a base) declares as ``name``, looked up as
+    ``capabilities_of`` looks up the record; None when none does."""
+    value = next((vars(klass)[name] for klass in driver.__mro__ if name in vars(klass)), None)
+    return value.__func__ if isinstance(value, staticmethod) else value
+
+
+def url_schemes_of(driver: type) -> dict[str, str]:
+    """The URL schemes the target class ``driver`` declares (``url_schemes``: scheme -> the
+    scheme its client connects with); none when it declares none."""
+    declared = _declared(driver, "url_schemes")
+    return dict(cast("Mapping[str, str]", declared)) if declared is not None else {}
+
+
+def generator_names_of(driver: type) -> GeneratorNames | None:
+    """The target class ``driver``'s ``generator_names`` (its own names in a distributed
+    run); None when it declares none: its runs are not spread over generators."""
+    return cast("GeneratorNames | None", _declared(driver, "generator_names"))
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ import shutil
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import nats
 import nats.errors
@@ -98,7 +98,7 @@ from msgstorm.live.servers import (
     go_server_env,
     require_loopback,
 )
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
 __all__ = ["JetStreamDriver", "server_config"]
@@ -170,6 +170,17 @@ class JetStreamDriver:
     capabilities = Capabilities(
         sending=Sending(bursts=True, bulk_acks=True, max_payload=True),
         servers=Servers(leader=True, route_links=True, node_copies=True, client_routes=True), accounting=True)
+    # ``--target SCHEME://host:port`` picks this driver (a NATS URL, for this driver): the scheme
+    # -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"jetstream": "nats"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the subject
+        ``live.subject`` + ``.gK``, in the stream ``live.jetstream.stream`` + ``_gK`` (a
+        stream's name has no dot)."""
+        stream = f"{live.jetstream.stream}_g{index}"
+        return {"subject": f"{live.subject}.g{index}", "jetstream": {"stream": stream}}
 
     fanout = True
     acks = True

@@ -52,7 +52,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -69,7 +69,7 @@ from msgstorm.live.drivers.kafka_clients import KafkaClients
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, require_loopback
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
 __all__ = ["KafkaDriver", "audit_log", "bootstrap_servers"]
@@ -150,6 +150,18 @@ def _describe(error: object) -> str:
 @LIVE_DRIVERS.register("kafka")
 class KafkaDriver:
     capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(leader=True), accounting=True)
+    # ``--target SCHEME://host:port`` picks this driver (a bootstrap broker's host:port): the scheme
+    # -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"kafka": "kafka"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the topic
+        ``live.kafka.topic`` + ``.gK`` and the consumer group ``live.kafka.group`` + ``.gK``
+        (one group across topics would rebalance every generator's consumers whenever
+        another's join)."""
+        kafka = live.kafka
+        return {"kafka": {"topic": f"{kafka.topic}.g{index}", "group": f"{kafka.group}.g{index}"}}
 
     fanout = False
 

@@ -62,7 +62,7 @@ import pwd
 import struct
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,7 +84,7 @@ from msgstorm.live.drivers.mqtt_wire import (
 from msgstorm.live.payload import HEADER, Staged, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, check_user_url, free_port
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
 __all__ = ["MqttDriver", "mosquitto_config"]
@@ -119,6 +119,19 @@ def mosquitto_config(port: int, data: Path, log: Path) -> str:
 @LIVE_DRIVERS.register("mqtt")
 class MqttDriver:
     capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(), accounting=True)
+    # ``--target SCHEME://host:port`` picks this driver (a broker, mosquitto or another): the scheme
+    # -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"mqtt": "mqtt"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the topic
+        ``live.mqtt.topic`` + ``/gK`` (MQTT's level separator), and every client's id + ``-gK``
+        (``live.mqtt.client_id_suffix``): a second connection with a client's id takes its
+        session over, so the generators' clients need ids of their own."""
+        mqtt = live.mqtt
+        suffix = f"{mqtt.client_id_suffix}-g{index}"
+        return {"mqtt": {"topic": f"{mqtt.topic}/g{index}", "client_id_suffix": suffix}}
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec

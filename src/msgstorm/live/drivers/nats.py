@@ -35,7 +35,7 @@ import asyncio
 import collections
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nats
 import nats.errors
@@ -60,7 +60,7 @@ from msgstorm.live.servers import (
     require_loopback,
 )
 from msgstorm.live.signing import PayloadSigner, PayloadVerifier, signing_pair
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.security.crypto import Scheme
 
@@ -127,6 +127,15 @@ class NatsDriver:
     capabilities = Capabilities(
         sending=Sending(bursts=True, timed_receipts=True, signing=True, max_payload=True),
         servers=Servers(client_routes=True), processes=True, accounting=True)
+    # ``--target SCHEME://host:port`` picks this driver (core NATS, plain or TLS): the scheme
+    # -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"nats": "nats", "tls": "tls"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the subject
+        ``live.subject`` + ``.gK`` (a subject's tokens are dot-separated)."""
+        return {"subject": f"{live.subject}.g{index}"}
 
     fanout = True
     acks = False

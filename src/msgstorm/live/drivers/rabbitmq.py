@@ -62,7 +62,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 import aiormq
@@ -86,7 +86,7 @@ from msgstorm.live.payload import HEADER, StoredCopy
 from msgstorm.live.payload import payload as message_payload
 from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, free_port
 from msgstorm.processes import usable_cpus
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
 
@@ -244,6 +244,16 @@ class RabbitMqDriver:
     capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True),
                                 servers=Servers(route_links=True), accounting=True,
                                 checks=Checks(scenario=True))
+    # ``--target SCHEME://host:port`` picks this driver (a RabbitMQ node, its client
+    # speaking AMQP): the scheme -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"rabbitmq": "amqp", "amqp": "amqp"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the queue
+        ``live.rabbitmq.queue`` + ``.gK`` (its exchange ``<queue>.x``, its consumers' and audit
+        queues follow from it)."""
+        return {"rabbitmq": {"queue": f"{live.rabbitmq.queue}.g{index}"}}
 
     @staticmethod
     def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:

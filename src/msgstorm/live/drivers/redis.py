@@ -48,7 +48,7 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 # Absolute imports: this module is msgstorm.live.drivers.redis, the client is redis-py.
 import hiredis
@@ -77,7 +77,7 @@ from msgstorm.live.drivers.redis_wire import (
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
-from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
 __all__ = ["SEQ_BITS", "RedisDriver", "entry_order"]
@@ -136,6 +136,16 @@ class _Staged:
 @LIVE_DRIVERS.register("redis")
 class RedisDriver:
     capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(), accounting=True)
+    # ``--target SCHEME://host:port`` picks this driver (plain or TLS): the scheme
+    # -> the scheme its client connects with.
+    url_schemes: ClassVar[dict[str, str]] = {"redis": "redis", "rediss": "rediss"}
+
+    @staticmethod
+    def generator_names(live: LiveSpec, index: int) -> OwnNames:
+        """Generator ``index`` of a distributed run (``live/distributed.py``): the stream key
+        ``live.redis.stream`` + ``.gK``; its consumer group is the key's own, so the group's
+        name stays."""
+        return {"redis": {"stream": f"{live.redis.stream}.g{index}"}}
 
     acks = True
 

@@ -49,7 +49,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 # Absolute imports: ``zmq`` here is pyzmq, not this module (msgstorm.live.drivers.zmq).
@@ -96,6 +96,9 @@ class ZmqDriver:
     ``close`` closes them all (linger 0) and terminates the context, unbinding the port."""
 
     capabilities = Capabilities(sending=Sending(bursts=True), accounting=True)
+    # ``--target tcp://host:port``: the endpoint msgstorm's publisher binds (there is no server).
+    # No ``generator_names``: brokerless, it has no server a distributed run's generators share.
+    url_schemes: ClassVar[dict[str, str]] = {"tcp": "tcp"}
 
     acks = False
 
