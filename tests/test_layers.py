@@ -14,6 +14,7 @@ import statement.
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,11 @@ def test_the_face_check_sees_an_import_of_the_package(tmp_path: Path) -> None:
     assert _package_imports(module) == [1, 4]
 
 
-# What a live fault kind may import of the live wing: the capabilities it acts through and
-# the tools every kind shares; never a target, a driver, or the run around them.
-FAULT_KIND_IMPORTS = ("msgstorm.live.faults", "msgstorm.live.drivers.capabilities", "msgstorm.live.nemesis",
-                      "msgstorm.live.toxics", "msgstorm.live.payload", "msgstorm.live.servers",
-                      "msgstorm.live.proxy")
+# What a live fault kind may import of the live wing: the handle and the capabilities it acts
+# through and the tools every kind shares; never a target, a driver, the nemesis, or the run
+# around them.
+FAULT_KIND_IMPORTS = ("msgstorm.live.faults", "msgstorm.live.drivers.capabilities", "msgstorm.live.toxics",
+                      "msgstorm.live.payload", "msgstorm.live.servers", "msgstorm.live.proxy")
 
 
 def _live_imports(path: Path) -> list[tuple[int, str]]:
@@ -144,6 +145,20 @@ def test_fault_kinds_import_no_target() -> None:
              if module.startswith(("msgstorm.live.", "msgstorm.sim")) and not module.startswith(FAULT_KIND_IMPORTS)]
     assert wrong == []
     assert len(list((PACKAGE / "live" / "faults").glob("*.py"))) >= 8
+
+
+def test_fault_kinds_act_through_the_handle_alone() -> None:
+    """Every live fault kind's start and end takes the ``FaultHandle`` (``live/faults/handle.py``),
+    as Jepsen's nemesis acts through a client: never the nemesis itself."""
+    from msgstorm.live.faults.handle import FaultHandle
+    from msgstorm.scenario.registry import LIVE_FAULT_KINDS
+
+    given = {f"{name}.{step}": inspect.signature(getattr(LIVE_FAULT_KINDS[name], step)).parameters
+             for name in LIVE_FAULT_KINDS.names() for step in ("start", "end")}
+    assert len(given) >= 16
+    wrong = {where: str(list(parameters.values())[0]) for where, parameters in given.items()
+             if list(parameters.values())[0].annotation not in ("FaultHandle", FaultHandle)}
+    assert wrong == {}
 
 
 def _class_bases(path: Path) -> list[tuple[int, str, list[str]]]:

@@ -86,18 +86,17 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _corrupted(run_seed: int, fault_id: int, directory: Path) -> list[bytes]:
-    """A corrupt toxic (half the reads) started by the nemesis for a run seeded ``run_seed``,
+    """A corrupt toxic (half the reads) started through a fault handle for a run seeded ``run_seed``,
     through the proxy process: what 40 reads of 100 zero bytes, each echoed before the next,
     came back as."""
     server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     proxy = ProxyProcess({"publisher-0": ("127.0.0.1", server.sockets[0].getsockname()[1])}, directory)
     ports = await proxy.start(30)
-    nemesis = SimpleNamespace(proxy=proxy, links={"publisher": ["publisher-0"], "consumers": []},
-                              t0_ns=time.monotonic_ns(), healing=False,
-                              scenario=SimpleNamespace(run=SimpleNamespace(seed=run_seed)))
+    handle = SimpleNamespace(proxy=proxy, links={"publisher": ["publisher-0"], "consumers": []},
+                             t0_ns=time.monotonic_ns(), healing=False, seed=run_seed)
     spec = _entry("corrupt", link="publisher", direction="upstream", probability=0.5)
     kind = LIVE_FAULT_KINDS["toxic"]
-    await kind.start(nemesis, FaultOp(0, 0, "start", fault_id, spec))
+    await kind.start(handle, FaultOp(0, 0, "start", fault_id, spec))
     reader, writer = await asyncio.open_connection("127.0.0.1", ports["publisher-0"])
     came_back = []
     for _ in range(40):
@@ -107,7 +106,7 @@ async def _corrupted(run_seed: int, fault_id: int, directory: Path) -> list[byte
         while len(got) < 100:
             got += await asyncio.wait_for(reader.read(100 - len(got)), 10)
         came_back.append(got)
-    stats = await kind.end(nemesis, FaultOp(0, 1, "end", fault_id, spec))
+    stats = await kind.end(handle, FaultOp(0, 1, "end", fault_id, spec))
     # Each read corrupted changed one byte of it (the stats come from the proxy's own count).
     assert stats["corrupted_chunks"] == sum(b != bytes(100) for b in came_back)
     assert all(sum(x != 0 for x in b) <= 1 for b in came_back)

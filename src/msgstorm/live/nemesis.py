@@ -35,6 +35,7 @@ from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.capabilities import DriverCapabilities
 from msgstorm.live.faults.base import LiveFaultKind, cannot, needs_of
+from msgstorm.live.faults.handle import FaultHandle
 from msgstorm.live.faults.toxic import ROLES
 from msgstorm.live.proxy import sleep_until
 from msgstorm.live.proxy_process import ProxyProcess
@@ -114,15 +115,13 @@ class Nemesis:
         """A toxic on the clients' links (one on a cluster's routes uses the route proxy)."""
         return any(isinstance(spec, ToxicFault) and spec.link != "routes" for _, spec in fault_entries(self.scenario))
 
-    def server_names(self) -> list[str]:
-        """The servers the driver started, in its order."""
-        return [server.name for server in self.can.servers.servers] if self.can.servers is not None else []
-
-    def server(self, name: str) -> ManagedServer:
-        for server in self.can.servers.servers if self.can.servers is not None else []:
-            if server.name == name:
-                return server
-        raise KeyError(f"no server {name!r} was started")
+    def handle(self) -> FaultHandle:
+        """All a fault kind's start or end sees of the run, now (``live/faults/handle.py``)."""
+        return FaultHandle(can=self.can, proxy=self.proxy, route_proxy=self.route_proxy, links=self.links,
+                           paused=self.paused, paused_by=self.paused_by, victims=self.victims,
+                           seed=self.scenario.run.seed, t0_ns=self.t0_ns, healing=self.healing,
+                           rollup=self.scenario.rollup, start_again=self.start_again,
+                           spawn_listening=self.spawn_listening)
 
     async def prepare(self) -> None:
         route_links = self.can.route_links.route_links if self.can.route_links is not None else {}
@@ -218,7 +217,7 @@ class Nemesis:
         detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
                                   **({"from_entry": op.source} if op.source is not None else {})}
         try:
-            said = await (kind.start if op.action == "start" else kind.end)(self, op)
+            said = await (kind.start if op.action == "start" else kind.end)(self.handle(), op)
         except Exception as error:  # noqa: BLE001 - a fault that cannot be applied must not end the run
             self.record(now(), EventKind.CLIENT_ERROR, None,
                         {"client": "nemesis", "fault_id": op.fault_id, "error": f"{type(error).__name__}: {error}"})
@@ -256,7 +255,7 @@ class Nemesis:
                     await self.apply(op, now)
         finally:
             for name in list(self.paused):
-                self.server(name).resume()
+                self.handle().server(name).resume()
                 self.resumed.add(name)
             self.paused.clear()
 
@@ -281,7 +280,7 @@ class Nemesis:
     def kill(self) -> None:
         """The last resort (an event loop that is gone): resume and kill without waiting."""
         for name in list(self.paused):
-            self.server(name).resume()
+            self.handle().server(name).resume()
             self.resumed.add(name)
         self.paused.clear()
         for proxy in (self.proxy, self.route_proxy):

@@ -5,9 +5,10 @@ faults; each kind is one class in a module of its own beside this one, registere
 ``LIVE_FAULT_KINDS`` (``scenario/registry.py``), as toxics are in ``TOXICS``. A kind names
 the driver capabilities it needs (``needs``: ``Part``s of ``live/drivers/capabilities.py``),
 checks an entry against the target at validation (``problems``: the driver class's declared
-``capabilities``) and applies its start and end (through the nemesis's ``can``, the driver
-seen through that declaration). What a driver can do is asked of its declaration, never of
-its name or its ports.
+``capabilities``) and applies its start and end through the ``FaultHandle`` the nemesis
+gives it (``live/faults/handle.py``: the driver seen through that declaration, the servers,
+the proxies). What a driver can do is asked of its declaration, never of its name or its
+ports.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS, TARGETS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["LiveFaultKind", "Problem", "ServerFault", "cannot", "driver_of", "needs_of", "server_names_of",
            "server_problems"]
@@ -39,10 +40,10 @@ class LiveFaultKind(Protocol):
     def problems(scenario: Scenario, spec: Any) -> list[Problem]: ...
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]: ...
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]: ...
 
 
 def cannot(driver: type, who: str, kind: str, needs: tuple[Part, ...]) -> list[str]:

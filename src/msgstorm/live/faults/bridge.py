@@ -15,7 +15,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["Bridge"]
 
@@ -41,8 +41,8 @@ class Bridge(Partition):
         return problems
 
     @staticmethod
-    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = nemesis.server_names()
+    def cut_links(handle: FaultHandle, spec: Any) -> list[str]:
+        names = handle.server_names()
         side = {name: g for g, group in enumerate(spec.groups) for name in group}
         return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
                 if i != j and a in side and b in side and side[a] != side[b]]

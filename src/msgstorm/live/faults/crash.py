@@ -16,7 +16,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["FOLLOWER_NAMES", "LEADER_NAMES", "Crash", "leader_problems"]
 
@@ -48,21 +48,21 @@ class Crash(ServerFault):
         return server_problems(scenario, spec.node, spec.kind)
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, CrashFault)
         name = op.spec.node
         if name in LEADER_NAMES:  # whichever server leads the stream now
-            if nemesis.can.leader is None:
+            if handle.can.leader is None:
                 raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (Servers.leader)")
-            name = await nemesis.can.leader.stream_leader()
-        nemesis.victims[op.fault_id] = name
-        server = nemesis.server(name)
+            name = await handle.can.leader.stream_leader()
+        handle.victims[op.fault_id] = name
+        server = handle.server(name)
         pid = server.pid
         await asyncio.get_running_loop().run_in_executor(None, server.kill)
-        nemesis.paused.discard(server.name)
+        handle.paused.discard(server.name)
         return {"pid": pid, "signal": "SIGKILL", "server": name}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, CrashFault)
-        return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
+        return await handle.start_again(handle.server(handle.victims.get(op.fault_id, op.spec.node)))

@@ -19,15 +19,15 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import DoubleSignFault, Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["DoubleSign"]
 
 
-def _network(nemesis: Nemesis) -> ValidatorKeys:
-    if nemesis.can.validator_keys is None:
+def _network(handle: FaultHandle) -> ValidatorKeys:
+    if handle.can.validator_keys is None:
         raise TargetError("a double_sign fault needs a validator network whose keys msgstorm holds")
-    return nemesis.can.validator_keys
+    return handle.can.validator_keys
 
 
 @LIVE_FAULT_KINDS.register("double_sign")
@@ -48,19 +48,19 @@ class DoubleSign:
         return []
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, DoubleSignFault)
-        network = _network(nemesis)
+        network = _network(handle)
         name = op.spec.node
         # Its home is written on a worker thread; it is spawned on this one (``spawn_listening``).
         server = await asyncio.get_running_loop().run_in_executor(None, network.second_signer, name)
-        await nemesis.spawn_listening(server)
+        await handle.spawn_listening(server)
         return {"validator": name, "signer": server.name, "pid": server.pid}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, DoubleSignFault)
-        network = _network(nemesis)
+        network = _network(handle)
         server = await asyncio.get_running_loop().run_in_executor(None, network.stop_second_signer, op.spec.node)
         return {"validator": op.spec.node, "signer": server.name if server else None,
                 "pid": server.pid if server else None}

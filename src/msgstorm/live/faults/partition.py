@@ -16,7 +16,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["Partition"]
 
@@ -50,25 +50,25 @@ class Partition:
         return problems
 
     @staticmethod
-    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = nemesis.server_names()
+    def cut_links(handle: FaultHandle, spec: Any) -> list[str]:
+        names = handle.server_names()
         group_of = {name: g for g, group in enumerate(spec.groups) for name in group}
         side = [group_of.get(name, -1) for name in names]
         return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j and side[i] != side[j]]
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert nemesis.route_proxy is not None
-        links = LIVE_FAULT_KINDS[op.spec.kind].cut_links(nemesis, op.spec)
-        answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
-                                                   toxic=Blackhole("both").wire(), seed=nemesis.scenario.run.seed,
-                                                   at_ns=nemesis.t0_ns + op.t_ns)
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
+        assert handle.route_proxy is not None
+        links = LIVE_FAULT_KINDS[op.spec.kind].cut_links(handle, op.spec)
+        answer = await handle.route_proxy.command(op="set", id=op.fault_id, link=links,
+                                                   toxic=Blackhole("both").wire(), seed=handle.seed,
+                                                   at_ns=handle.t0_ns + op.t_ns)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], "routes_cut": links,
                 "open_connections": answer["open_connections"]}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert nemesis.route_proxy is not None
-        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
-        answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
+        assert handle.route_proxy is not None
+        on_time = {} if handle.healing else {"at_ns": handle.t0_ns + op.t_ns}
+        answer = await handle.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}

@@ -16,17 +16,17 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import PauseFault, Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["Pause"]
 
 
-async def _named(nemesis: Nemesis, node: str) -> list[str]:
+async def _named(handle: FaultHandle, node: str) -> list[str]:
     """The servers ``node`` names when the fault starts: itself, or the stream's leader or
     followers then (``Servers.leader``)."""
     if node not in LEADER_NAMES + FOLLOWER_NAMES:
         return [node]
-    leader = nemesis.can.leader
+    leader = handle.can.leader
     if leader is None:
         raise TargetError(f"pause of {node!r}: the driver keeps no replicated stream (Servers.leader)")
     if node in LEADER_NAMES:
@@ -49,24 +49,24 @@ class Pause(ServerFault):
         return server_problems(scenario, spec.node, spec.kind)
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, PauseFault)
-        names = await _named(nemesis, op.spec.node)
-        servers = [nemesis.server(name) for name in names]
-        nemesis.paused_by[op.fault_id] = names  # the servers it named then, resumed at the end
+        names = await _named(handle, op.spec.node)
+        servers = [handle.server(name) for name in names]
+        handle.paused_by[op.fault_id] = names  # the servers it named then, resumed at the end
         if names != [op.spec.node]:
-            nemesis.victims[op.fault_id] = ",".join(names)  # the events' node: what it stopped
+            handle.victims[op.fault_id] = ",".join(names)  # the events' node: what it stopped
         for server in servers:
             server.pause()
-            nemesis.paused.add(server.name)
+            handle.paused.add(server.name)
         return {"pid": servers[0].pid} if len(servers) == 1 else {"servers": {s.name: s.pid for s in servers}}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, PauseFault)
-        servers = [nemesis.server(name) for name in nemesis.paused_by.get(op.fault_id, [op.spec.node])]
+        servers = [handle.server(name) for name in handle.paused_by.get(op.fault_id, [op.spec.node])]
         for server in servers:
             server.resume()
-            nemesis.paused.discard(server.name)
+            handle.paused.discard(server.name)
         return {"pid": servers[0].pid} if len(servers) == 1 else {"servers": {s.name: s.pid for s in servers}}
 

@@ -14,7 +14,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import RestartFault
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["Restart"]
 
@@ -23,15 +23,15 @@ class Restart(ServerFault):
     """SIGTERM a server (a graceful stop); start it again ``down`` later, same port and data."""
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, RestartFault)
-        server = nemesis.server(op.spec.node)
+        server = handle.server(op.spec.node)
         pid = server.pid
         await asyncio.get_running_loop().run_in_executor(None, server.terminate)
-        nemesis.paused.discard(server.name)
+        handle.paused.discard(server.name)
         return {"pid": pid, "signal": "SIGTERM"}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, RestartFault)
-        return await nemesis.start_again(nemesis.server(op.spec.node))
+        return await handle.start_again(handle.server(op.spec.node))

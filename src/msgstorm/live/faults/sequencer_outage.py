@@ -22,13 +22,13 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["LiveSequencerOutage"]
 
 
-def _front(nemesis: Nemesis) -> SequencerGate:
-    front = nemesis.can.sequencer.sequencer_front() if nemesis.can.sequencer is not None else None
+def _front(handle: FaultHandle) -> SequencerGate:
+    front = handle.can.sequencer.sequencer_front() if handle.can.sequencer is not None else None
     if front is None:
         raise TargetError("a sequencer outage needs a rollup's sequencer in front of the node ([rollup])")
     return front
@@ -57,12 +57,12 @@ class LiveSequencerOutage:
         return said
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, SequencerOutageFault)
-        _front(nemesis).go_down(op.spec, op.spec.window_ns(nemesis.scenario.rollup))
+        _front(handle).go_down(op.spec, op.spec.window_ns(handle.rollup))
         return {}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        t, backlog = await _front(nemesis).up()
-        return {"backlog": backlog, "t_ns": nemesis.t0_ns + t}  # stamped when the backlog was sent
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
+        t, backlog = await _front(handle).up()
+        return {"backlog": backlog, "t_ns": handle.t0_ns + t}  # stamped when the backlog was sent

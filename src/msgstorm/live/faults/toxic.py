@@ -24,7 +24,7 @@ from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
 if TYPE_CHECKING:
-    from msgstorm.live.nemesis import Nemesis
+    from msgstorm.live.faults.handle import FaultHandle
 
 __all__ = ["ROLES", "ToxicKind", "toxic_of"]
 
@@ -103,9 +103,9 @@ class ToxicKind:
         return problems
 
     @staticmethod
-    def route_links(nemesis: Nemesis, spec: Any) -> list[str]:
+    def route_links(handle: FaultHandle, spec: Any) -> list[str]:
         """The routes a toxic on link = "routes" acts on: every one, or those between its two groups."""
-        names = nemesis.server_names()
+        names = handle.server_names()
         if spec.between is None:
             return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j]
         side = {name: g for g, group in enumerate(spec.between) for name in group}
@@ -113,28 +113,28 @@ class ToxicKind:
                 if i != j and a in side and b in side and side[a] != side[b]]
 
     @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def start(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, ToxicFault)
         toxic = toxic_of(op.spec)
         if op.spec.link == "routes":
-            assert nemesis.route_proxy is not None
-            proxy, links = nemesis.route_proxy, ToxicKind.route_links(nemesis, op.spec)
+            assert handle.route_proxy is not None
+            proxy, links = handle.route_proxy, ToxicKind.route_links(handle, op.spec)
         else:
-            assert nemesis.proxy is not None
+            assert handle.proxy is not None
             roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
-            proxy, links = nemesis.proxy, [link for role in roles for link in nemesis.links[role]]
+            proxy, links = handle.proxy, [link for role in roles for link in handle.links[role]]
         # One command for every link: the proxy switches them all at the same moment.
         answer = await proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
-                                     seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
+                                     seed=handle.seed, at_ns=handle.t0_ns + op.t_ns)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"],
                 "open_connections": answer["open_connections"],
                 **({"routes": links} if op.spec.link == "routes" else {})}
 
     @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+    async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, ToxicFault)
-        proxy = nemesis.route_proxy if op.spec.link == "routes" else nemesis.proxy
+        proxy = handle.route_proxy if op.spec.link == "routes" else handle.proxy
         assert proxy is not None
-        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}  # a heal is now
+        on_time = {} if handle.healing else {"at_ns": handle.t0_ns + op.t_ns}  # a heal is now
         answer = await proxy.command(op="clear", id=op.fault_id, **on_time)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
