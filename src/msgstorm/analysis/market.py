@@ -85,8 +85,9 @@ from msgstorm.analysis.summary_model import Market
 from msgstorm.history.reader import History
 from msgstorm.rules.market import equity, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
-           "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
+__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations",
+           "held_after_venue", "judged_until_ns", "liquidation_delays", "market_summary", "market_tables",
+           "onchain_prices", "venue_summary", "venue_table"]
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,8 @@ def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndar
     committed = messages.column("t_committed").to_numpy(zero_copy_only=False)
     row, known = message_rows(ids, oracle.column("msg_id").to_numpy())
     t_commit = np.where(known, committed[row], np.nan)
-    instrument = instrument_codes(oracle, "instrument", tables.instruments) if oracle.num_rows else np.empty(0, dtype=np.int64)
+    instrument = (instrument_codes(oracle, "instrument", tables.instruments) if oracle.num_rows
+                  else np.empty(0, dtype=np.int64))
     out = []
     for i in range(len(tables.instruments)):
         mine = (instrument == i) & ~np.isnan(t_commit)

@@ -19,8 +19,8 @@ from msgstorm.history.outcomes import TOOK_PART, Outcome
 from msgstorm.history.reader import History
 from msgstorm.rules.market import horizon_ns
 
-__all__ = ["Executed", "MarketTables", "executed_liquidations", "instrument_codes", "judged_until_ns",
-           "market_tables"]
+__all__ = ["Executed", "MarketTables", "executed_liquidations", "instrument_codes",
+           "judged_until_ns", "market_tables"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ def market_tables(history: History) -> MarketTables | None:
         order = np.argsort(t[mine], kind="stable")
         values, times = prices.column("price").to_numpy()[mine][order], t[mine][order]
         path[i] = values[np.searchsorted(times, grid)]
-    account_instrument = instrument_codes(accounts, "instrument", names) if accounts.num_rows else np.empty(0, dtype=np.int64)
+    account_instrument = (instrument_codes(accounts, "instrument", names) if accounts.num_rows
+                          else np.empty(0, dtype=np.int64))
     side = accounts.column("side").to_numpy().astype(np.int64)
     columns = {name: accounts.column(name).to_numpy().astype(np.float64)
                for name in ("size", "entry", "collateral", "liquidation_price", "bankruptcy_price")}

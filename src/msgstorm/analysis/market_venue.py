@@ -211,7 +211,8 @@ def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.nd
                     schema=VENUE)
 
 
-_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
+_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned",
+                "returned")
 
 
 def venue_summary(history: History) -> VenueLosses:
