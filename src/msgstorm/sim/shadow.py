@@ -80,6 +80,7 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
+from msgstorm.sim.relay_counts import relay_report
 from msgstorm.sim.rollup.timeboost import ExpressLane
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -611,7 +612,7 @@ class ShadowNetwork:
             reactor.finish(t_end)
         if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
             self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
-                              detail=self.gossip.relay_report())
+                              detail=relay_report(self.gossip))
         if self.gossip.invalid_sent:  # a flood_invalid fault sent some (sim/flood.py)
             self.record.event(t_end, EventKind.FLOOD, value=float(self.gossip.invalid_validated),
                               detail={"sent": self.gossip.invalid_sent, "validated": self.gossip.invalid_validated})
