@@ -252,8 +252,8 @@ class History:
         renumbered to the values' order of first appearance over the parts so far and placed
         in one array of the column's length, so the column's codes are held once (4 bytes a
         row, then narrowed) rather than as every part's, their unified copy and the
-        renumbered one at once (at 17 million rows, over 100 MB more). None: no part wrote
-        the column. The same codes and values as renumbering the unified column."""
+        renumbered one at once (docs/performance.md). None: no part wrote the column. The
+        same codes and values as renumbering the unified column."""
         parts = [(file, present) for file, present in self._open_parts(name) if column in present]
         if not parts:
             return None
