@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm import read_history, run
-from msgstorm.analysis import market as market_analysis
+from msgstorm.analysis import market_venue
 from msgstorm.analysis.market import held_after_venue, venue_table
 from msgstorm.history.reader import History
 from msgstorm.market import reactor as reactor_module
@@ -492,7 +492,7 @@ def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path
     assert (held[0].tolist(), held[1].tolist()) == (size, collateral)
     # The replay with the compiled pass (a run's own summary: numba loaded) and with numpy (a
     # report of the history) are the same, bit for bit.
-    compiled, plain = (market_analysis._replayed(history, history.table("venue"), losses, compiled=flag)
+    compiled, plain = (market_venue._replayed(history, history.table("venue"), losses, compiled=flag)
                        for flag in (True, False))
     assert len(compiled.blocks) == len(plain.blocks) == losses.num_rows
     for one, other in zip(compiled.blocks, plain.blocks, strict=True):
@@ -509,7 +509,7 @@ def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path
         venue_table(fresh)
     for flag in (True, False):
         with pytest.raises(ValueError, match=r"socialised_losses row 0 .*the run recorded"):
-            market_analysis._replayed(fresh, fresh.table("venue"), altered, compiled=flag)
+            market_venue._replayed(fresh, fresh.table("venue"), altered, compiled=flag)
 
 
 def test_with_top_ups_a_socialised_loss_keeps_a_row_per_charged_account(tmp_path: Path,

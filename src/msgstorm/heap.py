@@ -5,10 +5,9 @@ allocates. The simulator, the history writer and every analysis step work on arr
 few MB to a few hundred MB (a column of a million messages is 8 MB), allocated and freed
 one after another. glibc's allocator serves such blocks with ``mmap`` and unmaps them on
 ``free``, so the next array of the same size is new memory again: the kernel zeroes every
-page of it on first touch. Measured on ``msgstorm report`` of a million messages: 45,000
-page faults and 0.2 s of system time, about a quarter of the command; with freed blocks
-kept in the heap, 26,000 faults and 0.09 s, and the same peak RSS within 3% (the next
-array reuses the pages the last one freed).
+page of it on first touch. Kept in the heap, freed blocks are reused by the next array,
+for fewer page faults and the same peak RSS (docs/performance.md, "Costs the docstrings
+name").
 
 So blocks up to ``_MMAP_THRESHOLD`` come from the heap, and the heap keeps up to
 ``_TRIM_THRESHOLD`` of free memory at its top rather than trimming it. Peak RSS is what

@@ -8,12 +8,12 @@ without reference counting (``borrowing``), and a float's bits in compiled code
 
 Before numba loads a cached function it refreshes its target context, which imports every
 implementation module of the compiler (CPython builtins, numpy's array functions, typed
-containers, ...: about 0.12 s of a run's start, the largest single cost of a one-node run
-after its own simulation) so that they are there to lower code with. A function read from the
-cache is machine code already and lowers nothing; what it needs is the runtime (NRT: memory
-for the arrays it returns), which ``lean_cache_loads`` still initialises. A compile is
-unchanged: numba's compiler refreshes the context itself before it starts
-(``CompilerBase.__init__``), so a cache miss later in the same process compiles as before.
+containers, ...: a large part of a one-node run's start, docs/performance.md) so that they
+are there to lower code with. A function read from the cache is machine code already and
+lowers nothing; what it needs is the runtime (NRT: memory for the arrays it returns), which
+``lean_cache_loads`` still initialises. A compile is unchanged: numba's compiler refreshes
+the context itself before it starts (``CompilerBase.__init__``), so a cache miss later in
+the same process compiles as before.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ class MessageArrays:
     def latency_percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
         """Percentiles of every committed message's latency (None without any), kept once
         computed: the per-kind and per-agent tables ask for them again when there is one
-        kind or one agent, and at ten million messages each costs a tenth of a second."""
+        kind or one agent, and on a long history each is costly (docs/performance.md)."""
         missing = [q for q in qs if q not in self._latency_percentiles]
         if missing:
             latency = self.latency_ns()  # this call's own array: partitioned in place
@@ -248,8 +248,8 @@ def parse_detail(text: str | None) -> dict[str, Any]:
 
 def events_of(history: History, *kinds: EventKind) -> EventRows:
     """The events of the given kinds, stably sorted by time. (Selected in numpy: the events
-    table is small, and Arrow's filter and take would load its compute module, 40 ms of a
-    report's start-up.) Kinds are ``EventKind`` members only: a misspelt string would select
+    table is small, and Arrow's filter and take would load its compute module at a report's
+    start-up.) Kinds are ``EventKind`` members only: a misspelt string would select
     nothing and say nothing."""
     for kind_asked in kinds:
         if not isinstance(kind_asked, EventKind):
@@ -352,8 +352,7 @@ def percentile(values: npt.NDArray[Any], q: float, scratch: bool = False) -> flo
 
 def percentiles(values: npt.NDArray[Any], qs: Sequence[float], scratch: bool = False) -> list[float]:
     """``[percentile(values, q) for q in qs]`` in one partition of the array: every rank asked
-    for is selected in one pass (four percentiles of a million latencies: about 9 ms, against
-    30 ms one at a time)."""
+    for is selected in one pass, not one partition per percentile (docs/performance.md)."""
     positions = [nearest_rank_index(int(values.size), q) for q in qs]
     if scratch:
         values.partition(sorted(set(positions)))

@@ -150,8 +150,9 @@ def forks_summary(history: History) -> dict[str, Any] | None:
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson's score interval of a binomial proportion (95% by default). Written out, not
-    scipy.stats.binomtest's: importing scipy.stats costs every run about a second of CPU and
-    a hundred MB for three lines of arithmetic; tests/test_sim_forks.py checks it against it."""
+    scipy.stats.binomtest's: importing scipy.stats would cost every run more than three lines
+    of arithmetic (docs/performance.md, "The Bitcoin preset"); tests/test_sim_forks.py checks
+    it against it."""
     share = successes / trials
     centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z / (1 + z * z / trials) * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))

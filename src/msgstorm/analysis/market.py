@@ -3,7 +3,9 @@
 Place in the pipeline: one analysis step, reading only the history's market tables
 (``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``, ``topups``, ``venue``) and the
 messages' commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
-is summary.json's ``market`` (null for a run without ``[market]``):
+is summary.json's ``market`` (null for a run without ``[market]``). The tables as columns are
+built by ``analysis/market_tables.py`` and the venue's books by ``analysis/market_venue.py``;
+their public names are importable from here too.
 
 Every run is judged over the market's horizon, ``run.duration`` (``market.prices.horizon_ns``:
 the span the oracle publishes over), whenever the run happened to settle: the price steps at
@@ -58,12 +60,8 @@ debt, and a late one executed after the price came back may end without any.
 
 from __future__ import annotations
 
-import math
-import sys
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -73,166 +71,23 @@ from msgstorm.analysis._common import (
     ms,
     percentiles,
     rounded,
-    run_t_end_ns,
-    scenario_section,
 )
-from msgstorm.analysis.summary_model import Market, VenueLosses
-from msgstorm.history.outcomes import CLOSING, TOOK_PART, Outcome
+from msgstorm.analysis.market_tables import (
+    Executed,
+    MarketTables,
+    executed_liquidations,
+    instrument_codes,
+    judged_until_ns,
+    market_tables,
+)
+from msgstorm.analysis.market_venue import held_after_venue, venue_summary, venue_table
+from msgstorm.analysis.summary_model import Market
 from msgstorm.history.reader import History
-from msgstorm.history.schema import VENUE
-from msgstorm.rules.market import equity, horizon_ns, notional
+from msgstorm.rules.market import equity, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
-           "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
-
-
-@dataclass(frozen=True)
-class MarketTables:
-    """The market tables as numpy columns, with what the analysis derives per account."""
-
-    instruments: list[str]
-    times: np.ndarray  # int64 [steps]: the price grid, every step at or before ``until_ns``
-    prices: np.ndarray  # float64 [instruments, steps]
-    account_instrument: np.ndarray  # int64 index into instruments
-    side: np.ndarray
-    size: np.ndarray
-    entry: np.ndarray
-    collateral: np.ndarray  # with what top-ups added
-    liquidation: np.ndarray  # the line at the start
-    bankruptcy: np.ndarray
-    t_topup: np.ndarray  # int64: when a top-up moved the line (-1: never)
-    line_after: np.ndarray  # the line from ``t_topup`` on (the first line when none)
-    t_cross: np.ndarray  # int64: the first step's time past the line (-1: never, within the horizon)
-    t_bankrupt: np.ndarray  # int64: the first step's time past bankruptcy (-1: never)
-    until_ns: int  # the horizon the run is judged over (``judged_until_ns``)
-
-    def line_at(self, account: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """The liquidation line in effect for ``account`` at ``t`` (the top-up's from its time on)."""
-        moved = (self.t_topup[account] >= 0) & (t >= self.t_topup[account])
-        lines: np.ndarray = np.where(moved, self.line_after[account], self.liquidation[account])
-        return lines
-
-
-def judged_until_ns(history: History) -> int:
-    """The horizon a run is judged over: ``market.prices.horizon_ns`` of the scenario's
-    ``run.duration``, the same for every run of a scenario. A run that was cut off or
-    interrupted saw nothing after its last observed time, so it is judged up to that time
-    (at most the horizon)."""
-    horizon = horizon_ns(int(scenario_section(history, "run")["duration"]))
-    if history.cut_off or history.run_info.get("interrupted"):
-        return min(horizon, run_t_end_ns(history))
-    return horizon
-
-
-def _codes(table: pa.Table, column: str, names: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index[value] for value in table.column(column).to_pylist()], dtype=np.int64)
-
-
-def _first_past(path: np.ndarray, lines: np.ndarray, long: np.ndarray) -> np.ndarray:
-    """The first step at which ``path`` is at or past each line (longs: at or below; shorts:
-    at or above); ``len(path)`` when never."""
-    lowest = np.minimum.accumulate(path)  # non-increasing
-    highest = np.maximum.accumulate(path)  # non-decreasing
-    down = np.searchsorted(-lowest, -lines, side="left")
-    up = np.searchsorted(highest, lines, side="left")
-    return np.where(long, down, up)
-
-
-def market_tables(history: History) -> MarketTables | None:
-    if history.scenario.get("market") is None:
-        return None
-    prices = history.table("prices")
-    accounts = history.table("accounts")
-    until = judged_until_ns(history)
-    names = list(dict.fromkeys(prices.column("instrument").to_pylist()))
-    instrument = _codes(prices, "instrument", names)
-    t = prices.column("t").to_numpy()
-    grid = np.unique(t)
-    grid = grid[grid <= until]
-    path = np.empty((len(names), grid.size), dtype=np.float64)
-    for i in range(len(names)):
-        mine = instrument == i
-        order = np.argsort(t[mine], kind="stable")
-        values, times = prices.column("price").to_numpy()[mine][order], t[mine][order]
-        path[i] = values[np.searchsorted(times, grid)]
-    account_instrument = _codes(accounts, "instrument", names) if accounts.num_rows else np.empty(0, dtype=np.int64)
-    side = accounts.column("side").to_numpy().astype(np.int64)
-    columns = {name: accounts.column(name).to_numpy().astype(np.float64)
-               for name in ("size", "entry", "collateral", "liquidation_price", "bankruptcy_price")}
-    t_cross = np.full(accounts.num_rows, -1, dtype=np.int64)
-    t_bankrupt = np.full(accounts.num_rows, -1, dtype=np.int64)
-    for i in range(len(names)):
-        mine = np.flatnonzero(account_instrument == i)
-        if mine.size == 0 or grid.size == 0:
-            continue
-        long = side[mine] > 0
-        for lines, out in ((columns["liquidation_price"], t_cross), (columns["bankruptcy_price"], t_bankrupt)):
-            step = _first_past(path[i], lines[mine], long)
-            crossed = step < grid.size
-            out[mine[crossed]] = grid[step[crossed]]
-    collateral = columns["collateral"].copy()
-    t_topup = np.full(accounts.num_rows, -1, dtype=np.int64)
-    line_after = columns["liquidation_price"].copy()
-    _apply_topups(history.table("topups"), grid, path, account_instrument, side, collateral, t_cross, t_bankrupt,
-                  t_topup, line_after)
-    return MarketTables(names, grid, path, account_instrument, side, columns["size"], columns["entry"],
-                        collateral, columns["liquidation_price"], columns["bankruptcy_price"], t_topup, line_after,
-                        t_cross, t_bankrupt, until)
-
-
-def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrument: np.ndarray, side: np.ndarray,
-                  collateral: np.ndarray, t_cross: np.ndarray, t_bankrupt: np.ndarray, t_topup: np.ndarray,
-                  line_after: np.ndarray) -> None:
-    """Accounts that topped up: their collateral from then on, the line they moved to, and
-    their lines crossed with the line in effect (the first before the top-up, the new one
-    after it). A top-up after the horizon changes nothing judged."""
-    if topups.num_rows == 0 or grid.size == 0:
-        return
-    for t, account, after, line, bankrupt in zip(
-            topups.column("t").to_pylist(), topups.column("account").to_pylist(),
-            topups.column("collateral_after").to_pylist(), topups.column("liquidation_price").to_pylist(),
-            topups.column("bankruptcy_price").to_pylist(), strict=True):
-        collateral[account] = after
-        t_topup[account] = t
-        line_after[account] = line
-        since = int(np.searchsorted(grid, t, side="left"))  # the first step at or after the top-up
-        prices = path[instrument[account], since:]
-        long = np.array([side[account] > 0])
-        for new, out in ((line, t_cross), (bankrupt, t_bankrupt)):
-            if 0 <= out[account] < t:
-                continue  # crossed before the top-up
-            step = int(_first_past(prices, np.array([new]), long)[0])
-            out[account] = int(grid[since + step]) if step < prices.size else -1
-
-
-@dataclass(frozen=True)
-class Executed:
-    """The executed liquidations (an ``executions`` row each with outcome ``executed``), as
-    columns; ``no_ops`` counts the rows that committed without executing (``recovered``,
-    ``already_liquidated``), not those a chain lost (``reverted``: the commit is no more)."""
-
-    t: np.ndarray
-    msg_id: np.ndarray
-    account: np.ndarray
-    price: np.ndarray
-    bad_debt: np.ndarray
-    slippage_bps: np.ndarray
-    no_ops: int
-
-
-def executed_liquidations(history: History) -> Executed:
-    executions = history.table("executions")
-    outcomes = executions.column("outcome").to_pylist()
-    executed = np.array([outcome == Outcome.EXECUTED for outcome in outcomes], dtype=bool)
-    no_ops = sum(1 for outcome in outcomes if outcome not in TOOK_PART)
-
-    def column(name: str) -> np.ndarray:
-        values: np.ndarray = executions.column(name).to_numpy()[executed]
-        return values
-
-    return Executed(column("t"), column("msg_id"), column("account"), column("price"), column("bad_debt"),
-                    column("slippage_bps"), no_ops)
+__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations",
+           "held_after_venue", "judged_until_ns", "liquidation_delays", "market_summary", "market_tables",
+           "onchain_prices", "venue_summary", "venue_table"]
 
 
 @dataclass(frozen=True)
@@ -321,7 +176,7 @@ def liquidation_delays(history: History, tables: MarketTables, done: Executed) -
                          for account, k in zip(done.account.tolist(), step.tolist(), strict=True)], dtype=np.int64)
     # The oracle's first publication of the instrument at or after the crossing: every price
     # of the spell is past the line, so it is the first that showed it (the one acted on at latest).
-    instrument = _codes(oracle, "instrument", tables.instruments)
+    instrument = instrument_codes(oracle, "instrument", tables.instruments)
     first_shown = acted_on.copy()
     for i in range(len(tables.instruments)):
         rows = np.flatnonzero(tables.account_instrument[done.account] == i)
@@ -423,288 +278,6 @@ def market_summary(history: History) -> Market | None:
     return Market.model_validate(summary)
 
 
-def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
-    """Each account's (size, collateral) at the end: the accounts' own (with their top-ups)
-    where the venue's books never moved them, else the books' last row (``venue``: a partial
-    close, deleveraging, a socialised charge) plus the top-ups committed after it. A run that
-    recorded its socialised losses once (no top-ups) ends where their replay ends
-    (``venue_table``): the same rows applied in the same order."""
-    replay = _replay(history)
-    if replay is not None:
-        return replay.size.copy(), replay.collateral.copy()
-    size, collateral = tables.size.copy(), tables.collateral.copy()
-    venue = history.table("venue")
-    if venue.num_rows == 0:
-        return size, collateral
-    t, account = venue.column("t").to_numpy(), venue.column("account").to_numpy()
-    size_after, collateral_after = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
-    last_t = np.full(size.size, -1, dtype=np.int64)
-    # In commit order: the last row of an account is its state (a socialised loss writes a
-    # row for every account in profit, so the rows are read at once: each account's highest
-    # row number, without a sort).
-    last_row = np.full(size.size, -1, dtype=np.int64)
-    np.maximum.at(last_row, account, np.arange(venue.num_rows, dtype=np.int64))
-    moved = np.flatnonzero(last_row >= 0)
-    last = last_row[moved]
-    size[moved], collateral[moved], last_t[moved] = size_after[last], collateral_after[last], t[last]
-    topups = history.table("topups")
-    if topups.num_rows:
-        for when, who, amount in zip(topups.column("t").to_pylist(), topups.column("account").to_pylist(),
-                                     topups.column("amount").to_pylist(), strict=True):
-            if 0 <= last_t[who] < when:
-                collateral[who] += amount
-    return size, collateral
-
-
-class _Replay(NamedTuple):
-    """The socialised losses of a run that recorded each once, replayed (``venue_table``):
-    each loss's rows (before: the ``venue`` rows before them; t, msg_id, fund_after, and the
-    accounts charged, their shares, sizes and collateral after), every share in order, and
-    every account's size and collateral after the last ``venue`` row."""
-
-    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-    shares: np.ndarray
-    size: np.ndarray
-    collateral: np.ndarray
-
-
-# One replay per history: the books' end (``held_after_venue``) and ``venue_summary`` both read it.
-_REPLAYS: weakref.WeakKeyDictionary[History, _Replay | None] = weakref.WeakKeyDictionary()
-
-
-def venue_table(history: History) -> pa.Table:
-    """The ``venue`` table with a row for every account each socialised loss charged, as the
-    run's books made them: a run without top-ups records a socialised loss once
-    (``socialised_losses``), and its rows are replayed here in order (``market/venue.py``):
-    each account's size and collateral from the accounts at the start and every ``venue`` row
-    before the loss; the accounts charged, the open accounts of the bankrupt account's
-    instrument in profit at the loss's price but it; each one's share
-    ``charged x profit / total``, its collateral after it its collateral less the share. The
-    same operations in the same order as the run's, so the same numbers; the profit they
-    sum to, and how many they are, must be what the run recorded."""
-    replay = _replay(history)
-    venue = history.table("venue")
-    return venue if replay is None else _with_blocks(venue, replay.blocks)
-
-
-def _replay(history: History) -> _Replay | None:
-    if history not in _REPLAYS:
-        losses = history.table("socialised_losses")
-        _REPLAYS[history] = _replayed(history, history.table("venue"), losses) if losses.num_rows else None
-    return _REPLAYS[history]
-
-
-def _replayed(history: History, venue: pa.Table, losses: pa.Table, compiled: bool | None = None) -> _Replay:
-    """``venue_table``'s replay. No closed flag is read: an account the books closed holds
-    nothing (a whole close leaves size 0, deleveraging closes what it takes to 0), and an
-    account that holds nothing is never charged. Each loss is the venue's compiled pass
-    (``rules/socialised.py``) when ``compiled`` (by default: when the process has numba
-    loaded already, as a run that writes its own summary has), else the same numbers with
-    numpy (a report of a history loads no numba)."""
-    if compiled is None:
-        compiled = "numba" in sys.modules
-    socialise: Callable[..., tuple[int, float, float]] | None = None
-    if compiled:
-        from msgstorm.rules.socialised import socialise as compiled_pass
-
-        socialise = compiled_pass
-    accounts = history.table("accounts")
-    names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
-    instrument = _codes(accounts, "instrument", names)
-    side = accounts.column("side").to_numpy().astype(np.float64)
-    entry = accounts.column("entry").to_numpy().astype(np.float64)
-    size = accounts.column("size").to_numpy().astype(np.float64)  # copies: the replay's state
-    collateral = accounts.column("collateral").to_numpy().astype(np.float64)
-    row_account = venue.column("account").to_pylist()
-    row_size, row_collateral = venue.column("size_after").to_pylist(), venue.column("collateral_after").to_pylist()
-    done = 0  # the ``venue`` rows the state holds
-    of: dict[str, np.ndarray] = {}  # instrument -> its accounts, as a mask
-    n = size.size
-    nothing_closed = np.zeros(n, dtype=bool)
-    buffers = (np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n))
-    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for at, (t, msg_id, bankrupt, name, price, charged, total, count, fund, before) in enumerate(zip(
-            *(losses.column(c).to_pylist() for c in ("t", "msg_id", "account", "instrument", "price", "charged",
-                                                      "total", "accounts", "fund_after", "venue_row")), strict=True)):
-        for row in range(done, before):  # the rows since the last loss, in order
-            size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
-        done = max(done, before)
-        mine = of.get(name)
-        if mine is None:
-            mine = of[name] = instrument == names.index(name)
-        if socialise is not None:  # one compiled pass: the accounts in profit, the shares, the collateral
-            found_at, shares_at, sizes_at, after_at = buffers
-            paid, replayed, _ = socialise(side, size, entry, collateral, nothing_closed, mine, bankrupt, float(price),
-                                          float(charged), found_at, shares_at, sizes_at, after_at)
-            if replayed != total or paid != count:
-                raise ValueError(_unreplayed(at, t, bankrupt, paid, replayed, count, total))
-            found, shares = found_at[:paid].copy(), shares_at[:paid].copy()
-            sizes, after = sizes_at[:paid].copy(), after_at[:paid].copy()
-        else:
-            made = side * size * (price - entry)  # ``pnl``, the price a scalar: the same numbers
-            eligible = made > 0
-            eligible &= size > 0
-            eligible &= mine
-            eligible[bankrupt] = False
-            found = np.flatnonzero(eligible)
-            profits = made[found]
-            replayed = sum(profits.tolist())  # in account order, as the run's denominator
-            if replayed != total or found.size != count:
-                raise ValueError(_unreplayed(at, t, bankrupt, found.size, replayed, count, total))
-            shares = charged * profits / total
-            after = collateral[found] - shares
-            collateral[found] = after
-            sizes = size[found]
-        collateral[bankrupt] += charged
-        blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, sizes, after))
-    for row in range(done, len(row_account)):
-        size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
-    return _Replay(blocks, np.concatenate([block[5] for block in blocks]), size, collateral)
-
-
-def _unreplayed(at: int, t: int, bankrupt: int, replayed_count: int, replayed: float, count: int,
-                total: float) -> str:
-    return (f"history: socialised_losses row {at} (t {t}, account {bankrupt}): the accounts in profit replay to "
-            f"{replayed_count} with a profit of {replayed!r}, the run recorded {count} and {total!r}")
-
-
-def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray,
-                                                           np.ndarray]]) -> pa.Table:
-    """``venue`` with each block's rows (kind ``socialised``) placed before its row."""
-    import pyarrow.compute as pc
-
-    kinds = pc.dictionary_encode(venue.column("kind").combine_chunks())
-    names: list[str] = kinds.dictionary.to_pylist()
-    if "socialised" not in names:
-        names.append("socialised")
-    social = names.index("socialised")
-    codes = kinds.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    plain = {name: venue.column(name).to_numpy() for name in ("t", "msg_id", "account", "amount", "size_after",
-                                                               "collateral_after", "fund_after")}
-    pieces: dict[str, list[np.ndarray]] = {name: [] for name in (*plain, "kind")}
-    start = 0
-    for before, t, msg_id, fund, account, amount, size_after, collateral_after in blocks:
-        for name, column in plain.items():
-            pieces[name].append(column[start:before])
-        pieces["kind"].append(codes[start:before])
-        n = account.size
-        for name, column in (("t", np.full(n, t, dtype=np.int64)), ("msg_id", np.full(n, msg_id, dtype=np.int64)),
-                             ("account", account), ("amount", amount), ("size_after", size_after),
-                             ("collateral_after", collateral_after), ("fund_after", np.full(n, fund))):
-            pieces[name].append(column)
-        pieces["kind"].append(np.full(n, social, dtype=np.int32))
-        start = before
-    for name, column in plain.items():
-        pieces[name].append(column[start:])
-    pieces["kind"].append(codes[start:])
-    kind = pa.DictionaryArray.from_arrays(pa.array(np.concatenate(pieces["kind"])), pa.array(names, pa.string()))
-    columns = {name: np.concatenate(pieces[name]) for name in plain}
-    return pa.table({"t": columns["t"], "msg_id": columns["msg_id"], "account": columns["account"],
-                     "kind": kind.cast(pa.string()), "amount": columns["amount"], "size_after": columns["size_after"],
-                     "collateral_after": columns["collateral_after"], "fund_after": columns["fund_after"]},
-                    schema=VENUE)
-
-
-_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
-
-
-def venue_summary(history: History) -> VenueLosses:
-    """summary.json's ``market.venue`` (with ``[market.liquidation]``): what the venue's
-    rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
-    every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
-    ``deleveraged``, ``socialised``, ``bad_debt`` (what no one covered: the executed
-    accounts' shortfall left after the fund and the cover), ``partial_calls``, with
-    ``[market.funding]`` ``funding``: the payments (``venue`` rows of kind ``funding``), the
-    intervals that paid, what the payers paid and the receivers received (equal: zero-sum),
-    and under ``english_auction`` ``auctions`` (``_english_lots``)."""
-    executions = history.table("executions")
-    outcomes = executions.column("outcome").to_pylist()
-    called = np.array([outcome in CLOSING for outcome in outcomes], dtype=bool)
-    executed = np.array([outcome == Outcome.EXECUTED for outcome in outcomes], dtype=bool)
-    penalty = executions.column("penalty").to_numpy()
-    bad_debt = executions.column("bad_debt").to_numpy()
-    fee = float(penalty[called].sum()) if called.size else 0.0
-    venue = history.table("venue")
-    replay = _replay(history)  # socialised losses recorded once: their shares, replayed
-    sums = dict.fromkeys(_VENUE_KINDS, 0.0)
-    start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
-    end = start
-    kinds = venue.column("kind") if venue.num_rows else pa.chunked_array([], pa.string())
-
-    # Here: a run without a venue loads no Arrow compute (tests/test_startup.py).
-    import pyarrow.compute as pc
-
-    # The kinds as codes once (hundreds of thousands of rows with a socialised loss).
-    encoded = pc.dictionary_encode(kinds.combine_chunks())
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    names: list[str] = encoded.dictionary.to_pylist()
-
-    def of_kind(kind: str) -> np.ndarray:  # the rows of ``kind``
-        rows: np.ndarray = codes == names.index(kind) if kind in names else np.zeros(len(codes), dtype=bool)
-        return rows
-
-    funding = of_kind("funding")
-    amounts = venue.column("amount").to_numpy() if venue.num_rows else np.zeros(0)
-    if not funding.all():
-        for kind in _VENUE_KINDS:
-            sums[kind] = float(amounts[of_kind(kind)].sum())
-        end = float(venue.column("fund_after").to_numpy()[-1])
-        if replay is not None:  # every share in the rows' order: the sum the rows would give
-            sums["socialised"] = float(replay.shares.sum())
-            if replay.blocks[-1][0] == venue.num_rows:  # a loss after the last row
-                end = replay.blocks[-1][3]
-    else:
-        sums["keeper_fee"] = fee  # no books (funding's rows at most): the keeper takes the whole penalty
-    paid = amounts[funding]
-    funding_summary = None
-    if history.scenario["market"].get("funding"):
-        funding_summary = {"payments": int(funding.sum()), "paid": rounded(float(-paid[paid < 0].sum()), 2),
-                           "received": rounded(float(paid[paid > 0].sum()), 2),
-                           "intervals": len(set(venue.column("t").to_numpy()[funding].tolist()))}
-    return VenueLosses.model_validate({
-        "liquidation_fee": rounded(fee, 2), "keeper_fee": rounded(sums["keeper_fee"], 2),
-        "insurance_fee": rounded(sums["insurance_fee"], 2),
-        "insurance_fund": {"start": rounded(start, 2), "end": rounded(end, 2), "used": rounded(sums["insurance_used"], 2)},
-        "deleveraged": rounded(sums["deleveraged"], 2), "socialised": rounded(sums["socialised"], 2),
-        "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
-        "partial_calls": int(sum(1 for outcome in outcomes if outcome == Outcome.PARTIAL)),
-        "funding": funding_summary,
-        **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
-    })
-
-
-def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:
-    """An ``english_auction`` venue's lots: how many closed, how many at a zero bid (an
-    effective price of 0: nothing paid, nothing given back), their units and their value (at
-    the on-chain price at each close), and the share of the auctioned collateral's value
-    given back to its owners (the ``auctioned`` and ``returned`` venue rows), over every lot
-    and over the lots won at a bid above zero."""
-    executions = history.table("executions")
-    accounts = executions.column("account").to_numpy()[executed]
-    zero = executions.column("price").to_numpy()[executed] == 0.0
-    size = history.table("accounts").column("size").to_numpy()
-    venue = history.table("venue")
-    kinds = venue.column("kind").to_numpy(zero_copy_only=False)
-    rows_of = venue.column("account").to_numpy()
-    amounts = venue.column("amount").to_numpy()
-    auctioned = np.zeros(size.size)
-    returned = np.zeros(size.size)
-    np.add.at(auctioned, rows_of[kinds == "auctioned"], amounts[kinds == "auctioned"])
-    np.add.at(returned, rows_of[kinds == "returned"], amounts[kinds == "returned"])
-    won = accounts[~zero]
-    won_value = math.fsum(auctioned[won].tolist())
-    published = (history.scenario["market"]["liquidation"] or {}).get("published")
-    instruments = history.scenario["market"]["instruments"]
-    return {"unit": instruments[0]["name"] if len(instruments) == 1 else None,
-            "lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
-            "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
-            "zero_bid_value": rounded(math.fsum(auctioned[accounts[zero]].tolist()), 2),
-            "units": rounded(float(size[accounts].sum()), 2),
-            "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
-            "returned_share_won": rounded(math.fsum(returned[won].tolist()) / won_value, 4) if won_value > 0 else None,
-            **({"published": published} if published else {})}
-
-
 def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per instrument: (commit times, price then on chain, time of the true price behind it),
     one entry per committed oracle message that made the on-chain price newer, after the
@@ -715,7 +288,8 @@ def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndar
     committed = messages.column("t_committed").to_numpy(zero_copy_only=False)
     row, known = message_rows(ids, oracle.column("msg_id").to_numpy())
     t_commit = np.where(known, committed[row], np.nan)
-    instrument = _codes(oracle, "instrument", tables.instruments) if oracle.num_rows else np.empty(0, dtype=np.int64)
+    instrument = (instrument_codes(oracle, "instrument", tables.instruments) if oracle.num_rows
+                  else np.empty(0, dtype=np.int64))
     out = []
     for i in range(len(tables.instruments)):
         mine = (instrument == i) & ~np.isnan(t_commit)

@@ -252,8 +252,8 @@ class History:
         renumbered to the values' order of first appearance over the parts so far and placed
         in one array of the column's length, so the column's codes are held once (4 bytes a
         row, then narrowed) rather than as every part's, their unified copy and the
-        renumbered one at once (at 17 million rows, over 100 MB more). None: no part wrote
-        the column. The same codes and values as renumbering the unified column."""
+        renumbered one at once (docs/performance.md). None: no part wrote the column. The
+        same codes and values as renumbering the unified column."""
         parts = [(file, present) for file, present in self._open_parts(name) if column in present]
         if not parts:
             return None
@@ -354,11 +354,9 @@ class HistoryMissing(FileNotFoundError):
 
 def _read_part(file: pq.ParquetFile, columns: list[str]) -> pa.Table:
     """``columns`` of one part file kept open (``History._open_parts``). Arrow's reader keeps
-    the last read's column chunks as they are in the file until its next read (a nullable
-    time column of a part of 65,536 rows: about 200 kB); a read of no column lets them go at
-    once (6 microseconds). Kept, every part's last read added up to 15 bytes a message of
-    the run held to the end (the stage-order checker's five columns: 260 MB of a rollup day's
-    analysis)."""
+    the last read's column chunks as they are in the file until its next read; a read of no
+    column lets them go at once. Kept, every part's last read would be held to the end of
+    the run's analysis (docs/performance.md, "Costs the docstrings name")."""
     table = file.read(columns=columns, use_threads=False)
     file.read(columns=[], use_threads=False)
     return table
@@ -412,7 +410,7 @@ def _arrow_ints(values: np.ndarray, present: np.ndarray, type_: pa.DataType) -> 
 
 def _as_int64(chunk: pa.Array) -> pa.Array:
     """An integer chunk as int64 (a cast only when it is not: Arrow's casts load its compute
-    module, 40 ms of a report's start-up)."""
+    module, which a report's start-up should not pay)."""
     return chunk if chunk.type == pa.int64() else chunk.cast(pa.int64())
 
 

@@ -59,9 +59,8 @@ def use_system_allocator() -> None:
     """Arrow allocates through the C library's allocator from here on. Its default (mimalloc)
     keeps the pages of freed buffers for reuse; writing a history frees a part's buffers
     after each encode, and analysis reads one large column after another and drops each once
-    converted, so the kept pages only add to the peak (about 60 MB while a million-message
-    run writes, about 150 MB while ten million messages are analysed). The system allocator
-    hands them back at once."""
+    converted, so the kept pages only add to the peak (docs/performance.md). The system
+    allocator hands them back at once."""
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
 
@@ -343,7 +342,7 @@ class HistoryWriter:
 
     ``durable`` False skips the fsyncs (a part still lands whole, renamed into place): for a
     history read once and then removed, as a sweep's runs are, where the syncs cost more
-    wall time than the rest of writing it (about 27 ms a part on a busy 2-core VM).
+    wall time than the rest of writing it (docs/performance.md, "Sweeps").
     """
 
     def __init__(self, history_dir: Path, row_group_size: int = 65_536,

@@ -98,6 +98,13 @@ def market_reactor(scenario: Scenario, host: Any, seed: np.random.SeedSequence) 
     return None if scenario.market is None else MarketReactor(scenario, scenario.market, host, seed)
 
 
+def _simulated_only(host: Any, said: str) -> None:
+    """Refuse a part of the market on a host whose commits may be taken back (a chain node):
+    ``said`` names the field and what it does, up to "simulated runs only"."""
+    if not host.final_commits:
+        raise ValueError(f"{said} simulated runs only (this host's commits may be taken back)")
+
+
 class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, HistoryRows):
     """The market's agents during a run (the module's docstring); its parts are the mixins
     above (``market/reactor_state.py`` says what they share) and the objects it holds."""
@@ -167,25 +174,20 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         self.rule = mechanism_of(market)
         self.venue: Venue | None = None
         if market.liquidation is not None and not market.liquidation.keeps_today():
-            if not host.final_commits:
-                raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
-                                 "simulated runs only (this host's commits may be taken back)")
+            _simulated_only(host, "market.liquidation: a mechanism other than whole, or venue accounting, "
+                                  "runs on")
             self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
                                self._instrument, self.liquidated)
         # Cross-margin accounts (``market/cross_margin.py``): ids after the isolated accounts'.
         self.cross: CrossMargin | None = None
         if any(group.margin == "cross" for group in market.accounts):
-            if not host.final_commits:
-                raise ValueError("market.accounts: cross-margin accounts run on simulated runs only (this host's "
-                                 "commits may be taken back)")
+            _simulated_only(host, "market.accounts: cross-margin accounts run on")
             self.cross = CrossMargin(market, self.rule, len(self.accounts), self.paths.prices[:, 0].tolist(),
                                      len(self.keepers), account_seed)
         # Funding (``market/funding.py``): paid every interval up to the horizon.
         self.funding: Funding | None = None
         if market.funding is not None:
-            if not host.final_commits:
-                raise ValueError("market.funding: funding is paid on simulated runs only (this host's commits may "
-                                 "be taken back)")
+            _simulated_only(host, "market.funding: funding is paid on")
             self.funding = Funding(market.funding, market, self._side, self._size, self._collateral,
                                    self._instrument, self.liquidated)  # its clock starts with the traffic
         # The mark (``market/mark.py``): liquidations judged on it, settled on the index.
@@ -194,16 +196,13 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         self.sentinel = None if market.sentinel is None else Sentinel.of(scenario, market.sentinel)
         self._paused: list[tuple[int, int, int, int]] = []  # (pause end, msg_id, account, keeper) it blocked
         if market.mark is not None:
-            if not host.final_commits:
-                raise ValueError("market.mark: a mark price runs on simulated runs only (this host's commits may "
-                                 "be taken back)")
+            _simulated_only(host, "market.mark: a mark price runs on")
             self.mark = Mark(market.mark, market, self._side, self._size, self._instrument, self.liquidated)
         # A book that thins with the on-chain price's realised volatility (``[market.liquidity]``):
         # per instrument, the times and log returns of its on-chain price changes.
         self.thinning = market.liquidity is not None and market.liquidity.sensitivity > 0
-        if self.thinning and not host.final_commits:
-            raise ValueError("market.liquidity.sensitivity: a thinning book runs on simulated runs only (this "
-                             "host's commits may be taken back)")
+        if self.thinning:
+            _simulated_only(host, "market.liquidity.sensitivity: a thinning book runs on")
         self._move_t: list[list[int]] = [[] for _ in market.instruments]
         self._move_r: list[list[float]] = [[] for _ in market.instruments]
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
@@ -234,9 +233,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         # so every stream above is the same with and without them.
         self.probes: ProbeBook | None = None
         if market.probes is not None:
-            if not host.final_commits:
-                raise ValueError("market.probes: probe books ride along simulated runs only (this host's "
-                                 "commits may be taken back)")
+            _simulated_only(host, "market.probes: probe books ride along")
             probe_seed = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, _PROBE_KEY))
             self.probes = ProbeBook(market.probes, market, self.accounts, self.keepers, len(market.instruments),
                                     host, probe_seed)

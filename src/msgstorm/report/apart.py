@@ -6,16 +6,14 @@ windows.csv; the ``Analysis`` comes back pickled. The history is the only thing 
 processes share, as it is for ``msgstorm report``.
 
 Why: the process that loaded a live scenario holds every live driver and, through their wire
-clients, numba and llvmlite (``load_scenario`` of ``examples/live-nats-ramp.toml`` takes a
-process from 47 to 168 MB: validation asks each driver class about the scenario). A child
-forked from it holds the same pages, so the analysis of a run in that process, or in a
-fork of it, started at 170-190 MB where ``msgstorm report`` starts at 84 MB, and its peak
-was that much higher (``live-nats-ramp``, 4.30M of 4.9M messages sent: 532 MB in the run's
-process, 437 MB for ``msgstorm report`` of the same history; ``docs/performance.md``). A new
-interpreter (``subprocess``, not ``os.fork``) imports only what the analysis needs.
+clients, numba and llvmlite (validation asks each driver class about the scenario). A child
+forked from it holds the same pages, so the analysis of a run in that process, or in a fork
+of it, starts from and peaks at that much more than ``msgstorm report`` of the same history
+(docs/performance.md, "The analysis in a fresh interpreter"). A new interpreter
+(``subprocess``, not ``os.fork``) imports only what the analysis needs.
 
-What it costs: starting an interpreter and importing the analysis (about 0.5-1 s of CPU),
-against a live run's tens of seconds. What it changes: nothing the analysis reads (the
+What it costs: starting an interpreter and importing the analysis, against a live run's tens
+of seconds. What it changes: nothing the analysis reads (the
 history on disk; the registries' built-in entries and ``MSGSTORM_EXTENSIONS``, which the new
 process loads as this one does). An exception in the analysis is pickled back and raised
 here; Ctrl-C reaches this process only (the child is in a session of its own) and ends the

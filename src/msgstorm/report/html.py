@@ -11,10 +11,10 @@ its role from the typed summary (``Analysis.result``): the headline by ``run_hea
 checks and faults by ``run_checks``, the optional sections' tables by ``run_tables``,
 ``crosschain``, ``collateral``, ``market`` and ``safety``, the scenario by ``scenario_facts``.
 
-The page is about 5 MB, almost all of it plotly.js (4.8 MB, embedded once); the data of a
-run is thinned to what a screen shows (percentile spectrum, queue samples, and a run of
-more windows than ``series.MAX_POINTS``, said so under its plots) so it stays a few
-hundred kB at most. Each figure is a plain plotly.js specification (``plotspec``).
+Most of the page is plotly.js, embedded once; the data of a run is thinned to what a
+screen shows (percentile spectrum, queue samples, and a run of more windows than
+``series.MAX_POINTS``, said so under its plots), so its size does not grow with the run's.
+Each figure is a plain plotly.js specification (``plotspec``).
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 Place in the pipeline: ``figures``, ``topology`` and ``compare_html`` write each plot as a
 ``Figure`` (``{"data": [traces], "layout": {...}}``, what ``Plotly.newPlot`` takes) from
-series that are already aggregated and thinned; ``page`` embeds it with ``to_json``. Why
-not plotly's graph objects: they validate and deep-copy every property on every update
-(about a second for the report of a million messages, and a large import), while the page
-needs only the JSON. The specs are written in the form plotly's ``Figure`` turns its own
-into (titles as ``{"text": ...}``, colour scales spelled out, ``add_vline``'s shape and
-label), so ``tests/test_report_plotspec.py`` checks that every report figure comes out of
-plotly's own ``Figure`` unchanged: valid for plotly.js, and what graph objects built.
+series that are already aggregated and thinned; ``page`` embeds it with ``to_json``. Why not
+plotly's graph objects: they validate and deep-copy every property on every update, and are
+a large import (docs/performance.md), while the page needs only the JSON. The specs are
+written in the form plotly's ``Figure`` turns its own into (titles as ``{"text": ...}``,
+colour scales spelled out, ``add_vline``'s shape and label), so
+``tests/test_report_plotspec.py`` checks that every report figure comes out of plotly's own
+``Figure`` unchanged: valid for plotly.js, and what graph objects built.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class Figure(TypedDict):
 
 
 def plotly_file(*parts: str) -> Path:
-    """A file of the plotly package's ``package_data``, found without importing plotly (its
-    ``__init__`` alone takes about 40 ms; the page needs only the files)."""
+    """A file of the plotly package's ``package_data``, found without importing plotly (whose
+    ``__init__`` the page does not need: it needs only the files)."""
     spec = find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("plotly is not installed: pip install plotly (report.html embeds its plotly.js)")

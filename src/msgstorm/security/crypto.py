@@ -52,8 +52,8 @@ class Scheme(Protocol):
 
 def _ed25519() -> Any:
     """The library's Ed25519 module, imported when the first key is made: every simulator run
-    loads this module (the reactor registry), and importing OpenSSL's bindings costs it
-    20-60 ms that a run without Ed25519 should not pay."""
+    loads this module (the reactor registry), and a run without Ed25519 should not pay the
+    import of OpenSSL's bindings (docs/performance.md)."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     return ed25519

@@ -13,12 +13,13 @@ grow: nodes × msg_ids / 8 bytes), and the messages of the blocks in flight (``c
 With ``trace_hops`` the kernel writes its hop log (the steps by which blocks and sampled
 messages reach each node, see the kernel's HOP_SERVE); ``drain_hop_log`` hands it over
 for ``sim/hop_stages.py``.
+The relay counts it reads from the kernel are the ``relay`` event's detail at the run's
+end (``sim/relay_counts.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
 
@@ -579,23 +580,6 @@ class GossipState:
     def uploaded_bytes(self) -> np.ndarray:
         """Payload bytes each node has put on its uplink so far (int64 per node)."""
         return np.array(self.nodes[k.N_UP_BYTES], dtype=np.int64)
-
-    def relay_report(self) -> dict[str, Any]:
-        """The relay counts so far as the history's ``relay`` event carries them (its detail;
-        history/events.py): payload copies, announcements, requests, fallbacks, announcements
-        that led to no transfer, compact relay's counts, and payload bytes uploaded per region."""
-        announcements, requests, fallbacks = self.relay_counts
-        duplicates, gettxn, missing, missing_bytes = self.compact_counts
-        uploaded = np.bincount(np.asarray(self.topology.region_of, dtype=np.int64), weights=self.uploaded_bytes,
-                               minlength=len(self.topology.regions))
-        return {
-            "payloads": self.payloads_sent, "announcements": announcements, "requests": requests,
-            "fallbacks": fallbacks, "duplicates_avoided": announcements - requests,
-            "compact": {"duplicates": duplicates, "getblocktxn": gettxn, "missing": missing,
-                        "missing_bytes": missing_bytes, "held": self.compact_held},
-            "uploaded_bytes": {region: int(total) for region, total in zip(self.topology.regions, uploaded.tolist(),
-                                                                           strict=True)},
-        }
 
     @property
     def block_receipts(self) -> int:

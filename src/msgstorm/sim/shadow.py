@@ -55,7 +55,7 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.progress import Progress
-from msgstorm.sampling import Sampler
+from msgstorm.sampling import Drawn, Sampler
 from msgstorm.scenario.budget import estimate_work
 from msgstorm.scenario.network import BLOCK_KIND
 from msgstorm.scenario.registry import QUEUE_POLICIES
@@ -80,6 +80,7 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
+from msgstorm.sim.relay_counts import relay_report
 from msgstorm.sim.rollup.timeboost import ExpressLane
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -120,6 +121,44 @@ def _ns_per_byte(bits_per_s: list[float]) -> np.ndarray:
     """Transfer time per byte of each node's bandwidth (0: unlimited, no time)."""
     bps = np.asarray(bits_per_s, dtype=np.float64)
     return np.divide(8e9, bps, out=np.zeros_like(bps), where=bps > 0)
+
+
+def _gossip_state(scenario: Scenario, topology: Topology, processing: Drawn, links: LinkState,
+                  delivery_stride: int, topo_seed: np.random.SeedSequence,
+                  gossip_link_seed: np.random.SeedSequence,
+                  gossip_proc_seed: np.random.SeedSequence) -> GossipState:
+    """The arrays the gossip kernel runs on, for the scenario's network and relay protocols
+    (``GossipState``); the random streams are the topology's, the gossip links' and the gossip
+    processing's seeds of ``ShadowNetwork``."""
+    network = scenario.network
+    relay = network.relay
+    upload = [network.upload_bps(topology.regions[r]) for r in topology.region_of]
+    download = [network.download_bps(topology.regions[r]) for r in topology.region_of]
+    return GossipState(
+        topology, processing, _ns_per_byte(upload),
+        np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), links.degradations,
+        delivery_stride=delivery_stride,
+        delivery_budget=scenario.history.max_deliveries,
+        # A child of the gossip link stream: drawing it moves no other stream.
+        order_seed=int(gossip_link_seed.spawn(1)[0].generate_state(1, np.uint64)[0] >> np.uint64(1)),
+        message_relay=np.asarray([relay.code(kind) for kind in MESSAGE_KINDS], dtype=np.int64),
+        block_relay=relay.code(BLOCK_KIND),
+        relay_timeout_ns=relay.timeout,
+        download_ns_per_byte=_ns_per_byte(download),
+        fair_share=network.uplink == "fair_share",
+        uplink_held=network.uplink == "held",
+        control_overhead_ns=relay.control_overhead,
+        compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth,
+                             relay.rebuild_failure),
+        trace_hops=not relay.pushes_only,
+        # Which nodes speak compact relay is part of the network's make-up: drawn from a
+        # child of the topology's stream (no draw, and no stream moved, at share 1).
+        compact_nodes=compact_nodes(topology.size, relay.compact_share,
+                                    np.random.default_rng(topo_seed.spawn(1)[0])),
+        # Traced messages are among those relayed (a relay sample relays every n-th msg_id).
+        hop_stride=hop_stride(delivery_stride and math.lcm(delivery_stride, relay.sample_stride),
+                              estimate_work(scenario).messages),
+    )
 
 
 class ShadowNetwork:
@@ -163,33 +202,8 @@ class ShadowNetwork:
         # Deliveries are recorded for every stride-th msg_id (by the kernel and LoneCpu).
         self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
         network = scenario.network
-        upload = [network.upload_bps(topology.regions[r]) for r in topology.region_of]
-        download = [network.download_bps(topology.regions[r]) for r in topology.region_of]
-        self.gossip = GossipState(
-            topology, processing, _ns_per_byte(upload),
-            np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
-            delivery_stride=self.delivery_stride,
-            delivery_budget=scenario.history.max_deliveries,
-            # A child of the gossip link stream: drawing it moves no other stream.
-            order_seed=int(gossip_link_seed.spawn(1)[0].generate_state(1, np.uint64)[0] >> np.uint64(1)),
-            message_relay=np.asarray([relay.code(kind) for kind in MESSAGE_KINDS], dtype=np.int64),
-            block_relay=relay.code(BLOCK_KIND),
-            relay_timeout_ns=relay.timeout,
-            download_ns_per_byte=_ns_per_byte(download),
-            fair_share=network.uplink == "fair_share",
-            uplink_held=network.uplink == "held",
-            control_overhead_ns=relay.control_overhead,
-            compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth,
-                                 relay.rebuild_failure),
-            trace_hops=not relay.pushes_only,
-            # Which nodes speak compact relay is part of the network's make-up: drawn from a
-            # child of the topology's stream (no draw, and no stream moved, at share 1).
-            compact_nodes=compact_nodes(topology.size, relay.compact_share,
-                                        np.random.default_rng(topo_seed.spawn(1)[0])),
-            # Traced messages are among those relayed (a relay sample relays every n-th msg_id).
-            hop_stride=hop_stride(self.delivery_stride and math.lcm(self.delivery_stride, relay.sample_stride),
-                                  estimate_work(scenario).messages),
-        )
+        self.gossip = _gossip_state(scenario, topology, processing, self.links, self.delivery_stride, topo_seed,
+                                    gossip_link_seed, gossip_proc_seed)
         # Each hop's stages, when a relay protocol other than push is set (opt-in: push-only
         # histories stay as they were).
         self.hop_stages = None if relay.pushes_only else HopStages(len(names))
@@ -598,7 +612,7 @@ class ShadowNetwork:
             reactor.finish(t_end)
         if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
             self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
-                              detail=self.gossip.relay_report())
+                              detail=relay_report(self.gossip))
         if self.gossip.invalid_sent:  # a flood_invalid fault sent some (sim/flood.py)
             self.record.event(t_end, EventKind.FLOOD, value=float(self.gossip.invalid_validated),
                               detail={"sent": self.gossip.invalid_sent, "validated": self.gossip.invalid_validated})

@@ -7,10 +7,11 @@ rows. The loop replays ``ShadowNetwork``'s handlers for a one-node network step 
 at equal times), the same random draws in the same order, the same settle order and
 events, the same end-of-run check every 64 Python events — so both write the same history.
 
-Why compiled: per message the Python engine spends about 4 us in interpreter overhead
-(records, heap tuples, method calls) on about 20 arithmetic steps; numba runs them in
-tens of nanoseconds. Per-message state is a table of int64 records, one row of fields per
-message (its updates touch one or two cache lines), named by row everywhere in the loop.
+Why compiled: per message the Python engine spends far more in interpreter overhead
+(records, heap tuples, method calls) than on its about 20 arithmetic steps, which numba
+runs directly (docs/performance.md, "Costs the docstrings name"). Per-message state is a
+table of int64 records, one row of fields per message (its updates touch one or two cache
+lines), named by row everywhere in the loop.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-message state while a simulation runs, and its rows for the ``messages`` table.
 
-Each unsettled message has a record (a plain list: index access on a list is several
-times faster than on a numpy array from Python code). A record leaves the live set when
+Each unsettled message has a record (a plain list: from Python code, index access on a
+list is faster than on a numpy array; docs/performance.md). A record leaves the live set when
 its message reaches a terminal status and its row is written, so memory follows the
 messages in flight rather than the length of the run.
 """

@@ -56,7 +56,8 @@ first validator decides it; each node's decisions are rows of the ``heights`` ta
 (node, height, round, proposer, t_committed, interval_ns) and of ``finalized``.
 
 Each upon-rule is a small method named after the paper's line; they are evaluated after
-every change until none fires.
+every change until none fires. Each node's round state (``RoundState``) and the values the
+protocol's parts share are in ``sim/tendermint_state.py``.
 
 Where the votes are counted: the rules compare counts of voting power with two thirds (and
 one third of a later round's senders, line 55), so a vote that passes no threshold changes
@@ -72,8 +73,6 @@ hand-backs a node instead of one per vote: the same history as one hand-back per
 from __future__ import annotations
 
 from collections.abc import Callable
-from math import fsum
-from typing import Protocol
 
 import numpy as np
 
@@ -86,92 +85,27 @@ from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.proposer import ProposerSchedule
 from msgstorm.sim.tendermint_gossip import HeldMessages, PeerGossip
+from msgstorm.sim.tendermint_state import (
+    ANY,
+    BLOCK_PART_BYTES,
+    MAX_PARTS,
+    NEW_HEIGHT,
+    NIL,
+    PART_ITEM_BASE,
+    PRECOMMIT,
+    PRECOMMIT_STEP,
+    PREVOTE,
+    PREVOTE_STEP,
+    PROPOSAL,
+    PROPOSE,
+    ConsensusChain,
+    RoundState,
+    block_parts,
+    voting_powers,
+)
 
 __all__ = ["BLOCK_PART_BYTES", "NIL", "PART_ITEM_BASE", "ConsensusChain", "TendermintBook", "block_parts",
            "voting_powers"]
-
-NIL = -1  # a vote for no block
-ANY = -2  # the votes of a height, round and kind for any block (their column's key)
-BLOCK_PART_BYTES = 65536  # CometBFT's BlockPartSizeBytes (types/params.go)
-# A block part's gossip item: PART_ITEM_BASE + block × _MAX_PARTS + part index (above the
-# proposal and vote items, which start at ``item_base``, 1 << 40).
-PART_ITEM_BASE = 1 << 41
-_MAX_PARTS = 1 << 16
-
-
-def block_parts(size_bytes: int) -> list[int]:
-    """The sizes of a block's parts: whole parts of ``BLOCK_PART_BYTES``, the last the rest."""
-    count = max(1, -(-size_bytes // BLOCK_PART_BYTES))
-    return [BLOCK_PART_BYTES] * (count - 1) + [size_bytes - BLOCK_PART_BYTES * (count - 1)]
-PROPOSAL, PREVOTE, PRECOMMIT = 0, 1, 2
-NEW_HEIGHT, PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2, 3
-
-
-def voting_powers(shares: list[float]) -> list[int]:
-    """Integer voting powers: the shares themselves when whole, else millionths of the total."""
-    if all(float(s).is_integer() for s in shares):
-        return [int(s) for s in shares]
-    total = fsum(shares)
-    return [max(1, round(s / total * 1_000_000)) for s in shares]
-
-
-class ConsensusChain(Protocol):
-    """What the protocol needs of the block tree (``ForkChain``)."""
-
-    block_height: list[int]
-    contents: list[list[int]]  # each block's messages
-
-    def propose_block(self, t: int, node: int, parent: int) -> int: ...
-
-    def holds_block(self, node: int, block: int) -> bool: ...
-
-    def block_arrived(self, node: int, block: int) -> bool: ...
-
-    def fetch_block(self, t: int, node: int, block: int, sender: int) -> None: ...
-
-    def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None: ...
-
-    def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None: ...
-
-    def mempool_left(self, node: int) -> int: ...
-
-
-class _Node:
-    """One node's round state (Algorithm 1's variables) and what it received at its height."""
-
-    __slots__ = ("awaiting", "catching", "fired", "future", "height", "last_block", "last_commit_t", "locked_round",
-                 "locked_value", "node", "proposals", "round", "round_voters", "step", "valid_round", "valid_value",
-                 "validator")
-
-    def __init__(self, node: int, validator: int) -> None:
-        self.node = node
-        self.validator = validator  # index among the validators; -1: a full node
-        self.height = 1
-        self.round = 0
-        self.step = NEW_HEIGHT
-        self.last_block = 0  # the block committed at height - 1 (0: genesis)
-        self.last_commit_t = -1
-        self.catching = False
-        self.future: dict[int, list[int]] = {}  # height -> messages (or -(block + 1): a proposal block held)
-        self._reset()
-
-    def _reset(self) -> None:
-        self.locked_value = NIL
-        self.locked_round = -1
-        self.valid_value = NIL
-        self.valid_round = -1
-        self.round_voters: dict[int, set[int]] = {}
-        self.proposals: dict[int, tuple[int, int]] = {}  # round -> (block, valid round)
-        self.awaiting: dict[int, list[tuple[int, int]]] = {}  # block -> (round, valid round) proposed, not held
-        self.fired: set[tuple[int, int]] = set()  # (rule line, round) that fire once
-
-    def next_height(self, block: int) -> None:
-        self.height += 1
-        self.round = 0
-        self.step = NEW_HEIGHT
-        self.last_block = block
-        self._reset()
-
 
 class TendermintBook:
     """Every node's consensus state; ``ForkChain`` hands it blocks held and messages received."""
@@ -194,7 +128,7 @@ class TendermintBook:
         self.total = sum(powers)
         self.schedule = ProposerSchedule(powers)
         index = {node: i for i, node in enumerate(validators)}
-        self.nodes = [_Node(node, index.get(node, -1)) for node in range(ctx.cluster.size)]
+        self.nodes = [RoundState(node, index.get(node, -1)) for node in range(ctx.cluster.size)]
         # Every proposal and vote sent: kind, validator, height, round, block, valid round.
         self.m_kind: list[int] = []
         self.m_validator: list[int] = []
@@ -251,7 +185,7 @@ class TendermintBook:
             self._start_round(t, state, 0)
             self._upon(t, state)
 
-    def _start_round(self, t: int, state: _Node, round_: int) -> None:
+    def _start_round(self, t: int, state: RoundState, round_: int) -> None:
         state.round = round_
         self.tally[state.node, k.T_ROUND] = round_
         state.step = PROPOSE
@@ -295,22 +229,22 @@ class TendermintBook:
             self._start_round(t, state, round_ + 1)
             self._upon(t, state)
 
-    def _current(self, state: _Node, height: int, round_: int) -> bool:
+    def _current(self, state: RoundState, height: int, round_: int) -> bool:
         return self.ctx.cluster.up[state.node] and state.height == height and state.round == round_
 
     # --- sending --------------------------------------------------------------------------
 
-    def _prevote(self, t: int, state: _Node, block: int) -> None:
+    def _prevote(self, t: int, state: RoundState, block: int) -> None:
         state.step = PREVOTE_STEP
         if state.validator >= 0:
             self._send(t, state, PREVOTE, block, -1)
 
-    def _precommit(self, t: int, state: _Node, block: int) -> None:
+    def _precommit(self, t: int, state: RoundState, block: int) -> None:
         state.step = PRECOMMIT_STEP
         if state.validator >= 0:
             self._send(t, state, PRECOMMIT, block, -1)
 
-    def _send(self, t: int, state: _Node, kind: int, block: int, valid_round: int) -> None:
+    def _send(self, t: int, state: RoundState, kind: int, block: int, valid_round: int) -> None:
         """A message of ``state``'s validator at its height and round: counted there at once,
         gossiped to the rest."""
         message = len(self.m_kind)
@@ -353,17 +287,17 @@ class TendermintBook:
         holds a part forwards it at once, so parts travel pipelined, on the links and uplinks
         the votes and transactions use."""
         sizes = block_parts(size_bytes)
-        if len(sizes) > _MAX_PARTS:
-            raise ValueError(f"a block of {size_bytes} bytes has more than {_MAX_PARTS} parts")
+        if len(sizes) > MAX_PARTS:
+            raise ValueError(f"a block of {size_bytes} bytes has more than {MAX_PARTS} parts")
         self.parts[block] = sizes
-        first = PART_ITEM_BASE + block * _MAX_PARTS
+        first = PART_ITEM_BASE + block * MAX_PARTS
         for index, size in enumerate(sizes):
             self.gossip.inject(t, node, first + index, ITEM_BLOCK, size)
 
     def part_received(self, t: int, node: int, item: int, sender: int) -> bool:
         """``node`` validated a block part: with the last of its block's, the block is whole
         there. Whether it lacked the part (a part sent again after a heal may come twice)."""
-        block, index = divmod(item - PART_ITEM_BASE, _MAX_PARTS)
+        block, index = divmod(item - PART_ITEM_BASE, MAX_PARTS)
         if self.chain.block_arrived(node, block):
             return False
         key = (node, block)
@@ -427,7 +361,7 @@ class TendermintBook:
         self._proposal(state, block)
         self._upon(t, state)
 
-    def _proposal(self, state: _Node, block: int) -> None:
+    def _proposal(self, state: RoundState, block: int) -> None:
         """``block`` is held and executed at ``state``'s height: the proposal it was made for,
         and any proposal of a later round that named it."""
         _, round_, proposer = self.proposed[block]
@@ -436,7 +370,7 @@ class TendermintBook:
         for later, valid_round in state.awaiting.pop(block, ()):
             state.proposals.setdefault(later, (block, valid_round))
 
-    def _add(self, t: int, state: _Node, message: int, sender: int) -> None:
+    def _add(self, t: int, state: RoundState, message: int, sender: int) -> None:
         kind, round_, block = self.m_kind[message], self.m_round[message], self.m_block[message]
         validator = self.m_validator[message]
         self._round_voter(state, round_, validator)
@@ -493,18 +427,18 @@ class TendermintBook:
         if self.in_kernel:
             self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total, self.messages_held.bits)
 
-    def _count(self, state: _Node, round_: int, kind: int, block: int) -> int:
+    def _count(self, state: RoundState, round_: int, kind: int, block: int) -> int:
         """The voting power ``state`` counted for ``block`` (or ANY) in votes of its height."""
         column = self.columns.get((state.height, round_, kind, block))
         return 0 if column is None else int(self.tally[state.node, column])
 
-    def _has_executed(self, state: _Node, block: int) -> bool:
+    def _has_executed(self, state: RoundState, block: int) -> bool:
         """Whether ``state`` holds the block a proposal of its round 0.. names (the block's
         own proposal is then in ``proposals``)."""
         round_ = self.proposed[block][1]
         return state.proposals.get(round_, (NIL, -1))[0] == block
 
-    def _round_voter(self, state: _Node, round_: int, validator: int) -> None:
+    def _round_voter(self, state: RoundState, round_: int, validator: int) -> None:
         state.round_voters.setdefault(round_, set()).add(validator)
 
     # --- the upon-rules -------------------------------------------------------------------
@@ -512,7 +446,7 @@ class TendermintBook:
     def _quorum(self, power: int) -> bool:
         return 3 * power > 2 * self.total
 
-    def _upon(self, t: int, state: _Node) -> None:
+    def _upon(self, t: int, state: RoundState) -> None:
         """Every rule that holds fires, until none does."""
         while self.ctx.cluster.up[state.node] and (
                 self._line_49_decide(t, state) or self._line_55_skip(t, state) or self._line_22_propose(t, state)
@@ -521,7 +455,7 @@ class TendermintBook:
                 or self._line_47_precommit_timer(t, state)):
             pass
 
-    def _line_22_propose(self, t: int, state: _Node) -> bool:
+    def _line_22_propose(self, t: int, state: RoundState) -> bool:
         found = state.proposals.get(state.round)
         if state.step != PROPOSE or found is None or found[1] != -1:
             return False
@@ -529,7 +463,7 @@ class TendermintBook:
         self._prevote(t, state, block if state.locked_round == -1 or state.locked_value == block else NIL)
         return True
 
-    def _line_28_repropose(self, t: int, state: _Node) -> bool:
+    def _line_28_repropose(self, t: int, state: RoundState) -> bool:
         found = state.proposals.get(state.round)
         if state.step != PROPOSE or found is None or not 0 <= found[1] < state.round:
             return False
@@ -539,7 +473,7 @@ class TendermintBook:
         self._prevote(t, state, block if state.locked_round <= valid_round or state.locked_value == block else NIL)
         return True
 
-    def _line_34_prevote_timer(self, t: int, state: _Node) -> bool:
+    def _line_34_prevote_timer(self, t: int, state: RoundState) -> bool:
         key = (34, state.round)
         if (state.step != PREVOTE_STEP or key in state.fired
                 or not self._quorum(self._count(state, state.round, PREVOTE, ANY))):
@@ -550,7 +484,7 @@ class TendermintBook:
                  state.node, state.height, state.round)
         return True
 
-    def _line_36_lock(self, t: int, state: _Node) -> bool:
+    def _line_36_lock(self, t: int, state: RoundState) -> bool:
         found = state.proposals.get(state.round)
         key = (36, state.round)
         if (state.step < PREVOTE_STEP or found is None or key in state.fired
@@ -564,13 +498,13 @@ class TendermintBook:
         state.valid_value, state.valid_round = block, state.round
         return True
 
-    def _line_44_nil(self, t: int, state: _Node) -> bool:
+    def _line_44_nil(self, t: int, state: RoundState) -> bool:
         if state.step != PREVOTE_STEP or not self._quorum(self._count(state, state.round, PREVOTE, NIL)):
             return False
         self._precommit(t, state, NIL)
         return True
 
-    def _line_47_precommit_timer(self, t: int, state: _Node) -> bool:
+    def _line_47_precommit_timer(self, t: int, state: RoundState) -> bool:
         key = (47, state.round)
         if (state.step == NEW_HEIGHT or key in state.fired
                 or not self._quorum(self._count(state, state.round, PRECOMMIT, ANY))):
@@ -581,7 +515,7 @@ class TendermintBook:
                  state.node, state.height, state.round)
         return True
 
-    def _line_49_decide(self, t: int, state: _Node) -> bool:
+    def _line_49_decide(self, t: int, state: RoundState) -> bool:
         for round_ in self.precommit_rounds.get(state.height, ()):
             found = state.proposals.get(round_)
             if found is not None and self._quorum(self._count(state, round_, PRECOMMIT, found[0])):
@@ -589,7 +523,7 @@ class TendermintBook:
                 return True
         return False
 
-    def _line_55_skip(self, t: int, state: _Node) -> bool:
+    def _line_55_skip(self, t: int, state: RoundState) -> bool:
         for round_ in sorted(state.round_voters, reverse=True):
             if round_ <= state.round:
                 return False
@@ -600,7 +534,7 @@ class TendermintBook:
 
     # --- deciding and catching up ------------------------------------------------------------
 
-    def _decide(self, t: int, state: _Node, block: int, round_: int) -> None:
+    def _decide(self, t: int, state: RoundState, block: int, round_: int) -> None:
         """``state`` commits ``block`` at its height (decided in ``round_``), goes to the next
         height, takes what it kept for it, and starts it ``timeout_commit`` later."""
         height = state.height
@@ -635,7 +569,7 @@ class TendermintBook:
             apply_ns += spec.recheck_per_tx * self.chain.mempool_left(node)
         return apply_ns
 
-    def _behind(self, t: int, state: _Node, height: int, sender: int) -> None:
+    def _behind(self, t: int, state: RoundState, height: int, sender: int) -> None:
         """A message of a later height came from ``sender``: ask it for the committed blocks
         up to that height, a round trip away (none asked while a request is out)."""
         if state.catching or state.height not in self.decided or sender == state.node:
@@ -693,7 +627,7 @@ class TendermintBook:
 
     def part_regossiped(self, t: int, node: int, block: int, index: int, sender: int) -> bool:
         """A part a peer sent again reached ``node``: as if gossip brought it."""
-        return self.part_received(t, node, PART_ITEM_BASE + block * _MAX_PARTS + index, sender)
+        return self.part_received(t, node, PART_ITEM_BASE + block * MAX_PARTS + index, sender)
 
     def regossiped(self, t: int, node: int, message: int, sender: int) -> bool:
         """A proposal or vote a peer sent again reached ``node``: taken and counted as if

@@ -3,14 +3,14 @@
 Place in the pipeline: beside ``ShadowNetwork``, from its construction to its first loop
 call. numba compiles the gossip kernel (``sim/kernel.py``) or the one-node loop
 (``sim/solo_loop.py``) on first use and keeps the machine code in its on-disk cache. The
-first run after install finds no cache: the quick start compiled its traffic's draws
-(about 1.5 s) and then the kernel (about 3 s), one after the other, since numba's compiler
-is Python under one global lock and threads cannot share the work. A second process can.
-When the loop a run will use has no cache entry and this process may use a second CPU,
-``start`` launches ``python -m msgstorm.sim.warm``, which compiles the loop into the same
-cache while this process generates traffic (and compiles the draws). Before its first
-call the simulator waits for the helper (``Helper.wait``), and numba loads the loop from
-the cache instead of compiling it.
+first run after install finds no cache: the quick start compiled its traffic's draws and
+then the kernel, one after the other (docs/performance.md, "The examples", cold start),
+since numba's compiler is Python under one global lock and threads cannot share the work. A
+second process can. When the loop a run will use has no cache entry and this process may use
+a second CPU, ``start`` launches ``python -m msgstorm.sim.warm``, which compiles the loop
+into the same cache while this process generates traffic (and compiles the draws). Before
+its first call the simulator waits for the helper (``Helper.wait``), and numba loads the
+loop from the cache instead of compiling it.
 
 The helper changes no result: it compiles the same functions with the signatures the
 simulator calls them with (``gossip_split``, ``solo_split``; ``tests/test_sim_warm.py``

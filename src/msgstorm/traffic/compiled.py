@@ -4,12 +4,12 @@ traffic: ``generate`` asks each agent for a run of consecutive windows -> an age
 arrivals are Poisson with a piecewise-constant rate (``poisson``, or a ``step_ramp`` with
 ``poisson = true``) draws them all **here** -> columns for every window, cut per window.
 
-Drawn window by window through numpy, such an agent pays about 80 us of interpreter work
-per window (a Poisson count, its exponentials, the time change, four attribute columns),
-which for a one-node queue is a third of the whole run. This loop makes exactly the same
-draws from the same two generators in the same order, and the same float arithmetic, so
-every message is the same to the bit (``tests/test_traffic_compiled.py`` compares the two
-paths column by column over every supported distribution and arrival):
+Drawn window by window through numpy, such an agent pays interpreter work per window (a
+Poisson count, its exponentials, the time change, four attribute columns) that dominates a
+one-node queue's run (docs/performance.md, "Costs the docstrings name"). This loop makes
+exactly the same draws from the same two generators in the same order, and the same float
+arithmetic, so every message is the same to the bit (``tests/test_traffic_compiled.py``
+compares the two paths column by column over every supported distribution and arrival):
 
 - arrivals (the process's generator): per window with a positive expected count, a
   Poisson count from numpy-sized blocks of 4096 uniforms (``draws.poisson`` draws a block
