@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXCEPTIONS = ROOT / "tests" / "data" / "long_lines.json"
 SIZE_EXCEPTIONS = ROOT / "tests" / "data" / "long_functions.json"
 # ``Any`` and ``dict[str, Any]`` lines in src/: the counts when they were last lowered.
-ANY_BOUND = 890
-DICT_ANY_BOUND = 383
+ANY_BOUND = 881
+DICT_ANY_BOUND = 376
 
 
 def _script(name: str) -> ModuleType:
