@@ -94,7 +94,11 @@ class _Books:
         """Apply the rows before ``t_ns`` (``side`` left) or at or before it (right)."""
         while self._span < len(self._spans):
             span = self._spans[self._span]
-            end = int(np.searchsorted(span.t, t_ns, side=side))
+            last = int(span.t[-1]) if span.t.size else t_ns
+            if last < t_ns or (last == t_ns and side == "right"):  # all of it (a loss's, always)
+                end = span.t.size
+            else:
+                end = int(np.searchsorted(span.t, t_ns, side=side))
             if end > self._row:
                 self._apply(span, self._row, end)
                 self._row = end
@@ -104,12 +108,13 @@ class _Books:
             self._row = 0
 
     def _apply(self, span: VenueSpan, start: int, end: int) -> None:
+        if span.distinct:  # a loss's rows, of one time: all of them at once
+            self.size[span.account] = span.size_after
+            self.collateral[span.account] = span.collateral_after
+            self.moved[span.account] = True
+            return
         account = span.account[start:end]
-        if span.distinct:
-            self.size[account] = span.size_after[start:end]
-            self.collateral[account] = span.collateral_after[start:end]
-            self.moved[account] = True
-        elif end - start <= 16:  # a call's few rows: one by one, in order, cost less than numpy's
+        if end - start <= 16:  # a call's few rows: one by one, in order, cost less than numpy's
             size, collateral, moved = self.size, self.collateral, self.moved
             for row, who in enumerate(account.tolist(), start):
                 size[who], collateral[who] = span.size_after[row], span.collateral_after[row]

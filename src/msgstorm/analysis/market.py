@@ -491,7 +491,7 @@ def venue_table(history: History) -> pa.Table:
 
 class VenueSpan(NamedTuple):
     """A run of ``venue_table``'s rows, in its order: each row's time, account, size and
-    collateral after; ``distinct``: no account twice (a socialised loss's rows)."""
+    collateral after; ``distinct``: a socialised loss's rows (one time, no account twice)."""
 
     t: np.ndarray  # int64 ns
     account: np.ndarray  # int64
