@@ -29,8 +29,10 @@ from msgstorm.history.reader import History
 from msgstorm.report import market as report_market
 
 
-def _books(run_dir: Path, executed_ms: int = 1_000) -> History:
-    """The history of the module docstring, account 1's liquidation committed at ``executed_ms``."""
+def _books(run_dir: Path, executed_ms: int = 1_000,
+           earlier: list[dict[str, Any]] | None = None) -> History:
+    """The history of the module docstring, account 1's liquidation committed at ``executed_ms``
+    (``earlier``: ``venue`` rows written after the partial close)."""
     execution: dict[str, Any] = {"t": executed_ms * MS, "msg_id": 1, "account": 1, "keeper": "keepers-0",
                                  "outcome": "executed", "price": 70.0, "t_price": 1_000 * MS, "pnl": -30.0,
                                  "penalty": 0.0, "slippage": 0.0, "slippage_bps": 0.0, "collateral_after": 0.0,
@@ -44,7 +46,9 @@ def _books(run_dir: Path, executed_ms: int = 1_000) -> History:
     tables = {"prices": _prices({5: 85.0, 10: 70.0, 20: 60.0}),
               "accounts": [_account(0, 20.0), _account(1, 12.0), _account(2, 50.0)],
               "oracle": [{"msg_id": 9, "instrument": "X", "price": 70.0, "t_price": 1_000 * MS}],
-              "triggers": [trigger], "executions": [execution], "venue": [partial], "topups": [topup]}
+              "triggers": [trigger], "executions": [execution],
+              "venue": [partial, *(earlier or [])],
+              "topups": [topup]}
     messages = [message(9, 1_000 * MS, latency_ns=0, kind="price", agent="oracle"),
                 message(1, 1_000 * MS, latency_ns=(executed_ms - 1_000) * MS, kind="liquidation", agent="keepers")]
     return _history(run_dir, tables, max(2_000, executed_ms + 100) * MS, messages)
@@ -91,3 +95,20 @@ def test_a_liquidation_in_the_drain_adds_a_last_point_at_its_time(tmp_path: Path
     series = bad_debt_over_time(history, tables, executed_liquidations(history))
     assert series.t_ns[-2:].tolist() == [3 * S, 3_400 * MS]
     assert series.total[-2:].tolist() == pytest.approx([10.0 + 28.0, 13.0])
+
+
+def test_rows_written_out_of_time_order_are_read_in_time_order(tmp_path: Path) -> None:
+    """A ``venue`` row of 0.3 s written after the partial close of 0.6 s (account 0 at size
+    0.8 and collateral 15): read in time order, the partial close still leaves account 0 at
+    size 0.5 and collateral 10 from 0.6 s on, so up to the horizon the series is the one
+    without the earlier row (at 0.5 s, 85, account 0 holds 15 + 0.8 x -15 = 3: 3 in all,
+    account 1's). The end's point is the summary's, whose books end at each account's last
+    row as written: account 0 at 15 + 0.8 x -40 = -17, 20 with account 1's 3."""
+    earlier = {"t": 300 * MS, "msg_id": 4, "account": 0, "kind": "partial", "amount": 1.0,
+               "size_after": 0.8, "collateral_after": 15.0, "fund_after": 0.0}
+    history = _books(tmp_path, earlier=[earlier])
+    tables = market_tables(history)
+    assert tables is not None
+    series = bad_debt_over_time(history, tables, executed_liquidations(history))
+    expected = [0.0] * 5 + [3.0] * 5 + [8.0] * 10 + [13.0] * 10 + [20.0]
+    assert series.total.tolist() == pytest.approx(expected)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from msgstorm import read_history, run
 from msgstorm.analysis import market_venue
-from msgstorm.analysis.market import held_after_venue, venue_table
+from msgstorm.analysis.market import held_after_venue, venue_spans, venue_table
 from msgstorm.history.reader import History
 from msgstorm.market import reactor as reactor_module
 from msgstorm.market.flip import EnglishAuctions, flip_call
@@ -482,6 +482,13 @@ def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path
     assert rows == [(e.account, e.amount, e.size_after, e.collateral_after, e.fund_after) for e in made]
     assert venue.num_rows == history.table("venue").num_rows + len(made)
     assert summary["market"]["venue"]["socialised"] == round(sum(e.amount for e in made), 2)
+    # The spans the bad debt over time reads, joined, are the table's columns, bit for bit.
+    spans = venue_spans(history)
+    assert any(span.distinct for span in spans) and any(not span.distinct for span in spans)
+    for k, name in enumerate(("t", "account", "size_after", "collateral_after")):
+        joined = np.concatenate([span[k] for span in spans])
+        assert np.array_equal(joined, venue.column(name).to_numpy())
+    assert all(np.unique(span.account).size == span.account.size for span in spans if span.distinct)
     # The books' end is each account's last row of the replayed table, read in order.
     accounts = history.table("accounts")
     size, collateral = _column(accounts, "size"), _column(accounts, "collateral")

@@ -22,15 +22,17 @@ committed in the drain: every execution counted, the books at their end
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from msgstorm.analysis.market import (
     Executed,
     MarketTables,
+    VenueSpan,
     bad_debt_at_end,
     book_bad_debt,
-    venue_table,
+    venue_spans,
 )
 from msgstorm.history.reader import History
 
@@ -49,51 +51,90 @@ class BadDebtSeries:
 
 
 class _Books:
-    """Each account's size and collateral as the history's rows move them, in time order."""
+    """Each account's size and collateral as the history's rows move them, in time order.
+
+    The ``venue`` rows are read as ``venue_spans``: a socialised loss's replayed rows (one
+    per account in profit) are applied from the replay's own arrays, never gathered into one
+    table; each span in turn, so every account ends at its last row, as in the table."""
 
     def __init__(self, history: History) -> None:
         accounts = history.table("accounts")
         self.size = accounts.column("size").to_numpy().astype(np.float64)
         self.collateral = accounts.column("collateral").to_numpy().astype(np.float64)
         self.moved = np.zeros(self.size.size, dtype=bool)  # a ``venue`` row moved it
-        # In time order, rows of one time in the order written (a sim writes them in time order already).
-        venue = venue_table(history)
-        order = np.argsort(venue.column("t").to_numpy(), kind="stable")
-        self._venue = {name: venue.column(name).to_numpy()[order] for name in ("t", "account", "size_after",
-                                                                                  "collateral_after")}
+        spans = venue_spans(history)
+        if not _in_time_order(spans):  # in time order, rows of one time in the order written
+            t, account, size_after, collateral_after = (
+                np.concatenate([span[k] for span in spans]) for k in range(4))
+            order = np.argsort(t, kind="stable")
+            spans = [VenueSpan(t[order], account[order], size_after[order], collateral_after[order],
+                               False)]
+        self._spans = spans
         topups = history.table("topups")
         rows = zip(*(topups.column(name).to_pylist() for name in ("t", "account", "amount", "collateral_after")),
                    strict=True)
         self._topups = sorted(rows, key=lambda row: row[0])
-        self._row = self._topup = 0  # the rows applied so far
+        self._span = self._row = 0  # the span being applied, and its rows applied so far
+        self._topup = 0  # the top-ups applied so far
 
     def advance(self, t_ns: int) -> None:
         """Apply every row committed at or before ``t_ns``: at one time, the top-ups first
         (``held_after_venue`` adds a top-up only after the last ``venue`` row's time)."""
         while self._topup < len(self._topups) and self._topups[self._topup][0] <= t_ns:
             when, account, amount, after = self._topups[self._topup]
-            last = int(np.searchsorted(self._venue["t"], when, side="left"))  # the rows before it
-            self._through(last)
+            self._through(when, "left")  # the rows before it
             if self.moved[account]:
                 self.collateral[account] += amount
             else:
                 self.collateral[account] = after
             self._topup += 1
-        self._through(int(np.searchsorted(self._venue["t"], t_ns, side="right")))
+        self._through(t_ns, "right")
 
-    def _through(self, end: int) -> None:
-        if end <= self._row:
+    def _through(self, t_ns: int, side: Literal["left", "right"]) -> None:
+        """Apply the rows before ``t_ns`` (``side`` left) or at or before it (right)."""
+        while self._span < len(self._spans):
+            span = self._spans[self._span]
+            last = int(span.t[-1]) if span.t.size else t_ns
+            if last < t_ns or (last == t_ns and side == "right"):  # all of it (a loss's, always)
+                end = span.t.size
+            else:
+                end = int(np.searchsorted(span.t, t_ns, side=side))
+            if end > self._row:
+                self._apply(span, self._row, end)
+                self._row = end
+            if end < span.t.size:
+                return
+            self._span += 1
+            self._row = 0
+
+    def _apply(self, span: VenueSpan, start: int, end: int) -> None:
+        if span.distinct:  # a loss's rows, of one time: all of them at once
+            self.size[span.account] = span.size_after
+            self.collateral[span.account] = span.collateral_after
+            self.moved[span.account] = True
             return
-        rows = slice(self._row, end)
-        account = self._venue["account"][rows]
-        # Each account's last row of the span is its state (a socialised loss writes many at once).
-        last = np.full(self.size.size, -1, dtype=np.int64)
-        np.maximum.at(last, account, np.arange(self._row, end, dtype=np.int64))
-        moved = np.flatnonzero(last >= 0)
-        self.size[moved] = self._venue["size_after"][last[moved]]
-        self.collateral[moved] = self._venue["collateral_after"][last[moved]]
-        self.moved[moved] = True
-        self._row = end
+        account = span.account[start:end]
+        if end - start <= 16:  # a call's few rows: one by one, in order, cost less than numpy's
+            size, collateral, moved = self.size, self.collateral, self.moved
+            for row, who in enumerate(account.tolist(), start):
+                size[who], collateral[who] = span.size_after[row], span.collateral_after[row]
+                moved[who] = True
+        else:  # each account's last row of the span is its state
+            last = np.full(self.size.size, -1, dtype=np.int64)
+            np.maximum.at(last, account, np.arange(start, end, dtype=np.int64))
+            moved_now = np.flatnonzero(last >= 0)
+            self.size[moved_now] = span.size_after[last[moved_now]]
+            self.collateral[moved_now] = span.collateral_after[last[moved_now]]
+            self.moved[moved_now] = True
+
+
+def _in_time_order(spans: list[VenueSpan]) -> bool:
+    """Whether the spans' rows, joined, are in time order (a sim writes them so)."""
+    recorded = [span.t for span in spans if not span.distinct]  # a loss's rows share one time
+    if recorded and not bool(np.all(np.diff(np.concatenate(recorded)) >= 0)):
+        return False
+    bounds = [(int(span.t[0]), int(span.t[-1])) for span in spans if span.t.size]
+    return all(last <= first for (_, last), (first, _) in zip(bounds, bounds[1:]))
 
 
 def bad_debt_over_time(history: History, tables: MarketTables, done: Executed, points: int = 200) -> BadDebtSeries:

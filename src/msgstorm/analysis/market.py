@@ -80,14 +80,20 @@ from msgstorm.analysis.market_tables import (
     judged_until_ns,
     market_tables,
 )
-from msgstorm.analysis.market_venue import held_after_venue, venue_summary, venue_table
+from msgstorm.analysis.market_venue import (
+    VenueSpan,
+    held_after_venue,
+    venue_spans,
+    venue_summary,
+    venue_table,
+)
 from msgstorm.analysis.summary_model import Market
 from msgstorm.history.reader import History
 from msgstorm.rules.market import equity, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "bad_debt_at_end", "book_bad_debt", "executed_liquidations",
-           "held_after_venue", "judged_until_ns", "liquidation_delays", "market_summary", "market_tables",
-           "onchain_prices", "venue_summary", "venue_table"]
+__all__ = ["Delays", "Executed", "MarketTables", "VenueSpan", "bad_debt_at_end", "book_bad_debt",
+           "executed_liquidations", "held_after_venue", "judged_until_ns", "liquidation_delays", "market_summary",
+           "market_tables", "onchain_prices", "venue_spans", "venue_summary", "venue_table"]
 
 
 @dataclass(frozen=True)

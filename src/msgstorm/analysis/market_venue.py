@@ -26,7 +26,7 @@ from msgstorm.history.outcomes import CLOSING, Outcome
 from msgstorm.history.reader import History
 from msgstorm.history.schema import VENUE
 
-__all__ = ["held_after_venue", "venue_summary", "venue_table"]
+__all__ = ["VenueSpan", "held_after_venue", "venue_spans", "venue_summary", "venue_table"]
 
 
 def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +91,45 @@ def venue_table(history: History) -> pa.Table:
     replay = _replay(history)
     venue = history.table("venue")
     return venue if replay is None else _with_blocks(venue, replay.blocks)
+
+
+class VenueSpan(NamedTuple):
+    """A run of ``venue_table``'s rows, in its order: each row's time, account, size and
+    collateral after; ``distinct``: a socialised loss's rows (one time, no account twice)."""
+
+    t: np.ndarray  # int64 ns
+    account: np.ndarray  # int64
+    size_after: np.ndarray
+    collateral_after: np.ndarray
+    distinct: bool
+
+
+def venue_spans(history: History) -> list[VenueSpan]:
+    """``venue_table``'s rows as spans, without building the table (a socialised loss
+    replays a row for every account in profit: hundreds of thousands in a crash): the
+    recorded rows between the losses, and each loss's replayed rows. Joined, the spans are
+    the table's columns ``t``, ``account``, ``size_after`` and ``collateral_after``."""
+    venue = history.table("venue")
+    t, account, size_after, collateral_after = (venue.column(name).to_numpy() for name in (
+        "t", "account", "size_after", "collateral_after"))
+    replay = _replay(history)
+    blocks = replay.blocks if replay is not None else []
+    counts = [block[4].size for block in blocks]
+    # Each loss's rows' time, for every loss at once.
+    times = np.repeat(np.array([block[1] for block in blocks], dtype=np.int64), counts)
+    spans = []
+    start = at = 0
+    for (before, _, _, _, charged, _, sizes, after), count in zip(blocks, counts, strict=True):
+        if before > start:
+            spans.append(VenueSpan(t[start:before], account[start:before], size_after[start:before],
+                                   collateral_after[start:before], False))
+        spans.append(VenueSpan(times[at:at + count], charged, sizes, after, True))
+        start, at = max(start, before), at + count
+    if venue.num_rows > start:
+        rest = slice(start, None)
+        spans.append(VenueSpan(t[rest], account[rest], size_after[rest], collateral_after[rest],
+                               False))
+    return spans
 
 
 def _replay(history: History) -> _Replay | None:

@@ -29,6 +29,7 @@ entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x impact_bps(
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,13 +207,23 @@ class LineCursor:
         self.index = index
         self.long_done = [0] * index.instruments
         self.short_done = [0] * index.instruments
+        # The lowest and highest price walked: a price between them reaches no line they did
+        # not (a lending market's keeper looks again at the same price after every call).
+        self.lowest = [math.inf] * index.instruments
+        self.highest = [-math.inf] * index.instruments
 
     def past(self, instrument: int, price: float) -> list[int]:
+        if self.lowest[instrument] <= price <= self.highest[instrument]:
+            return []
         found: list[int] = self.past_array(instrument, price).tolist()
         return found
 
     def past_array(self, instrument: int, price: float) -> np.ndarray:
         """``past`` as an array (the probe books walk hundreds of thousands of lines)."""
+        if self.lowest[instrument] <= price <= self.highest[instrument]:
+            return np.empty(0, dtype=np.int64)
+        self.lowest[instrument] = min(self.lowest[instrument], price)
+        self.highest[instrument] = max(self.highest[instrument], price)
         index = self.index
         found: list[np.ndarray] = []
         reach = int(np.searchsorted(index.long_keys[instrument], -price, side="right"))

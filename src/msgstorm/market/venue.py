@@ -117,13 +117,14 @@ class Venue:
 
     def book(self, account: int, done: Call) -> tuple[Moves, float]:
         """``apply`` with the entries as columns (the reactor's ``venue`` rows)."""
-        self.size[account] = done.size_after
-        self.collateral[account] = done.collateral_after
+        size, collateral, fund = done.size_after, done.collateral_after, self.fund
+        self.size[account] = size
+        self.collateral[account] = collateral
         entries = Moves()
-        # The account's size and collateral after, as ``_entry`` reads them (a float through a
-        # float64 array and back is the same float). Each row's ``fund_after`` is the fund once
-        # that row's movement is in: the insurance fee reaches it on its own row, not before.
-        size, collateral, fund = float(self.size[account]), float(self.collateral[account]), self.fund
+        # The account's size and collateral after, as ``_entry`` reads them back (a float
+        # through a float64 array and back is the same float). Each row's ``fund_after`` is
+        # the fund once that row's movement is in: the insurance fee reaches it on its own
+        # row, not before.
         self.fund += done.fund_fee
         entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
                          (account, "insurance_fee", done.fund_fee, size, collateral, self.fund)]
