@@ -179,6 +179,7 @@ class BlockStep:
                limit_eid: int) -> tuple[int, int]:
         """The rows (``LoggedIntake.replay``'s) after the completions due before each, then
         the completions before the limit (``block_step_loop``'s modes); ``(ran, now)``."""
+        # Called at every slice of a run: the attributes are read once into locals.
         seq = self.sequencer
         ctx = self.ctx
         if heap:
@@ -188,29 +189,33 @@ class BlockStep:
             if not rows.flags.c_contiguous:  # the entry point reads C-ordered rows
                 rows = np.ascontiguousarray(rows)
             self._intake(rows)
+            # The loop pushes at most a row a message, in however many calls: room for all.
+            self.queue.reserve(n_rows)
         cluster = ctx.cluster
         events = ctx.events
         eid = next(events.eid)
         base_fee = seq.backpressure.base_fee
         base_fee = 0.0 if base_fee is None else float(base_fee)
         service = seq.service
-        depth, depth_max, busy, next_seq = seq.depth, seq.depth_max, seq.shared.busy, seq.next_seq
+        shared = seq.shared
+        depth, depth_max, busy, next_seq = seq.depth, seq.depth_max, shared.busy, seq.next_seq
+        sc = self.sc
         pos = 0
         ran = 0
         while True:
-            self._room(n_rows)
+            self._room(n_rows, depth, shared.slots)
             if service.buffer is not self._svc_list:  # converted once per refill
                 self._svc_list = service.buffer
                 self._svc = np.array(service.buffer, np.int64)
             args = (rows, self.flags, self.fees, *self.queue.arrays(), self.done, self._svc,
-                    self.p, self.sc, self.log, self.joins, self.join_fees, base_fee, mode,
+                    self.p, sc, self.log, self.joins, self.join_fees, base_fee, mode,
                     limit_t, limit_eid, self.stamp, cluster.epoch, cluster.leader, depth,
                     depth_max, busy, next_seq, eid, service.index, now, pos)
             if self.entry is None:
                 self.entry = direct_call(loop.replay, *args)
             code = self.entry(*args)
             (depth, depth_max, busy, next_seq, eid, service.index, pos, segment_ran, now, logged,
-             joined, self.cn, top_t, top_eid) = self.sc.tolist()
+             joined, self.cn, top_t, top_eid) = sc.tolist()
             ran += segment_ran
             if logged:
                 self._write_back(logged)
@@ -220,7 +225,7 @@ class BlockStep:
                 break
             seq.depth = depth
             self._refill()
-        seq.depth, seq.depth_max, seq.shared.busy, seq.next_seq = depth, depth_max, busy, next_seq
+        seq.depth, seq.depth_max, shared.busy, seq.next_seq = depth, depth_max, busy, next_seq
         events.eid = count(eid)  # the one counter of every Python event's eid, on from the loop's
         self.top = None if top_t == loop.NO_TOP else (top_t, top_eid)
         return ran, now
@@ -255,13 +260,11 @@ class BlockStep:
             flags[i] = stamp
             fees[i] = record[FEE]
 
-    def _room(self, n_rows: int) -> None:
-        """Room in the queue, the log and the completions' heap for all one call can do: it
-        pushes at most a message a row, and serves, turns away or sequences each message
-        at most once."""
-        slots = self.sequencer.shared.slots
-        self.queue.reserve(n_rows)
-        most = self.sequencer.depth + n_rows + self.cn + slots + 1
+    def _room(self, n_rows: int, depth: int, slots: int) -> None:
+        """Room in the log and the completions' heap for all one call can do with ``depth``
+        queued and ``n_rows`` rows (the queue's room is reserved once a slice): it serves,
+        turns away or sequences each message at most once."""
+        most = depth + n_rows + self.cn + slots + 1
         if len(self.log) < 3 * loop.LOG_WIDTH * most:
             self.log = np.zeros(6 * loop.LOG_WIDTH * most, np.int64)
         if len(self.joins) < most:
@@ -281,32 +284,32 @@ class BlockStep:
 
     def _write_back(self, logged: int) -> None:
         """What the loop logged, into the records and the sequencer's Python parts, in the
-        order it was done."""
+        order it was done (the kinds tested most frequent first)."""
         seq = self.sequencer
         ctx = self.ctx
         live = ctx.msgs.live
-        entries = self.log[:loop.LOG_WIDTH * logged].tolist()
+        entries = self.log[:loop.LOG_WIDTH * logged].reshape(logged, loop.LOG_WIDTH).tolist()
         in_service = seq.in_service
-        backlog = seq.sequenced
-        for j in range(0, len(entries), loop.LOG_WIDTH):
-            what = entries[j]
-            m = entries[j + 1]
-            if what == loop.LOG_DONE:
-                in_service.discard(m)
+        leaves_service = in_service.discard
+        to_backlog = seq.sequenced.append
+        done, hold, serve = loop.LOG_DONE, loop.LOG_HOLD, loop.LOG_SERVE
+        for what, m, t, seq_no, start in entries:
+            if what == done:
+                leaves_service(m)
                 record = live[m]
-                if entries[j + 4] >= 0:  # started in the loop (else by ``Sequencer._serve``)
-                    record[T_DEQUEUED] = entries[j + 4]
-                record[SEQ_NO] = entries[j + 3]
-                record[T_SEQUENCED] = entries[j + 2]
+                if start >= 0:  # started in the loop (else by ``Sequencer._serve``)
+                    record[T_DEQUEUED] = start
+                record[SEQ_NO] = seq_no
+                record[T_SEQUENCED] = t
                 record[WHERE] = SEQUENCED
-                backlog.append(m)
-            elif what == loop.LOG_SERVE:
+                to_backlog(m)
+            elif what == hold:
+                live[m][WHERE] = HELD
+            elif what == serve:
                 record = live[m]
-                record[T_DEQUEUED] = entries[j + 2]
+                record[T_DEQUEUED] = t
                 record[WHERE] = IN_SERVICE
                 in_service.add(m)
-            elif what == loop.LOG_HOLD:
-                live[m][WHERE] = HELD
             else:
                 ctx.tally.rejected += 1
                 ctx.record.settle(m, REJECTED)

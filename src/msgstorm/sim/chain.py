@@ -91,8 +91,7 @@ class Chain:
         take, gas, size = self.sequencer.take_block(self.max_messages, self.max_gas, self.gas_of, self.header_size)
         height = self.height[leader] + 1
         live = ctx.msgs.live
-        for m in take:
-            record = live[m]
+        for record in map(live.__getitem__, take):
             record[WHERE] = IN_BLOCK
             record[BLOCK] = height
         self.block_msgs[height] = take
@@ -171,12 +170,10 @@ class Chain:
         live = msgs.live
         for h in range(self.committed_height + 1, height + 1):
             block = self.block_msgs.pop(h, [])
-            settled = []
-            for m in block:
-                record = live.pop(m)
+            settled = list(map(live.pop, block))
+            for record in settled:
                 record[T_COMMITTED] = t
                 record[WHERE] = COMMITTED
-                settled.append(record)
             ctx.tally.committed += len(block)
             msgs.terminal += len(block)
             if self.on_commit is not None:  # an empty block too: a reactor may act in it

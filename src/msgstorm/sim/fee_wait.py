@@ -89,13 +89,13 @@ class FeeWaitList:
     def admitted_arrays(self, base_fee: float) -> tuple[np.ndarray, np.ndarray]:
         """``admitted`` as arrays (int64, float64)."""
         fees, msgs = self._joined()
-        taken = np.flatnonzero(fees >= base_fee)
+        admits = fees >= base_fee
+        taken = np.flatnonzero(admits)
         if not len(taken):
             return msgs[:0], fees[:0]
         order = taken[np.argsort(-fees[taken], kind="stable")]
         out = msgs[order], fees[order]
-        keep = np.ones(len(fees), dtype=bool)
-        keep[taken] = False
+        keep = ~admits  # the rest (a NaN fee among them: never admitted)
         self._fees, self._msgs = fees[keep], msgs[keep]
         self._best = float(self._fees.max()) if len(self._fees) else None
         return out

@@ -39,6 +39,7 @@ _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _LOG_BLOCK = 1 << 14
 _HOP_LOG_BLOCK = 1 << 14
+_NO_LOG = np.zeros((4, 0), dtype=np.int64)  # an empty log, shared: it has nothing to write to
 _QUIET_BLOCK = 1 << 12
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
@@ -497,8 +498,12 @@ class GossipState:
         """The validations logged since the last call, in order: int64[4, n], rows
         ``k.LOG_NODE``, ``k.LOG_ITEM``, ``k.LOG_T`` (ns) and ``k.LOG_KIND`` (``k.ITEM_BLOCK``
         for a block, else the message's item kind)."""
-        if not self.mempool_logged and self.scalars[k.S_LOGGED] == 0:
-            return np.zeros((4, 0), dtype=np.int64)
+        if not self.mempool_logged:  # the usual case, at every slice: one piece or none
+            count = int(self.scalars[k.S_LOGGED])
+            if not count:
+                return _NO_LOG
+            self.scalars[k.S_LOGGED] = 0
+            return self.mempool_log[:, :count].copy()
         self._take_mempool_log()
         taken, self.mempool_logged = self.mempool_logged, []
         if not taken:

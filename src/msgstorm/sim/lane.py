@@ -105,5 +105,9 @@ def fill_block(waiting: deque[int], live: dict[int, list[Any]], block: BlockFill
                most_gas: int | None, gas_of: list[int]) -> None:
     """Move sequenced messages from the front of ``waiting`` into ``block`` until one does not
     fit its ``most_messages`` and ``most_gas`` (``sim/block_packing.py``)."""
-    for _ in range(block.take_in_order(waiting, live, gas_of, most_messages, most_gas)):
+    taken = block.take_in_order(waiting, live, gas_of, most_messages, most_gas)
+    if taken == len(waiting):  # all of them (a block not full): no pop each
+        waiting.clear()
+        return
+    for _ in range(taken):
         waiting.popleft()
