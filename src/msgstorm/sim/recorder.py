@@ -99,9 +99,11 @@ class Recorder:
             self.events = []
 
     def flush_messages(self) -> None:
-        if self.final:
-            self.writer.append("messages", self.msgs.rows(self.final))
-            self.final = []
+        # At most FLUSH_ROWS records a batch: a run's end settles every record left at once,
+        # and its rows as one batch would raise the run's peak memory.
+        final, self.final = self.final, []
+        for at in range(0, len(final), FLUSH_ROWS):
+            self.writer.append("messages", self.msgs.rows(final[at:at + FLUSH_ROWS]))
         # Each piece is its own record batch: the writer cuts parts by rows, whatever the
         # batches, so joining them first would only copy them.
         for table, fee in self.tables:
