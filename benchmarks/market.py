@@ -18,7 +18,7 @@ the two alternating (the target: at most 1.5x). ``english_auction`` (Maker's fli
 vault's collateral) runs the example with longs only, against ``whole`` on the same accounts.
 
 The peer is the same run without ``[market]``: the ratio is the market's wall time over the
-plain one's (the target: at most 1.5x). Both run end to end (traffic, the loop, the history,
+plain one's (the target, for keepers racing for each account: at most 2.5x). Both run end to end (traffic, the loop, the history,
 the analysis) into temporary directories, after an untimed warm-up run of each that loads
 the compiled code from numba's cache. With ``--accounts`` in the millions, it also times one
 price tick over every account against the accounts it crosses (the line index). ``--smoke``
@@ -105,6 +105,8 @@ MECHANISMS = {
     "english_auction": 'mechanism = "english_auction"\nttl = "1s"\ntau = "3s"',
 }
 LONGS_ONLY = {"english_auction"}
+# Keepers racing for each account against the bare network: what a market may cost (CPU or wall).
+RACING_TARGET = 2.5
 
 # --smoke: flash-crash cut to 3 s of traffic (its later phases and partition left out), the
 # market's crash moved into it.
@@ -256,7 +258,7 @@ def main() -> int:
     if plain_s:
         ratio = statistics.median(market_s) / statistics.median(plain_s)
         print(f"  without the market: {statistics.median(plain_s):.2f} s  (runs: {' '.join(f'{s:.2f}' for s in plain_s)})")
-        print(f"  ratio {ratio:.2f}x (target: at most 1.5x) {'met' if ratio <= 1.5 else 'NOT MET'}")
+        print(f"  ratio {ratio:.2f}x (target: at most {RACING_TARGET}x) {'met' if ratio <= RACING_TARGET else 'NOT MET'}")
     market_summary = summary.get("market") or {}
     print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
     if args.parts:

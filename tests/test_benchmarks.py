@@ -136,7 +136,7 @@ SMOKES = [
           (r"^calibration \(crypto-costs\.json\): ", r"^none\s+knee ", r"^hmac-sha256\s+knee ", r"^ed25519\s+knee "),
           _nats_server),
     Smoke("market", ("--smoke",),
-          (rf"^  ratio {NUMBER}x \(target: at most 1\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
+          (rf"^  ratio {NUMBER}x \(target: at most 2\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
            rf"^  english_auction\s+{NUMBER} s vs whole\s+{NUMBER} s\s+ratio {NUMBER}x",
            *(rf"^  {case}\s+CPU\s+{NUMBER} s: network\s+{NUMBER}\s+sequencer\s+{NUMBER}\s+market\s+{NUMBER}\s+"
              rf"history\s+{NUMBER}\s+other\s+{NUMBER}\s+other threads\s+{NUMBER}$"
