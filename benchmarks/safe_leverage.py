@@ -11,7 +11,7 @@ process, into a new directory, timed from outside (wall seconds, and the runs an
 back from its ``safe_leverage.json``): ``--method probes`` (probe books at 24 leverages ride
 along each run, seeds added in looks until the answer is decided) and ``--method runs`` (the
 search before it: whole runs at each leverage, ``--seeds`` of them, a grid and bisections).
-The target: the probe search prints a leverage shown within budget at 95% in at most 3 minutes
+The target: the probe search prints a leverage shown within budget at 95% in at most 90 s
 on two cores. The ratio line divides the runs method's wall time by the probes method's.
 ``--smoke`` runs both searches as small as they go: black-thursday cut to 2 s (and 2 s of
 drain), leverages 1 to 2 at 50% confidence, one seed a leverage, at most two probe runs.
