@@ -191,7 +191,7 @@ class ProbeBook:
         share = self.spec.traffic_share
         own = (self.share_rng.random(len(found)) < share) if share > 0 else np.zeros(len(found), dtype=bool)
         for probe, at in zip(found[own].tolist(), t_send[own].tolist(), strict=True):
-            self.host.schedule(at, self._send_own, probe, keeper)
+            self.host.schedule_send(at, self._send_own, probe, keeper)
         rest = ~own
         if rest.any():
             spec = view.spec

@@ -45,7 +45,7 @@ class DutchAuctionSteps(ReactorState):
         when = self.auctions.take_at_ns(self._side[account], self.auctions.running[account])
         if when is not None:
             keeper.pending.add(account)  # it takes; it sends no other liquidation for the account
-            self.host.schedule(max(t, when), self._send_take, account, keeper.index, 0, 0)
+            self.host.schedule_send(max(t, when), self._send_take, account, keeper.index, 0, 0)
 
     def _send_take(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -112,7 +112,7 @@ class EnglishAuctionSteps(ReactorState):
         flip.bidders.add(keeper.index)
         keeper.pending.add(account)  # it bids; it sends no other liquidation for the account
         self._take_trigger[(account, keeper.index)] = trigger
-        self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper.index)
+        self.host.schedule_send(t + keeper.reaction(), self._send_bid, account, keeper.index)
         return Outcome.AUCTION, Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
     def _send_bid(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
@@ -160,11 +160,11 @@ class EnglishAuctionSteps(ReactorState):
                 self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
             self.host.schedule(self.flips.closes_at(flip), self._deal, account)
             for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
-                self.host.schedule(t + self.keepers[other].reaction(), self._send_bid, account, other)
+                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, account, other)
         else:
             outcome = Outcome.OUTBID
             if self.flips.live(flip, t):
-                self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper_index)
+                self.host.schedule_send(t + keeper.reaction(), self._send_bid, account, keeper_index)
         if outcome != Outcome.BID and self.budgets is not None:
             self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
         price = bid / lot if lot > 0 else 0.0

@@ -61,7 +61,7 @@ class TopUps:
         for account in self.cursor.past(instrument, price):
             if not self.liquidated[account] and account not in self.topping_up:
                 self.topping_up.add(account)
-                self.host.schedule(t + self.reaction(), self._send, account)
+                self.host.schedule_send(t + self.reaction(), self._send, account)
 
     def _send(self, t: int, account: int, _b: int, _c: int, _d: int) -> None:
         spec = self.spec

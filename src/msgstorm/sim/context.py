@@ -33,13 +33,21 @@ Event = tuple[Any, ...]  # (t_ns, eid, handler, a, b, c, d)
 class EventQueue:
     """The Python events' heap: handlers called as ``handler(t, a, b, c, d)``."""
 
-    __slots__ = ("eid", "heap")
+    __slots__ = ("ahead", "eid", "heap")
 
     def __init__(self) -> None:
         self.heap: list[Event] = []
         self.eid = count()
+        # Handlers that only send (``ReactorHost.schedule_send``): the loop may run their
+        # events before the leader's intake logged in the kernel is replayed.
+        self.ahead: set[Handler] = set()
 
     def push(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))
+
+    def push_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        """``push`` an event whose handler only sends (``ReactorHost.schedule_send``)."""
+        self.ahead.add(handler)
         heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))
 
     def pending(self, handler: Handler) -> bool:

@@ -126,12 +126,33 @@ class LoggedIntake:
             return 0
         mode = block_step_loop.AT_OR_BEFORE if inclusive else block_step_loop.BEFORE
         ran, self.now = step.replay(self.heap, rows, self.now, mode, t_limit, 0)
-        if self.ctx.cluster.standby:  # a standby's validations, into its mempool in order
+        self._standby_intake(rows)
+        return ran
+
+    def _standby_intake(self, rows: np.ndarray) -> None:
+        """A standby's validations among the log's ``rows``, into its mempool in order."""
+        if self.ctx.cluster.standby:
             leader = self.ctx.cluster.leader
             for node, item in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
                 if node != leader:
                     self.chain.into_mempool(node, item)
-        return ran
+
+    def catch_up(self, t: int, eid: int) -> int:
+        """``replay`` and ``before`` in one, for a slice whose replay the loop put off while
+        it ran events that only send (``ReactorHost.schedule_send``: they read nothing the
+        sequencer's work changes, and it reads nothing they change, so the two commute):
+        the log's validations merged with the completions due before them, then the
+        completions before the Python event ``(t, eid)``. Returns how many completions ran."""
+        heap = self.heap
+        step = self.step
+        if step is not None and step.usable():
+            rows = self.gossip.drain_mempool_log()
+            if not rows.shape[1] and not step.due(heap, (t, eid)):
+                return 0
+            ran, self.now = step.replay(heap, rows, self.now, block_step_loop.BEFORE_EVENT, t, eid)
+            self._standby_intake(rows)
+            return ran
+        return self.replay(t, False) + self.before((t, eid))
 
     def before(self, event: Event) -> int:
         """The completions due before the Python event ``event`` (by time, then ``eid``)."""

@@ -377,6 +377,12 @@ class ShadowNetwork:
         # events but the service completions, which run as the log is replayed.
         logged = self.intake_log
         end_of_traffic = self.end_of_traffic
+        # Events that only send (``ReactorHost.schedule_send``) run without the log's replay
+        # first, until the traffic ends (the end is not looked for meanwhile) and but at a
+        # streaming step (the progress reads the queue): ``behind`` is the point, ``(t, eid)``,
+        # the replay owed reaches; the next other event or notice catches up to it and past.
+        ahead = self.ctx.events.ahead
+        behind: tuple[int, int] | None = None
         try:
             while True:
                 if si >= sn and not traffic_done:
@@ -407,12 +413,15 @@ class ShadowNetwork:
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
-                if (logged is not None and traffic_done and t_python >= end_of_traffic
-                        and not logged.keeps_on(heap, never)):
-                    # The run may end from the next Python event on: as without the log.
-                    logged.stop(heap)
-                    logged = self.intake_log = None
-                    t_python = heap[0][0] if heap else never
+                if logged is not None and traffic_done and t_python >= end_of_traffic:
+                    if behind is not None:  # the replay put off, first
+                        steps = self._replayed(steps, logged.catch_up(*behind))
+                        behind = None
+                    if not logged.keeps_on(heap, never):
+                        # The run may end from the next Python event on: as without the log.
+                        logged.stop(heap)
+                        logged = self.intake_log = None
+                        t_python = heap[0][0] if heap else never
                 t_next = t_send if t_send < t_python else t_python
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
@@ -441,12 +450,20 @@ class ShadowNetwork:
                         # by their count, not only every 1,024 runs.
                         if gossip.delivered_rows >= FLUSH_ROWS:
                             self.flush_deliveries()
-                    if logged is not None:
+                    if logged is None:
+                        pass
+                    elif (found is None and not traffic_done and heap and heap[0][0] == until
+                          and heap[0][2] in ahead and (steps + 1) & 0x3FF):
+                        if behind is None or behind < (until, 0):  # the next event only sends
+                            behind = (until, 0)
+                    else:
                         # The leader's validations, and the service completions up to the notice
                         # (or to ``until``), in time order.
                         ran = logged.replay(until if found is None else found[0], found is not None)
                         if ran:
                             steps = self._replayed(steps, ran)
+                        if behind is not None and (found is not None or behind <= (until, 0)):
+                            behind = None
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
@@ -461,6 +478,8 @@ class ShadowNetwork:
                         ran = logged.replay(t_send, False)
                         if ran:
                             steps = self._replayed(steps, ran)
+                        if behind is not None and behind <= (t_send, 0):
+                            behind = None
                     self.now = t_send
                     if (backpressure.suspended or sequencer.held) and sequencer.holds(send_ids[si]):
                         sequencer.hold(send_ids[si])  # behind held messages, in order
@@ -470,8 +489,13 @@ class ShadowNetwork:
                     tally.emitted += 1
                     continue
                 else:
-                    if logged is not None:  # completions due before the event
-                        ran = logged.before(heap[0])
+                    if logged is None:
+                        pass
+                    elif not traffic_done and heap[0][2] in ahead and (steps + 1) & 0x3FF:
+                        behind = heap[0][:2]  # it only sends: the replay can wait
+                    else:  # completions due before the event (and the log, if put off)
+                        ran = logged.before(heap[0]) if behind is None else logged.catch_up(*heap[0][:2])
+                        behind = None
                         if ran:
                             steps = self._replayed(steps, ran)
                     event = heappop(heap)
