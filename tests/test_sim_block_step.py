@@ -118,11 +118,25 @@ def test_examples_write_the_same_history(example: str, overrides: list[str]) -> 
         assert len(history["probe_executions"]["probe"]) > 100  # the probes liquidated, both ways alike
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", ["", LEADER_CRASH])
+def test_shedding_by_depth_writes_the_same_history(extra: str) -> None:
+    """The flash crash sheds quotes and spam by the queue's depth (``PriorityShedding``):
+    the loop drops them and engages and releases the mode as the Python sequencer does,
+    with its leader crashing while the burst is on or not."""
+    scenario = example_scenario("flash-crash", ['run.duration="12s"', 'run.drain="2s"'], extra)
+    assert _steps(scenario)
+    history = _same_both_ways(scenario)
+    assert history["messages"]["status"].count("dropped") > 100
+    assert history["events"]["kind"].count(EventKind.BACKPRESSURE) >= 2  # engaged, then released
+
+
 def test_the_step_stands_aside_where_its_loop_would_differ() -> None:
     base = ['run.duration="1s"', 'run.drain="1s"']
     assert _steps(example_scenario("black-thursday", base))
-    # shedding by depth, a lane of its own workers: the per-message replay
-    assert not _steps(example_scenario("flash-crash", base, LEADER_CRASH))
+    # shedding by depth: in the loop
+    assert _steps(example_scenario("flash-crash", base, LEADER_CRASH))
+    # a lane of its own workers, a batch auction: the per-message replay
     assert not _steps(example_scenario("black-thursday-lane", base))
     assert not _steps(example_scenario("black-thursday", [*base, 'sequencer.policy="batch_auction"']))
 
@@ -137,9 +151,13 @@ def test_losing_what_the_loop_logged_changes_the_history(monkeypatch: pytest.Mon
     assert lost["messages"] != reference["messages"]
 
 
-# The modes the step takes: every arrival admitted, or the EIP-1559 price rule.
+# The modes the step takes: every arrival admitted, the EIP-1559 price rule, or dropping by
+# the queue's depth.
 BACKPRESSURE = [
     {"mode": "unbounded"},
+    {"mode": "drop_tail", "capacity": 40},
+    {"mode": "shed", "capacity": 60, "levels": {"order": "50%"},
+     "protect": ["liquidation", "price"]},
     {"mode": "eip1559", "underpriced": "wait", "initial_base_fee": 1.5},
     {"mode": "eip1559", "underpriced": "reject", "initial_base_fee": 1.5},
 ]
@@ -154,6 +172,7 @@ MECHANISMS = [
 @pytest.mark.slow
 def test_drawn_market_scenarios_write_the_same_history() -> None:
     failovers = 0
+    dropped: list[int] = []  # each case's messages dropped by depth
 
     @settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -175,8 +194,10 @@ def test_drawn_market_scenarios_write_the_same_history() -> None:
         assert _steps(scenario)
         history = _same_both_ways(scenario)
         failovers += EventKind.LEADER_CHANGE in history["events"]["kind"]
+        dropped.append(history["messages"]["status"].count("dropped"))
 
     check()
+    assert max(dropped) > 0  # some drawn case dropped by depth
     if CASES >= 6:  # the drawn cases must include failovers
         assert failovers >= 2, failovers
 

@@ -300,7 +300,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             if split is not None and account % split != keeper.member:
                 continue  # another keeper of the group takes it
             keeper.pending.add(account)
-            self.host.schedule_send(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+            self.host.schedule_send(t + keeper.reaction(), self._send, account, keeper.index, row,
+                                    t)
 
     def _look_cross(self, t: int, keeper: Keeper, row: int, instrument: int, price: float) -> None:
         """``keeper`` at ``price``: a liquidation for each cross account below its requirement
@@ -311,7 +312,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             if split is not None and account % split != keeper.member:
                 continue  # another keeper of the group takes it
             self.cross.hold(keeper.index, account)
-            self.host.schedule_send(t + keeper.reaction(), self._send_cross, account, keeper.index, row, t)
+            self.host.schedule_send(t + keeper.reaction(), self._send_cross, account, keeper.index,
+                                    row, t)
 
     def _send_cross(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
         assert self.cross is not None

@@ -160,11 +160,13 @@ class EnglishAuctionSteps(ReactorState):
                 self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
             self.host.schedule(self.flips.closes_at(flip), self._deal, account)
             for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
-                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, account, other)
+                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, account,
+                                        other)
         else:
             outcome = Outcome.OUTBID
             if self.flips.live(flip, t):
-                self.host.schedule_send(t + keeper.reaction(), self._send_bid, account, keeper_index)
+                self.host.schedule_send(t + keeper.reaction(), self._send_bid, account,
+                                        keeper_index)
         if outcome != Outcome.BID and self.budgets is not None:
             self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
         price = bid / lot if lot > 0 else 0.0

@@ -26,7 +26,8 @@ from msgstorm.scenario.schema import (
     Unbounded,
 )
 
-__all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "make_backpressure"]
+__all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "DroppingMode",
+           "make_backpressure"]
 
 ADMIT, DROP, REJECT, HOLD = 0, 1, 2, 3
 # A mode that engages at a depth reports "normal" again only below this fraction of it, so
@@ -117,7 +118,7 @@ class UnboundedQueue(_Base):
         pass
 
 
-class _Dropping(_Base):
+class DroppingMode(_Base):
     """Admit or drop by the ``DropRule`` table; report engaging and releasing."""
 
     def __init__(self, rule: DropRule) -> None:
@@ -144,7 +145,7 @@ class _Dropping(_Base):
 
 
 @BACKPRESSURE_MODES.register("drop_tail")
-class DropTailQueue(_Dropping):
+class DropTailQueue(DroppingMode):
     """Drop arrivals while the queue holds ``capacity`` messages."""
 
     def __init__(self, spec: DropTail) -> None:
@@ -218,7 +219,7 @@ class FeeEscalation(_Base):
 
 
 @BACKPRESSURE_MODES.register("shed")
-class PriorityShedding(_Dropping):
+class PriorityShedding(DroppingMode):
     """Shed low-priority kinds first: each kind has a depth level (fraction of capacity)
     above which its arrivals are dropped; protected kinds are always admitted. Shedding
     starts at the lowest level of a kind that can be shed at all."""

@@ -30,18 +30,21 @@ from itertools import count
 
 import numpy as np
 
+from msgstorm.history.events import EventKind
 from msgstorm.jit import direct_call
 from msgstorm.sim import block_step_loop as loop
 from msgstorm.sim.array_queue import ArrayQueue, replaces
-from msgstorm.sim.backpressure import REJECT, FeeEscalation
+from msgstorm.sim.backpressure import REJECT, DroppingMode, FeeEscalation
 from msgstorm.sim.context import Event, SimContext
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
+    DROPPED,
     FEE,
     HELD,
     IN_FLIGHT,
     IN_SERVICE,
+    KIND,
     QUEUED,
     REJECTED,
     SEQ_NO,
@@ -76,6 +79,7 @@ class BlockStep:
         self.join_fees = np.zeros(1024, np.float64)
         self.flags = np.zeros(64, np.int64)  # a row the leader takes holds the call's stamp
         self.fees = np.zeros(64, np.float64)
+        self.kinds = np.zeros(64, np.int64)  # the message kinds, read when backpressure drops
         self.stamp = 0
         self.sc = np.zeros(loop.N_SCALARS, np.int64)
         self.sc[loop.S_TOP_T] = self.sc[loop.S_TOP_EID] = loop.NO_TOP
@@ -94,6 +98,14 @@ class BlockStep:
         self.p[loop.P_ADMITS_ALL] = sequencer.admits_all
         constant = sequencer.service.constant
         self.p[loop.P_SVC_CONST] = -1 if constant is None else constant
+        # A mode that only drops (``DropRule``): its tables; it engages and releases in the loop.
+        rule = bp.drop_rule if sequencer.watch_depth else None
+        self.drops = bp if rule is not None and isinstance(bp, DroppingMode) else None
+        self.p[loop.P_DROPS] = self.drops is not None
+        self.p[loop.P_ENGAGE_AT] = 0 if rule is None else rule.engage_at
+        self.limits = np.array([0] if rule is None else rule.limit, np.int64)
+        self.protected = np.array([0] if rule is None else rule.protected, np.int64)
+        self.states = ("", "") if rule is None else rule.states
         self.no_rows = np.zeros((4, 0), np.int64)
         # The loop's machine code, called without numba's dispatcher: every argument keeps
         # its type for the whole run (arrays made here, of fixed dtypes and C order).
@@ -113,10 +125,12 @@ class BlockStep:
         lane = sequencer.lane
         bp = sequencer.backpressure
         no_lane = not (lane.workers.slots or lane.kinds or lane.block_kinds or lane.block_share)
+        drops = isinstance(bp, DroppingMode)  # depth watched by a mode that only drops
         return (type(sequencer.policy) in (FifoPolicy, FeePriorityPolicy) and no_lane
                 and sequencer.lending is None and sequencer.ready is None
-                and sequencer.on_sequenced is None and not sequencer.watch_depth
-                and not bp.holds_senders and (sequencer.admits_all or type(bp) is FeeEscalation))
+                and sequencer.on_sequenced is None and (drops or not sequencer.watch_depth)
+                and not bp.holds_senders
+                and (sequencer.admits_all or drops or type(bp) is FeeEscalation))
 
     def usable(self) -> bool:
         """Whether this call may take the compiled loop (nothing set since that it does not do)."""
@@ -200,6 +214,9 @@ class BlockStep:
         shared = seq.shared
         depth, depth_max, busy, next_seq = seq.depth, seq.depth_max, shared.busy, seq.next_seq
         sc = self.sc
+        drops = self.drops
+        if drops is not None:  # the Python sequencer may have moved it since
+            sc[loop.S_ENGAGED] = drops.engaged
         pos = 0
         ran = 0
         while True:
@@ -207,15 +224,16 @@ class BlockStep:
             if service.buffer is not self._svc_list:  # converted once per refill
                 self._svc_list = service.buffer
                 self._svc = np.array(service.buffer, np.int64)
-            args = (rows, self.flags, self.fees, *self.queue.arrays(), self.done, self._svc,
-                    self.p, sc, self.log, self.joins, self.join_fees, base_fee, mode,
+            args = (rows, self.flags, self.fees, self.kinds, *self.queue.arrays(), self.done,
+                    self._svc, self.p, sc, self.log, self.joins, self.join_fees, self.limits,
+                    self.protected, base_fee, mode,
                     limit_t, limit_eid, self.stamp, cluster.epoch, cluster.leader, depth,
                     depth_max, busy, next_seq, eid, service.index, now, pos)
             if self.entry is None:
                 self.entry = direct_call(loop.replay, *args)
             code = self.entry(*args)
             (depth, depth_max, busy, next_seq, eid, service.index, pos, segment_ran, now, logged,
-             joined, self.cn, top_t, top_eid) = sc.tolist()
+             joined, self.cn, top_t, top_eid, engaged) = sc.tolist()
             ran += segment_ran
             if logged:
                 self._write_back(logged)
@@ -226,6 +244,8 @@ class BlockStep:
             seq.depth = depth
             self._refill()
         seq.depth, seq.depth_max, shared.busy, seq.next_seq = depth, depth_max, busy, next_seq
+        if drops is not None:
+            drops.engaged = bool(engaged)
         events.eid = count(eid)  # the one counter of every Python event's eid, on from the loop's
         self.top = None if top_t == loop.NO_TOP else (top_t, top_eid)
         return ran, now
@@ -242,6 +262,7 @@ class BlockStep:
         if len(self.flags) < n:
             self.flags = np.zeros(2 * n, np.int64)
             self.fees = np.zeros(2 * n, np.float64)
+            self.kinds = np.zeros(2 * n, np.int64)
         self.stamp += 1
         stamp = self.stamp
         flags = self.flags
@@ -251,6 +272,7 @@ class BlockStep:
             chosen: Iterable[int] = [i for i, node in enumerate(rows[0].tolist()) if node == leader]
         else:
             chosen = range(n)  # only the leader's validations are logged
+        kinds = self.kinds if self.drops is not None else None
         for i in chosen:
             record = live.get(items[i])
             if record is None or record[WHERE] != IN_FLIGHT:
@@ -259,6 +281,8 @@ class BlockStep:
             record[WHERE] = QUEUED
             flags[i] = stamp
             fees[i] = record[FEE]
+            if kinds is not None:
+                kinds[i] = record[KIND]
 
     def _room(self, n_rows: int, depth: int, slots: int) -> None:
         """Room in the log and the completions' heap for all one call can do with ``depth``
@@ -310,6 +334,12 @@ class BlockStep:
                 record[T_DEQUEUED] = t
                 record[WHERE] = IN_SERVICE
                 in_service.add(m)
+            elif what == loop.LOG_DROP:
+                ctx.tally.dropped += 1
+                ctx.record.settle(m, DROPPED)
+            elif what == loop.LOG_STATE:  # the mode engaged or released (``depth_changed``)
+                ctx.record.event(t, EventKind.BACKPRESSURE, ctx.cluster.leader, float(start),
+                                 detail={"state": self.states[seq_no]})
             else:
                 ctx.tally.rejected += 1
                 ctx.record.settle(m, REJECTED)

@@ -22,15 +22,20 @@ import numpy as np
 
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.array_queue import queue_pop, queue_push
+from msgstorm.sim.backpressure import HYSTERESIS
 
 # Scalars (int64), written at the exit (a call's state comes in as arguments). The
 # completions' count (``S_CN``) persists from call to call.
+# Whether a dropping mode is engaged (``S_ENGAGED``) comes in and goes out with them.
 (S_DEPTH, S_DEPTH_MAX, S_BUSY, S_NEXT_SEQ, S_EID, S_SVC_I, S_POS, S_RAN, S_NOW, S_LOGGED, S_JOINED,
- S_CN, S_TOP_T, S_TOP_EID) = range(14)
-N_SCALARS = 14
-# Parameters (int64), fixed for a run.
-P_SLOTS, P_SVC_CONST, P_PRICED, P_FEE_ORDERED, P_SERVE_IDLE, P_ADMITS_ALL, P_REJECT = range(7)
-N_PARAMS = 7
+ S_CN, S_TOP_T, S_TOP_EID, S_ENGAGED) = range(15)
+N_SCALARS = 15
+# Parameters (int64), fixed for a run. ``P_DROPS``: backpressure only drops, by the
+# ``DropRule`` tables (``limits``, ``protected``: a row a message kind), engaging at
+# ``P_ENGAGE_AT``.
+(P_SLOTS, P_SVC_CONST, P_PRICED, P_FEE_ORDERED, P_SERVE_IDLE, P_ADMITS_ALL, P_REJECT, P_DROPS,
+ P_ENGAGE_AT) = range(9)
+N_PARAMS = 9
 # How the tail ends: completions before ``limit_t``, at or before it, or before the Python
 # event ``(limit_t, limit_eid)``.
 BEFORE, AT_OR_BEFORE, BEFORE_EVENT = 0, 1, 2
@@ -39,8 +44,10 @@ BEFORE, AT_OR_BEFORE, BEFORE_EVENT = 0, 1, 2
 # service still going at the exit and started in this call, a message marked held (priced
 # out on arrival or as the first of a queue), a message rejected. Every message that joins the fee
 # waiting list (marked held or not: the rest of a queue turned away) is also in ``joins``
-# and ``join_fees``, in the order they join.
-LOG_SERVE, LOG_DONE, LOG_HOLD, LOG_REJECT = range(4)
+# and ``join_fees``, in the order they join. A dropping mode adds a message dropped on
+# arrival, and its state changing (engaged 1 or released 0 in the sequence number's place,
+# the depth in the service start's).
+LOG_SERVE, LOG_DONE, LOG_HOLD, LOG_REJECT, LOG_DROP, LOG_STATE = range(6)
 LOG_WIDTH = 5
 # Rows of the completions' heap (``done``): time, eid, message, epoch, service start.
 C_T, C_EID, C_M, C_EPOCH, C_START = range(5)
@@ -116,16 +123,49 @@ def _log(log: np.ndarray, n: int, what: int, m: int, t: int, seq_no: int, start:
     return n + 1
 
 
+@nb.njit(cache=True, inline="always")
+def _serve(done: np.ndarray, cn: int, svc: np.ndarray, svc_i: int, svc_const: int, t: int,
+           eid: int, m: int, epoch: int) -> tuple[int, int, int]:
+    """``Sequencer._serve``: a worker starts on ``m`` at ``t``, its completion onto the heap
+    of ``cn`` after a service time (the constant, else the next draw); ``(svc_i, cn, eid)``
+    after."""
+    duration = svc_const if svc_const >= 0 else svc[svc_i]
+    _done_push(done, cn, t + duration, eid, m, epoch, t)
+    return svc_i + (svc_const < 0), cn + 1, eid + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _hold(log: np.ndarray, n: int, joins: np.ndarray, join_fees: np.ndarray, joined: int, m: int,
+          fee: float, t: int) -> tuple[int, int]:
+    """A message marked held, joining the fee waiting list; ``(log entries, joined)`` after."""
+    joins[joined] = m
+    join_fees[joined] = fee
+    return _log(log, n, LOG_HOLD, m, t, 0, 0), joined + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _on_depth(log: np.ndarray, n: int, engaged: int, depth: int, engage_at: int,
+              t: int) -> tuple[int, int]:
+    """``Backpressure.on_depth`` of a dropping mode: engage at a depth, release below
+    ``HYSTERESIS`` of it, each change logged; ``(engaged, log entries)``."""
+    if engaged == 0 and depth >= engage_at:
+        return 1, _log(log, n, LOG_STATE, 0, t, 1, depth)
+    if engaged != 0 and depth < HYSTERESIS * engage_at:
+        return 0, _log(log, n, LOG_STATE, 0, t, 0, depth)
+    return engaged, n
+
+
 @borrowing()
-def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
+def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndarray,  # noqa: C901
            keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, qfees: np.ndarray, qs: np.ndarray,
            run: np.ndarray, run_fees: np.ndarray, done: np.ndarray, svc: np.ndarray, p: np.ndarray,
            sc: np.ndarray, log: np.ndarray, joins: np.ndarray, join_fees: np.ndarray,
-           base_fee: float, mode: int, limit_t: int, limit_eid: int, stamp: int, epoch: int,
-           leader: int, depth: int, depth_max: int, busy: int, next_seq: int, eid: int,
-           svc_i: int, now: int, pos: int) -> int:
+           limits: np.ndarray, protected: np.ndarray, base_fee: float, mode: int, limit_t: int,
+           limit_eid: int, stamp: int, epoch: int, leader: int, depth: int, depth_max: int,
+           busy: int, next_seq: int, eid: int, svc_i: int, now: int, pos: int) -> int:
     """The log's rows from ``pos`` on (``rows``: the kernel's node, item, time; the leader
-    takes the item where ``flags`` holds ``stamp``, at its fee in ``fees``), each after the
+    takes the item where ``flags`` holds ``stamp``, at its fee in ``fees``, of its message
+    kind in ``kinds`` when backpressure drops), each after the
     completions due at or before it, then the completions before the limit (``mode``).
     Returns ``REFILL`` before a step that could need more service times than ``svc`` holds
     (``sc[S_POS]`` says where to go on)."""
@@ -136,6 +176,9 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
     serve_idle = p[P_SERVE_IDLE] != 0
     admits_all = p[P_ADMITS_ALL] != 0
     reject = p[P_REJECT] != 0
+    drops = p[P_DROPS] != 0
+    engage_at = p[P_ENGAGE_AT]
+    engaged = sc[S_ENGAGED]
     first_eid = eid  # completions from here on were scheduled in this call
     ran = 0
     logged = 0
@@ -191,29 +234,28 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
                 continue
             m = rows[1, i]
             fee = fees[i]
-            if admits_all or fee >= base_fee:
+            if drops and protected[kinds[i]] == 0 and depth >= limits[kinds[i]]:
+                logged = _log(log, logged, LOG_DROP, m, t, 0, 0)
+                continue
+            if admits_all or drops or fee >= base_fee:
                 if not depth and busy < slots and serve_idle:
                     # An idle server and an empty queue: served at once.
                     busy += 1
-                    duration = svc_const if svc_const >= 0 else svc[svc_i]
-                    svc_i += svc_const < 0
-                    _done_push(done, cn, t + duration, eid, m, epoch, t)
-                    cn += 1
-                    eid += 1
+                    svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, t, eid, m, epoch)
                     continue
                 queue_push(keys, ties, msgs, qfees, qs, fee_ordered, m, fee)
                 depth += 1
                 if busy < slots:
                     take_at = t
-                elif depth > depth_max:
-                    depth_max = depth
+                else:  # ``Sequencer.depth_changed``
+                    if depth > depth_max:
+                        depth_max = depth
+                    if drops:
+                        engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, t)
             elif reject:
                 logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
             else:
-                logged = _log(log, logged, LOG_HOLD, m, t, 0, 0)
-                joins[joined] = m
-                join_fees[joined] = fee
-                joined += 1
+                logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, t)
         if take_at < 0:
             continue
         while busy < slots and depth:  # ``Sequencer._take``
@@ -223,10 +265,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
                 if reject:
                     logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
                 else:
-                    logged = _log(log, logged, LOG_HOLD, m, take_at, 0, 0)
-                    joins[joined] = m
-                    join_fees[joined] = fee
-                    joined += 1
+                    logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, take_at)
                 if fee_ordered:  # ``Sequencer._price_out_rest``: the rest in pop order
                     while depth:
                         m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
@@ -239,13 +278,11 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
                             joined += 1
                 continue
             busy += 1
-            duration = svc_const if svc_const >= 0 else svc[svc_i]
-            svc_i += svc_const < 0
-            _done_push(done, cn, take_at + duration, eid, m, epoch, take_at)
-            cn += 1
-            eid += 1
+            svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, take_at, eid, m, epoch)
         if depth > depth_max:
             depth_max = depth
+        if drops:  # ``Sequencer._take`` ends with ``depth_changed``
+            engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, take_at)
     for k in range(cn):  # services started in this call and still going
         if done[C_EID, k] >= first_eid:
             logged = _log(log, logged, LOG_SERVE, done[C_M, k], done[C_START, k], 0, 0)
@@ -261,6 +298,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray,  # noqa: C901
     sc[S_LOGGED] = logged
     sc[S_JOINED] = joined
     sc[S_CN] = cn
+    sc[S_ENGAGED] = engaged
     sc[S_TOP_T] = done[C_T, 0] if cn else NO_TOP
     sc[S_TOP_EID] = done[C_EID, 0] if cn else NO_TOP
     return code

@@ -45,7 +45,8 @@ class EventQueue:
     def push(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
         heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))
 
-    def push_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+    def push_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0,
+                  d: int = 0) -> None:
         """``push`` an event whose handler only sends (``ReactorHost.schedule_send``)."""
         self.ahead.add(handler)
         heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))

@@ -116,7 +116,8 @@ class SimHost:
         if t <= self.ctx.hard_stop:
             self.ctx.events.push(t, handler, a, b, c, d)
 
-    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0,
+                      d: int = 0) -> None:
         if t <= self.ctx.hard_stop:
             self.ctx.events.push_send(t, handler, a, b, c, d)
 

@@ -78,6 +78,11 @@ class LoggedIntake:
         self.now = 0  # the last replayed time
         self.epoch: int | None = None  # the epoch when the traffic ended (``keeps_on``)
         self.step = BlockStep.make(ctx, sequencer) if block_step else None
+        # Events that only send (``ReactorHost.schedule_send``) may run before the replay due
+        # ahead of them (``after_run``, ``before_event``): ``behind`` is the point, ``(t, eid)``,
+        # the replay then owed reaches; a replay to or past it pays it.
+        self.ahead = ctx.events.ahead
+        self.behind: tuple[int, int] | None = None
 
     @staticmethod
     def fits(sequencer: Sequencer, chain: object, kernel_sends: bool) -> bool:
@@ -94,6 +99,9 @@ class LoggedIntake:
         heap = self.heap
         rows = self.gossip.drain_mempool_log()
         step = self.step
+        limit = (t_limit, 1 << 62) if inclusive else (t_limit, 0)
+        if self.behind is not None and self.behind <= limit:
+            self.behind = None
         if step is not None:
             if step.usable():
                 return self._step(step, rows, t_limit, inclusive)
@@ -137,6 +145,33 @@ class LoggedIntake:
                 if node != leader:
                     self.chain.into_mempool(node, item)
 
+    def after_run(self, until: int, found: tuple[int, ...] | None, events: list[Event],
+                  ahead: bool) -> int:
+        """After the kernel ran to ``until`` (``found``: the notice it stopped at): ``replay``
+        to it, unless ``ahead`` allows and the next Python event only sends; then the replay
+        waits (``behind``). Returns how many completions ran."""
+        if (found is None and ahead and events and events[0][0] == until
+                and events[0][2] in self.ahead):
+            if self.behind is None or self.behind < (until, 0):
+                self.behind = (until, 0)
+            return 0
+        return self.replay(until if found is None else found[0], found is not None)
+
+    def before_event(self, event: Event, ahead: bool) -> int:
+        """``before`` the Python event ``event``, or nothing if ``ahead`` allows and it only
+        sends (the replay then waits for the next other one: ``behind``)."""
+        if ahead and event[2] in self.ahead:
+            self.behind = event[:2]
+            return 0
+        if self.behind is None:
+            return self.before(event)
+        return self.catch_up(event[0], event[1])
+
+    def caught_up(self) -> int:
+        """The replay owed, if any (``behind``); how many completions ran."""
+        behind = self.behind
+        return 0 if behind is None else self.catch_up(*behind)
+
     def catch_up(self, t: int, eid: int) -> int:
         """``replay`` and ``before`` in one, for a slice whose replay the loop put off while
         it ran events that only send (``ReactorHost.schedule_send``: they read nothing the
@@ -145,6 +180,7 @@ class LoggedIntake:
         completions before the Python event ``(t, eid)``. Returns how many completions ran."""
         heap = self.heap
         step = self.step
+        self.behind = None
         if step is not None and step.usable():
             rows = self.gossip.drain_mempool_log()
             if not rows.shape[1] and not step.due(heap, (t, eid)):

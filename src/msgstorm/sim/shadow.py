@@ -377,18 +377,14 @@ class ShadowNetwork:
         # events but the service completions, which run as the log is replayed.
         logged = self.intake_log
         end_of_traffic = self.end_of_traffic
-        # Events that only send (``ReactorHost.schedule_send``) run without the log's replay
-        # first, until the traffic ends (the end is not looked for meanwhile) and but at a
-        # streaming step (the progress reads the queue): ``behind`` is the point, ``(t, eid)``,
-        # the replay owed reaches; the next other event or notice catches up to it and past.
-        ahead = self.ctx.events.ahead
-        behind: tuple[int, int] | None = None
         try:
             while True:
                 if si >= sn and not traffic_done:
                     batch = next(batches, None)
                     if batch is None:
-                        traffic_done = True
+                        traffic_done = True  # the end is looked for from now on: nothing runs ahead
+                        if logged is not None and logged.behind is not None:
+                            steps = self._replayed(steps, logged.caught_up())
                     else:
                         if reacting:
                             batch = numbered(batch, msgs.count, self.reactors)
@@ -413,15 +409,12 @@ class ShadowNetwork:
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
-                if logged is not None and traffic_done and t_python >= end_of_traffic:
-                    if behind is not None:  # the replay put off, first
-                        steps = self._replayed(steps, logged.catch_up(*behind))
-                        behind = None
-                    if not logged.keeps_on(heap, never):
-                        # The run may end from the next Python event on: as without the log.
-                        logged.stop(heap)
-                        logged = self.intake_log = None
-                        t_python = heap[0][0] if heap else never
+                if (logged is not None and traffic_done and t_python >= end_of_traffic
+                        and not logged.keeps_on(heap, never)):
+                    # The run may end from the next Python event on: as without the log.
+                    logged.stop(heap)
+                    logged = self.intake_log = None
+                    t_python = heap[0][0] if heap else never
                 t_next = t_send if t_send < t_python else t_python
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
@@ -450,20 +443,12 @@ class ShadowNetwork:
                         # by their count, not only every 1,024 runs.
                         if gossip.delivered_rows >= FLUSH_ROWS:
                             self.flush_deliveries()
-                    if logged is None:
-                        pass
-                    elif (found is None and not traffic_done and heap and heap[0][0] == until
-                          and heap[0][2] in ahead and (steps + 1) & 0x3FF):
-                        if behind is None or behind < (until, 0):  # the next event only sends
-                            behind = (until, 0)
-                    else:
+                    if logged is not None:
                         # The leader's validations, and the service completions up to the notice
-                        # (or to ``until``), in time order.
-                        ran = logged.replay(until if found is None else found[0], found is not None)
-                        if ran:
-                            steps = self._replayed(steps, ran)
-                        if behind is not None and (found is not None or behind <= (until, 0)):
-                            behind = None
+                        # (or to ``until``), in time order; put off before an event that only
+                        # sends, while the end is not looked for (``LoggedIntake.after_run``).
+                        ahead = not traffic_done and bool((steps + 1) & 0x3FF)
+                        steps = self._replayed(steps, logged.after_run(until, found, heap, ahead))
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
@@ -475,11 +460,7 @@ class ShadowNetwork:
                     break
                 elif t_send <= t_python:
                     if logged is not None:  # completions due before the send
-                        ran = logged.replay(t_send, False)
-                        if ran:
-                            steps = self._replayed(steps, ran)
-                        if behind is not None and behind <= (t_send, 0):
-                            behind = None
+                        steps = self._replayed(steps, logged.replay(t_send, False))
                     self.now = t_send
                     if (backpressure.suspended or sequencer.held) and sequencer.holds(send_ids[si]):
                         sequencer.hold(send_ids[si])  # behind held messages, in order
@@ -489,15 +470,9 @@ class ShadowNetwork:
                     tally.emitted += 1
                     continue
                 else:
-                    if logged is None:
-                        pass
-                    elif not traffic_done and heap[0][2] in ahead and (steps + 1) & 0x3FF:
-                        behind = heap[0][:2]  # it only sends: the replay can wait
-                    else:  # completions due before the event (and the log, if put off)
-                        ran = logged.before(heap[0]) if behind is None else logged.catch_up(*heap[0][:2])
-                        behind = None
-                        if ran:
-                            steps = self._replayed(steps, ran)
+                    if logged is not None:  # completions due before it (not if it only sends)
+                        ahead = not traffic_done and bool((steps + 1) & 0x3FF)
+                        steps = self._replayed(steps, logged.before_event(heap[0], ahead))
                     event = heappop(heap)
                     t = event[0]
                     self.now = t
@@ -518,6 +493,8 @@ class ShadowNetwork:
         """``ran`` service completions ran from the intake log (``sim/intake_log.py``): they
         count as Python events, as in the loop (the run cannot end among them, so only
         streaming is due)."""
+        if not ran:
+            return steps
         assert self.intake_log is not None
         self.now = self.intake_log.now
         if (steps >> 10) != ((steps + ran) >> 10):

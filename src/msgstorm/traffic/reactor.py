@@ -65,7 +65,8 @@ class ReactorHost(Protocol):
 
     def schedule(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None: ...
 
-    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0,
+                      d: int = 0) -> None:
         """``schedule`` a handler that only sends: it reads its reactor's own state, what
         commits changed and the base fee, may ``send`` and ``append``, and schedules
         nothing. The simulator may run such an event before the sequencer's work due

@@ -169,7 +169,8 @@ class ChainMarket:
         self._timers += 1
         self._loop.call_later(max(0, t - self._now()) / 1e9, self._fire, t, handler, a, b, c, d)
 
-    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+    def schedule_send(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0,
+                      d: int = 0) -> None:
         self.schedule(t, handler, a, b, c, d)  # a node's clock has nothing to run ahead of
 
     def _fire(self, t: int, handler: Handler, a: int, b: int, c: int, d: int) -> None:
