@@ -74,6 +74,34 @@ def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPa
     assert lost["messages"] != reference["messages"]
 
 
+def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keepers' liquidations (``ReactorHost.schedule_send``) run without the log's replay
+    before each: most of them in a Black Thursday second with its flood, and the history is
+    the reference's. Every event run ahead (a block's commit too) must show."""
+    scenario = example_scenario("black-thursday", ['run.duration="12s"', 'run.drain="2s"'])
+    ahead = []
+    before_event = LoggedIntake.before_event
+
+    def counted(self: LoggedIntake, event: tuple[Any, ...], allowed: bool) -> int:
+        ahead.append(allowed and event[2] in self.ahead)
+        return before_event(self, event, allowed)
+
+    monkeypatch.setattr(LoggedIntake, "before_event", counted)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", kernel_intake=False)
+        logged, t_logged, _ = simulate_tables(scenario, Path(tmp) / "logged", kernel_intake=True)
+        assert (logged, t_logged) == (reference, t_reference)
+        assert sum(ahead) > len(ahead) / 2, (sum(ahead), len(ahead))
+
+        def every_one(self: LoggedIntake, event: tuple[Any, ...], allowed: bool) -> int:
+            self.ahead.add(event[2])  # a deliberate mutation: any event runs ahead
+            return before_event(self, event, allowed)
+
+        monkeypatch.setattr(LoggedIntake, "before_event", every_one)
+        every, _, _ = simulate_tables(scenario, Path(tmp) / "every", kernel_intake=True)
+    assert every != reference
+
+
 def test_policies_with_hooks_and_suspending_senders_keep_the_hand_back() -> None:
     base = ['run.duration="1s"', 'run.drain="1s"']
     assert _logs_intake(example_scenario("flash-crash", base))
