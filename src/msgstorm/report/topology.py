@@ -109,7 +109,8 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     mesh = edges["mesh"].to_numpy(zero_copy_only=False)
     n = len(names)
     sources = np.arange(0, n, max(1, math.ceil(n / MAX_PATH_SOURCES)))
-    best, fewest = _shortest_paths(src_all[mesh], dst_all[mesh], base_all[mesh].astype(np.int64), n, sources)
+    best, fewest = _shortest_paths(src_all[mesh], dst_all[mesh], base_all[mesh].astype(np.int64), n,
+                                   sources)
     # Every (source, other node) pair at once: its region pair, and whether a path reached it.
     key = (region[sources][:, None] * pairs + region[None, :]).ravel()
     other = (np.arange(n)[None, :] != sources[:, None]).ravel()
@@ -159,13 +160,15 @@ def _shortest_paths(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int
     against scipy's on random overlays."""
     order = np.argsort(src, kind="stable")
     to, cost = dst[order], weight[order]
-    first_link = np.searchsorted(src[order], np.arange(n + 1))  # node u's links: first_link[u]:first_link[u + 1]
+    # Node u's links are first_link[u]:first_link[u + 1] of ``to`` and ``cost``.
+    first_link = np.searchsorted(src[order], np.arange(n + 1))
     start = np.arange(sources.size) * n + sources
     return (_least_sums(first_link, to, cost, n, start),
             _least_sums(first_link, to, np.ones_like(cost), n, start))
 
 
-def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int, start: np.ndarray) -> np.ndarray:
+def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int,
+                start: np.ndarray) -> np.ndarray:
     """The least sum of ``cost`` over a path from each row's start (``start``: flat indices
     row * n + node) to each node, flattened; -1 where no path."""
     unreached = np.iinfo(np.int64).max
@@ -186,7 +189,8 @@ def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int
         count = links[node]
         owner = np.repeat(np.arange(nearest.size), count)
         # Each relaxed pair's links: a run of consecutive link indices from its node's first.
-        link = np.arange(owner.size) + np.repeat(first_link[node] - (np.cumsum(count) - count), count)
+        before = np.cumsum(count) - count
+        link = np.arange(owner.size) + np.repeat(first_link[node] - before, count)
         pair = (nearest - node)[owner] + to[link]
         reach = best[nearest][owner] + cost[link]
         shorter = reach < best[pair]
