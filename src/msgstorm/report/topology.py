@@ -11,6 +11,7 @@ would otherwise look like a bug. Both read only the ``edges`` table.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -152,29 +153,45 @@ def _shortest_paths(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int
 
     Written by hand, not scipy's ``dijkstra``: ``scipy.sparse.csgraph`` imports
     ``scipy.sparse.linalg`` and ``scipy.linalg``, whose import alone costs a run's report more
-    than this table of a thousand-node overlay. Label-correcting rounds over every source at
-    once: each round relaxes the links out of the waiting (source, node) pairs within a mean
-    link weight of the nearest waiting one (delta-stepping, Meyer and Sanders), so a round is
-    a few array operations and few pairs are relaxed from twice. Sums stay whole nanoseconds,
-    exact in int64. ``tests/test_report_topology.py`` checks it against a plain Dijkstra and
-    against scipy's on random overlays."""
+    than this table of a thousand-node overlay. Every source at once, a round a few array
+    operations: the sums in label-correcting rounds, each relaxing the links out of the
+    waiting (source, node) pairs within a mean link weight of the nearest waiting one
+    (delta-stepping, Meyer and Sanders), so that few pairs are relaxed from twice; the links
+    in breadth-first rounds. Sums stay whole nanoseconds, exact in int64.
+    ``tests/test_report_topology.py`` checks both against a plain Dijkstra and against
+    scipy's on random overlays."""
     order = np.argsort(src, kind="stable")
-    to, cost = dst[order], weight[order]
-    # Node u's links are first_link[u]:first_link[u + 1] of ``to`` and ``cost``.
-    first_link = np.searchsorted(src[order], np.arange(n + 1))
+    links = _Links(np.searchsorted(src[order], np.arange(n + 1)), dst[order], n)
     start = np.arange(sources.size) * n + sources
-    return (_least_sums(first_link, to, cost, n, start),
-            _least_sums(first_link, to, np.ones_like(cost), n, start))
+    return _least_sums(links, weight[order], start), _fewest_links(links, start)
 
 
-def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int,
-                start: np.ndarray) -> np.ndarray:
-    """The least sum of ``cost`` over a path from each row's start (``start``: flat indices
-    row * n + node) to each node, flattened; -1 where no path."""
+@dataclass(frozen=True)
+class _Links:
+    """The links by the node they leave: node u's are ``first[u]:first[u + 1]`` of ``to``."""
+
+    first: np.ndarray
+    to: np.ndarray
+    n: int
+
+    def out_of(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each link out of each (row, node) pair (flat: row * n + node): the position of
+        its pair in ``pairs``, the link's index, and the (row, node it reaches) pair."""
+        node = pairs % self.n
+        count = self.first[node + 1] - self.first[node]
+        owner = np.repeat(np.arange(pairs.size), count)
+        # Each pair's links: a run of consecutive link indices from its node's first.
+        before = np.cumsum(count) - count
+        link = np.arange(owner.size) + np.repeat(self.first[node] - before, count)
+        return owner, link, (pairs - node)[owner] + self.to[link]
+
+
+def _least_sums(links: _Links, cost: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The least sum of ``cost`` (one per link) over a path from each row's start
+    (``start``: flat indices row * n + node) to each node, flattened; -1 where no path."""
     unreached = np.iinfo(np.int64).max
-    best = np.full(start.size * n, unreached, dtype=np.int64)
+    best = np.full(start.size * links.n, unreached, dtype=np.int64)
     best[start] = 0
-    links = np.diff(first_link)
     # Pairs improved and not yet relaxed from; each round relaxes those within ``step`` of the
     # nearest, so a pair is seldom relaxed from again with a shorter sum.
     pending = np.zeros(best.size, dtype=bool)
@@ -185,13 +202,7 @@ def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int
         reach_so_far = best[waiting]
         nearest = waiting[reach_so_far <= reach_so_far.min() + step]
         pending[nearest] = False
-        node = nearest % n
-        count = links[node]
-        owner = np.repeat(np.arange(nearest.size), count)
-        # Each relaxed pair's links: a run of consecutive link indices from its node's first.
-        before = np.cumsum(count) - count
-        link = np.arange(owner.size) + np.repeat(first_link[node] - before, count)
-        pair = (nearest - node)[owner] + to[link]
+        owner, link, pair = links.out_of(nearest)
         reach = best[nearest][owner] + cost[link]
         shorter = reach < best[pair]
         pair, reach = pair[shorter], reach[shorter]
@@ -200,3 +211,21 @@ def _least_sums(first_link: np.ndarray, to: np.ndarray, cost: np.ndarray, n: int
         waiting = np.flatnonzero(pending)
     best[best == unreached] = -1
     return best
+
+
+def _fewest_links(links: _Links, start: np.ndarray) -> np.ndarray:
+    """The fewest links of a path from each row's start (as ``_least_sums``) to each node,
+    flattened; -1 where no path. Round k reaches the pairs k links away."""
+    fewest = np.full(start.size * links.n, -1, dtype=np.int64)
+    fewest[start] = 0
+    reached_now = np.zeros(fewest.size, dtype=bool)
+    frontier, hops = start, 0
+    while frontier.size:
+        hops += 1
+        pair = links.out_of(frontier)[2]
+        pair = pair[fewest[pair] < 0]
+        fewest[pair] = hops
+        reached_now[pair] = True
+        frontier = np.flatnonzero(reached_now)
+        reached_now[frontier] = False
+    return fewest
