@@ -144,8 +144,8 @@ def test_a_one_node_run_loads_no_plotting_metrics_scipy_or_live_clients_and_only
     unwanted = {name.split(".")[0] for name in loaded} & {
         "plotly", "prometheus_client", "simpy", "nats", "redis", "zmq", "ray"}
     assert unwanted == set()
-    # numba imports scipy's top level; the overlay's shortest paths (scipy.sparse, 0.1-0.2 s)
-    # come only with a mesh, which a one-node network has not.
+    # numba imports scipy's top level; the overlay's shortest paths are numpy's
+    # (report/topology.py), not scipy.sparse's (0.1-0.2 s to import).
     assert not {name for name in loaded if name.startswith("scipy.sparse")}
     # Arrow's compute module (about 25 ms to import) only where a rollup's stage needs it.
     assert "pyarrow.compute" not in loaded

@@ -110,20 +110,29 @@ class Delays:
     messaging: np.ndarray | None
 
 
-def _spell_start(tables: MarketTables, account: int, step: int) -> int:
-    """The first step of the spell of consecutive steps, ending at ``step``, on which the true
-    price is past the account's line in effect; ``step`` itself when it is not past it (a
-    price its keeper judged with a line a top-up moved at the same instant)."""
-    crossed = int(tables.t_cross[account])  # the spell starts at or after the first crossing
-    first = step if crossed < 0 else min(int(np.searchsorted(tables.times, crossed, side="left")), step)
-    times = tables.times[first:step + 1]
-    prices = tables.prices[tables.account_instrument[account], first:step + 1]
-    lines = tables.line_at(np.full(times.size, account), times)
-    past = np.where(tables.side[account] > 0, prices <= lines, prices >= lines)
-    if not past[-1]:
+def _spell_starts(tables: MarketTables, account: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Per (account, step): the first step of the spell of consecutive steps, ending at
+    ``step``, on which the true price is past the account's line in effect; ``step`` itself
+    when it is not past it (a price its keeper judged with a line a top-up moved at the same
+    instant). Every window, from the account's first crossing (the spell starts at or after
+    it) to its step, is laid end to end in one array: one pass for every liquidation."""
+    if account.size == 0:
         return step
-    back = np.flatnonzero(~past)
-    return first + (int(back[-1]) + 1 if back.size else 0)
+    crossed = tables.t_cross[account]
+    first = np.where(crossed < 0, step, np.minimum(np.searchsorted(tables.times, crossed, side="left"), step))
+    length = step - first + 1
+    owner = np.repeat(np.arange(account.size), length)
+    ends = np.cumsum(length)
+    at = np.arange(owner.size) + np.repeat(first - (ends - length), length)  # the steps of each window
+    who = account[owner]
+    prices = tables.prices[tables.account_instrument[who], at]
+    lines = tables.line_at(who, tables.times[at])
+    past = np.where(tables.side[who] > 0, prices <= lines, prices >= lines)
+    # The step after the last one not past the line in each window; the window's first when none.
+    after_last_not_past = np.where(past, first[owner], at + 1)
+    start = np.maximum.reduceat(after_last_not_past, ends - length)
+    spell_start: np.ndarray = np.where(past[ends - 1], start, step)
+    return spell_start
 
 
 def _byzantine(oracle: pa.Table) -> bool:
@@ -178,8 +187,7 @@ def liquidation_delays(history: History, tables: MarketTables, done: Executed) -
     t_price = oracle.column("t_price").to_numpy()
     acted_on = t_price[publish_row]  # the time of the true price the executing keeper acted on
     step = np.maximum(np.searchsorted(tables.times, acted_on, side="right") - 1, 0)
-    crossing = np.array([tables.times[_spell_start(tables, account, k)]
-                         for account, k in zip(done.account.tolist(), step.tolist(), strict=True)], dtype=np.int64)
+    crossing = tables.times[_spell_starts(tables, done.account, step)].astype(np.int64)
     # The oracle's first publication of the instrument at or after the crossing: every price
     # of the spell is past the line, so it is the first that showed it (the one acted on at latest).
     instrument = instrument_codes(oracle, "instrument", tables.instruments)

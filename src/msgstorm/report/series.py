@@ -169,8 +169,14 @@ def region_matrix(history: History, by_receiver: ByReceiver | None = None) -> Re
                                            lambda name: region_index[region_of.get(name, "unknown")],
                                            origin_region[origin_codes], len(regions))
     del msg_id, t_sent, present, origin_codes
-    cells = len(regions) ** 2
-    return _region_matrix(regions, [propagation[cell_of == c] for c in range(cells)])
+    return _region_matrix(regions, _split_by(propagation, cell_of, len(regions) ** 2))
+
+
+def _split_by(values: I64, group: npt.NDArray[np.int32], groups: int) -> list[I64]:
+    """``[values[group == g] for g in range(groups)]``, from one stable sort of the group
+    codes narrowed to the fewest bytes (a radix sort), not one pass over every row per group."""
+    order = np.argsort(group.astype(np.min_scalar_type(max(groups - 1, 0))), kind="stable")
+    return np.split(values[order], np.cumsum(np.bincount(group, minlength=groups))[:-1])
 
 
 def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:

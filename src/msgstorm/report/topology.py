@@ -11,6 +11,7 @@ would otherwise look like a bug. Both read only the ``edges`` table.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,9 +95,8 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     """Per (from region, to region): ``direct_ms`` (a direct link's base latency) and the
     shortest path over the mesh in ms, ``mesh_mean_ms`` and ``mesh_max_ms`` over the node
     pairs measured, with ``mesh_hops_max`` links at most; ``unreachable`` pairs have no mesh
-    path (their paths leave the mesh). Paths are scipy's Dijkstra from every source at once
-    (a Python heap took two minutes on a 6,000-node overlay); latencies are whole
-    nanoseconds, so float64 sums of them stay exact."""
+    path (their paths leave the mesh). Paths are ``_shortest_paths`` from every source at
+    once, in whole nanoseconds."""
     names, region_of, src_all, dst_all = _nodes(edges)
     regions = sorted(set(region_of.values()))
     region = np.array([regions.index(region_of[name]) for name in names], dtype=np.int64)
@@ -108,34 +108,17 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     direct = {(regions[code // pairs], regions[code % pairs]): int(base_all[row])
               for code, row in zip(pair_codes.tolist(), first_row.tolist(), strict=True)}
     mesh = edges["mesh"].to_numpy(zero_copy_only=False)
-    src, dst, weight = src_all[mesh], dst_all[mesh], base_all[mesh]
     n = len(names)
     sources = np.arange(0, n, max(1, math.ceil(n / MAX_PATH_SOURCES)))
-    if src.size:
-        # Imported here, not with the module: every run's report imports this module, and
-        # scipy.sparse took 0.1-0.2 s of CPU of a one-node run's whole process, whose history
-        # has no mesh link and never gets here.
-        from scipy.sparse import csr_array
-        from scipy.sparse.csgraph import dijkstra
-
-        # A sparse matrix adds up repeated entries: keep each link's lightest copy only.
-        s_arr, d_arr, w_arr = src, dst, weight.astype(np.int64)
-        order = np.lexsort((w_arr, d_arr, s_arr))
-        first = np.r_[True, (np.diff(s_arr[order]) != 0) | (np.diff(d_arr[order]) != 0)]
-        keep = order[first]
-        graph = csr_array((w_arr[keep].astype(np.float64), (s_arr[keep], d_arr[keep])), shape=(n, n))
-        best = dijkstra(graph, directed=True, indices=sources)
-        fewest = dijkstra(graph, directed=True, indices=sources, unweighted=True)
-    else:
-        best = np.full((sources.size, n), np.inf)
-        fewest = best
+    best, fewest = _shortest_paths(src_all[mesh], dst_all[mesh], base_all[mesh].astype(np.int64), n,
+                                   sources)
     # Every (source, other node) pair at once: its region pair, and whether a path reached it.
     key = (region[sources][:, None] * pairs + region[None, :]).ravel()
     other = (np.arange(n)[None, :] != sources[:, None]).ravel()
-    reached_all = np.isfinite(best).ravel()
+    reached_all = best >= 0
     reached = other & reached_all
-    length = np.where(reached_all, best.ravel(), 0).astype(np.int64)[reached]
-    steps = np.where(reached_all, np.asarray(fewest).ravel(), 0).astype(np.int64)[reached]
+    length = best[reached]
+    steps = fewest[reached]
     count = np.bincount(key[reached], minlength=pairs * pairs)
     total = np.zeros(pairs * pairs, dtype=np.int64)
     np.add.at(total, key[reached], length)
@@ -160,3 +143,89 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
             "unreachable": int(missing[k]) if k >= 0 else 0,
         })
     return rows
+
+
+def _shortest_paths(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int,
+                    sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From each of ``sources`` (rows) to each of the ``n`` nodes (columns), flattened row by
+    row, over the links ``src -> dst`` of ``weight`` (int64, at least 0): the least total
+    weight and the fewest links of any path, -1 where there is none.
+
+    Written by hand, not scipy's ``dijkstra``: ``scipy.sparse.csgraph`` imports
+    ``scipy.sparse.linalg`` and ``scipy.linalg``, whose import alone costs a run's report more
+    than this table of a thousand-node overlay. Every source at once, a round a few array
+    operations: the sums in label-correcting rounds, each relaxing the links out of the
+    waiting (source, node) pairs within a mean link weight of the nearest waiting one
+    (delta-stepping, Meyer and Sanders), so that few pairs are relaxed from twice; the links
+    in breadth-first rounds. Sums stay whole nanoseconds, exact in int64.
+    ``tests/test_report_topology.py`` checks both against a plain Dijkstra and against
+    scipy's on random overlays."""
+    order = np.argsort(src, kind="stable")
+    links = _Links(np.searchsorted(src[order], np.arange(n + 1)), dst[order], n)
+    start = np.arange(sources.size) * n + sources
+    return _least_sums(links, weight[order], start), _fewest_links(links, start)
+
+
+@dataclass(frozen=True)
+class _Links:
+    """The links by the node they leave: node u's are ``first[u]:first[u + 1]`` of ``to``."""
+
+    first: np.ndarray
+    to: np.ndarray
+    n: int
+
+    def out_of(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each link out of each (row, node) pair (flat: row * n + node): the position of
+        its pair in ``pairs``, the link's index, and the (row, node it reaches) pair."""
+        node = pairs % self.n
+        count = self.first[node + 1] - self.first[node]
+        owner = np.repeat(np.arange(pairs.size), count)
+        # Each pair's links: a run of consecutive link indices from its node's first.
+        before = np.cumsum(count) - count
+        link = np.arange(owner.size) + np.repeat(self.first[node] - before, count)
+        return owner, link, (pairs - node)[owner] + self.to[link]
+
+
+def _least_sums(links: _Links, cost: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The least sum of ``cost`` (one per link) over a path from each row's start
+    (``start``: flat indices row * n + node) to each node, flattened; -1 where no path."""
+    unreached = np.iinfo(np.int64).max
+    best = np.full(start.size * links.n, unreached, dtype=np.int64)
+    best[start] = 0
+    # Pairs improved and not yet relaxed from; each round relaxes those within ``step`` of the
+    # nearest, so a pair is seldom relaxed from again with a shorter sum.
+    pending = np.zeros(best.size, dtype=bool)
+    pending[start] = True
+    step = max(int(cost.mean()) if cost.size else 1, 1)
+    waiting = start
+    while waiting.size:
+        reach_so_far = best[waiting]
+        nearest = waiting[reach_so_far <= reach_so_far.min() + step]
+        pending[nearest] = False
+        owner, link, pair = links.out_of(nearest)
+        reach = best[nearest][owner] + cost[link]
+        shorter = reach < best[pair]
+        pair, reach = pair[shorter], reach[shorter]
+        np.minimum.at(best, pair, reach)
+        pending[pair] = True
+        waiting = np.flatnonzero(pending)
+    best[best == unreached] = -1
+    return best
+
+
+def _fewest_links(links: _Links, start: np.ndarray) -> np.ndarray:
+    """The fewest links of a path from each row's start (as ``_least_sums``) to each node,
+    flattened; -1 where no path. Round k reaches the pairs k links away."""
+    fewest = np.full(start.size * links.n, -1, dtype=np.int64)
+    fewest[start] = 0
+    reached_now = np.zeros(fewest.size, dtype=bool)
+    frontier, hops = start, 0
+    while frontier.size:
+        hops += 1
+        pair = links.out_of(frontier)[2]
+        pair = pair[fewest[pair] < 0]
+        fewest[pair] = hops
+        reached_now[pair] = True
+        frontier = np.flatnonzero(reached_now)
+        reached_now[frontier] = False
+    return fewest
