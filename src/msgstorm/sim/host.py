@@ -18,6 +18,7 @@ one too).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,9 @@ from msgstorm.traffic.generate import MessageBatch
 from msgstorm.traffic.reactor import Reactor
 
 __all__ = ["CommitListener", "SimHost"]
+
+# What ``block_arrivals`` reads of a record.
+_ARRIVAL_FIELDS = itemgetter(ORIGIN, T_SENT, T_RECEIVED, T_SEQUENCED, FEE)
 
 CommitListener = Callable[[int, list[list[Any]]], None]
 
@@ -150,11 +154,15 @@ class SimHost:
     def block_arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Inside ``committed``: each message of the block, in block order: its node, when it
         was sent, received by the sequencer and sequenced (-1: unknown), and its fee."""
-        # One C-level conversion of the block, as ``MessageTable.rows`` does: every field is a
-        # number, and times below 2**53 ns are exact in float64.
-        table = np.array(self._block, dtype=np.float64).reshape(len(self._block), -1)
-        return (table[:, ORIGIN].astype(np.int32), table[:, T_SENT].astype(np.int64),
-                table[:, T_RECEIVED].astype(np.int64), table[:, T_SEQUENCED].astype(np.int64), table[:, FEE].copy())
+        # The five fields of every record taken at C level (``itemgetter`` and ``zip``), each
+        # into its column as it is: exact ints, and the fees as floats.
+        block = self._block
+        n = len(block)
+        columns = list(zip(*map(_ARRIVAL_FIELDS, block), strict=True)) if n else [()] * 5
+        origin, sent, received, sequenced, fee = columns
+        return (np.fromiter(origin, np.int32, n), np.fromiter(sent, np.int64, n),
+                np.fromiter(received, np.int64, n), np.fromiter(sequenced, np.int64, n),
+                np.fromiter(fee, np.float64, n))
 
     def order_key(self) -> str | None:
         """What the queue policy orders by: ``"arrival"`` (first come first served), ``"fee"``
