@@ -9,6 +9,7 @@
     python benchmarks/market.py --smoke         # 200 accounts, 2 keepers, a 3 s crash, one pair each: CI's
     python benchmarks/market.py --black-thursday --mechanisms only --clock cpu   # + examples/black-thursday.toml
     python benchmarks/market.py --no-parts      # without each case's CPU split by part
+    python benchmarks/market.py --smoke --black-thursday   # CI's: black-thursday cut to 1 s too
 
 Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
 venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on
@@ -39,7 +40,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +60,7 @@ from timing import CpuSplit  # noqa: E402
 import msgstorm  # noqa: E402
 from msgstorm.market.accounts import LineIndex, draw_accounts  # noqa: E402
 from msgstorm.scenario import Scenario, parse_scenario  # noqa: E402
+from msgstorm.sim.gossip import GossipState  # noqa: E402
 
 MARKET = """
 [market]
@@ -236,7 +241,7 @@ def main() -> int:
     if args.smoke:
         args.accounts, args.keepers = 200, 2
     if args.black_thursday:
-        _black_thursday(args.repeat, args.parts)
+        _black_thursday(args.repeat, args.parts, args.smoke)
     if args.mechanisms == "only":
         _mechanisms(args.repeat, args.smoke, args.parts)
         return 0
@@ -266,6 +271,11 @@ def main() -> int:
         print(_split_line("with the market", _split(market)))
         if args.only == "both":
             print(_split_line("without the market", _split(plain)))
+    if plain_s:
+        kernel_s = _kernel_seconds(market)
+        print(f"  the market's gossip kernel alone: {kernel_s:.2f} s, {kernel_s / statistics.median(plain_s):.2f}x "
+              f"the whole run without the market ({_sent(summary):,} messages sent against "
+              f"{_sent(_timed(plain)[1]):,})")
     if args.mechanisms == "all":
         _mechanisms(args.repeat, args.smoke, args.parts)
     if args.accounts >= 100_000:
@@ -278,18 +288,76 @@ def _parts_header() -> None:
           "a split, not a timing; other: loop, traffic, analysis, report; other threads: the history writer's)")
 
 
-def _black_thursday(repeat: int, parts: bool) -> None:
+def _black_thursday(repeat: int, parts: bool, smoke: bool = False) -> None:
     """examples/black-thursday.toml (the keepers' gas war on a congested EIP-1559 chain),
-    ``repeat`` runs after a warm-up, and its CPU split by part."""
-    scenario = msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml")
+    ``repeat`` runs after a warm-up, and its CPU split by part; then ``msgstorm run`` of it
+    as a whole process against the target, and the floor under it (``_floor``). ``smoke``:
+    the scenario cut to ``FIXED_RUN`` throughout."""
+    cut = FIXED_RUN if smoke else []
+    scenario = msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml", cut)
     _timed(scenario)
     seconds = [_timed(scenario)[0] for _ in range(repeat)]
     clock = "CPU time" if CLOCK is time.process_time else "wall time"
-    print(f"examples/black-thursday.toml, by {clock}: {statistics.median(seconds):.2f} s "
+    print(f"examples/black-thursday.toml{' cut to 1 s (a smoke run)' if smoke else ''}, by {clock}: "
+          f"{statistics.median(seconds):.2f} s "
           f"(runs: {' '.join(f'{s:.2f}' for s in seconds)})")
     if parts:
         _parts_header()
         print(_split_line("black-thursday", _split(scenario)))
+    _floor(scenario, cut, 1 if smoke else max(repeat, 3))
+
+
+# ``msgstorm run examples/black-thursday.toml``, a whole process: its CPU at most this.
+WHOLE_RUN_TARGET_S = 2.5
+# The fixed part of a run: the same scenario cut to this much traffic and drain.
+FIXED_RUN = ['run.duration="1s"', 'run.drain="1s"']
+
+
+def _process_cpu(overrides: list[str]) -> tuple[float, float]:
+    """``msgstorm run examples/black-thursday.toml -q`` with ``overrides`` in a process of its
+    own (into a temporary directory; the scenario exits 1 on purpose: its SLO): its user and
+    system CPU seconds, from ``getrusage`` of the children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory() as directory:
+        sets = [argument for override in overrides for argument in ("--set", override)]
+        subprocess.run([sys.executable, "-m", "msgstorm", "run", str(ROOT / "examples" / "black-thursday.toml"),
+                        "-q", "--out", str(Path(directory) / "run"), *sets],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+
+
+def _kernel_seconds(scenario: Scenario) -> float:
+    """The gossip kernel's CPU in one run of ``scenario`` (a timer on ``GossipState``'s
+    methods only: the compiled kernel and its Python wrapper)."""
+    split = CpuSplit()
+    split.patch("kernel", [GossipState])
+    try:
+        return split.measure(lambda: _timed(scenario))["kernel"]
+    finally:
+        split.unpatch()
+
+
+def _floor(scenario: Scenario, cut: list[str], pairs: int) -> None:
+    """Black Thursday (``cut`` to it) as ``msgstorm run``, ``pairs`` processes alternating
+    with the fixed part, against ``WHOLE_RUN_TARGET_S``; and the floor under it: the fixed
+    part (the scenario cut to ``FIXED_RUN``: start-up, imports, the compiled code's cache,
+    the analysis and report of a short history) and the gossip kernel's own CPU in a run."""
+    whole: list[float] = []
+    fixed: list[float] = []
+    for _ in range(pairs):
+        whole.append(sum(_process_cpu(cut)))
+        fixed.append(sum(_process_cpu(FIXED_RUN)))
+    run_s, fixed_s = statistics.median(whole), statistics.median(fixed)
+    kernel_s = _kernel_seconds(scenario)
+    met = "met" if run_s <= WHOLE_RUN_TARGET_S else "NOT MET"
+    print(f"  msgstorm run, a whole process (user + system CPU): {run_s:.2f} s "
+          f"(runs: {' '.join(f'{s:.2f}' for s in whole)}; target at most {WHOLE_RUN_TARGET_S} s) {met}")
+    print(f"  its floor: the fixed part {fixed_s:.2f} s (cut to 1 s; runs: {' '.join(f'{s:.2f}' for s in fixed)}) "
+          f"+ the gossip kernel {kernel_s:.2f} s = {fixed_s + kernel_s:.2f} s, leaving "
+          f"{WHOLE_RUN_TARGET_S - fixed_s - kernel_s:.2f} s of the target for the rest "
+          f"(now {run_s - fixed_s - kernel_s:.2f} s)")
 
 
 def _mechanisms(repeat: int, smoke: bool = False, parts: bool = True) -> None:
@@ -337,6 +405,12 @@ def _mechanisms(repeat: int, smoke: bool = False, parts: bool = True) -> None:
         for longs_only, whole in wholes.items():
             print(_split_line("whole" + (", longs only" if longs_only else ""), _split(whole)))
 
+
+
+def _sent(summary: dict[str, object]) -> int:
+    """Every message a run sent (its summary's ``messages.sent``)."""
+    messages = summary.get("messages")
+    return int(messages["sent"]) if isinstance(messages, dict) else 0
 
 
 def _messages(summary: dict[str, object]) -> object:

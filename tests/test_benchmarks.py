@@ -135,8 +135,12 @@ SMOKES = [
     Smoke("live_signing", ("--smoke",),
           (r"^calibration \(crypto-costs\.json\): ", r"^none\s+knee ", r"^hmac-sha256\s+knee ", r"^ed25519\s+knee "),
           _nats_server),
-    Smoke("market", ("--smoke",),
+    Smoke("market", ("--smoke", "--black-thursday"),
           (rf"^  ratio {NUMBER}x \(target: at most 2\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
+           rf"^  msgstorm run, a whole process \(user \+ system CPU\): {NUMBER} s \(runs: {NUMBER}; target at most "
+           rf"2\.5 s\) (met|NOT MET)$",
+           rf"^  its floor: the fixed part {NUMBER} s .* \+ the gossip kernel {NUMBER} s = {NUMBER} s, leaving -?{NUMBER} s",
+           rf"^  the market's gossip kernel alone: {NUMBER} s, {NUMBER}x the whole run without the market",
            rf"^  english_auction\s+{NUMBER} s vs whole\s+{NUMBER} s\s+ratio {NUMBER}x",
            *(rf"^  {case}\s+CPU\s+{NUMBER} s: network\s+{NUMBER}\s+sequencer\s+{NUMBER}\s+market\s+{NUMBER}\s+"
              rf"history\s+{NUMBER}\s+other\s+{NUMBER}\s+other threads\s+{NUMBER}$"
