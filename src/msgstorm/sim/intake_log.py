@@ -30,6 +30,13 @@ run, which ``LoggedIntake.fits`` and ``ShadowNetwork`` check:
   on after the traffic while no completion from before a crash is pending (``keeps_on``);
   otherwise the network hands everything back as before (``stop``).
 
+An event that only sends (``ReactorHost.schedule_send``: a keeper's liquidation) reads
+nothing the sequencer's work changes and changes nothing it reads (its own state, what
+commits changed, the base fee, which moves only at blocks; it numbers no event), so it
+commutes with the slice too: until the traffic ends (the end is not looked for meanwhile),
+and but at a step the progress is streamed at, such events run without the replay before
+them, and the next other event, notice or send pays what is owed (``behind``) in one call.
+
 A standby's logged validations go to its mempool in the same pass, in order. Python
 counts each service completion as a Python event, as the one-heap loop does, so the end
 checks fall on the same events. ``ShadowNetwork(kernel_intake=False)`` keeps every
