@@ -15,8 +15,9 @@ to the queue as arrays (``FeeWaitList.admitted_arrays``, ``ArrayQueue.push_array
 whole queue moves each way every few blocks under a flood.
 
 It applies where the loop does what the Python sequencer does (``fits``): the shared
-workers only (no lane), a FIFO or fee-ordered queue without hooks, every arrival admitted
-or the EIP-1559 price rule (waiting or rejected), no controller's gate, no diversion, no
+workers only (no lane), a FIFO or fee-ordered queue without hooks, every arrival admitted,
+the EIP-1559 price rule (waiting or rejected) or a mode that drops by the queue's depth
+(``DroppingMode``: drop_tail, shed), no controller's gate, no diversion, no
 one told of a sequencing; a call made while any of those is set (a gate a controller adds
 later) replays one message at a time, on the same arrays. ``ShadowNetwork(block_step=False)``
 keeps the per-message replay, the reference ``tests/test_sim_block_step.py`` compares with.

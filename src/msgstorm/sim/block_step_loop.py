@@ -5,8 +5,8 @@ which owns the arrays and writes what the loop logs into the message records. ``
 does, for one slice of virtual time, what ``LoggedIntake.replay`` and ``before`` do one
 Python call per message (``Sequencer.intake``, ``_take``, ``_serve``, ``_service_done``):
 the same operations in the same order, on the configurations ``BlockStep.fits`` allows (the
-shared workers only, no hooks, a FIFO or fee-ordered queue, every arrival admitted or the
-EIP-1559 price rule), so the history is the same bit for bit.
+shared workers only, no hooks, a FIFO or fee-ordered queue, every arrival admitted, the
+EIP-1559 price rule or dropping by depth), so the history is the same bit for bit.
 
 What the loop cannot do itself it logs, each kind in its own row of ``logs`` in the order it
 happened: a message that joins the fee waiting list (and whether it is marked held), a
