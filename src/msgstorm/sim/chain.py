@@ -20,6 +20,8 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+import numpy as np
+
 from msgstorm.history.events import EventKind
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
@@ -195,8 +197,21 @@ class Chain:
         """The standbys' validations the gossip kernel logged (``GossipState.set_watched``)
         go into their mempools, in order; before anything reads or replaces a mempool."""
         rows = self.gossip.drain_mempool_log()
-        for node, m in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
-            self.into_mempool(node, m)
+        self.into_mempools(rows[LOG_NODE], rows[LOG_ITEM])
+
+    def into_mempools(self, nodes: np.ndarray, items: np.ndarray) -> None:
+        """``into_mempool`` of each validation (``nodes[i]`` validated ``items[i]``), a
+        standby's in one append: its mempool is then kept to what is unsettled once, not
+        after each (a settled message is skipped at failover either way)."""
+        if not len(items):
+            return
+        live = self.ctx.msgs.live
+        for node, pool in self.mempool.items():
+            mine = items[nodes == node]
+            if mine.size:
+                pool.extend(mine.tolist())
+                if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
+                    pool[:] = [m for m in pool if m in live]
 
     def into_mempool(self, node: int, m: int) -> None:
         """Standby ``node`` validated ``m``: into its mempool (none for a node that is not a

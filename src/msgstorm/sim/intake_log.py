@@ -147,10 +147,7 @@ class LoggedIntake:
     def _standby_intake(self, rows: np.ndarray) -> None:
         """A standby's validations among the log's ``rows``, into its mempool in order."""
         if self.ctx.cluster.standby:
-            leader = self.ctx.cluster.leader
-            for node, item in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
-                if node != leader:
-                    self.chain.into_mempool(node, item)
+            self.chain.into_mempools(rows[LOG_NODE], rows[LOG_ITEM])
 
     def after_run(self, until: int, found: tuple[int, ...] | None, events: list[Event],
                   ahead: bool) -> int:
