@@ -110,10 +110,19 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
 
 def test_every_consumer_gets_every_message(tmp_path: Path) -> None:
     result = run(_scenario(duration="1s", live="consumers = 3"), tmp_path / "run")
+    # As above, a generator behind at the run's end on a loaded machine leaves the schedule's
+    # last few unsent (never sent late): each message sent reaches each consumer once.
+    messages = result.summary["messages"]
+    sent = messages["sent"]
+    assert sent + messages["unsent"] == 1000 and sent >= 750
+    assert messages["committed"] == sent and messages["lost"] == 0
     deliveries = result.history.deliveries
-    assert deliveries.num_rows == 3 * 1000
-    assert sorted(set(deliveries["node"].to_pylist())) == ["consumer-0", "consumer-1", "consumer-2"]
-    assert result.summary["messages"]["committed"] == 1000
+    assert deliveries.num_rows == 3 * sent
+    by_consumer: dict[str, list[int]] = {}
+    for node, msg_id in zip(deliveries["node"].to_pylist(), deliveries["msg_id"].to_pylist()):
+        by_consumer.setdefault(node, []).append(msg_id)
+    assert sorted(by_consumer) == ["consumer-0", "consumer-1", "consumer-2"]
+    assert all(sorted(ids) == list(range(sent)) for ids in by_consumer.values())
     assert_nothing_left(result.run_dir)
 
 

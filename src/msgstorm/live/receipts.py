@@ -6,6 +6,9 @@ the target each second (``Intake``) and, at the end, a slice at a time. The targ
 loop adds a consumer's read or a publisher's acks as they arrive; what is held loose (a
 tuple and an array a read) is folded into one chunk of arrays every ``_LOOSE`` reads, so a
 run held to its end costs about 24 bytes a read, not a read's Python objects.
+``Received`` counts the distinct receipts apart (one bit a message), which is what the
+target's drain waits for: a copy received twice (a replay, a redelivery) is not a message
+still to come.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Acks", "Receipts", "first_arrivals", "in_time_order"]
+from msgstorm.jit import nb
+
+__all__ = ["Acks", "Receipts", "Received", "first_arrivals", "in_time_order", "warm_up"]
 
 # Reads (or acks, or receipts one at a time) held loose before they are folded into one
 # chunk of arrays: a read held loose costs a tuple's worth of Python objects and an array of
@@ -24,6 +29,12 @@ __all__ = ["Acks", "Receipts", "first_arrivals", "in_time_order"]
 # acks are held to the run's end: a read of 40 messages loose would cost 6 bytes a message.
 _LOOSE = 1024
 _LOOSE_SINGLES = 1 << 16
+
+# ``Received``: ids tracked before any has been received, and how far beyond the largest id
+# received so far an id may be and still be tracked (ids are consecutive from 0 in send
+# order; one far beyond is a damaged or foreign payload's, whose bits would only cost memory).
+_FIRST_IDS = 1 << 24
+_REACH = 4
 
 _Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 _Consumers = np.ndarray | int | tuple[np.ndarray, np.ndarray]
@@ -196,6 +207,66 @@ class Receipts:
         if self._timed:
             consumer, msg, t = in_time_order(consumer, msg, t)
         return consumer, msg, t
+
+
+@nb.njit(cache=True)
+def _mark(bits: np.ndarray, msg_ids: np.ndarray, limit: int) -> tuple[int, int, int]:
+    """Set the bit of each id below ``limit`` that ``bits`` covers (bit ``id % 8`` of byte
+    ``id // 8``): (how many were not set before, the largest id set, the largest id below
+    ``limit`` that ``bits`` does not cover yet; -1 for none)."""
+    covered = bits.size * 8
+    new, top, beyond = 0, -1, -1
+    for i in range(msg_ids.size):
+        msg_id = msg_ids[i]
+        if msg_id < 0 or msg_id >= limit:
+            continue
+        if msg_id >= covered:
+            beyond = max(beyond, msg_id)
+            continue
+        mask = np.uint8(1 << (msg_id & 7))
+        if bits[msg_id >> 3] & mask == 0:
+            bits[msg_id >> 3] |= mask
+            new += 1
+        top = max(top, msg_id)
+    return new, top, beyond
+
+
+class Received:
+    """Which messages have been received: one bit a message, for each consumer on a fan-out
+    target (``by_consumer``: every consumer gets every message) or for all together
+    otherwise. ``count`` is the distinct receipts, (consumer, message) pairs or messages,
+    which a copy received again (a replay toxic's, a broker's redelivery) does not raise,
+    as it raises ``Receipts.count``. An id more than ``_REACH`` times the largest received
+    so far (and beyond ``_FIRST_IDS``) is no message of the schedule and is not counted."""
+
+    def __init__(self, by_consumer: bool) -> None:
+        self.by_consumer = by_consumer
+        self.count = 0
+        self._bits: list[np.ndarray] = []  # per consumer (or one for all): bit i is message i
+        self._top = -1  # the largest id received by any consumer
+
+    def add(self, consumer: int, msg_ids: np.ndarray) -> None:
+        """The ids (int64) a read of ``consumer`` brought."""
+        index = consumer if self.by_consumer else 0
+        while len(self._bits) <= index:
+            self._bits.append(np.zeros(0, dtype=np.uint8))
+        limit = max(_FIRST_IDS, _REACH * (self._top + 1))
+        new, top, beyond = _mark(self._bits[index], msg_ids, limit)
+        if beyond >= 0:  # grown to cover it, doubling: a run's growths copy about its bits once
+            bits = self._bits[index]
+            grown = np.zeros(max(2 * bits.size, beyond // 8 + 1, 4096), dtype=np.uint8)
+            grown[:bits.size] = bits
+            self._bits[index] = grown
+            more, top, _ = _mark(grown, msg_ids, limit)  # those marked before are not new again
+            new += more
+        self.count += new
+        self._top = max(self._top, top)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) ``Received``'s marking, so that the first read
+    of a run does not wait for the compiler."""
+    Received(by_consumer=True).add(0, np.arange(2, dtype=np.int64))
 
 
 # Arrays joined by one np.concatenate at most: it holds the GIL while it walks its list, and a

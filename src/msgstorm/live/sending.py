@@ -26,7 +26,8 @@ from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities, callb
 from msgstorm.live.lifecycle import RunState
 from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import HEADER, message_id, payload
-from msgstorm.live.receipts import Acks, Receipts
+from msgstorm.live.receipts import Acks, Receipts, Received
+from msgstorm.live.receipts import warm_up as warm_up_receipts
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
@@ -74,6 +75,8 @@ class LiveSender:
         self.batches: list[MessageBatch] = []
         self.sent: list[np.ndarray] = []
         self.receipts = Receipts()
+        # The distinct receipts, which the drain waits for (``LiveTarget.drained``).
+        self.received = Received(by_consumer=bool(self.driver.fanout))
         self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
@@ -105,9 +108,11 @@ class LiveSender:
             self.unreadable += 1
             return
         self.receipts.add(consumer, msg_id, t)
+        self.received.add(consumer, np.full(1, msg_id, dtype=np.int64))
 
     def _on_receipts(self, consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
         self.receipts.add_read(consumer, msg_ids, self.now())
+        self.received.add(consumer, msg_ids)
         self.unreadable += unreadable
 
     def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray,
@@ -116,6 +121,7 @@ class LiveSender:
         the clock of ``RunState.now``)."""
         if msg_ids.size:  # a frame of no ids only says how far the process has reported
             self.receipts.add_timed(consumer, msg_ids, read_times - self.state.t0, read_counts)
+            self.received.add(consumer, msg_ids)
         self.unreadable += unreadable
 
     def _on_ack(self, msg_id: int, order: int) -> None:
@@ -143,6 +149,8 @@ class LiveSender:
 
     async def connect(self) -> None:
         """The driver's clients, given its callbacks, then the generator processes."""
+        # Compiled on a worker thread before the clock starts (a signal still stops the run).
+        await asyncio.get_running_loop().run_in_executor(None, warm_up_receipts)
         await self.driver.connect(callbacks_for(type(self.driver), Callbacks(
             self._on_receipt, self._on_ack, self._on_receipts, self._on_acks, self._on_timed_receipts)))
         await self._start_generators()

@@ -243,7 +243,9 @@ class LiveTarget(NoSteps):
         """Every message sent is received (by every consumer on a fan-out target, by one
         otherwise) and acked (on a target with acks). Publishes the driver (or a generator
         process) says will never arrive, dropped or refused, are not waited for, nor acks it
-        says will not come (they can still come in while it drains)."""
+        says will not come (they can still come in while it drains). Receipts are counted
+        distinct (``Received``): copies received twice (a replay, a redelivery) would
+        otherwise stand in for the tail still in flight, which closing would then lose."""
         sender = self.sender
         sent = self._to_drain
         consumers = len(self.consumer_names) if self.driver.fanout else 1
@@ -252,7 +254,7 @@ class LiveTarget(NoSteps):
             counts = self.can.accounting.state
             lost, unacked = lost + counts.lost_publishes, counts.unacked_publishes
         acks = sent - lost - unacked if self.driver.acks else 0
-        return sender.receipts.count >= (sent - lost) * consumers and sender.acks.count >= acks
+        return sender.received.count >= (sent - lost) * consumers and sender.acks.count >= acks
 
     async def after(self) -> None:
         writing = self._writing
@@ -339,7 +341,8 @@ class LiveTarget(NoSteps):
         lost = sender.dropped_elsewhere + (self.can.accounting.state.lost_publishes if self.can.accounting is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         received = sender.receipts.count
-        committed = sender.acks.count if self.driver.acks else received // max(1, consumers)
+        distinct = sender.received.count // max(1, consumers)
+        committed = sender.acks.count if self.driver.acks else distinct
         return ProgressSnapshot(
             t_ns=self.now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
             settled=committed + lost, committed=committed, dropped=lost, rejected=0,
