@@ -62,3 +62,19 @@ def test_the_drain_waits_for_the_tail_when_copies_outnumber_it() -> None:
     assert receipts.count == 11 and not LiveTarget.drained(state)  # type: ignore[arg-type]
     read(8, 9)
     assert LiveTarget.drained(state)  # type: ignore[arg-type]
+
+
+def test_receipts_one_at_a_time_count_as_in_reads() -> None:
+    """``add_one`` (a driver's single receipts) against ``add`` on the same ids, copies,
+    growth past the bits held and ids out of reach included."""
+    rng = np.random.default_rng(5)
+    ids = [*rng.integers(0, 20_000, 3_000).tolist(), 0, 0, -1, 2**62, _FIRST_IDS - 1, 40_000]
+    consumers = rng.integers(0, 3, len(ids)).tolist()
+    for by_consumer in (True, False):
+        one, read = Received(by_consumer), Received(by_consumer)
+        for consumer, msg_id in zip(consumers, ids, strict=True):
+            one.add_one(consumer, msg_id)
+            read.add(consumer, _ids(msg_id))
+        distinct = {(c if by_consumer else 0, m) for c, m in zip(consumers, ids, strict=True)
+                    if 0 <= m < _FIRST_IDS}
+        assert one.count == read.count == len(distinct)

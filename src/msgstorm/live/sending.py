@@ -108,7 +108,7 @@ class LiveSender:
             self.unreadable += 1
             return
         self.receipts.add(consumer, msg_id, t)
-        self.received.add(consumer, np.full(1, msg_id, dtype=np.int64))
+        self.received.add_one(consumer, msg_id)
 
     def _on_receipts(self, consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
         self.receipts.add_read(consumer, msg_ids, self.now())

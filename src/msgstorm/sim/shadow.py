@@ -383,7 +383,7 @@ class ShadowNetwork:
                     batch = next(batches, None)
                     if batch is None:
                         traffic_done = True  # the end is looked for from now on: nothing runs ahead
-                        if logged is not None and logged.behind is not None:
+                        if logged is not None:
                             steps = self._replayed(steps, logged.caught_up())
                     else:
                         if reacting:
