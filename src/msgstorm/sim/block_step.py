@@ -100,8 +100,8 @@ class BlockStep:
         constant = sequencer.service.constant
         self.p[loop.P_SVC_CONST] = -1 if constant is None else constant
         # A mode that only drops (``DropRule``): its tables; it engages and releases in the loop.
-        rule = bp.drop_rule if sequencer.watch_depth else None
-        self.drops = bp if rule is not None and isinstance(bp, DroppingMode) else None
+        self.drops = bp if isinstance(bp, DroppingMode) else None
+        rule = None if self.drops is None else self.drops.rule
         self.p[loop.P_DROPS] = self.drops is not None
         self.p[loop.P_ENGAGE_AT] = 0 if rule is None else rule.engage_at
         self.limits = np.array([0] if rule is None else rule.limit, np.int64)

@@ -106,12 +106,13 @@ class LoggedIntake:
         heap = self.heap
         rows = self.gossip.drain_mempool_log()
         step = self.step
-        limit = (t_limit, 1 << 62) if inclusive else (t_limit, 0)
+        limit = (t_limit, 1 << 62) if inclusive else (t_limit, 0)  # at it (any eid), or before it
         if self.behind is not None and self.behind <= limit:
             self.behind = None
         if step is not None:
             if step.usable():
-                return self._step(step, rows, t_limit, inclusive)
+                mode = block_step_loop.AT_OR_BEFORE if inclusive else block_step_loop.BEFORE
+                return self._step(step, rows, mode, limit)
             step.export(heap)  # this slice in Python
         ran = 0
         leader = self.ctx.cluster.leader
@@ -134,13 +135,12 @@ class LoggedIntake:
             ran += 1
         return ran
 
-    def _step(self, step: BlockStep, rows: np.ndarray, t_limit: int, inclusive: bool) -> int:
-        """``replay`` by the block step."""
-        limit = (t_limit, 1 << 62) if inclusive else (t_limit, 0)  # at it (any eid), or before it
+    def _step(self, step: BlockStep, rows: np.ndarray, mode: int, limit: tuple[int, int]) -> int:
+        """``replay`` or ``catch_up`` by the block step: the rows, then the completions
+        before ``limit``, ``(t, eid)``, as ``mode`` reads it (``block_step_loop``'s modes)."""
         if not rows.shape[1] and not step.due(self.heap, limit):
             return 0
-        mode = block_step_loop.AT_OR_BEFORE if inclusive else block_step_loop.BEFORE
-        ran, self.now = step.replay(self.heap, rows, self.now, mode, t_limit, 0)
+        ran, self.now = step.replay(self.heap, rows, self.now, mode, *limit)
         self._standby_intake(rows)
         return ran
 
@@ -182,16 +182,11 @@ class LoggedIntake:
         sequencer's work changes, and it reads nothing they change, so the two commute):
         the log's validations merged with the completions due before them, then the
         completions before the Python event ``(t, eid)``. Returns how many completions ran."""
-        heap = self.heap
         step = self.step
         self.behind = None
         if step is not None and step.usable():
             rows = self.gossip.drain_mempool_log()
-            if not rows.shape[1] and not step.due(heap, (t, eid)):
-                return 0
-            ran, self.now = step.replay(heap, rows, self.now, block_step_loop.BEFORE_EVENT, t, eid)
-            self._standby_intake(rows)
-            return ran
+            return self._step(step, rows, block_step_loop.BEFORE_EVENT, (t, eid))
         return self.replay(t, False) + self.before((t, eid))
 
     def before(self, event: Event) -> int:
