@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,7 +323,8 @@ def test_a_publish_the_server_refuses_shows_with_the_servers_words(tmp_path: Pat
     connections = result.summary["connections"]
     cut = [i for i in connections["incidents"] if i["kind"] == "disconnected"]
     assert cut and all(i["client"] == "msgstorm-publisher" for i in cut), connections
-    # (A connection reset can beat the server's last words to the client: most, not all, carry them.)
+    # (Words queued before a reset are read when a write meets it; a server whose words had not
+    # left it when it reset says nothing: most, not all, carry them.)
     said = [i for i in cut if i["error"] == "-ERR 'Maximum Payload Violation'"]
     assert said and all(i["error"] in (None, said[0]["error"]) for i in cut), connections
     assert result.summary["delivery"]["lost"]["total"] > 0
@@ -337,6 +340,44 @@ def test_the_wire_and_nats_py_clients_see_the_same_run(tmp_path: Path) -> None:
         counts[client] = (summary["messages"]["sent"], summary["messages"]["committed"], summary["delivery"]["lost"])
     assert counts["wire"] == counts["nats-py"] == (2000, 2000, counts["wire"][2])
     assert counts["wire"][2]["total"] == 0
+
+
+def test_the_servers_last_words_before_a_reset_are_read_when_a_write_meets_the_reset() -> None:
+    """The server says -ERR and resets the connection while the client is busy writing (on
+    a loaded machine its reader has not run yet): the write fails first, and the words,
+    still queued on the socket, are read then and carried by the disconnect."""
+    said = b"-ERR 'Maximum Payload Violation'\r\n"
+
+    async def scenario() -> dict[str, str]:
+        loop = asyncio.get_running_loop()
+        reset = loop.create_future()
+        lost: asyncio.Future[WireConnection] = loop.create_future()
+
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(said)
+            await writer.drain()
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+            writer.transport.abort()
+            reset.set_result(None)
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = WireConnection(f"nats://127.0.0.1:{port}", "msgstorm-publisher", None, lost.set_result)
+        try:
+            transport, _ = await loop.create_connection(lambda: connection, "127.0.0.1", port)
+            transport.pause_reading()  # the reader is behind the writer
+            await reset
+            while not lost.done():  # each write after the reset fails; the first one may not see it yet
+                connection.write_now(b"PUB s 3\r\nabc\r\n")
+                await asyncio.wait([lost], timeout=0.05)
+            return (await lost).lost_detail()
+        finally:
+            connection.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(scenario()) == {"client": "msgstorm-publisher", "error": said.decode().strip()}
 
 
 def test_the_parser_reports_a_server_error_line() -> None:

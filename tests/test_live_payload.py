@@ -8,12 +8,14 @@ import pytest
 
 from msgstorm.live.payload import (
     HEADER,
+    STAGED_BYTES,
     StoredCopy,
     _check,
     message_id,
     pack_payloads,
     payload,
     read_ids,
+    slice_ends,
 )
 
 
@@ -106,3 +108,16 @@ def test_a_stored_copy_taken_a_page_at_a_time_keeps_the_readable_ids_in_order_an
     copy.add([])
     assert copy.ids.tolist() == [7, 3, 9] and copy.ids.dtype == np.int64
     assert copy.damaged == 2 and len(copy) == 5
+
+
+def test_a_slice_holds_at_most_2048_messages_or_a_megabyte_of_payloads_past_its_first() -> None:
+    """Small messages: 2,048 a slice. Messages of 900 kB: one each (a second would pass
+    1 MiB), so the first send never waits for a whole window's payloads to be built. Two of
+    400 kB fit (800,000 B), a third does not; a 16-byte payload counts 16 B however small
+    its size (the header), so 400 kB + 16 B + 16 B follow in one slice."""
+    assert STAGED_BYTES == 1_048_576
+    assert slice_ends(np.full(5000, 64, dtype=np.int64)) == [2048, 4096, 5000]
+    assert slice_ends(np.full(3, 900_000, dtype=np.int64)) == [1, 2, 3]
+    assert slice_ends(np.array([400_000, 400_000, 400_000, 1, 16], dtype=np.int64)) == [2, 5]
+    assert slice_ends(np.array([2_000_000, 10], dtype=np.int64)) == [1, 2]
+    assert slice_ends(np.zeros(0, dtype=np.int64)) == []

@@ -51,14 +51,13 @@ from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.pacing import SPIN_NS
-from msgstorm.live.payload import pack_payloads
+from msgstorm.live.payload import pack_payloads, slice_ends
 from msgstorm.live.payload import warm_up as warm_up_payloads
 
 __all__ = ["GeneratorProcess", "share_of", "write_spec"]
 
-# Messages staged (their PUB frames built) at a time, as the generator's own loop
-# (``target._SLICE``); the spin before a send time is ``live/pacing.py``'s ``SPIN_NS``.
-_SLICE = 2048
+# Messages are staged (their PUB frames built) a slice at a time, as the generator's own
+# loop (``payload.slice_ends``); the spin before a send time is ``live/pacing.py``'s ``SPIN_NS``.
 
 
 def share_of(keys: np.ndarray, index: int, count: int) -> np.ndarray:
@@ -156,8 +155,10 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
     while batch is not None:
         mine = share_of(batch.key, index, count)
         mine = mine[batch.t_intended[mine] < stop_at]
-        for start in range(0, mine.size, _SLICE):
-            chosen = mine[start:start + _SLICE]
+        start = 0
+        for end in slice_ends(batch.size[mine]):
+            chosen = mine[start:end]
+            start = end
             ids = batch.msg_id[chosen]
             frames, ends = pack_pubs(head, *pack_payloads(ids, batch.key[chosen], batch.size[chosen]))
             edges = [0, *ends.tolist()]

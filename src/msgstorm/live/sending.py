@@ -25,10 +25,9 @@ from msgstorm.live.drivers.base import STOP_GRACE_NS, Callbacks, Driver
 from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities, callbacks_for
 from msgstorm.live.lifecycle import RunState
 from msgstorm.live.pacing import SPIN_NS
-from msgstorm.live.payload import HEADER, message_id, payload
+from msgstorm.live.payload import HEADER, message_id, payload, slice_ends
 from msgstorm.live.receipts import Acks, Receipts, Received
 from msgstorm.live.receipts import warm_up as warm_up_receipts
-from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -41,10 +40,10 @@ __all__ = ["LiveSender"]
 # While behind schedule, let consumers and the client's flusher run after this many sends.
 _YIELD_EVERY = 256
 # A batch is staged with the driver (payloads and frames built) and its intended times
-# turned into Python ints this many messages at a time while it is sent: large enough that
-# the per-slice work is a small share, small enough that building one (about 60 ns a
-# message on the wire client) delays no send by more than a fraction of a millisecond.
-_SLICE = STAGED_MESSAGES
+# turned into Python ints a slice at a time while it is sent (``slice_ends``: at most
+# ``STAGED_MESSAGES`` messages or ``STAGED_BYTES`` of payloads): large enough that the
+# per-slice work is a small share, small enough that building one (about 60 ns a small
+# message on the wire client) delays no send by more than a few milliseconds.
 
 
 def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndarray] | None:
@@ -255,7 +254,7 @@ class LiveSender:
 
     async def _send_bursts(self, driver: Bursts, traffic: Iterator[MessageBatch]) -> None:
         """As ``send_all``, for a driver that takes many messages at once: the batch is
-        staged with the driver a slice at a time (``_SLICE`` messages, as columns: no Python
+        staged with the driver a slice at a time (``slice_ends``, as columns: no Python
         object per message), and every staged message due when the generator wakes leaves
         in one ``publish_staged`` (at most ``driver.burst``), each stamped with the time that
         burst was handed over. So that no pause opens in the schedule, the next window's
@@ -282,8 +281,8 @@ class LiveSender:
             ids, keys, sizes, intended = ((batch.msg_id, batch.key, batch.size, batch.t_intended) if own is None else
                                           (batch.msg_id[own], batch.key[own], batch.size[own], batch.t_intended[own]))
             mine = stop if own is None else own.size
-            for first in range(0, mine, _SLICE):
-                last = min(first + _SLICE, mine)
+            first = 0
+            for last in slice_ends(sizes[:mine]):
                 times = intended[first:last].tolist()
                 driver.stage(ids[first:last], keys[first:last], sizes[first:last])
                 i, n = 0, last - first
@@ -328,6 +327,7 @@ class LiveSender:
                     if since_yield >= _YIELD_EVERY:
                         since_yield = 0
                         await asyncio.sleep(0)
+                first = last
             if stop < len(batch):
                 upcoming.cancel()
                 return

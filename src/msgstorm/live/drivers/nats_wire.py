@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -524,12 +526,32 @@ class WireConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self._writable.set()  # a waiting publisher finds the connection gone
+        self._read_last_words()
         for future in [self._handshake, *self._pongs]:
             if future is not None and not future.done():
                 future.set_exception(WireError(f"connection lost: {exc or 'closed by the server'}"))
         self._pongs.clear()
         if not self.closing and self.on_lost is not None:
             self.on_lost(self)
+
+    def _read_last_words(self) -> None:
+        """Parse what the server sent that was not read yet (its ``-ERR`` before it closed).
+        A write that meets the server's reset ends the transport before its reader ran, and
+        the socket, open until this callback returns, still holds the bytes that came before
+        the reset (Linux hands queued data out before the error): on a busy machine the
+        generator writes first far more often than the reader reads."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None or sock.fileno() < 0:
+            return
+        with socket.socket(fileno=os.dup(sock.fileno())) as own:
+            for _ in range(READ_BUFFER // MIN_READ):  # bounded: a server that kept sending
+                try:
+                    nbytes = own.recv_into(self.get_buffer(-1), MIN_READ, socket.MSG_DONTWAIT)
+                except OSError:
+                    return  # nothing more (or the reset itself)
+                if nbytes == 0:
+                    return
+                self.buffer_updated(nbytes)
 
     def lost_detail(self) -> dict[str, str]:
         """A ``disconnected`` event's detail: the client, and the errors the server sent
