@@ -230,6 +230,43 @@ def test_push_with_no_consumer_reading_drops_after_send_timeout_and_stays_bounde
     assert driver.endpoint is not None and not _listens(urlsplit(driver.endpoint).port or 0)
 
 
+def test_a_push_that_stalls_again_after_a_send_got_through_says_the_cause_once(tmp_path: Path) -> None:
+    """The consumer stops reading and the PUSH drops; the consumer takes a few, a send gets
+    through, the consumer stops again and the PUSH drops again (as sockets' buffers free
+    room now and then on a busy machine): one cause, one client_error, every drop counted."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    spec = LiveSpec(consumers=1, zmq=ZmqSpec(pattern="push-pull", hwm=1, send_timeout="50ms"))
+    driver = ZmqDriver(spec, tmp_path, lambda kind, detail: events.append((kind, detail)))
+    ids = iter(range(100_000))
+
+    async def until_a_drop() -> None:
+        dropped = driver.state.lost_publishes
+        while driver.state.lost_publishes == dropped:
+            msg_id = next(ids)
+            await driver.publish(msg_id, _payload(msg_id, 65_536))
+
+    async def go() -> tuple[int, int]:
+        try:
+            await driver.connect(Callbacks(lambda consumer, payload: None, lambda m, o: None))
+            for task in driver._receivers:  # the consumer stops reading (the socket stays connected)
+                task.cancel()
+            await until_a_drop()
+            first = driver.state.lost_publishes
+            consumer = driver._sockets[1]
+            while driver._stalled:  # the consumer takes one at a time until a send gets through
+                await consumer.recv()
+                msg_id = next(ids)
+                await driver.publish(msg_id, _payload(msg_id, 65_536))
+            await until_a_drop()
+            return first, driver.state.lost_publishes
+        finally:
+            await driver.close()
+
+    first, dropped = asyncio.run(asyncio.wait_for(go(), 60))
+    assert dropped > first > 0
+    assert [kind for kind, _ in events] == ["client_error"], events
+
+
 def test_staged_bursts_at_a_push_with_no_consumer_drop_after_send_timeout_and_say_so(tmp_path: Path) -> None:
     """The burst path when the PUSH has no consumer left (their sockets closed): the first
     message that finds no room waits send_timeout and is dropped, and the call returns how

@@ -23,7 +23,10 @@ part ways, and the history shows each:
 - PUSH waits (the publish awaits, the event loop and the consumers run on), so the generator
   falls behind its schedule and the wait shows as send lag and latency, not loss. A PUSH no
   consumer drains for ``[live.zmq].send_timeout`` drops that message, reports a
-  ``client_error``, and drops at once until a send gets through: a run stays bounded.
+  ``client_error``, and drops at once until a send gets through: a run stays bounded. The
+  cause is said once a run: consumers that stop reading stall a PUSH again and again as
+  sockets' buffers free a little room now and then (often on a busy machine), and each
+  dropped message is counted (``lost`` in the history) without a report of its own.
 
 History mapping (what each column means on this target): ``t_sent`` the send call began,
 ``t_received`` = ``t_sequenced`` = ``t_committed`` the first consumer's receipt, ``seq_no``
@@ -110,6 +113,7 @@ class ZmqDriver:
         self.endpoint: str | None = None  # where the publisher is bound, once connected
         self.state = DriverState(on_event)  # counts, callbacks
         self._stalled = False  # a PUSH send timed out and none has gone through since
+        self._said_stalled = False  # the stall's client_error is written (once a run)
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
@@ -250,10 +254,11 @@ class ZmqDriver:
         return True
 
     def _drop_at_mark(self) -> None:
-        """A PUSH send given up at the high-water mark; the first of a run of them is said."""
+        """A PUSH send given up at the high-water mark; the first of the run is said."""
         self.state.lost_publishes += 1  # a PUSH send given up (a PUB drops at its mark unseen)
-        if not self._stalled:
-            self._stalled = True
+        self._stalled = True
+        if not self._said_stalled:
+            self._said_stalled = True
             self.on_event(EventKind.CLIENT_ERROR, {
                 "client": "publisher",
                 "error": f"no consumer took a message for {self.spec.zmq.send_timeout / 1e9:g} s at the "
