@@ -89,6 +89,7 @@ from msgstorm.live.drivers.nats_wire import (
 )
 from msgstorm.live.payload import StoredCopy, payload
 from msgstorm.live.payload import warm_up as warm_up_payloads
+from msgstorm.live.read_back import READ_BACK_ATTEMPTS, read_with_retries
 from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
     ManagedServer,
@@ -119,6 +120,9 @@ API_TIMEOUT_S = 5.0  # one JetStream API request (create, info)
 # broker, not a client default).
 CONSUMER_MAX_ACK_PENDING = 1_000_000
 RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
+# A read-back's connection dropped under it: read again (``live/read_back.py``).
+_DROPPED = (nats.errors.ConnectionClosedError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,
+            nats.errors.ConnectionReconnectingError, OSError)
 # A slow consumer's subscription keeps this much before nats-py drops messages.
 SUB_PENDING_MSGS = 10_000_000
 SUB_PENDING_BYTES = 1 << 30
@@ -581,33 +585,44 @@ class JetStreamDriver:
         consumer on it for a while after (until it sees the server gone): the consumer's
         creation times out, or its fetches find no responders. Such a read is started again
         with a new consumer until ``live.read_back_timeout`` has passed with nothing read;
-        other failures end it at once. A control connection that is reconnecting (the server
-        restarted just before) is waited for, within the same time (a server that stays dead
-        costs the run that long, not a minute); a read-back that cannot happen says why
-        (``client_error``)."""
+        a read whose control connection dropped is made again once it is back, at most
+        ``READ_BACK_ATTEMPTS`` reads in all (``live/read_back.py``); other failures end it at
+        once. A control connection that is reconnecting (the server restarted just before) is
+        waited for, within the same time (a server that stays dead costs the run that long,
+        not a minute); a read-back that cannot happen says why (``client_error``)."""
         if self.control is None:
             return None
         loop = asyncio.get_running_loop()
         patience_s = self.spec.read_back_timeout / 1e9
         deadline = loop.time() + patience_s
-        while not self.control.is_connected:
-            if self.control.is_closed or loop.time() + RETRY_INTERVAL_S >= deadline:
+        reads = 0
+        while True:
+            if not await self._control_up(loop.time() + patience_s if reads else deadline):
                 self.on_event(EventKind.CLIENT_ERROR, {
                     "client": "read_back", "error": "the control connection is down: the stream was not read back"})
                 return None
-            await asyncio.sleep(RETRY_INTERVAL_S)
-        js = self.control.jetstream(timeout=API_TIMEOUT_S)
-        while True:
+            reads += 1
             try:
-                return await read_stream(js, self.settings.stream, self.spec.subject, deadline, patience_s,
-                                         SUB_PENDING_MSGS, SUB_PENDING_BYTES)
+                return await read_stream(self.control.jetstream(timeout=API_TIMEOUT_S), self.settings.stream,
+                                         self.spec.subject, deadline, patience_s, SUB_PENDING_MSGS, SUB_PENDING_BYTES)
             except (nats.errors.Error, TimeoutError) as error:
                 misplaced = isinstance(error, (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                                                ServiceUnavailableError))
-                if not misplaced or loop.time() + RETRY_INTERVAL_S >= deadline:
+                dropped = isinstance(error, _DROPPED) and reads < READ_BACK_ATTEMPTS
+                if not (dropped or (misplaced and loop.time() + RETRY_INTERVAL_S < deadline)):
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
                     return None
             await asyncio.sleep(RETRY_INTERVAL_S)
+
+    async def _control_up(self, deadline: float) -> bool:
+        """Whether the control connection is up, waiting for it until ``deadline`` (loop time)."""
+        assert self.control is not None
+        loop = asyncio.get_running_loop()
+        while not self.control.is_connected:
+            if self.control.is_closed or loop.time() + RETRY_INTERVAL_S >= deadline:
+                return False
+            await asyncio.sleep(RETRY_INTERVAL_S)
+        return True
 
     async def stream_leader(self) -> str:
         """The name of the server that leads the stream now (a leader-kill fault's victim)."""
@@ -646,11 +661,15 @@ class JetStreamDriver:
             self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back replicas", "error": behind})
         for server, url in zip(self.servers, self.urls):
             try:
-                copies[server.name] = await asyncio.wait_for(
-                    read_node(url, self.settings.stream, API_TIMEOUT_S), self.spec.read_back_timeout / 1e9)
+                copies[server.name] = await read_with_retries(functools.partial(self._read_node, url),
+                                                              (*_DROPPED, nats.errors.NoServersError))
             except (nats.errors.Error, OSError, TimeoutError) as error:
                 self.on_event(EventKind.CLIENT_ERROR, {"client": f"read_back {server.name}", "error": _describe(error)})
         return copies
+
+    async def _read_node(self, url: str) -> StoredCopy:
+        return await asyncio.wait_for(read_node(url, self.settings.stream, API_TIMEOUT_S),
+                                      self.spec.read_back_timeout / 1e9)
 
     async def close(self) -> None:
         self._closing = True

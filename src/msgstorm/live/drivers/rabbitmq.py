@@ -84,6 +84,7 @@ from msgstorm.live.drivers.rabbitmq_cluster import (
 from msgstorm.live.drivers.rabbitmq_wire import WirePublisher, declarations
 from msgstorm.live.payload import HEADER, StoredCopy
 from msgstorm.live.payload import payload as message_payload
+from msgstorm.live.read_back import read_with_retries
 from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec, OwnNames
@@ -612,14 +613,15 @@ class RabbitMqDriver:
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> StoredCopy | None:
-        """The audit queue (or the stream) read whole, on a connection of its own; None when
-        no node takes one (a node dead for good) or the connection is lost while it reads,
+        """The audit queue (or the stream) read whole, on a connection of its own, read again
+        from the start on a new one when it drops (``live/read_back.py``); None when no node
+        takes one (a node dead for good) or every attempt's connection is lost while it reads,
         said as a ``client_error`` of client ``read_back``."""
         name = self.audit_queue
         if name is None or self.url is None:
             return None
         try:
-            return await self._read_whole(name)
+            return await read_with_retries(lambda: self._read_whole(name), _CONNECTION_ERRORS)
         except _CONNECTION_ERRORS as error:
             task = asyncio.current_task()
             if isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling():
@@ -628,8 +630,17 @@ class RabbitMqDriver:
             return None
 
     async def _read_whole(self, name: str) -> StoredCopy:
-        copy = StoredCopy()
         connection = await self._read_back_connection()
+        try:
+            return await self._read_on(connection, name)
+        finally:  # what it took unacked goes back to the queue, for the next attempt too
+            try:
+                await asyncio.wait_for(connection.close(), 2.0)
+            except (*_CONNECTION_ERRORS, Exception):  # noqa: BLE001 - closing what may be gone
+                pass
+
+    async def _read_on(self, connection: aiormq.abc.AbstractConnection, name: str) -> StoredCopy:
+        copy = StoredCopy()
         channel = await connection.channel(publisher_confirms=False)
         # A queue's messages are never acked (an auto-ack, ``no_ack``, would take each from the
         # queue as it is delivered): all are delivered at once (no prefetch limit) and go back
@@ -658,7 +669,6 @@ class RabbitMqDriver:
                 page = []
         if page:
             copy.add(page)
-        await connection.close()
         return copy
 
     async def _read_back_connection(self) -> aiormq.abc.AbstractConnection:

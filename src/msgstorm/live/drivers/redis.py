@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ from msgstorm.live.drivers.redis_wire import (
 )
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
+from msgstorm.live.read_back import read_with_retries
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
 from msgstorm.scenario.live import LiveSpec, OwnNames
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -596,14 +598,19 @@ class RedisDriver:
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> StoredCopy | None:
+        """The stream read whole (XRANGE, a page at a time); a page whose connection drops is
+        asked again on a new one (``live/read_back.py``)."""
         if self.settings.maxlen is not None or self.publisher is None:
             return None  # trimmed by design: what is left would accuse acked entries of loss
+        publisher = self.publisher
         payloads = StoredCopy()
         start: bytes | str = "-"
         try:
             while True:
-                page = _range(await self.publisher.xrange(self.settings.stream, min=start, max="+",
-                                                          count=READ_BACK_PAGE))
+                page = _range(await read_with_retries(
+                    functools.partial(publisher.xrange, self.settings.stream, min=start, max="+",
+                                      count=READ_BACK_PAGE),
+                    _CONNECTION_ERRORS))
                 payloads.add((fields or {}).get(FIELD, b"") for _, fields in page)
                 if len(page) < READ_BACK_PAGE:
                     return payloads
