@@ -34,7 +34,8 @@ def _cancelled_from_outside(error: BaseException) -> bool:
     return isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling() > 0
 
 
-async def read_with_retries(read: Callable[[], Awaitable[Read]], dropped: tuple[type[BaseException], ...],
+async def read_with_retries(read: Callable[[], Awaitable[Read]],
+                            dropped: tuple[type[BaseException], ...],
                             attempts: int = READ_BACK_ATTEMPTS) -> Read:
     """``await read()``, made again (a new call) after an error of a ``dropped`` type, at most
     ``attempts`` calls in all; the last error, or any other, is raised as it came."""

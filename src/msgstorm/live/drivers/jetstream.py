@@ -121,8 +121,8 @@ API_TIMEOUT_S = 5.0  # one JetStream API request (create, info)
 CONSUMER_MAX_ACK_PENDING = 1_000_000
 RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
 # A read-back's connection dropped under it: read again (``live/read_back.py``).
-_DROPPED = (nats.errors.ConnectionClosedError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,
-            nats.errors.ConnectionReconnectingError, OSError)
+_DROPPED = (nats.errors.ConnectionClosedError, nats.errors.UnexpectedEOF,
+            nats.errors.StaleConnectionError, nats.errors.ConnectionReconnectingError, OSError)
 # A slow consumer's subscription keeps this much before nats-py drops messages.
 SUB_PENDING_MSGS = 10_000_000
 SUB_PENDING_BYTES = 1 << 30
@@ -603,8 +603,9 @@ class JetStreamDriver:
                 return None
             reads += 1
             try:
-                return await read_stream(self.control.jetstream(timeout=API_TIMEOUT_S), self.settings.stream,
-                                         self.spec.subject, deadline, patience_s, SUB_PENDING_MSGS, SUB_PENDING_BYTES)
+                js = self.control.jetstream(timeout=API_TIMEOUT_S)
+                return await read_stream(js, self.settings.stream, self.spec.subject, deadline, patience_s,
+                                         SUB_PENDING_MSGS, SUB_PENDING_BYTES)
             except (nats.errors.Error, TimeoutError) as error:
                 misplaced = isinstance(error, (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                                                ServiceUnavailableError))
@@ -661,8 +662,8 @@ class JetStreamDriver:
             self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back replicas", "error": behind})
         for server, url in zip(self.servers, self.urls):
             try:
-                copies[server.name] = await read_with_retries(functools.partial(self._read_node, url),
-                                                              (*_DROPPED, nats.errors.NoServersError))
+                copies[server.name] = await read_with_retries(
+                    functools.partial(self._read_node, url), (*_DROPPED, nats.errors.NoServersError))
             except (nats.errors.Error, OSError, TimeoutError) as error:
                 self.on_event(EventKind.CLIENT_ERROR, {"client": f"read_back {server.name}", "error": _describe(error)})
         return copies

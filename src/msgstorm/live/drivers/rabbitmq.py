@@ -57,6 +57,7 @@ History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -81,6 +82,7 @@ from msgstorm.live.drivers.rabbitmq_cluster import (
     mirror,
     plan_nodes,
 )
+from msgstorm.live.drivers.rabbitmq_read import read_queue
 from msgstorm.live.drivers.rabbitmq_wire import WirePublisher, declarations
 from msgstorm.live.payload import HEADER, StoredCopy
 from msgstorm.live.payload import payload as message_payload
@@ -105,8 +107,6 @@ RECONNECT_INTERVAL_S = 0.1
 FLUSH_TIMEOUT_S = 5.0
 # The wire publisher's staged bursts: messages due at once that leave in one write, at most.
 BURST = 1024
-# A read-back that gets nothing for this long has read everything the broker holds.
-READ_IDLE_S = 1.0
 # The VM's flags the script would add when it runs the VM as its child (``node_env``): SIGINT
 # ignored; and no port mapper of the VM's own (the run's is up before the node starts).
 START_ARGS = "+B i -start_epmd false"
@@ -120,6 +120,11 @@ logging.getLogger("aiormq").propagate = False
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+async def _close_quietly(connection: aiormq.abc.AbstractConnection) -> None:
+    with contextlib.suppress(*_CONNECTION_ERRORS, Exception):  # closing what may be gone
+        await asyncio.wait_for(connection.close(), 2.0)
 
 
 def rabbitmq_config(port: int) -> str:
@@ -632,44 +637,9 @@ class RabbitMqDriver:
     async def _read_whole(self, name: str) -> StoredCopy:
         connection = await self._read_back_connection()
         try:
-            return await self._read_on(connection, name)
+            return await read_queue(connection, name, self.stream)
         finally:  # what it took unacked goes back to the queue, for the next attempt too
-            try:
-                await asyncio.wait_for(connection.close(), 2.0)
-            except (*_CONNECTION_ERRORS, Exception):  # noqa: BLE001 - closing what may be gone
-                pass
-
-    async def _read_on(self, connection: aiormq.abc.AbstractConnection, name: str) -> StoredCopy:
-        copy = StoredCopy()
-        channel = await connection.channel(publisher_confirms=False)
-        # A queue's messages are never acked (an auto-ack, ``no_ack``, would take each from the
-        # queue as it is delivered): all are delivered at once (no prefetch limit) and go back
-        # to the queue, whole and in order, when the connection closes. A stream keeps what is
-        # read whatever the acks; its consumer acks to get more (its credit).
-        await channel.basic_qos(prefetch_count=5000 if self.stream else 0)
-        page: list[bytes] = []
-        got = asyncio.Event()
-
-        async def take(message: DeliveredMessage) -> None:
-            page.append(message.body)
-            got.set()
-            if self.stream:
-                await channel.basic_ack(message.delivery_tag or 0, multiple=True, wait=False)
-
-        arguments: dict[str, Any] = {"x-stream-offset": "first"} if self.stream else {}
-        await channel.basic_consume(name, take, no_ack=False, arguments=arguments)
-        while True:
-            got.clear()
-            try:
-                await asyncio.wait_for(got.wait(), READ_IDLE_S)
-            except TimeoutError:
-                break
-            if len(page) >= 10_000:
-                copy.add(page)
-                page = []
-        if page:
-            copy.add(page)
-        return copy
+            await _close_quietly(connection)
 
     async def _read_back_connection(self) -> aiormq.abc.AbstractConnection:
         """A connection to the first node that takes one (a cluster's node may still be
@@ -703,8 +673,5 @@ class RabbitMqDriver:
                                                    "error": "publishes dropped while disconnected"})
             self._dropped = 0
         for connection in self._connections:
-            try:
-                await asyncio.wait_for(connection.close(), 2.0)
-            except (*_CONNECTION_ERRORS, Exception):  # noqa: BLE001 - closing what may be gone
-                pass
+            await _close_quietly(connection)
         self._connections.clear()
