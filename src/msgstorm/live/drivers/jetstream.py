@@ -89,7 +89,7 @@ from msgstorm.live.drivers.nats_wire import (
 )
 from msgstorm.live.payload import StoredCopy, payload
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.read_back import READ_BACK_ATTEMPTS, read_with_retries
+from msgstorm.live.read_back import READ_BACK_ATTEMPTS, dropped_connection, read_with_retries
 from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
     ManagedServer,
@@ -595,13 +595,12 @@ class JetStreamDriver:
         loop = asyncio.get_running_loop()
         patience_s = self.spec.read_back_timeout / 1e9
         deadline = loop.time() + patience_s
-        reads = 0
+        drops = 0  # reads whose connection dropped
         while True:
-            if not await self._control_up(loop.time() + patience_s if reads else deadline):
+            if not await self._control_up(loop.time() + patience_s if drops else deadline):
                 self.on_event(EventKind.CLIENT_ERROR, {
                     "client": "read_back", "error": "the control connection is down: the stream was not read back"})
                 return None
-            reads += 1
             try:
                 js = self.control.jetstream(timeout=API_TIMEOUT_S)
                 return await read_stream(js, self.settings.stream, self.spec.subject, deadline, patience_s,
@@ -609,7 +608,8 @@ class JetStreamDriver:
             except (nats.errors.Error, TimeoutError) as error:
                 misplaced = isinstance(error, (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                                                ServiceUnavailableError))
-                dropped = isinstance(error, _DROPPED) and reads < READ_BACK_ATTEMPTS
+                drops += dropped_connection(error, _DROPPED)
+                dropped = dropped_connection(error, _DROPPED) and drops < READ_BACK_ATTEMPTS
                 if not (dropped or (misplaced and loop.time() + RETRY_INTERVAL_S < deadline)):
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
                     return None
