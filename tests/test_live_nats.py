@@ -155,8 +155,10 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) 
 @pytest.mark.slow
 def test_a_starved_generator_says_so(tmp_path: Path) -> None:
     result = run(_scenario(duration="300ms", rate=10_000_000, size=16), tmp_path / "run")
-    generator = result.summary["generator"]
-    assert generator["saturated"] is True and generator["send_lag_ms"]["p99"] > 1.0
+    generator, lag_p99_ms = result.summary["generator"], result.summary["generator"]["send_lag_ms"]["p99"]
+    # On a loaded machine it may send nothing at all in 300 ms: no lag to measure, all unsent.
+    assert generator["saturated"] is True
+    assert (lag_p99_ms is not None and lag_p99_ms > 1.0) or result.summary["messages"]["sent"] == 0, generator
     verdict = next(c for c in result.summary["checks"] if c["name"] == "generator")
     assert verdict["verdict"] == "invalid" and "could not keep the schedule" in verdict["detail"]
     assert_nothing_left(result.run_dir)
@@ -207,7 +209,7 @@ def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_pat
     process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
                                 "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_for_traffic(run_dir, timeout_s=30)
+        _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
         time.sleep(1.0)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -332,7 +334,7 @@ def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, de
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)
     try:
-        _wait_for_traffic(run_dir, timeout_s=30)
+        _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
         time.sleep(delay_s)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -358,7 +360,8 @@ def test_a_generator_behind_at_the_end_stops_there_and_counts_what_it_never_sent
     result = run(_scenario(duration="500ms", rate=rate, live=live), tmp_path / "run")
     messages = result.history.messages
     sent_times = messages.column("t_sent").drop_null().to_numpy()
-    assert sent_times.size > 0 and int(sent_times.max()) < 500_000_000 + STOP_GRACE_NS, "a message left late"
+    # (A loaded machine may send none of them in 500 ms: the counts below still hold.)
+    assert int(sent_times.max(initial=0)) < 500_000_000 + STOP_GRACE_NS, "a message left late"
     statuses = Counter(messages.column("status").to_pylist())
     summary = result.summary
     assert statuses["unsent"] == summary["messages"]["unsent"] == summary["generator"]["unsent"] > 0

@@ -126,22 +126,25 @@ def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tm
     result = run(_scenario(mode="group", burst=burst), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "redis"
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
-    assert summary["messages"]["lost"] == 0
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent
+    # late): every message sent, a prefix of the ids, is committed and read.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 2000 and sent > 0
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "delivery", "generator"])
     messages = result.history.messages.sort_by("msg_id")
     seq_no = np.asarray(messages["seq_no"].to_numpy(zero_copy_only=False))
     assert (np.diff(seq_no) > 0).all(), "entry order follows send order"
-    assert messages["t_received"].null_count == 2000  # the XADD reply is the commit
+    assert messages["t_received"].null_count == 2000  # the XADD reply is the commit (none for the unsent)
     receipts = _receipts(result)
     consumed = receipts["consumer-0"] + receipts["consumer-1"]
-    assert sorted(consumed) == list(range(2000)), "each message to exactly one consumer of the group"
+    assert sorted(consumed) == list(range(sent)), "each message to exactly one consumer of the group"
     assert receipts["consumer-0"] and receipts["consumer-1"], "both consumers of the group took a share"
-    assert receipts["stream"] == list(range(2000)), "read back: every message, in send order"
+    assert receipts["stream"] == list(range(sent)), "read back: every message, in send order"
     delivery = summary["delivery"]
     assert delivery["fanout"] is False and delivery["duplicated"] == 0 and delivery["reordered"] == 0
-    assert delivery["stream"] == {"stored": 2000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
     kinds = [e["kind"] for e in _events(result)]
     assert {"server_start", "server_stop", "read_back"} <= set(kinds)
     assert "disconnected" not in kinds and "client_error" not in kinds
@@ -154,10 +157,12 @@ def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tm
 def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path, burst: int) -> None:
     result = run(_scenario(mode="fanout", duration="1s", burst=burst), tmp_path / "run")
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(1000))
+    sent = result.summary["messages"]["sent"]  # a loaded generator's unsent tail is never sent
+    assert sent + result.summary["messages"]["unsent"] == 1000 and sent > 0
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent))
     delivery = result.summary["delivery"]
-    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 2000
-    assert result.summary["messages"]["committed"] == 1000
+    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 2 * sent
+    assert result.summary["messages"]["committed"] == sent
     assert_nothing_left(result.run_dir)
 
 
@@ -319,7 +324,9 @@ def test_a_user_server_with_a_password_and_a_database_is_reached_by_both_publish
         database = 3 if burst == 1 else 4
         url = f"redis://:s3cret@127.0.0.1:{port}/{database}"
         result = run(_scenario(duration="1s", live=f'url = "{url}"', burst=burst), tmp_path / f"run-{burst}")
-        assert result.summary["messages"]["committed"] == 1000 and result.summary["messages"]["lost"] == 0
+        messages = result.summary["messages"]  # a loaded generator's unsent tail is never sent
+        assert messages["sent"] + messages["unsent"] == 1000 and messages["sent"] > 0
+        assert messages["committed"] == messages["sent"] and messages["lost"] == 0
         client = redis.Redis.from_url(url)
         try:
             assert client.xlen("msgstorm") == 1000, "the stream is in the URL's database"
