@@ -206,14 +206,14 @@ def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_pat
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, live="", size=64), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
-        time.sleep(1.0)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    with subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                           "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:  # (``with``: the process is waited for however the test ends, not left to the next test)
+            _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
+            time.sleep(1.0)
+        finally:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 3, stderr.decode()[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["messages"]["sent"] > 300
@@ -332,17 +332,17 @@ def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, de
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=200_000, live="", size=64), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = run_in_process(scenario, run_dir)
-    try:
-        _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
-        time.sleep(delay_s)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("the run did not end within 30 s of SIGTERM")
+    with run_in_process(scenario, run_dir) as process:  # waited for however the test ends
+        try:
+            _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
+            time.sleep(delay_s)
+        finally:
+            process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("the run did not end within 30 s of SIGTERM")
     assert process.returncode == 3, stderr.decode()[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["messages"]["sent"] > 0
