@@ -429,13 +429,14 @@ def run_processes(root: int, run_dir: Path) -> dict[int, str]:
             if pid != root and pid != os.getpid() and (pid in tree or named in _command(argv) or named in environment)}
 
 
-def sigkill_mid_run(scenario: Path, run_dir: Path, settle_s: float) -> dict[int, str]:
+def sigkill_mid_run(scenario: Path, run_dir: Path, settle_s: float, starts_within_s: float = 120) -> dict[int, str]:
     """``msgstorm run`` on ``scenario``, SIGKILLed ``settle_s`` after its schedule started (its
-    events on disk); the run's processes just before the kill (``run_processes``)."""
+    events on disk, at most ``starts_within_s`` after it was started); the run's processes
+    just before the kill (``run_processes``)."""
     process = run_in_process(scenario, run_dir)
     events = run_dir / "history" / "events"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + starts_within_s
         while not (events.is_dir() and any(events.glob("part-*.parquet"))):
             assert process.poll() is None, process.communicate()[1].decode()[-2000:]
             assert time.monotonic() < deadline, "the run's schedule never started"

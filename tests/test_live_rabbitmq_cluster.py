@@ -205,7 +205,8 @@ def test_a_sigkilled_cluster_run_leaves_no_node_and_no_port_mapper_and_report_re
     scenario.write_text(GOOD.replace('duration = "1s"', 'duration = "60s"').replace("nodes = 3", "nodes = 2").replace(
         '[live.rabbitmq]', '[live]\nstart_timeout = "90s"\n[live.rabbitmq]'), encoding="utf-8")
     run_dir = tmp_path / "run"
-    processes = sigkill_mid_run(scenario, run_dir, settle_s=1.0)
+    # Two nodes started one after another, each within its start_timeout (90 s), then joined.
+    processes = sigkill_mid_run(scenario, run_dir, settle_s=1.0, starts_within_s=300)
     servers = run_dir / "servers" / "rabbitmq"
     for name in ("rabbit-0", "rabbit-1"):
         pid = int((servers / f"{name}.pid").read_text())
