@@ -7,9 +7,9 @@ the history is written (``live/target.py``). A read-back is the measurement's au
 connection reset while it reads (a loaded machine, a node still settling after a fault)
 must not turn into a failed audit. So a read that fails on a dropped connection is made
 again, from its beginning or from the page it had reached, at most ``READ_BACK_ATTEMPTS``
-times, ``RETRY_PAUSE_S`` apart; any other failure (a timeout too), or the last attempt's, is
-raised for the driver to say (a ``client_error`` of client ``read_back``). Each read must be one that can
-be made twice: a queue read without acks (what it took goes back when its connection
+times, ``RETRY_PAUSE_S`` apart; any other failure (a timeout too), or the last attempt's,
+is raised for the driver to say (a ``client_error`` of client ``read_back``). Each read must
+be one that can be made twice: a queue read without acks (what it took goes back when its connection
 closes), a stream read from an offset, a range read by id.
 """
 
@@ -33,7 +33,8 @@ def dropped_connection(error: BaseException, dropped: tuple[type[BaseException],
     builtin TimeoutError is an OSError), nor a cancellation of the task itself (a signal
     stopping the run; aiormq cancels what waits on a lost connection)."""
     task = asyncio.current_task()
-    cancelled = isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling() > 0
+    cancelled = (isinstance(error, asyncio.CancelledError) and task is not None
+                 and task.cancelling() > 0)
     return isinstance(error, dropped) and not isinstance(error, TimeoutError) and not cancelled
 
 
