@@ -109,7 +109,8 @@ def run(
     if show_progress:
         from msgstorm.scenario.budget import estimate_work, wall_time
 
-        out.print(f"estimated wall time: about {wall_time(estimate_work(loaded).wall_s)} (limits.max_wall_time, "
+        work = estimate_work(loaded)
+        out.print(f"estimated wall time: about {wall_time(work.wall_s)}{work.leaves_out} (limits.max_wall_time, "
                   "--max-time)", highlight=False, markup=False)
     try:
         with claimed, sigterm_as_interrupt():
