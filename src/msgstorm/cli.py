@@ -29,7 +29,8 @@ from msgstorm.heap import (
     keep_freed_memory,  # it chooses Arrow's pool before pyarrow loads (no command module loads pyarrow on import)
 )
 
-app = typer.Typer(cls=Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
                   help="Stress-test the messaging layer of a trading system.", epilog=EXIT_CODES_HELP)
 
 

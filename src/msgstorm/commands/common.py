@@ -27,9 +27,11 @@ from rich.text import Text
 from msgstorm.errors import ExitCode
 
 try:  # a recent typer carries its own copy of click
+    from typer._click.core import Context
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - older typer runs on click itself
-    from click.exceptions import UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
+    from click.core import Context  # type: ignore[assignment,no-redef,unused-ignore]
+    from click.exceptions import UsageError  # type: ignore[assignment,no-redef,unused-ignore]
 
 
 class Command(typer.core.TyperCommand):
@@ -60,11 +62,12 @@ class Group(typer.core.TyperGroup):
     a subcommand's options are parsed inside the group's ``invoke``, so these two methods
     see every one."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
+                     **extra: object) -> Context:
         with _usage_as_error():
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, args, parent, **extra)
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: Context) -> object:
         with _usage_as_error():
             return super().invoke(ctx)
 

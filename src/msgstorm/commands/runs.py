@@ -110,8 +110,8 @@ def run(
         from msgstorm.scenario.budget import estimate_work, wall_time
 
         work = estimate_work(loaded)
-        out.print(f"estimated wall time: about {wall_time(work.wall_s)}{work.leaves_out} (limits.max_wall_time, "
-                  "--max-time)", highlight=False, markup=False)
+        out.print(f"estimated wall time: about {wall_time(work.wall_s)}{work.leaves_out} "
+                  "(limits.max_wall_time, --max-time)", highlight=False, markup=False)
     try:
         with claimed, sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None

@@ -142,7 +142,8 @@ class WorkEstimate:
                 f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
                 f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
                 f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows{market}, "
-                f"peak memory about {_gib(self.memory_bytes)}, wall time about {wall_time(self.wall_s)}{self.leaves_out}")
+                f"peak memory about {_gib(self.memory_bytes)}, "
+                f"wall time about {wall_time(self.wall_s)}{self.leaves_out}")
 
 
 def wall_time(seconds: float) -> str:
@@ -433,7 +434,8 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
              ("market", "accounts", biggest, "count") if biggest is not None else ("market", "accounts"))
     if work.wall_s > limits.max_wall_time / _NS_PER_S:
         found.append((("limits", "max_wall_time"),
-                      f"wall time: about {wall_time(work.wall_s)}{work.leaves_out} on the machine of docs/performance.md, over "
+                      f"wall time: about {wall_time(work.wall_s)}{work.leaves_out} "
+                      "on the machine of docs/performance.md, over "
                       f"limits.max_wall_time = {wall_time(limits.max_wall_time / _NS_PER_S)}; shorten or shrink "
                       "the run, or allow it with --max-time (e.g. --max-time 3h) or --set "
                       "limits.max_wall_time=... if you mean to wait"))
