@@ -186,7 +186,7 @@ def test_ramp_report_says_no_knee_was_reached(ramp) -> None:
 
 
 LONG_TITLE = ("Offered vs achieved throughput (bars: messages intended per second that were not committed: "
-              "dropped, rejected, lost or pending at the end)")
+              "dropped, rejected, lost, pending at the end or unsent)")
 
 
 def test_a_long_title_is_set_below_the_mode_bar_its_parenthesis_on_a_line_of_its_own() -> None:
@@ -468,6 +468,17 @@ def _hand_summary(**values: Any) -> Summary:
     from test_report_compare import hand_summary
 
     return Summary.model_validate(hand_summary(**values))
+
+
+def test_a_live_run_that_saw_no_queue_has_no_queue_card() -> None:
+    """A broker's queue is inside it (the page says so): no "queue depth max —" card. A live
+    chain node's pool is seen (its card stays), and a simulated run's queue always is."""
+    none = {"max_depth": None, "mean_depth": None, "max_block_backlog": None}
+    assert "queue depth max" not in _cards(headline(_hand_summary(target="redis", queue=none)))
+    assert _cards(headline(_hand_summary(target="anvil", queue={**none, "max_depth": 314, "mean_depth": 63.644})))[
+        "queue depth max"][0] == "314"
+    assert "queue depth max" in _cards(headline(_hand_summary(target="sim", queue={**none, "max_depth": 0,
+                                                                                    "mean_depth": 0.0})))
 
 
 def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:
