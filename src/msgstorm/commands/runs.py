@@ -63,8 +63,8 @@ def run(
     max_time: MaxTimeOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="an SLO that cannot be judged (no data) fails too (exit 1), and a server the run needed "
-                         "that exited early (killed, crashed) fails the run (exit 7)")] = False,
+        "--strict", help="an SLO that cannot be judged (no data) fails too (exit 1), and a server "
+                         "the run needed that exited early (killed, crashed) fails the run (exit 7)")] = False,
     prometheus: Annotated[int | None, typer.Option(
         "--prometheus", metavar="PORT", min=0, max=65535,
         help="serve live metrics at http://127.0.0.1:PORT/metrics while the run goes "
@@ -160,8 +160,9 @@ def run(
     exited = connections.servers_exited if connections is not None else []
     if strict and exited:
         said = ", ".join(f"{server.name} (exit code {server.returncode})" for server in exited)
-        say_error(f"--strict: {said} exited before the run's end, not stopped by msgstorm or a scheduled fault: "
-                  f"the run measured a server that went away (report: {result.run_dir / 'report.html'})")
+        report_file = result.run_dir / "report.html"
+        say_error(f"--strict: {said} exited before the run's end, not stopped by msgstorm or a "
+                  f"scheduled fault: the run measured a server that went away (report: {report_file})")
         raise typer.Exit(ExitCode.SERVER_EXITED)
     if slo_failed(result.analysis, strict):
         if quiet:
