@@ -24,6 +24,7 @@ COLUMNS = [
     "rejected",
     "lost",
     "pending",
+    "unsent",
     "queue_depth_max",
     "base_fee",
     "desync_nodes",
@@ -42,17 +43,19 @@ def test_offered_and_throughput_per_window(tmp_path: Path) -> None:
         message(2, 200 * MS, latency_ns=30 * MS),
         message(3, 500 * MS, latency_ns=600 * MS),
         message(4, 900 * MS, latency_ns=600 * MS),
-        # window 1: one dropped, one rejected, one lost; window 2: one still pending at the end
+        # window 1: one dropped, one rejected, one lost; window 2: one still pending at the end,
+        # one a live generator never sent
         message(5, 1100 * MS, status="dropped"),
         message(6, 1200 * MS, status="rejected"),
         message(7, 1300 * MS, status="lost"),
         message(8, 2500 * MS),
+        message(9, 2600 * MS, status="unsent"),
     ]
     table = window_metrics(write_history(tmp_path, rows, t_end=3 * S))
     assert table.schema == WINDOW_SCHEMA
     assert table.column("t_start_ns").to_pylist() == [0, S, 2 * S]
     assert table.column("t_end_ns").to_pylist() == [S, 2 * S, 3 * S]
-    assert table.column("offered_per_s").to_pylist() == [4.0, 3.0, 1.0]
+    assert table.column("offered_per_s").to_pylist() == [4.0, 3.0, 2.0]
     assert table.column("throughput_per_s").to_pylist() == [2.0, 2.0, 0.0]
     assert table.column("p50_ms").to_pylist() == [10.0, 600.0, None]
     assert table.column("p99_ms").to_pylist() == [30.0, 600.0, None]
@@ -62,6 +65,7 @@ def test_offered_and_throughput_per_window(tmp_path: Path) -> None:
     assert table.column("rejected").to_pylist() == [0, 1, 0]
     assert table.column("lost").to_pylist() == [0, 1, 0]
     assert table.column("pending").to_pylist() == [0, 0, 1]
+    assert table.column("unsent").to_pylist() == [0, 0, 1]
 
 
 def test_window_width_and_short_last_window(tmp_path: Path) -> None:

@@ -79,6 +79,25 @@ def test_bad_input() -> None:
     assert code == ExitCode.BAD_INPUT == 2, output
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["sweep", QUICKSTART, "--seeds", "0"],
+     "error: msgstorm sweep: Invalid value for '--seeds': 0 is not in the range x>=1 (see 'msgstorm sweep --help')"),
+    (["run", QUICKSTART, "--seed", "x"],
+     "error: msgstorm run: Invalid value for '--seed': 'x' is not a valid int (see 'msgstorm run --help')"),
+    (["report"], "error: msgstorm report: Missing argument 'RUN_DIR' (see 'msgstorm report --help')"),
+    (["compare", "a", "b", "--no-such-option"], "error: msgstorm compare: No such option: --no-such-option"),
+    (["safe-leverage", QUICKSTART, "--seeds", "-1"], "error: msgstorm safe-leverage: Invalid value for '--seeds'"),
+    (["no-such-command"], "error: msgstorm: No such command 'no-such-command' (see 'msgstorm --help')"),
+])
+def test_a_bad_option_value_is_one_error_line(args: list[str], said: str) -> None:
+    """A usage error, whatever the command, is one ``error:`` line and exit 2, as every other
+    bad input is: no boxed usage panel."""
+    code, output = _invoke(*args)
+    assert code == ExitCode.BAD_INPUT, output
+    assert output.splitlines()[0].startswith(said), output
+    assert len(output.splitlines()) == 1, output
+
+
 def test_a_cut_off_history_is_interrupted(tmp_path: Path) -> None:
     """A history whose run row says it never completed (a kill) and that holds no message."""
     run_dir = tmp_path / "run"

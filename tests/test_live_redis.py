@@ -25,8 +25,10 @@ import pyarrow.compute as pc
 import pytest
 import redis
 from conftest import assert_checks_valid, require_program, run_in_process
+from typer.testing import CliRunner
 
-from msgstorm.errors import TargetError
+from msgstorm.cli import app
+from msgstorm.errors import ExitCode, TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.base import Callbacks
 from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
@@ -166,12 +168,9 @@ def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path, burst: int
     assert_nothing_left(result.run_dir)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("burst", [1, 1024])
-def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path, burst: int) -> None:
-    """SIGKILL redis-server once 300 of a 4 s run's 2000 messages are in its stream: the run still ends by itself (drain bounded),
-    the disconnections are events, and what was never acked shows as lost."""
-    run_dir = tmp_path / "run"
+def _killer(run_dir: Path, entries: int) -> threading.Thread:
+    """A thread, started, that SIGKILLs the run's redis-server once ``entries`` messages are in
+    its stream (however long the start took)."""
     pid_file = run_dir / "servers" / "redis-server.pid"
 
     def kill() -> None:
@@ -184,7 +183,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
         with redis.Redis(port=port, socket_timeout=1) as client:
             while time.monotonic() < deadline:
                 try:
-                    if client.xlen("msgstorm") >= 300:
+                    if client.xlen("msgstorm") >= entries:
                         break
                 except redis.RedisError:
                     pass  # not yet listening
@@ -193,6 +192,38 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
 
     killer = threading.Thread(target=kill)
     killer.start()
+    return killer
+
+
+@pytest.mark.slow
+def test_strict_fails_a_run_whose_server_was_killed(tmp_path: Path) -> None:
+    """redis-server SIGKILLed mid-run from outside (no scheduled fault): without --strict the
+    run is a finding (exit 0, the kill in its history); with --strict it exits SERVER_EXITED,
+    naming the server and its exit code."""
+    scenario = tmp_path / "live-redis.toml"
+    scenario.write_text(LIVE.format(mode="group", duration="4s", rate=500, consumers=2, live="", burst=1024,
+                                    drain="2s", stream="msgstorm"), encoding="utf-8")
+    for strict, code in ((False, ExitCode.OK), (True, ExitCode.SERVER_EXITED)):
+        run_dir = tmp_path / f"run-{strict}"
+        killer = _killer(run_dir, entries=300)
+        outcome = CliRunner().invoke(app, ["run", str(scenario), "--out", str(run_dir), "-q",
+                                           *(["--strict"] if strict else [])])
+        killer.join()
+        assert outcome.exit_code == code, outcome.output
+        said = [line for line in outcome.output.splitlines() if line.startswith("error: --strict:")]
+        assert said == ([f"error: --strict: redis-server (exit code {-signal.SIGKILL}) exited before the run's end, "
+                         "not stopped by msgstorm or a scheduled fault: the run measured a server that went away "
+                         f"(report: {run_dir / 'report.html'})"] if strict else []), outcome.output
+        assert_nothing_left(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path, burst: int) -> None:
+    """SIGKILL redis-server once 300 of a 4 s run's 2000 messages are in its stream: the run still ends by itself (drain bounded),
+    the disconnections are events, and what was never acked shows as lost."""
+    run_dir = tmp_path / "run"
+    killer = _killer(run_dir, entries=300)
     started = time.monotonic()
     result = run(_scenario(duration="4s", rate=500, burst=burst, drain="2s"), run_dir)
     elapsed_s = time.monotonic() - started

@@ -18,6 +18,7 @@ from msgstorm.report.compare import (
     METRICS,
     RunDirError,
     compare_runs,
+    format_delta,
     judge,
     load_run,
     parse_tolerance,
@@ -86,6 +87,16 @@ def test_direction_matters() -> None:
     assert judge(by_name["client disconnects (live)"], 2.0, 0.0, 0.05).status == "improved"
     assert judge(by_name["offered rate"], 1000.0, 2000.0, 0.05).status == "n/a"
     assert judge(by_name["latency p99"], 100.0, 100.0, 0.0).status == "same"
+
+
+def test_a_change_of_a_percentage_is_in_percentage_points() -> None:
+    """0.2% of open interest to 14.8% is 14.6 points more, 7,300% of the baseline: the
+    points are ``pp``, never a second percent; other units keep theirs."""
+    by_name = {metric.name: metric for metric in METRICS}
+    share = by_name["bad debt % of open interest"]
+    assert format_delta(share, judge(share, 0.2, 14.8, 0.05)) == "+7300.0% (+14.6 pp)"
+    assert format_delta(share, judge(share, 14.8, 0.2, 0.05)) == "−98.6% (−14.6 pp)"
+    assert format_delta(by_name["throughput"], judge(by_name["throughput"], 1000.0, 1100.0, 0.05)) == "+10.0% (+100/s)"
 
 
 def test_tolerance_parsing() -> None:

@@ -157,7 +157,7 @@ def test_the_throughput_charts_bars_count_the_messages_left_pending(tmp_path: Pa
     counts = result.summary["messages"]
     assert counts["dropped"] == counts["rejected"] == counts["lost"] == 0 and counts["pending"] > 5_000
     [bars] = _traces(_plotted((result.run_dir / "report.html").read_text(), "throughput"), "bar").values()
-    assert bars["name"] == "dropped+rejected+lost+pending"
+    assert bars["name"] == "dropped+rejected+lost+pending+unsent"
     messages = result.history.messages
     intended = messages["t_intended"].to_numpy()
     waiting = intended[np.asarray(messages["status"].to_pylist()) != "committed"]
@@ -168,6 +168,19 @@ def test_the_throughput_charts_bars_count_the_messages_left_pending(tmp_path: Pa
     expected = [count / ((end - start) / S) for count, start, end in zip(held, starts, ends)]
     assert bars["y"] == pytest.approx(expected)
     assert bars["x"] == pytest.approx([(start + end) / 2 / S for start, end in zip(starts, ends)])
+
+
+def test_the_throughput_charts_bars_count_a_live_generators_unsent_messages() -> None:
+    """A live run whose generator fell behind (live-redis: 1,596,099 unsent, nothing dropped or
+    lost): each window's unsent messages are among its bars, per second of the window (a 2 s
+    window's 3,000 unsent is 1,500/s), and the bars are drawn."""
+    windows = _windows([0, 0, 0], [0, 0, 0]).append_column("unsent", pa.array([0, 3_000, 800]))
+    windows = windows.set_column(1, "t_end_ns", pa.array([S, 3 * S, 4 * S]))
+    windows = windows.set_column(0, "t_start_ns", pa.array([0, S, 3 * S]))
+    [bars] = _traces(throughput_figure(windows, [], None), "bar").values()
+    assert bars["name"] == "dropped+rejected+lost+pending+unsent"
+    assert bars["y"] == [0.0, 1_500.0, 800.0]
+    assert bars["x"] == pytest.approx([0.5, 2.0, 3.5])
 
 
 def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import msgstorm
 from msgstorm.analysis.summary_model import Connections, Delivery, Summary
 from msgstorm.cli import app
+from msgstorm.report.page import Plot, below_the_mode_bar, figure_block, page
 from msgstorm.report.run_checks import connections_table, copies_table
 from msgstorm.report.run_headline import headline
 from msgstorm.report.scenario_facts import scenario_facts, scenario_value
@@ -97,6 +98,7 @@ def assert_page_rendered(dom: str, console: list[str], expected_plots: set[str])
     assert set(states) == expected_plots
     assert all(state == "yes" for state in states.values()), states
     assert status["plots"] == status["drawn"] == str(len(expected_plots))
+    assert status.get("overlaps") == "0", "a title runs under plotly's mode bar"
 
 
 def _run(tmp_path_factory: pytest.TempPathFactory, example: str, overrides: list[str], name: str) -> RunResult:
@@ -181,6 +183,41 @@ def test_ramp_report_says_no_knee_was_reached(ramp) -> None:
     assert _cards(dom)["capacity (knee)"] == (f"≥ {number(knee, '/s')}", "no knee reached: every step passed")
     assert result.summary["base_fee"] is not None
     assert "base fee" in dom
+
+
+LONG_TITLE = ("Offered vs achieved throughput (bars: messages intended per second that were not committed: "
+              "dropped, rejected, lost, pending at the end or unsent)")
+
+
+def test_a_long_title_is_set_below_the_mode_bar_its_parenthesis_on_a_line_of_its_own() -> None:
+    figure = {"data": [], "layout": {"title": {"text": LONG_TITLE, "x": 0.01}, "margin": {"t": 60, "l": 70}}}
+    placed = below_the_mode_bar(figure)["layout"]
+    assert placed["title"]["text"] == LONG_TITLE.replace(" (", "<br>(", 1)
+    assert (placed["title"]["yref"], placed["title"]["yanchor"], placed["title"]["pad"]) == ("container", "top", {"t": 32 + 22})
+    assert placed["margin"] == {"t": 60 + 16 + 22, "l": 70}
+    assert figure["layout"]["title"]["text"] == LONG_TITLE, "the figure itself is left as it was"
+    short = below_the_mode_bar({"data": [], "layout": {"title": {"text": "Latency stages"}}})["layout"]
+    assert short["title"]["text"] == "Latency stages" and short["margin"] == {"t": 76}
+
+
+@pytest.mark.slow
+def test_the_page_finds_a_title_under_the_mode_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawn at 1,300 px, a long title placed as plotly places it (in the middle of the top
+    margin) runs under the mode bar, and the page's own check counts it; set below the bar,
+    none does."""
+    figure = {"data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}],
+              "layout": {"title": {"text": LONG_TITLE, "x": 0.01, "xanchor": "left"}, "height": 300,
+                         "margin": {"l": 70, "r": 30, "t": 60, "b": 55}}}
+
+    def drawn(name: str) -> dict[str, str]:
+        path = tmp_path / f"{name}.html"
+        path.write_text(page("t", "", [("a", "A", figure_block(Plot("a", figure)))]), encoding="utf-8")
+        dom, _ = open_in_chromium(path, tmp_path / f"profile-{name}")
+        return _status(dom)
+
+    assert drawn("below")["overlaps"] == "0"
+    monkeypatch.setattr("msgstorm.report.page.below_the_mode_bar", lambda figure: figure)
+    assert drawn("under")["overlaps"] == "1"
 
 
 @pytest.mark.slow
@@ -431,6 +468,17 @@ def _hand_summary(**values: Any) -> Summary:
     from test_report_compare import hand_summary
 
     return Summary.model_validate(hand_summary(**values))
+
+
+def test_a_live_run_that_saw_no_queue_has_no_queue_card() -> None:
+    """A broker's queue is inside it (the page says so): no "queue depth max —" card. A live
+    chain node's pool is seen (its card stays), and a simulated run's queue always is."""
+    none = {"max_depth": None, "mean_depth": None, "max_block_backlog": None}
+    assert "queue depth max" not in _cards(headline(_hand_summary(target="redis", queue=none)))
+    assert _cards(headline(_hand_summary(target="anvil", queue={**none, "max_depth": 314, "mean_depth": 63.644})))[
+        "queue depth max"][0] == "314"
+    assert "queue depth max" in _cards(headline(_hand_summary(target="sim", queue={**none, "max_depth": 0,
+                                                                                    "mean_depth": 0.0})))
 
 
 def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:

@@ -92,6 +92,17 @@ def test_each_curves_margin_is_set_beside_the_firsts() -> None:
     assert margin_comparison([_curve("whole", 10.0, 11.0)]) == []
 
 
+def test_a_varied_value_is_named_in_toml_in_the_margin_lines_as_on_the_plot() -> None:
+    """A table value (a latency scale per link, say) is one TOML inline table everywhere the
+    page names it, not Python's dict beside the plot's TOML."""
+    curves = [{"vary": {"network.scale": {"latency": 1.0}}, "safe_leverage": 10.0, "bracket": [10.0, 11.0]},
+              {"vary": {"network.scale": {"latency": 2.0}}, "safe_leverage": 8.0, "bracket": [8.0, 9.0]}]
+    (line,) = margin_comparison(curves)
+    assert line.startswith('network.scale = {"latency" = 2.0} needs 25.0% more margin than '
+                           'network.scale = {"latency" = 1.0}'), line
+    assert "'latency'" not in line
+
+
 @pytest.mark.slow
 def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_restore(tmp_path: Path) -> None:
     """``test_sweep.LEVERAGE``'s 30% gap (maintenance m = 10%, penalty p = 5%): at 70 a long at

@@ -21,7 +21,7 @@ import typer
 
 from msgstorm.commands.against import against
 from msgstorm.commands.calibrate import calibrate
-from msgstorm.commands.common import Command, out
+from msgstorm.commands.common import Command, Group, out
 from msgstorm.commands.runs import compare, report, run, validate
 from msgstorm.commands.sweeps import safe_leverage_command, sweep
 from msgstorm.errors import EXIT_CODES_HELP, ExitCode
@@ -29,7 +29,8 @@ from msgstorm.heap import (
     keep_freed_memory,  # it chooses Arrow's pool before pyarrow loads (no command module loads pyarrow on import)
 )
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
                   help="Stress-test the messaging layer of a trading system.", epilog=EXIT_CODES_HELP)
 
 

@@ -37,6 +37,10 @@ class ExitCode(IntEnum):
     # The target could not run: a live server missing, failing to start or not reachable,
     # so nothing was sent (``report`` on such a run says so with the same code).
     TARGET_FAILED = 6
+    # ``run --strict``: a server the run needed (one msgstorm started) exited on its own
+    # before the run's end, killed or crashed, not by a scheduled fault: the run measured a
+    # broker that went away, whatever its SLOs say.
+    SERVER_EXITED = 7
 
 
 # What each code means in a few words: ``msgstorm --help`` lists them (docs/cli.md at length).
@@ -48,6 +52,7 @@ _MEANINGS = {
     ExitCode.OUT_OF_SPACE: "the disk filled while the history was written",
     ExitCode.RUNS_FAILED: "a sweep finished, but some of its runs failed",
     ExitCode.TARGET_FAILED: "a live run never started (its target failed)",
+    ExitCode.SERVER_EXITED: "run --strict: a server the run needed exited early",
 }
 EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{int(code)} {_MEANINGS[code]}" for code in ExitCode) + "."
 

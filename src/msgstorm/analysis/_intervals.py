@@ -2,7 +2,7 @@
 
 Place in the pipeline: ``windows`` bins the whole run into fixed windows, ``capacity`` bins a
 step ramp into its steps, and ``failure`` walks either; all three need the same counts
-(offered, committed, dropped, rejected, lost, pending) and latency populations per interval, computed
+(offered, committed, dropped, rejected, lost, pending, unsent) and latency populations per interval, computed
 here with vectorised numpy so a run of millions of messages stays quick.
 
 Intervals are given by ``edges`` (n+1 increasing times): interval i is
@@ -77,6 +77,7 @@ class IntervalLoad:
     rejected: I64
     lost: I64
     pending: I64  # by t_intended: not settled when the run ended
+    unsent: I64  # by t_intended: a live generator behind its schedule never sent them
     latencies_ns: list[I64]  # latency population per interval (attribution chosen by caller)
 
     @property
@@ -122,6 +123,7 @@ def interval_load(
     rejected = bin_counts(intended_bin, n, messages.status["rejected"])
     lost = bin_counts(intended_bin, n, messages.status["lost"])
     pending = bin_counts(intended_bin, n, messages.status["pending"])
+    unsent = bin_counts(intended_bin, n, messages.status["unsent"])
     committed = messages.committed
     committed_bin = bin_index(messages.t_committed.values, committed, edges, clip_last)
     committed_counts = bin_counts(committed_bin, n)
@@ -159,6 +161,7 @@ def interval_load(
         rejected=rejected,
         lost=lost,
         pending=pending,
+        unsent=unsent,
         latencies_ns=[np.asarray(group, dtype=np.int64) for group in split],
     )
 

@@ -26,6 +26,13 @@ from rich.text import Text
 
 from msgstorm.errors import ExitCode
 
+try:  # a recent typer carries its own copy of click
+    from typer._click.core import Context
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click.core import Context  # type: ignore[assignment,no-redef,unused-ignore]
+    from click.exceptions import UsageError  # type: ignore[assignment,no-redef,unused-ignore]
+
 
 class Command(typer.core.TyperCommand):
     """A command whose usage line names its arguments plainly (``SCENARIO.toml``, not typer's
@@ -46,6 +53,42 @@ class Command(typer.core.TyperCommand):
         pieces = super().collect_usage_pieces(ctx)
         return [piece.replace("{", "", 1).replace("}", "", 1) if piece.startswith("{") else piece
                 for piece in pieces]
+
+
+class Group(typer.core.TyperGroup):
+    """The table of commands. A usage error, whichever command it reaches (an unknown
+    option or command, a value out of its range, a missing argument), is one ``error:`` line
+    and exit ``BAD_INPUT``, as every other bad input is, instead of typer's boxed panel:
+    a subcommand's options are parsed inside the group's ``invoke``, so these two methods
+    see every one."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
+                     **extra: object) -> Context:
+        with _usage_as_error():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> object:
+        with _usage_as_error():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_as_error() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare ``msgstorm``: the help, as asked
+            raise
+        if error.ctx is None:
+            say_error(error.format_message().rstrip("."))
+        else:  # named as the docs name it, however the program was started (``python -m msgstorm``)
+            names, ctx = [], error.ctx
+            while ctx.parent is not None:
+                names.append(ctx.info_name or "")
+                ctx = ctx.parent
+            path = " ".join(["msgstorm", *reversed(names)])
+            say_error(f"{path}: {error.format_message().rstrip('.')} (see '{path} --help')")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
 
 
 # soft_wrap: a long path or error line stays one line when stdout is a file or a pipe.

@@ -62,7 +62,9 @@ def run(
     allow_remote: AllowRemoteOption = False,
     max_time: MaxTimeOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="an SLO that cannot be judged (no data) fails too (exit 1), and a server "
+                         "the run needed that exited early (killed, crashed) fails the run (exit 7)")] = False,
     prometheus: Annotated[int | None, typer.Option(
         "--prometheus", metavar="PORT", min=0, max=65535,
         help="serve live metrics at http://127.0.0.1:PORT/metrics while the run goes "
@@ -109,8 +111,9 @@ def run(
     if show_progress:
         from msgstorm.scenario.budget import estimate_work, wall_time
 
-        out.print(f"estimated wall time: about {wall_time(estimate_work(loaded).wall_s)} (limits.max_wall_time, "
-                  "--max-time)", highlight=False, markup=False)
+        work = estimate_work(loaded)
+        out.print(f"estimated wall time: about {wall_time(work.wall_s)}{work.leaves_out} "
+                  "(limits.max_wall_time, --max-time)", highlight=False, markup=False)
     try:
         with claimed, sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None
@@ -153,6 +156,14 @@ def run(
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
+    connections = result.analysis.result.connections
+    exited = connections.servers_exited if connections is not None else []
+    if strict and exited:
+        said = ", ".join(f"{server.name} (exit code {server.returncode})" for server in exited)
+        report_file = result.run_dir / "report.html"
+        say_error(f"--strict: {said} exited before the run's end, not stopped by msgstorm or a "
+                  f"scheduled fault: the run measured a server that went away (report: {report_file})")
+        raise typer.Exit(ExitCode.SERVER_EXITED)
     if slo_failed(result.analysis, strict):
         if quiet:
             _say_failing_slos(result.analysis, strict)

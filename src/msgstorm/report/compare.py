@@ -409,6 +409,9 @@ def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
     return Comparison(list(runs), tolerance, rows)
 
 
+# A change of a percentage is in percentage points: 0.2% to 14.8% is +14.6 pp, not +14.6%.
+_CHANGE_UNITS = {"%": " pp"}
+
 # The metrics' duration units, each worded by its formatter (``8.7 ms``, ``65.2 s``).
 _DURATIONS = {" ms": duration_ms, " s": duration_s}
 
@@ -425,7 +428,7 @@ def format_value(value: float | None, unit: str = "") -> str:
 
 
 def format_delta(metric: Metric, delta: Delta) -> str:
-    """"+12.5 ms (+3.1%)", or what a null change means."""
+    """"+12.5 ms (+3.1%)", "+6,447.2% (+14.6 pp)" for a percentage, or what a null change means."""
     if delta.diff is None:
         if delta.status == "regression":
             return "fired (was none)"
@@ -440,7 +443,8 @@ def format_delta(metric: Metric, delta: Delta) -> str:
         amount = _DURATIONS[metric.unit](size)
     else:
         digits = 0 if size >= 100 else 1 if size >= 10 else 3
-        amount = (f"{size:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{size:,.0f}") + metric.unit
+        amount = ((f"{size:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{size:,.0f}")
+                  + _CHANGE_UNITS.get(metric.unit, metric.unit))
     if delta.relative is not None:
         return f"{sign}{abs(delta.relative) * 100:.1f}% ({sign}{amount})"
     return f"{sign}{amount}"

@@ -64,8 +64,9 @@ __all__ = [
 
 NS_PER_S = 1e9
 # The window table's columns of messages intended in a window and never committed: the
-# throughput chart's bars add them all (pending too: a flood's queue left at the run's end).
-NOT_COMMITTED = ("dropped", "rejected", "lost", "pending")
+# throughput chart's bars add them all (pending too: a flood's queue left at the run's end;
+# unsent: a live generator's shortfall, intended and never sent).
+NOT_COMMITTED = ("dropped", "rejected", "lost", "pending", "unsent")
 SPAN_COLOURS = {"fault": "#d62728", "recovery": "#e377c2", "backpressure": "#ff7f0e", "desync": "#9467bd",
                 "disconnected": "#8c564b"}
 _SPAN_NAMES = {"fault": "fault active", "recovery": "recovering after a fault", "backpressure": "backpressure engaged",
@@ -332,7 +333,8 @@ def _scatter(x: F64, values: F64 | I64) -> tuple[list[Any], list[Any]]:
 
 def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: FailureThreshold | None) -> Figure:
     """Offered vs achieved (committed) throughput per window, with the messages intended in each
-    window that were not committed (dropped, rejected, lost, or pending at the run's end) as bars."""
+    window that were not committed (dropped, rejected, lost, pending at the run's end, or never
+    sent by a live generator behind its schedule) as bars."""
     start_ns, end_ns = _window_ns(windows)
     starts, ends = start_ns / NS_PER_S, end_ns / NS_PER_S
     data: list[dict[str, Any]] = []
@@ -341,7 +343,9 @@ def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: Failure
         x, y = _step(starts, ends, _column(windows, column))
         data.append({"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines",
                      "line": {"shape": "hv", "color": colour, "width": 2}})
-    not_committed = sum((_column(windows, name) for name in NOT_COMMITTED), np.zeros(windows.num_rows, dtype=np.int64))
+    # A windows.csv written before a column was added lacks it: none counted there.
+    not_committed = sum((_column(windows, name) for name in NOT_COMMITTED if name in windows.column_names),
+                        np.zeros(windows.num_rows, dtype=np.int64))
     lost_per_s = not_committed / np.maximum(ends - starts, 1e-9)
     if np.any(lost_per_s > 0):
         first, last, peak = bucket_peaks(lost_per_s)
@@ -356,7 +360,7 @@ def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: Failure
         shapes.append(shape)
         annotations.append(label)
     layout = _layout("Offered vs achieved throughput (bars: messages intended per second that were not committed: "
-                     "dropped, rejected, lost or pending at the end)",
+                     "dropped, rejected, lost, pending at the end or unsent)",
                      "time (s)", "messages/s", yaxis={"rangemode": "tozero"})
     if annotations:
         layout["annotations"] = annotations

@@ -5,7 +5,11 @@ CDN, no network); each figure travels as JSON in a ``<script type="application/j
 one script draws them all. The page checks itself: it collects script errors, and after
 drawing it marks every plot container ``data-drawn="yes"`` when it holds a non-empty SVG
 with at least one trace, and fills ``#report-status`` (``data-plots``, ``data-drawn``,
-``data-errors``, ``data-done``) so a headless browser test can read the outcome from the DOM.
+``data-errors``, ``data-overlaps``: plots whose title runs under plotly's mode bar,
+``data-done``) so a headless browser test can read the outcome from the DOM.
+
+Every figure's title sits in a row of its own below the mode bar (``below_the_mode_bar``):
+plotly draws the bar in the top right corner, over the end of a long title otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from msgstorm.report.plotspec import Figure, plotly_file, to_json
 
-__all__ = ["Plot", "esc", "figure_block", "page", "table"]
+__all__ = ["Plot", "below_the_mode_bar", "esc", "figure_block", "page", "table"]
 
 _CSS = """
 :root { --fg: #1d2330; --muted: #5b6474; --line: #e3e6eb; --pass: #1a7f37; --fail: #c62828; --unknown: #a86b00; }
@@ -87,7 +91,7 @@ _RENDER = """
     }
   });
   Promise.all(drawing).then(function () {
-    var drawn = 0;
+    var drawn = 0, overlaps = 0;
     plots.forEach(function (div) {
       var svg = div.querySelector('svg.main-svg');
       var box = svg ? svg.getBoundingClientRect() : null;
@@ -96,7 +100,16 @@ _RENDER = """
       div.setAttribute('data-drawn', ok ? 'yes' : 'no');
       div.setAttribute('data-traces', String(traces));
       if (ok) { drawn += 1; }
+      var title = div.querySelector('.g-gtitle'), bar = div.querySelector('.modebar');
+      if (title && bar) {
+        var t = title.getBoundingClientRect(), b = bar.getBoundingClientRect();
+        if (t.width > 0 && b.width > 0 && t.left < b.right && b.left < t.right
+            && t.top < b.bottom && b.top < t.bottom) {
+          overlaps += 1;
+        }
+      }
     });
+    status.setAttribute('data-overlaps', String(overlaps));
     status.setAttribute('data-plots', String(plots.length));
     status.setAttribute('data-drawn', String(drawn));
     status.setAttribute('data-errors', String(errors.length));
@@ -134,7 +147,39 @@ class Plot:
         self.caption = caption
 
     def json(self) -> str:
-        return _script_json(to_json(self.figure))
+        return _script_json(to_json(below_the_mode_bar(self.figure)))
+
+
+# The mode bar's row at the top of a figure (its buttons are 22 px, 2 px from the top, plus
+# their padding), and where a title starts below it.
+_MODE_BAR_PX = 32
+# A title longer than this (about the width of a figure on a laptop's page) goes on two lines,
+# its parenthesis on the second: plotly never wraps a title and clips it at the figure's edge.
+_TITLE_LINE_CHARS = 100
+_TITLE_LINE_PX = 22
+
+
+def below_the_mode_bar(figure: Figure) -> Figure:
+    """``figure`` with its title in a row of its own under the mode bar: anchored by its top,
+    ``_MODE_BAR_PX`` below the figure's top, and the top margin grown by as much as the title
+    moved down (from the middle of the margin), so the plot area keeps its room; a long
+    title's parenthesis on a second line."""
+    layout = figure.get("layout") or {}
+    heading = layout.get("title")
+    if isinstance(heading, str):
+        heading = {"text": heading}
+    if not isinstance(heading, dict) or not heading.get("text"):
+        return figure
+    margin = {"t": 60, **(layout.get("margin") or {})}
+    margin["t"] += _MODE_BAR_PX // 2
+    text, below = str(heading["text"]), _MODE_BAR_PX
+    if len(text) > _TITLE_LINE_CHARS and " (" in text and "<br>" not in text:
+        heading = {**heading, "text": text.replace(" (", "<br>(", 1)}
+        margin["t"] += _TITLE_LINE_PX
+        # plotly anchors a title's top by its first line's: each more line rises by one
+        below += _TITLE_LINE_PX
+    placed = {"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": below}, **heading}
+    return {**figure, "layout": {**layout, "title": placed, "margin": margin}}
 
 
 def figure_block(plot: Plot) -> str:

@@ -19,6 +19,7 @@ from msgstorm.analysis.summary_model import (
     SloVerdict,
     Summary,
 )
+from msgstorm.history.schema import is_simulated
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.headline_terms import covered_first, past_bankruptcy
 from msgstorm.report.page import esc, table
@@ -92,6 +93,15 @@ def _capacity_card(capacity: Capacity | None) -> str:
                 f"limited by {esc(capacity.limited_by)}" if capacity.limited_by else "step ramp")
 
 
+def _queue_cards(summary: Summary) -> list[str]:
+    """The queue's card; none on a live run that saw no queue (a broker's is inside it: the
+    page's note says what a live run cannot see), rather than a card of dashes."""
+    if not is_simulated(summary.target) and summary.queue.max_depth is None:
+        return []
+    return [card("queue depth max", number(summary.queue.max_depth),
+                 f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait")]
+
+
 def headline(summary: Summary) -> str:
     """The section "Headline": a note when the run was cut off or interrupted, the cards, the SLOs."""
     latency, jitter, messages = summary.latency_ms, summary.jitter_ms, summary.messages
@@ -114,8 +124,7 @@ def headline(summary: Summary) -> str:
         card("messages committed", number(messages.committed), f"of {number(messages.sent)} sent"),
         card("not committed", number(sum(count for _, count in not_committed)),
              ", ".join(f"{status} {number(count)}" for status, count in not_committed)),
-        card("queue depth max", number(summary.queue.max_depth),
-             f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait"),
+        *_queue_cards(summary),
         card("desync episodes", number(summary.desync.episodes),
              f"max height gap {number(summary.desync.max_height_gap)}"),
         card("run time", duration_s(summary.duration_s),

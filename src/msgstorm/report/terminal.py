@@ -269,7 +269,8 @@ def _security_rows(security: Security | None, integrity: Integrity | None,
                                                   for fault in byzantine.faults)))
         for victim in byzantine.censorship:
             rows.append((f"censored: {escape(victim.agent)}",
-                         f"{_fmt(victim.censored)} of {_fmt(victim.messages)} {escape('/'.join(victim.kinds))} "
+                         f"{_fmt(victim.censored)} of {_fmt(victim.messages)} "
+                         f"{escape('/'.join(victim.kinds))} messages "
                          f"({victim.rate:.1%}) kept out of blocks"))
         if byzantine.invalid_sent:
             rows.append(("invalid flood", f"{_fmt(byzantine.invalid_sent)} sent, "

@@ -121,6 +121,15 @@ class WorkEstimate:
     price_steps: int = 0  # [market] steps of every instrument's price path
     wall_s: float = 0.0  # expected wall time of the run on the machine of docs/performance.md
 
+    @property
+    def leaves_out(self) -> str:
+        """What ``wall_s`` does not count, as a clause after it ("" when it counts it all):
+        the market's work (its accounts marked at each price step, its liquidations) has no
+        coefficient, and a market replay spends most of its time there."""
+        if not (self.accounts or self.price_steps):
+            return ""
+        return " before the market's work (not estimated: a market run can take many times longer)"
+
     def describe(self) -> str:
         if self.live_consumers:  # a live run has no simulated nodes, gossip, queue or blocks
             return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
@@ -133,7 +142,8 @@ class WorkEstimate:
                 f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
                 f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
                 f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows{market}, "
-                f"peak memory about {_gib(self.memory_bytes)}, wall time about {wall_time(self.wall_s)}")
+                f"peak memory about {_gib(self.memory_bytes)}, "
+                f"wall time about {wall_time(self.wall_s)}{self.leaves_out}")
 
 
 def wall_time(seconds: float) -> str:
@@ -424,7 +434,8 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
              ("market", "accounts", biggest, "count") if biggest is not None else ("market", "accounts"))
     if work.wall_s > limits.max_wall_time / _NS_PER_S:
         found.append((("limits", "max_wall_time"),
-                      f"wall time: about {wall_time(work.wall_s)} on the machine of docs/performance.md, over "
+                      f"wall time: about {wall_time(work.wall_s)}{work.leaves_out} "
+                      "on the machine of docs/performance.md, over "
                       f"limits.max_wall_time = {wall_time(limits.max_wall_time / _NS_PER_S)}; shorten or shrink "
                       "the run, or allow it with --max-time (e.g. --max-time 3h) or --set "
                       "limits.max_wall_time=... if you mean to wait"))

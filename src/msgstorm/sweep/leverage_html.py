@@ -63,7 +63,7 @@ def margin_comparison(curves: list[dict[str, Any]]) -> list[str]:
     first = curves[0]
 
     def name(curve: dict[str, Any]) -> str:
-        return ", ".join(f"{key} = {value}" for key, value in curve["vary"].items())
+        return ", ".join(f"{key} = {_label(value)}" for key, value in curve["vary"].items())
 
     def bounded(curve: dict[str, Any]) -> bool:
         return curve["safe_leverage"] is not None and curve["bracket"][1] is None  # nothing tried above it
