@@ -8,12 +8,13 @@
   parses, and docs/cli.md shows every command and option the command line has, and no other;
 - the summary.json table explains every key of the summary model, and the history page lists
   every table's columns in order and every event kind;
-- each excerpt of a sim example's terminal summary in the tour (the README's, and its
-  continuation in docs/examples.md) is lines the terminal prints for a run of it (sim runs are
-  deterministic), exactly and in order, at a fixed width; each excerpt of a live market
-  example's is rows a run of it prints (or their first lines), the same words with other
-  numbers (live runs are not deterministic), and the claim the tour makes of the two
-  (fee-aware keepers leave at least 90% less bad debt) holds on a real node.
+- each excerpt of a sim example's terminal summary in the tour (the README's, its
+  continuation in docs/examples.md, and docs/first-scenario.md's) is lines the terminal
+  prints for a run of it (sim runs are deterministic), exactly and in order, at a fixed
+  width; each excerpt of a live market example's is rows a run of it prints (or their first
+  lines), the same words with other numbers (live runs are not deterministic), and the claim
+  the tour makes of the two (fee-aware keepers leave at least 90% less bad debt) holds on a
+  real node.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from msgstorm.scenario import reference
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-# The README's tour goes on in docs/examples.md: the excerpts of both are checked alike.
+# The README's tour goes on in docs/examples.md, and a new user's first run is in
+# docs/first-scenario.md: the excerpts of all three are checked alike.
 EXAMPLES_PAGE = DOCS / "examples.md"
-TOUR_PAGES = [README, EXAMPLES_PAGE]
+TOUR_PAGES = [README, EXAMPLES_PAGE, DOCS / "first-scenario.md"]
 PAGES = [README, *sorted(DOCS.glob("*.md")), ROOT / "benchmarks" / "README.md"]
 PACKAGE = ROOT / "src" / "msgstorm"
 
@@ -324,7 +326,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cometbft", "cross-chain",
             "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch", "venue-cross",
-            "black-thursday-2020", "rollup", "rollup-outage"]
+            "black-thursday-2020", "rollup", "rollup-outage", "first-scenario"]
 
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.

@@ -6,7 +6,7 @@ few MB to a few hundred MB (a column of a million messages is 8 MB), allocated a
 one after another. glibc's allocator serves such blocks with ``mmap`` and unmaps them on
 ``free``, so the next array of the same size is new memory again: the kernel zeroes every
 page of it on first touch. Kept in the heap, freed blocks are reused by the next array,
-for fewer page faults and the same peak RSS (docs/performance.md, "Costs the docstrings
+for fewer page faults and the same peak RSS (docs/dev/performance-log.md, "Costs the docstrings
 name").
 
 So blocks up to ``_MMAP_THRESHOLD`` come from the heap, and the heap keeps up to

@@ -356,7 +356,7 @@ def _read_part(file: pq.ParquetFile, columns: list[str]) -> pa.Table:
     """``columns`` of one part file kept open (``History._open_parts``). Arrow's reader keeps
     the last read's column chunks as they are in the file until its next read; a read of no
     column lets them go at once. Kept, every part's last read would be held to the end of
-    the run's analysis (docs/performance.md, "Costs the docstrings name")."""
+    the run's analysis (docs/dev/performance-log.md, "Costs the docstrings name")."""
     table = file.read(columns=columns, use_threads=False)
     file.read(columns=[], use_threads=False)
     return table

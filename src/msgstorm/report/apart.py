@@ -9,7 +9,7 @@ Why: the process that loaded a live scenario holds every live driver and, throug
 clients, numba and llvmlite (validation asks each driver class about the scenario). A child
 forked from it holds the same pages, so the analysis of a run in that process, or in a fork
 of it, starts from and peaks at that much more than ``msgstorm report`` of the same history
-(docs/performance.md, "The analysis in a fresh interpreter"). A new interpreter
+(docs/dev/performance-log.md, "The analysis in a fresh interpreter"). A new interpreter
 (``subprocess``, not ``os.fork``) imports only what the analysis needs.
 
 What it costs: starting an interpreter and importing the analysis, against a live run's tens

@@ -9,7 +9,7 @@ events, the same end-of-run check every 64 Python events — so both write the s
 
 Why compiled: per message the Python engine spends far more in interpreter overhead
 (records, heap tuples, method calls) than on its about 20 arithmetic steps, which numba
-runs directly (docs/performance.md, "Costs the docstrings name"). Per-message state is a
+runs directly (docs/dev/performance-log.md, "Costs the docstrings name"). Per-message state is a
 table of int64 records, one row of fields per message (its updates touch one or two cache
 lines), named by row everywhere in the loop.
 """

@@ -4,7 +4,7 @@ Place in the pipeline: under ``execute.WorkerPool``. A local sweep's workers are
 multiprocessing's fork server, which imports this module (``set_forkserver_preload``) once,
 before it forks any worker: it imports the runner (msgstorm, numpy, pyarrow, numba) and
 makes one small simulator run in a temporary directory, so the compiled functions a run
-calls are loaded from numba's on-disk cache (docs/performance.md, "The fork server's start,
+calls are loaded from numba's on-disk cache (docs/dev/performance-log.md, "The fork server's start,
 measured", says what both cost). Every worker forked afterwards has both in its memory from
 the start, and the server stays for the life of the sweep's process, so a second sweep (a
 safe-leverage search's next step, another ``sweep()`` call) starts its workers without

@@ -6,7 +6,7 @@ arrivals are Poisson with a piecewise-constant rate (``poisson``, or a ``step_ra
 
 Drawn window by window through numpy, such an agent pays interpreter work per window (a
 Poisson count, its exponentials, the time change, four attribute columns) that dominates a
-one-node queue's run (docs/performance.md, "Costs the docstrings name"). This loop makes
+one-node queue's run (docs/dev/performance-log.md, "Costs the docstrings name"). This loop makes
 exactly the same draws from the same two generators in the same order, and the same float
 arithmetic, so every message is the same to the bit (``tests/test_traffic_compiled.py``
 compares the two paths column by column over every supported distribution and arrival):
