@@ -23,6 +23,7 @@ import numpy as np
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.array_queue import queue_pop, queue_push
 from msgstorm.sim.backpressure import HYSTERESIS
+from msgstorm.sim.seq_core import heap_pop, heap_push
 
 # Scalars (int64), written at the exit (a call's state comes in as arguments). The
 # completions' count (``S_CN``) persists from call to call.
@@ -59,47 +60,12 @@ DONE, REFILL = 0, 1
 
 @nb.njit(cache=True, inline="always")
 def _done_push(done: np.ndarray, n: int, t: int, eid: int, m: int, epoch: int, start: int) -> None:
-    """Add a completion to the heap of ``n`` (ordered by time, then eid)."""
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if done[C_T, parent] < t or (done[C_T, parent] == t and done[C_EID, parent] < eid):
-            break
-        for row in range(C_ROWS):
-            done[row, i] = done[row, parent]
-        i = parent
-    done[C_T, i] = t
-    done[C_EID, i] = eid
+    """Add a completion to the heap of ``n`` (ordered by time, then eid; its rows move
+    with it)."""
+    i = heap_push(done[C_T], done[C_EID], done, n, t, eid)
     done[C_M, i] = m
     done[C_EPOCH, i] = epoch
     done[C_START, i] = start
-
-
-@nb.njit(cache=True, inline="always")
-def _done_pop(done: np.ndarray, n: int) -> None:
-    """Remove the first completion of the heap of ``n`` (read it first)."""
-    last = n - 1
-    if last == 0:
-        return
-    t = done[C_T, last]
-    eid = done[C_EID, last]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (done[C_T, right] < done[C_T, child]
-                             or (done[C_T, right] == done[C_T, child]
-                                 and done[C_EID, right] < done[C_EID, child])):
-            child = right
-        if t < done[C_T, child] or (t == done[C_T, child] and eid < done[C_EID, child]):
-            break
-        for row in range(C_ROWS):
-            done[row, i] = done[row, child]
-        i = child
-    for row in range(C_ROWS):
-        done[row, i] = done[row, last]
 
 
 @borrowing()
@@ -214,7 +180,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
             m = done[C_M, 0]
             m_epoch = done[C_EPOCH, 0]
             start = done[C_START, 0]
-            _done_pop(done, cn)
+            heap_pop(done[C_T], done[C_EID], done, cn)
             cn -= 1
             ran += 1
             if pos >= n_rows:

@@ -16,13 +16,12 @@ lines), named by row everywhere in the loop.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.block_packing import fits_compiled
+from msgstorm.sim.seq_core import heap_pop, heap_push
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -80,56 +79,6 @@ END_CHECK_MASK = 0x3F
 # ``advance`` keeps the loop's state in local variables, loaded from ``sc`` on entry and
 # stored back at its one exit: numba cannot tell the int64 arrays apart, so state kept in
 # ``sc`` would be reloaded from memory after every store to the heap or the records.
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_push(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int, key: Any, tie: int,
-               value: int) -> None:
-    """Add ``value`` to a binary heap of ``n`` entries ordered by (key, tie); the caller
-    counts it. Two heaps use it: the events (key: time, tie: insertion number) and the
-    policy queue (key: 0 for FIFO or minus the fee, tie: arrival number)."""
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] < key or (keys[parent] == key and ties[parent] < tie):
-            break
-        keys[i] = keys[parent]
-        ties[i] = ties[parent]
-        values[i] = values[parent]
-        i = parent
-    keys[i] = key
-    ties[i] = tie
-    values[i] = value
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_pop(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int) -> int:
-    """Remove and return the top value of a heap of ``n`` entries; the caller counts it."""
-    top = int(values[0])
-    last = n - 1
-    if last == 0:
-        return top
-    key = keys[last]
-    tie = ties[last]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (keys[right] < keys[child]
-                             or (keys[right] == keys[child] and ties[right] < ties[child])):
-            child = right
-        if key < keys[child] or (key == keys[child] and tie < ties[child]):
-            break
-        keys[i] = keys[child]
-        ties[i] = ties[child]
-        values[i] = values[child]
-        i = child
-    keys[i] = key
-    ties[i] = tie
-    values[i] = values[last]
-    return top
 
 
 @nb.njit(cache=True, inline="always")
@@ -269,13 +218,14 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
             if done == t:
                 arrived = row
             else:
-                _heap_push(ev_t, ev_eid, ev_val, hn, done, eid, (row << 2) | E_VALIDATED)
+                ev_val[heap_push(ev_t, ev_eid, ev_val, hn, done, eid)] = (row << 2) | E_VALIDATED
                 hn += 1
                 eid += 1
         else:
             t = t_event
             now = t
-            value = _heap_pop(ev_t, ev_eid, ev_val, hn)
+            value = ev_val[0]
+            heap_pop(ev_t, ev_eid, ev_val, hn)
             hn -= 1
             etype = value & 3
             row = value >> 2
@@ -292,7 +242,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 arrived = row
             elif etype == E_TICK:  # _block_tick
                 if t + block_interval < never:
-                    _heap_push(ev_t, ev_eid, ev_val, hn, t + block_interval, eid, E_TICK)
+                    ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + block_interval, eid)] = E_TICK
                     hn += 1
                     eid += 1
                 taken = 0
@@ -338,7 +288,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 events += 3
                 depth_max = depth
                 if t + sample_interval < never:
-                    _heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid, E_SAMPLE)
+                    ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid)] = E_SAMPLE
                     hn += 1
                     eid += 1
         depth_changed = False
@@ -355,7 +305,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 direct = row  # an idle worker and an empty queue: straight to service
             else:
                 if key_fee:
-                    _heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals, row)
+                    qrow[heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals)] = row
                 else:
                     # FIFO: the heap's order would be arrival order (equal keys, ties by
                     # arrival number), so the queue is a ring: queued messages are
@@ -375,7 +325,8 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                     direct = -1
                 elif busy < workers and depth > 0:
                     if key_fee:
-                        row = _heap_pop(qkey, qarr, qrow, depth)
+                        row = qrow[0]
+                        heap_pop(qkey, qarr, qrow, depth)
                     else:
                         row = qrow[(arrivals - depth) & queue_mask]
                     depth -= 1
@@ -389,7 +340,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 else:
                     duration = service[service_i]
                     service_i += 1
-                _heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid, (row << 2) | E_SERVICE_DONE)
+                ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid)] = (row << 2) | E_SERVICE_DONE
                 hn += 1
                 eid += 1
             depth_changed = start  # a direct hand-over leaves the depth alone
