@@ -19,9 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
-from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.block_packing import fits_compiled
-from msgstorm.sim.seq_core import heap_pop, heap_push
+from msgstorm.sim.seq_core import (
+    drops,
+    engaged_after,
+    heap_pop,
+    heap_push,
+    serves_at_once,
+    service_time,
+)
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -136,7 +142,6 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
     key_fee = p[P_KEY_FEE] != 0
     watch_depth = p[P_WATCH_DEPTH] != 0
     engage_at = p[P_ENGAGE_AT]
-    release_below = HYSTERESIS * engage_at
     serve_idle = p[P_SERVE_IDLE] != 0
     final = p[P_FINAL] != 0
     first_id = p[P_FIRST_ID]
@@ -296,12 +301,12 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
             row = arrived
             records[row, T_RECEIVED] = t
             kind = records[row, KIND]
-            if protected[kind] == 0 and depth >= limit[kind]:
+            if drops(limit, protected, kind, depth):
                 records[row, WHERE] = DROPPED
                 slog[settled] = row
                 settled += 1
                 terminal += 1
-            elif depth == 0 and busy < workers and serve_idle:
+            elif serves_at_once(depth, busy, workers, serve_idle):
                 direct = row  # an idle worker and an empty queue: straight to service
             else:
                 if key_fee:
@@ -335,11 +340,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 records[row, T_DEQUEUED] = t
                 records[row, WHERE] = IN_SERVICE
                 busy += 1
-                if service_const >= 0:
-                    duration = service_const
-                else:
-                    duration = service[service_i]
-                    service_i += 1
+                duration, service_i = service_time(service, service_i, service_const)
                 ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid)] = (row << 2) | E_SERVICE_DONE
                 hn += 1
                 eid += 1
@@ -347,15 +348,11 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
         if depth_changed:  # _depth_changed and the backpressure's on_depth
             if depth > depth_max:
                 depth_max = depth
-            if watch_depth:
-                # DropTailQueue / PriorityShedding: engage at a depth, release below 90% of it.
-                if engaged == 0 and depth >= engage_at:
-                    engaged = 1
-                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 1, 0)
-                    events += 1
-                elif engaged != 0 and depth < release_below:
-                    engaged = 0
-                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 0, 0)
+            if watch_depth:  # DropTailQueue / PriorityShedding (``DropRule``)
+                state = engaged_after(engaged, depth, engage_at)
+                if state != engaged:
+                    engaged = state
+                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, state, 0)
                     events += 1
         if is_event:
             steps += 1
