@@ -6,21 +6,29 @@ taking from the queue, the engage/release state; a completion: a worker freed ta
 next), on hypothesis-drawn arrivals, kinds, fees, workers, drop tables, thresholds, queue
 orders and service times. The model states each rule in plain Python with ``heapq``; both
 must give the same trace of drops, services, completions and state changes, step for step.
-Python's backpressure modes, which run the same rules uncompiled, are held to the model too.
+Python's backpressure modes, which run the same rules uncompiled, are held to the model too,
+and ``covers``, which every compiled path's gate asks, to the sequencers the core serves.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msgstorm.scenario import parse_scenario
+from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS
-from msgstorm.sim.backpressure import ADMIT, DROP, DroppingMode, DropRule
+from msgstorm.sim.backpressure import ADMIT, DROP, DroppingMode, DropRule, make_backpressure
+from msgstorm.sim.lane import Lane
+from msgstorm.sim.policies import Ordering
 from msgstorm.sim.seq_core import (
+    covers,
     drops,
     engaged_after,
     heap_pop,
@@ -122,7 +130,8 @@ def _core(case: Case) -> Trace:
         else:
             fee = case.fees[m]
             state["arrivals"] += 1
-            slot = heap_push(keys, ties, (msgs, fees), depth, -fee if case.by_fee else 0.0, state["arrivals"])
+            key = -fee if case.by_fee else 0.0
+            slot = heap_push(keys, ties, (msgs, fees), depth, key, state["arrivals"])
             msgs[slot], fees[slot] = m, fee
             state["depth"] += 1
             if state["busy"] < case.workers:
@@ -204,18 +213,20 @@ def test_the_model_drops_serves_and_engages_where_worked_by_hand() -> None:
     # One worker, service 10 ns, arrivals at 0, 1, 2, 3, 4; kind 0 dropped at depth 2,
     # engaged at depth 2 (released below 1.8). 0 is served at once; 1 and 2 queue (depth 2:
     # engaged); 3 and 4 are dropped; at 10, 1 is served (depth 1: released); 2 at 20.
-    case = Case(gaps=[0, 1, 1, 1, 1], kinds=[0] * 40, fees=[1.0] * 40, workers=1, limit=[2, 2, 2],
-                protected=[False] * 3, engage_at=2, by_fee=False, serve_idle=True, service_constant=10,
-                service=[0] * 80)
-    expected = [("serve", 0, 0), ("state", 1, 2), ("drop", 3, 3), ("drop", 4, 4), ("done", 0, 10),
-                ("serve", 1, 10), ("state", 0, 1), ("done", 1, 20), ("serve", 2, 20), ("done", 2, 30)]
+    case = Case(gaps=[0, 1, 1, 1, 1], kinds=[0] * 40, fees=[1.0] * 40, workers=1,
+                limit=[2, 2, 2], protected=[False] * 3, engage_at=2, by_fee=False,
+                serve_idle=True, service_constant=10, service=[0] * 80)
+    expected = [("serve", 0, 0), ("state", 1, 2), ("drop", 3, 3), ("drop", 4, 4),
+                ("done", 0, 10), ("serve", 1, 10), ("state", 0, 1), ("done", 1, 20),
+                ("serve", 2, 20), ("done", 2, 30)]
     assert _model(case) == expected
     assert _core(case) == expected
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.tuples(st.integers(0, len(MESSAGE_KINDS) - 1), st.integers(0, 14)), max_size=40),
-       st.lists(st.sampled_from([0, 2, 5, 9, NEVER]), min_size=len(MESSAGE_KINDS), max_size=len(MESSAGE_KINDS)),
+       st.lists(st.sampled_from([0, 2, 5, 9, NEVER]), min_size=len(MESSAGE_KINDS),
+                max_size=len(MESSAGE_KINDS)),
        st.lists(st.booleans(), min_size=len(MESSAGE_KINDS), max_size=len(MESSAGE_KINDS)),
        st.integers(1, 12))
 def test_python_backpressure_decides_as_the_model(steps: list[tuple[int, int]], limit: list[int],
@@ -235,3 +246,37 @@ def test_python_backpressure_decides_as_the_model(steps: list[tuple[int, int]], 
         else:
             assert state is None
         assert mode.engaged == engaged
+
+
+# --- what the core covers -------------------------------------------------------------------
+
+def _parts(policy: str, backpressure: str, lane: str = "") -> SimpleNamespace:
+    """A sequencer's three parts ``covers`` reads, as a run builds them from its scenario."""
+    text = (f'[run]\nname = "core"\nduration = "1s"\n[network]\nregions = ["us-east"]\n'
+            f'[sequencer]\nworkers = 2\npolicy = "{policy}"\n{lane}\n'
+            f'[backpressure]\n{backpressure}\n'
+            '[[agents]]\nname = "traders"\narrival = { process = "poisson", rate = "100/s" }\n')
+    scenario = parse_scenario(text, source="core.toml")
+    return SimpleNamespace(ordering=Ordering.of(QUEUE_POLICIES[policy]()),
+                           lane=Lane(scenario.sequencer.lane),
+                           backpressure=make_backpressure(scenario.backpressure))
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fee_priority"])
+@pytest.mark.parametrize("backpressure", ['mode = "unbounded"', 'mode = "drop_tail"\ncapacity = 10',
+                                          'mode = "shed"\ncapacity = 10', 'mode = "eip1559"'])
+def test_the_core_covers_a_static_order_with_a_dropping_or_priced_mode(policy: str,
+                                                                        backpressure: str) -> None:
+    assert covers(_parts(policy, backpressure))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("policy", "backpressure", "lane"), [
+    ("fair_order", 'mode = "unbounded"', ""),  # no static order
+    ("batch_auction", 'mode = "unbounded"', ""),
+    ("commit_reveal", 'mode = "unbounded"', ""),
+    ("fifo", 'mode = "suspend"\nhigh = 100\nlow = 10', ""),  # suspends senders
+    ("fifo", 'mode = "unbounded"', "[sequencer.lane]\nworkers = 1"),  # a lane
+])
+def test_the_core_leaves_other_sequencers_to_python(policy: str, backpressure: str,
+                                                     lane: str) -> None:
+    assert not covers(_parts(policy, backpressure, lane))  # type: ignore[arg-type]

@@ -16,13 +16,15 @@ is the one statement of it every path follows:
   service (work-conserving policies, no price rule).
 - ``service_time``: a service's duration, the constant or the next of the drawn times.
 
-What the core covers is ``COVERS``; the gates (``BlockStep.fits``, ``solo_plan``) say
-which of the sequencer's configurations stay with Python.
+What the core covers is ``COVERS``, and ``covers`` says it of a sequencer: both compiled
+paths' gates (``BlockStep.fits``, ``solo_plan``) ask it first, then what their own loops
+add (the block step an array queue of the two orders, the one-node loop no price rule).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba.core import types
@@ -30,7 +32,10 @@ from numba.core.extending import overload
 
 from msgstorm.jit import nb
 
-__all__ = ["COVERS", "HYSTERESIS", "drops", "engaged_after", "heap_pop", "heap_push",
+if TYPE_CHECKING:
+    from msgstorm.sim.sequencer import Sequencer
+
+__all__ = ["COVERS", "HYSTERESIS", "covers", "drops", "engaged_after", "heap_pop", "heap_push",
            "serves_at_once", "service_time"]
 
 # What the compiled steps state, by rule: the Python sequencer keeps the rest (lanes, a
@@ -38,12 +43,33 @@ __all__ = ["COVERS", "HYSTERESIS", "drops", "engaged_after", "heap_pop", "heap_p
 COVERS = ("the (key, tie) heap", "drop by depth", "engage/release with hysteresis",
           "idle worker, empty queue: serve at once", "service draw")
 
+
+def covers(sequencer: Sequencer) -> bool:
+    """Whether the core's steps do all this sequencer's queueing does (``COVERS``): a queue
+    in a static order (arrival or fee, the policy's ``order_key``) with no hook (a gated
+    policy's ``ready``, a policy told of each sequencing), the shared workers only (no
+    lane), and backpressure that never suspends senders and either drops by its
+    ``DropRule`` (which ``unbounded`` has too) or prices admission (EIP-1559)."""
+    ordering = sequencer.ordering
+    lane = sequencer.lane
+    bp = sequencer.backpressure
+    return (ordering.order_key in ("arrival", "fee")
+            and ordering.ready is None and ordering.sequenced is None
+            and not (lane.workers.slots or lane.kinds or lane.block_kinds or lane.block_share)
+            and not bp.holds_senders and (bp.drop_rule is not None or bp.base_fee is not None))
+
+
+# A heap entry's payload: one array, the rows of a 2-D array, or a pair of arrays.
+Payload = np.ndarray | tuple[np.ndarray, np.ndarray]
+# What an overload and its implementations take: numba requires their parameters to read alike.
+_Arg = Any
+
 # A mode that engages at a depth reports "normal" again only below this fraction of it, so
 # a queue hovering at the threshold does not flood the history with state changes.
 HYSTERESIS = 0.9
 
 
-def _move(vals: Any, to: int, frm: int) -> None:
+def _move(vals: Payload, to: int, frm: int) -> None:
     """Entry ``frm``'s payload into slot ``to`` (Python: any of the payloads ``heap_push``
     takes)."""
     if isinstance(vals, tuple):
@@ -54,26 +80,27 @@ def _move(vals: Any, to: int, frm: int) -> None:
 
 
 @overload(_move)
-def _move_compiled(vals: Any, to: Any, frm: Any) -> Any:
+def _move_compiled(vals: _Arg, to: _Arg, frm: _Arg) -> Callable[..., None] | None:
     if isinstance(vals, types.BaseTuple) and len(vals) == 2:
-        def move_pair(vals: Any, to: Any, frm: Any) -> None:
+        def move_pair(vals: _Arg, to: _Arg, frm: _Arg) -> None:
             vals[0][to] = vals[0][frm]
             vals[1][to] = vals[1][frm]
         return move_pair
     if isinstance(vals, types.Array) and vals.ndim == 2:
-        def move_rows(vals: Any, to: Any, frm: Any) -> None:
+        def move_rows(vals: _Arg, to: _Arg, frm: _Arg) -> None:
             for row in range(vals.shape[0]):
                 vals[row, to] = vals[row, frm]
         return move_rows
     if isinstance(vals, types.Array) and vals.ndim == 1:
-        def move_one(vals: Any, to: Any, frm: Any) -> None:
+        def move_one(vals: _Arg, to: _Arg, frm: _Arg) -> None:
             vals[to] = vals[frm]
         return move_one
     return None
 
 
 @nb.njit(cache=True, inline="always")
-def heap_push(keys: np.ndarray, ties: np.ndarray, vals: Any, n: int, key: Any, tie: int) -> int:
+def heap_push(keys: np.ndarray, ties: np.ndarray, vals: Payload, n: int, key: float,
+              tie: int) -> int:
     """Make room for ``(key, tie)`` in a heap of ``n`` entries ordered by (key, tie): entries
     (and their payloads in ``vals``) move down; returns the slot, whose payload the caller
     writes. The caller counts the entry."""
@@ -92,7 +119,7 @@ def heap_push(keys: np.ndarray, ties: np.ndarray, vals: Any, n: int, key: Any, t
 
 
 @nb.njit(cache=True, inline="always")
-def heap_pop(keys: np.ndarray, ties: np.ndarray, vals: Any, n: int) -> None:
+def heap_pop(keys: np.ndarray, ties: np.ndarray, vals: Payload, n: int) -> None:
     """Remove the first entry of a heap of ``n`` (the caller reads it first, at slot 0, and
     counts it)."""
     last = n - 1
@@ -121,7 +148,8 @@ def heap_pop(keys: np.ndarray, ties: np.ndarray, vals: Any, n: int) -> None:
 
 
 @nb.njit(cache=True, inline="always")
-def drops(limit: Any, protected: Any, kind: int, depth: int) -> bool:
+def drops(limit: np.ndarray | list[int], protected: np.ndarray | list[bool], kind: int,
+          depth: int) -> bool:
     """Whether an arrival of ``kind`` is dropped with ``depth`` queued (``DropRule``): at its
     kind's limit, unless the kind is protected."""
     return not protected[kind] and depth >= limit[kind]

@@ -341,7 +341,8 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 records[row, WHERE] = IN_SERVICE
                 busy += 1
                 duration, service_i = service_time(service, service_i, service_const)
-                ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid)] = (row << 2) | E_SERVICE_DONE
+                slot = heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid)
+                ev_val[slot] = (row << 2) | E_SERVICE_DONE
                 hn += 1
                 eid += 1
             depth_changed = start  # a direct hand-over leaves the depth alone
