@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
+from msgstorm.sim.seq_core import heap_pop, heap_push
 
 __all__ = ["ArrayQueue", "queue_pop", "queue_push"]
 
@@ -34,22 +35,11 @@ Q_N, Q_ARRIVALS, Q_RUN_AT, Q_RUN_N = range(4)
 def queue_push(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
                qs: np.ndarray, by_fee: bool, m: int, fee: float) -> None:
     """Queue ``m`` with ``fee`` behind every earlier arrival of its key (room assumed)."""
-    key = -fee if by_fee else 0.0
     tie = qs[Q_ARRIVALS] + 1
     qs[Q_ARRIVALS] = tie
-    i = qs[Q_N]
-    qs[Q_N] = i + 1
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] < key or (keys[parent] == key and ties[parent] < tie):
-            break
-        keys[i] = keys[parent]
-        ties[i] = ties[parent]
-        msgs[i] = msgs[parent]
-        fees[i] = fees[parent]
-        i = parent
-    keys[i] = key
-    ties[i] = tie
+    n = qs[Q_N]
+    qs[Q_N] = n + 1
+    i = heap_push(keys, ties, (msgs, fees), n, -fee if by_fee else 0.0, tie)
     msgs[i] = m
     fees[i] = fee
 
@@ -65,40 +55,11 @@ def queue_pop(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.nda
         if qs[Q_N] == 0 or run[0, at] < keys[0] or (run[0, at] == keys[0] and run[1, at] < ties[0]):
             qs[Q_RUN_AT] = at + 1
             return int(run[2, at]), run_fees[at]
-    return _heap_pop(keys, ties, msgs, fees, qs)
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_pop(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
-              qs: np.ndarray) -> tuple[int, float]:
     top = msgs[0]
     top_fee = fees[0]
-    last = qs[Q_N] - 1
-    qs[Q_N] = last
-    if last == 0:
-        return top, top_fee
-    key = keys[last]
-    tie = ties[last]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (keys[right] < keys[child]
-                             or (keys[right] == keys[child] and ties[right] < ties[child])):
-            child = right
-        if key < keys[child] or (key == keys[child] and tie < ties[child]):
-            break
-        keys[i] = keys[child]
-        ties[i] = ties[child]
-        msgs[i] = msgs[child]
-        fees[i] = fees[child]
-        i = child
-    keys[i] = key
-    ties[i] = tie
-    msgs[i] = msgs[last]
-    fees[i] = fees[last]
+    n = qs[Q_N]
+    qs[Q_N] = n - 1
+    heap_pop(keys, ties, (msgs, fees), n)
     return top, top_fee
 
 

@@ -25,14 +25,15 @@ from msgstorm.scenario.schema import (
     Suspend,
     Unbounded,
 )
+from msgstorm.sim import seq_core
 
 __all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "DroppingMode",
            "make_backpressure"]
 
 ADMIT, DROP, REJECT, HOLD = 0, 1, 2, 3
-# A mode that engages at a depth reports "normal" again only below this fraction of it, so
-# a queue hovering at the threshold does not flood the history with state changes.
-HYSTERESIS = 0.9
+# The core's rules as Python runs them: the same functions the compiled loops inline.
+_drops = seq_core.drops.py_func
+_engaged_after = seq_core.engaged_after.py_func
 
 
 class Backpressure(Protocol):
@@ -67,8 +68,9 @@ class DropRule:
     """A mode that only ever admits or drops, as tables: arrivals of kind k are dropped at
     depth ``limit[k]`` unless ``protected[k]``; the mode engages (the ``states[1]``
     backpressure event) at depth ``engage_at`` and is released (``states[0]``) below
-    ``HYSTERESIS * engage_at``. The Python sequencer and the compiled one-node loop
-    (``sim/solo.py``) both decide from this one object."""
+    ``HYSTERESIS * engage_at``. The Python sequencer, the block step and the compiled
+    one-node loop all decide from this one object, by the core's rules (``sim/seq_core.py``:
+    ``drops``, ``engaged_after``)."""
 
     limit: tuple[int, ...]
     protected: tuple[bool, ...]
@@ -130,18 +132,14 @@ class DroppingMode(_Base):
         self.engaged = False
 
     def admit(self, kind: int, fee: float, depth: int) -> int:
-        if self.protected[kind]:
-            return ADMIT
-        return DROP if depth >= self.limit[kind] else ADMIT
+        return DROP if _drops(self.limit, self.protected, kind, depth) else ADMIT
 
     def on_depth(self, depth: int) -> str | None:
-        if not self.engaged and depth >= self.engage_at:
-            self.engaged = True
-            return self.rule.states[1]
-        if self.engaged and depth < HYSTERESIS * self.engage_at:
-            self.engaged = False
-            return self.rule.states[0]
-        return None
+        engaged = _engaged_after(self.engaged, depth, self.engage_at)
+        if engaged == self.engaged:
+            return None
+        self.engaged = bool(engaged)
+        return self.rule.states[engaged]
 
 
 @BACKPRESSURE_MODES.register("drop_tail")

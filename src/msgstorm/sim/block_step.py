@@ -14,13 +14,14 @@ turns away go to the fee waiting list as arrays, and those a falling one lets ba
 to the queue as arrays (``FeeWaitList.admitted_arrays``, ``ArrayQueue.push_arrays``): the
 whole queue moves each way every few blocks under a flood.
 
-It applies where the loop does what the Python sequencer does (``fits``): the shared
-workers only (no lane), a FIFO or fee-ordered queue without hooks, every arrival admitted,
-the EIP-1559 price rule (waiting or rejected) or a mode that drops by the queue's depth
-(``DroppingMode``: drop_tail, shed), no controller's gate, no diversion, no
-one told of a sequencing; a call made while any of those is set (a gate a controller adds
-later) replays one message at a time, on the same arrays. ``ShadowNetwork(block_step=False)``
-keeps the per-message replay, the reference ``tests/test_sim_block_step.py`` compares with.
+It applies where the loop does what the Python sequencer does (``fits``): what the
+sequencer core covers (``seq_core.covers``: the shared workers only, a FIFO or fee-ordered
+queue without hooks, every arrival admitted, the EIP-1559 price rule, waiting or rejected,
+or a mode that drops by the queue's depth, ``DroppingMode``), no controller's gate, no
+diversion, no one told of a sequencing; a call made while any of those is set (a gate a
+controller adds later) replays one message at a time, on the same arrays.
+``ShadowNetwork(block_step=False)`` keeps the per-message replay, the reference
+``tests/test_sim_block_step.py`` compares with.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from msgstorm.sim.array_queue import ArrayQueue, replaces
 from msgstorm.sim.backpressure import REJECT, DroppingMode, FeeEscalation
 from msgstorm.sim.context import Event, SimContext
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
+from msgstorm.sim.seq_core import covers
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     DROPPED,
@@ -123,14 +125,12 @@ class BlockStep:
 
     @staticmethod
     def fits(sequencer: Sequencer) -> bool:
-        lane = sequencer.lane
+        """What the core covers (``seq_core.covers``), with the two policies the array queue
+        stands in for, and a mode whose depth rule and admission are the core's."""
         bp = sequencer.backpressure
-        no_lane = not (lane.workers.slots or lane.kinds or lane.block_kinds or lane.block_share)
         drops = isinstance(bp, DroppingMode)  # depth watched by a mode that only drops
-        return (type(sequencer.policy) in (FifoPolicy, FeePriorityPolicy) and no_lane
-                and sequencer.lending is None and sequencer.ready is None
-                and sequencer.on_sequenced is None and (drops or not sequencer.watch_depth)
-                and not bp.holds_senders
+        return (covers(sequencer) and type(sequencer.policy) in (FifoPolicy, FeePriorityPolicy)
+                and sequencer.lending is None and (drops or not sequencer.watch_depth)
                 and (sequencer.admits_all or drops or type(bp) is FeeEscalation))
 
     def usable(self) -> bool:

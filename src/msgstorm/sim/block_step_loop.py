@@ -22,7 +22,14 @@ import numpy as np
 
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.array_queue import queue_pop, queue_push
-from msgstorm.sim.backpressure import HYSTERESIS
+from msgstorm.sim.seq_core import (
+    drops,
+    engaged_after,
+    heap_pop,
+    heap_push,
+    serves_at_once,
+    service_time,
+)
 
 # Scalars (int64), written at the exit (a call's state comes in as arguments). The
 # completions' count (``S_CN``) persists from call to call.
@@ -59,47 +66,12 @@ DONE, REFILL = 0, 1
 
 @nb.njit(cache=True, inline="always")
 def _done_push(done: np.ndarray, n: int, t: int, eid: int, m: int, epoch: int, start: int) -> None:
-    """Add a completion to the heap of ``n`` (ordered by time, then eid)."""
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if done[C_T, parent] < t or (done[C_T, parent] == t and done[C_EID, parent] < eid):
-            break
-        for row in range(C_ROWS):
-            done[row, i] = done[row, parent]
-        i = parent
-    done[C_T, i] = t
-    done[C_EID, i] = eid
+    """Add a completion to the heap of ``n`` (ordered by time, then eid; its rows move
+    with it)."""
+    i = heap_push(done[C_T], done[C_EID], done, n, t, eid)
     done[C_M, i] = m
     done[C_EPOCH, i] = epoch
     done[C_START, i] = start
-
-
-@nb.njit(cache=True, inline="always")
-def _done_pop(done: np.ndarray, n: int) -> None:
-    """Remove the first completion of the heap of ``n`` (read it first)."""
-    last = n - 1
-    if last == 0:
-        return
-    t = done[C_T, last]
-    eid = done[C_EID, last]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (done[C_T, right] < done[C_T, child]
-                             or (done[C_T, right] == done[C_T, child]
-                                 and done[C_EID, right] < done[C_EID, child])):
-            child = right
-        if t < done[C_T, child] or (t == done[C_T, child] and eid < done[C_EID, child]):
-            break
-        for row in range(C_ROWS):
-            done[row, i] = done[row, child]
-        i = child
-    for row in range(C_ROWS):
-        done[row, i] = done[row, last]
 
 
 @borrowing()
@@ -129,9 +101,9 @@ def _serve(done: np.ndarray, cn: int, svc: np.ndarray, svc_i: int, svc_const: in
     """``Sequencer._serve``: a worker starts on ``m`` at ``t``, its completion onto the heap
     of ``cn`` after a service time (the constant, else the next draw); ``(svc_i, cn, eid)``
     after."""
-    duration = svc_const if svc_const >= 0 else svc[svc_i]
+    duration, svc_i = service_time(svc, svc_i, svc_const)
     _done_push(done, cn, t + duration, eid, m, epoch, t)
-    return svc_i + (svc_const < 0), cn + 1, eid + 1
+    return svc_i, cn + 1, eid + 1
 
 
 @nb.njit(cache=True, inline="always")
@@ -146,13 +118,12 @@ def _hold(log: np.ndarray, n: int, joins: np.ndarray, join_fees: np.ndarray, joi
 @nb.njit(cache=True, inline="always")
 def _on_depth(log: np.ndarray, n: int, engaged: int, depth: int, engage_at: int,
               t: int) -> tuple[int, int]:
-    """``Backpressure.on_depth`` of a dropping mode: engage at a depth, release below
-    ``HYSTERESIS`` of it, each change logged; ``(engaged, log entries)``."""
-    if engaged == 0 and depth >= engage_at:
-        return 1, _log(log, n, LOG_STATE, 0, t, 1, depth)
-    if engaged != 0 and depth < HYSTERESIS * engage_at:
-        return 0, _log(log, n, LOG_STATE, 0, t, 0, depth)
-    return engaged, n
+    """``Backpressure.on_depth`` of a dropping mode (``engaged_after``), a change logged;
+    ``(engaged, log entries)``."""
+    state = engaged_after(engaged, depth, engage_at)
+    if state == engaged:
+        return engaged, n
+    return state, _log(log, n, LOG_STATE, 0, t, state, depth)
 
 
 @borrowing()
@@ -176,7 +147,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
     serve_idle = p[P_SERVE_IDLE] != 0
     admits_all = p[P_ADMITS_ALL] != 0
     reject = p[P_REJECT] != 0
-    drops = p[P_DROPS] != 0
+    by_depth = p[P_DROPS] != 0
     engage_at = p[P_ENGAGE_AT]
     engaged = sc[S_ENGAGED]
     first_eid = eid  # completions from here on were scheduled in this call
@@ -214,7 +185,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
             m = done[C_M, 0]
             m_epoch = done[C_EPOCH, 0]
             start = done[C_START, 0]
-            _done_pop(done, cn)
+            heap_pop(done[C_T], done[C_EID], done, cn)
             cn -= 1
             ran += 1
             if pos >= n_rows:
@@ -234,11 +205,11 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                 continue
             m = rows[1, i]
             fee = fees[i]
-            if drops and protected[kinds[i]] == 0 and depth >= limits[kinds[i]]:
+            if by_depth and drops(limits, protected, kinds[i], depth):
                 logged = _log(log, logged, LOG_DROP, m, t, 0, 0)
                 continue
-            if admits_all or drops or fee >= base_fee:
-                if not depth and busy < slots and serve_idle:
+            if admits_all or by_depth or fee >= base_fee:
+                if serves_at_once(depth, busy, slots, serve_idle):
                     # An idle server and an empty queue: served at once.
                     busy += 1
                     svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, t, eid, m, epoch)
@@ -250,7 +221,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                 else:  # ``Sequencer.depth_changed``
                     if depth > depth_max:
                         depth_max = depth
-                    if drops:
+                    if by_depth:
                         engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, t)
             elif reject:
                 logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
@@ -281,7 +252,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
             svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, take_at, eid, m, epoch)
         if depth > depth_max:
             depth_max = depth
-        if drops:  # ``Sequencer._take`` ends with ``depth_changed``
+        if by_depth:  # ``Sequencer._take`` ends with ``depth_changed``
             engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, take_at)
     for k in range(cn):  # services started in this call and still going
         if done[C_EID, k] >= first_eid:

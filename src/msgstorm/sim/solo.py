@@ -30,6 +30,7 @@ from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.block_packing import NO_GAS_LIMIT
 from msgstorm.sim.recorder import Recorder
+from msgstorm.sim.seq_core import heap_push
 from msgstorm.sim.solo_loop import (
     _FREE,
     E_SAMPLE,
@@ -83,7 +84,6 @@ from msgstorm.sim.solo_loop import (
     S_TERMINAL,
     STOP,
     YIELD,
-    _heap_push,
     admit,
     advance,
     gather,
@@ -189,7 +189,7 @@ class SoloSequencer:
         # The compiled loop's own heap rule, run by Python for these two pushes: called
         # through its dispatcher it would be loaded from numba's cache as a function of its
         # own (a load of 10-40 ms) for two integer comparisons.
-        _heap_push.py_func(self.ev_t, self.ev_eid, self.ev_val, n, t, eid, etype)
+        self.ev_val[heap_push.py_func(self.ev_t, self.ev_eid, self.ev_val, n, t, eid)] = etype
         self.sc[S_HEAP] += 1
         self.sc[S_EID] += 1
 

@@ -16,13 +16,18 @@ lines), named by row everywhere in the loop.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
-from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.block_packing import fits_compiled
+from msgstorm.sim.seq_core import (
+    drops,
+    engaged_after,
+    heap_pop,
+    heap_push,
+    serves_at_once,
+    service_time,
+)
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -83,56 +88,6 @@ END_CHECK_MASK = 0x3F
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_push(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int, key: Any, tie: int,
-               value: int) -> None:
-    """Add ``value`` to a binary heap of ``n`` entries ordered by (key, tie); the caller
-    counts it. Two heaps use it: the events (key: time, tie: insertion number) and the
-    policy queue (key: 0 for FIFO or minus the fee, tie: arrival number)."""
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] < key or (keys[parent] == key and ties[parent] < tie):
-            break
-        keys[i] = keys[parent]
-        ties[i] = ties[parent]
-        values[i] = values[parent]
-        i = parent
-    keys[i] = key
-    ties[i] = tie
-    values[i] = value
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_pop(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int) -> int:
-    """Remove and return the top value of a heap of ``n`` entries; the caller counts it."""
-    top = int(values[0])
-    last = n - 1
-    if last == 0:
-        return top
-    key = keys[last]
-    tie = ties[last]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (keys[right] < keys[child]
-                             or (keys[right] == keys[child] and ties[right] < ties[child])):
-            child = right
-        if key < keys[child] or (key == keys[child] and tie < ties[child]):
-            break
-        keys[i] = keys[child]
-        ties[i] = ties[child]
-        values[i] = values[child]
-        i = child
-    keys[i] = key
-    ties[i] = tie
-    values[i] = values[last]
-    return top
-
-
-@nb.njit(cache=True, inline="always")
 def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, value: float,
                height: int, a: int, b: int) -> None:
     """Write event ``i`` of the log; the caller counts it."""
@@ -187,7 +142,6 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
     key_fee = p[P_KEY_FEE] != 0
     watch_depth = p[P_WATCH_DEPTH] != 0
     engage_at = p[P_ENGAGE_AT]
-    release_below = HYSTERESIS * engage_at
     serve_idle = p[P_SERVE_IDLE] != 0
     final = p[P_FINAL] != 0
     first_id = p[P_FIRST_ID]
@@ -269,13 +223,14 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
             if done == t:
                 arrived = row
             else:
-                _heap_push(ev_t, ev_eid, ev_val, hn, done, eid, (row << 2) | E_VALIDATED)
+                ev_val[heap_push(ev_t, ev_eid, ev_val, hn, done, eid)] = (row << 2) | E_VALIDATED
                 hn += 1
                 eid += 1
         else:
             t = t_event
             now = t
-            value = _heap_pop(ev_t, ev_eid, ev_val, hn)
+            value = ev_val[0]
+            heap_pop(ev_t, ev_eid, ev_val, hn)
             hn -= 1
             etype = value & 3
             row = value >> 2
@@ -292,7 +247,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 arrived = row
             elif etype == E_TICK:  # _block_tick
                 if t + block_interval < never:
-                    _heap_push(ev_t, ev_eid, ev_val, hn, t + block_interval, eid, E_TICK)
+                    ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + block_interval, eid)] = E_TICK
                     hn += 1
                     eid += 1
                 taken = 0
@@ -338,7 +293,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 events += 3
                 depth_max = depth
                 if t + sample_interval < never:
-                    _heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid, E_SAMPLE)
+                    ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid)] = E_SAMPLE
                     hn += 1
                     eid += 1
         depth_changed = False
@@ -346,16 +301,16 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
             row = arrived
             records[row, T_RECEIVED] = t
             kind = records[row, KIND]
-            if protected[kind] == 0 and depth >= limit[kind]:
+            if drops(limit, protected, kind, depth):
                 records[row, WHERE] = DROPPED
                 slog[settled] = row
                 settled += 1
                 terminal += 1
-            elif depth == 0 and busy < workers and serve_idle:
+            elif serves_at_once(depth, busy, workers, serve_idle):
                 direct = row  # an idle worker and an empty queue: straight to service
             else:
                 if key_fee:
-                    _heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals, row)
+                    qrow[heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals)] = row
                 else:
                     # FIFO: the heap's order would be arrival order (equal keys, ties by
                     # arrival number), so the queue is a ring: queued messages are
@@ -375,7 +330,8 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                     direct = -1
                 elif busy < workers and depth > 0:
                     if key_fee:
-                        row = _heap_pop(qkey, qarr, qrow, depth)
+                        row = qrow[0]
+                        heap_pop(qkey, qarr, qrow, depth)
                     else:
                         row = qrow[(arrivals - depth) & queue_mask]
                     depth -= 1
@@ -384,27 +340,20 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 records[row, T_DEQUEUED] = t
                 records[row, WHERE] = IN_SERVICE
                 busy += 1
-                if service_const >= 0:
-                    duration = service_const
-                else:
-                    duration = service[service_i]
-                    service_i += 1
-                _heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid, (row << 2) | E_SERVICE_DONE)
+                duration, service_i = service_time(service, service_i, service_const)
+                slot = heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid)
+                ev_val[slot] = (row << 2) | E_SERVICE_DONE
                 hn += 1
                 eid += 1
             depth_changed = start  # a direct hand-over leaves the depth alone
         if depth_changed:  # _depth_changed and the backpressure's on_depth
             if depth > depth_max:
                 depth_max = depth
-            if watch_depth:
-                # DropTailQueue / PriorityShedding: engage at a depth, release below 90% of it.
-                if engaged == 0 and depth >= engage_at:
-                    engaged = 1
-                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 1, 0)
-                    events += 1
-                elif engaged != 0 and depth < release_below:
-                    engaged = 0
-                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 0, 0)
+            if watch_depth:  # DropTailQueue / PriorityShedding (``DropRule``)
+                state = engaged_after(engaged, depth, engage_at)
+                if state != engaged:
+                    engaged = state
+                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, state, 0)
                     events += 1
         if is_event:
             steps += 1

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.backpressure import NEVER_DEPTH
+from msgstorm.sim.seq_core import covers
 from msgstorm.sim.sequencer import Sequencer
 
 __all__ = ["NO_EFFECT", "OUTSIDE", "PYTHON_ONLY", "REPLAYED", "SOLO_FIELDS", "SoloPlan", "scenario_fields",
@@ -209,9 +210,10 @@ def _fits_int64(scenario: Scenario, gas_of: list[int]) -> bool:
 def solo_plan(scenario: Scenario, nodes: int, sequencer: Sequencer, gas_of: list[int]) -> SoloPlan | None:
     """The plan for a scenario the compiled loop runs exactly, or None (Python loop).
 
-    Accepted: one node, no field classified ``PYTHON_ONLY`` set, a backpressure mode that
-    only drops (it has a ``DropRule``), a queue policy that declares a static ``order_key``
-    ("arrival" or "fee"), and values that int64 arithmetic holds.
+    Accepted: one node, no field classified ``PYTHON_ONLY`` set, what the sequencer core
+    covers (``seq_core.covers``: a queue policy that declares a static ``order_key``,
+    "arrival" or "fee", and no hook) with a backpressure mode that only drops (it has a
+    ``DropRule``), and values that int64 arithmetic holds.
     """
     if nodes != 1 or not _fits_int64(scenario, gas_of):
         return None
@@ -219,7 +221,7 @@ def solo_plan(scenario: Scenario, nodes: int, sequencer: Sequencer, gas_of: list
         return None
     key = sequencer.ordering.order_key
     rule = sequencer.backpressure.drop_rule
-    if key not in ("arrival", "fee") or rule is None:
+    if not covers(sequencer) or rule is None:  # the core's rules, without a price rule
         return None
     return SoloPlan(key_fee=key == "fee", serve_idle=sequencer.serve_when_idle, watch_depth=sequencer.watch_depth,
                     engage_at=rule.engage_at, states=rule.states, limit=rule.limit, protected=rule.protected)
