@@ -682,7 +682,7 @@ def test_two_bidders_tend_then_dent() -> None:
     # (9.04 > 8.6923 / 1.03 = 8.439). It closes 600 s after B's last bid.
     spec = LiquidationSpec(mechanism="english_auction", ttl="600s", tau="6h", beg="3%", keeper_share=0.0)
     auctions = EnglishAuctions(spec, 0.13)
-    flip = auctions.kick(7, 0, 10.0, 1000.0)
+    _, flip = auctions.kick(7, 0, 10.0, 1000.0)
     assert flip.tab == pytest.approx(1130.0, rel=1e-15) and flip.end == 6 * 3600 * S
     assert auctions.proposal(flip, 100.0) == (1000.0, 10.0)
     assert auctions.place(flip, 0, 101, 1000.0, 10.0, 10 * S) and flip.tic == 610 * S
@@ -715,7 +715,7 @@ def test_one_bidder_at_zero_wins_the_lot() -> None:
     # the whole debt, 1,000, is short (the penalty is what the bid raised above the debt: 0).
     spec = LiquidationSpec(mechanism="english_auction", ttl="600s", tau="6h")
     auctions = EnglishAuctions(spec, 0.13)
-    flip = auctions.kick(0, 0, 10.0, 1000.0)
+    _, flip = auctions.kick(0, 0, 10.0, 1000.0)
     assert auctions.proposal(flip, 0.0) == (0.0, 10.0)
     assert auctions.place(flip, 0, 1, 0.0, 10.0, 5 * S) and auctions.closes_at(flip) == 605 * S
     done = flip_call(mechanism_of(_market(1 / 3, 0.13).model_copy(update={"liquidation": spec})), 10.0, 150.0, 500.0, flip.bid,
@@ -757,7 +757,8 @@ def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
     auctions = summary["market"]["venue"]["auctions"]
     assert auctions.pop("zero_bid_value") == pytest.approx(sum(worth.values()), abs=0.01)
     assert auctions == {"unit": "ETH", "lots": 10, "zero_bid_lots": 10, "zero_bid_units": 10_000.0,
-                        "units": 10_000.0, "returned_share": 0.0, "returned_share_won": None}
+                        "top_zero_bidder_share": 1.0, "units": 10_000.0, "returned_share": 0.0,
+                        "returned_share_won": None}
     assert summary["market"]["currency"] == "DAI"
 
 
@@ -900,3 +901,60 @@ def test_the_reactors_venue_rows_and_socialised_blocks_come_out_in_the_order_the
     assert columns["fund_after"].tolist() == [7.0, 5.0, 7.0, 7.0, 5.0, 5.0, 7.0, 7.0]
     assert host._venue_rows == [] and host._venue_blocks == []  # handed over once
     assert len(MarketReactor._venue_columns(host)["kind"]) == 0  # type: ignore[arg-type]
+
+
+def _lots(history: History) -> dict[int, list[tuple[float, float]]]:
+    """Per account, its lots' (units, debt) in the order they closed (``lot`` and ``lot_debt`` rows)."""
+    venue = history.table("venue")
+    units: dict[int, float] = {}
+    lots: dict[int, list[tuple[float, float]]] = {}
+    for msg_id, account, kind, amount in zip(*(_column(venue, name) for name in ("msg_id", "account", "kind",
+                                                                                 "amount")), strict=True):
+        if kind == "lot":
+            units[msg_id] = amount
+        elif kind == "lot_debt":
+            lots.setdefault(account, []).append((units.pop(msg_id), amount))
+    return lots
+
+
+def test_a_vault_larger_than_lump_is_bitten_in_lots(tmp_path: Path) -> None:
+    """Lump 300 ETH: each of the 10 vaults (1,000 ETH owing 90,000, as above) is bitten in
+    lots of 300, 300, 300 and the rest, 100 (its debt 27,000 a lot of 300, 9,000 the last:
+    90,000 in all), each bite leaving the vault as unsafe as before (its ``bitten`` rows: 700,
+    400, 100 units left, and 7,000, 4,000, 1,000 of its 10,000 collateral); every lot closes
+    at the zero bid, so the whole 900,000 is bad debt, lot by lot."""
+    history, summary = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1",
+                                                           "market.liquidation.lump={ETH=300}"])
+    lots = _lots(history)
+    assert sorted(lots) == list(range(10))
+    for account, taken in lots.items():
+        assert sorted(units for units, _ in taken) == [100.0, 300.0, 300.0, 300.0], account
+        assert sum(units for units, _ in taken) == 1000.0
+        assert sorted(debt for _, debt in taken) == pytest.approx([9_000.0, 27_000.0, 27_000.0, 27_000.0], rel=1e-12)
+    venue = history.table("venue")
+    bitten = [(account, size, collateral) for account, kind, size, collateral in zip(
+        *(_column(venue, name) for name in ("account", "kind", "size_after", "collateral_after")), strict=True)
+              if kind == "bitten"]
+    for account in range(10):
+        left = [(size, collateral) for who, size, collateral in bitten if who == account]
+        assert [size for size, _ in left] == [700.0, 400.0, 100.0]
+        assert [collateral for _, collateral in left] == pytest.approx([7_000.0, 4_000.0, 1_000.0], rel=1e-12)
+    auctions = summary["market"]["venue"]["auctions"]
+    assert (auctions["lots"], auctions["zero_bid_lots"], auctions["units"]) == (40, 40, 10_000.0)
+    assert summary["market"]["venue"]["bad_debt"] == pytest.approx(900_000.0, rel=1e-12)
+    assert summary["market"]["liquidations"]["executed"] == 10
+
+
+def test_a_vault_under_lump_is_one_lot_as_without_it(tmp_path: Path) -> None:
+    """Lump 1,000 ETH (each vault holds 1,000): one lot a vault, and the run is the run
+    without a lump, row for row, but for each lot's ``lot`` and ``lot_debt`` rows."""
+    overrides = [*_ENGLISH, "market.keepers.0.discount=1"]
+    without, _ = _run(tmp_path / "without", "leverage-latency", overrides)
+    within, _ = _run(tmp_path / "within", "leverage-latency", [*overrides, "market.liquidation.lump={ETH=1000}"])
+    assert {account: [units for units, _ in taken] for account, taken in _lots(within).items()} == {
+        account: [1000.0] for account in range(10)}
+    for table in ("executions", "triggers", "messages"):
+        assert within.table(table).equals(without.table(table)), table
+    venue = within.table("venue")
+    kept = [i for i, kind in enumerate(_column(venue, "kind")) if kind not in ("lot", "lot_debt")]
+    assert venue.take(kept).equals(without.table("venue"))

@@ -211,7 +211,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                          and market.liquidation else None)
         # English auctions (``market/flip.py``): the running ones and the bids in flight
         # (msg_id -> (account, keeper, quote, lot)).
-        self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty)
+        self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty,
+                                      [instrument.name for instrument in market.instruments], len(self.accounts))
                       if self.rule.english and market.liquidation else None)
         self.bid_of: dict[int, tuple[int, int, float, float]] = {}
         # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
@@ -460,7 +461,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         elif self.auctions is not None and trigger is not None:
             outcome, done = self._bark(t, account, keeper, price, trigger)
         elif self.flips is not None and trigger is not None:
-            outcome, done = self._kick(t, account, keeper, price, trigger)
+            outcome, done = self._kick(t, msg_id, account, keeper, price, trigger)
         else:
             outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,

@@ -335,8 +335,8 @@ class ProbeSpec(Spec):
         return self
 
 
-PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "returned_share", "returned_share_won",
-                     "deficit")
+PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "zero_bid_lots", "top_zero_bidder_share",
+                     "returned_share", "returned_share_won", "deficit")
 
 
 def _band(value: object) -> object:
@@ -356,6 +356,8 @@ class PublishedSpec(Spec):
     zero_bid_share: Fraction | None = None
     zero_bid_units: float | None = Field(default=None, ge=0)
     zero_bid_value: float | None = Field(default=None, ge=0)
+    zero_bid_lots: float | None = Field(default=None, ge=0)
+    top_zero_bidder_share: Fraction | None = None
     returned_share: Fraction | None = None
     returned_share_won: Fraction | None = None
     deficit: float | None = Field(default=None, ge=0)
@@ -427,7 +429,19 @@ class LiquidationSpec(Spec):
     # above, is then the auction's maximum length).
     ttl: DurationNs = Field(default=600_000_000_000, gt=0)
     beg: Fraction = 0.03
+    # ``english_auction``: Maker's ``lump`` per collateral (an instrument's name -> units): a
+    # bite takes at most this many units of a vault's collateral into one auction, with its
+    # share of the debt; none (unset, or an instrument not named): the whole vault in one.
+    lump: dict[str, Annotated[float, Field(gt=0)]] | None = None
     published: PublishedSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_lump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``lump`` is not written: a section without it dumps (and hashes) as before it existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("lump") is None:
+            data.pop("lump", None)
+        return data
 
     @field_validator("mechanism")
     @classmethod
@@ -621,10 +635,20 @@ class MarketSpec(Spec):
                     if group.file is None and group.long_share < 1.0:
                         raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
                                          "sells a long's collateral (a vault); set long_share = 1")
+                names = [instrument.name for instrument in self.instruments]
+                for name in rule.lump or {}:
+                    if name not in names:
+                        raise ValueError(f"liquidation.lump: {name!r} is not an instrument; one of {', '.join(names)}")
                 if self.funding is not None:
                     raise ValueError("funding: an english_auction market holds longs only (vaults), so funding "
                                      "between longs and shorts has no one to pay or receive it (drop "
                                      "[market.funding] or choose another liquidation.mechanism)")
+            if rule.lump and not LIQUIDATION_MECHANISMS[rule.mechanism].english:
+                raise ValueError(f"liquidation.lump: a lot size of Maker's flip auctions; mechanism {rule.mechanism!r} "
+                                 "has no lots (set mechanism = \"english_auction\" or drop lump)")
+            if rule.lump and rule.on_empty != "none":
+                raise ValueError(f"liquidation.lump: a lot's shortfall is covered by the fund, the rest bad debt; "
+                                 f"on_empty = {rule.on_empty!r} is not modelled for lots (set on_empty = \"none\")")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
