@@ -66,6 +66,7 @@ from msgstorm.market.funding import Funding
 from msgstorm.market.keepers_budget import Budgets
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.mark import Mark
+from msgstorm.market.nonces import Nonces
 from msgstorm.market.oracle import OracleUpdates, oracle_updates, with_oracle
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
@@ -215,6 +216,9 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                                       [instrument.name for instrument in market.instruments], len(self.accounts))
                       if self.rule.english and market.liquidation else None)
         self.bid_of: dict[int, tuple[int, int, float, float]] = {}
+        # Keepers whose transactions go out in nonce order (``market/nonces.py``): none unless one sets it.
+        self.nonces = (Nonces([keeper.spec.nonce_order for keeper in self.keepers])
+                       if any(spec.nonce_order for spec in market.keepers) else None)
         # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
         self.budgets = (Budgets([keeper.spec for keeper in self.keepers])
                         if any(spec.gas_budget is not None or spec.capital is not None for spec in market.keepers)
@@ -354,6 +358,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
+        if self.nonces is not None and self.nonces.holds(keeper_index, self._send, account, keeper_index, row, t_seen):
+            return  # behind its transaction out: decided again when that one is mined
         keeper = self.keepers[keeper_index]
         if self.liquidated[account]:  # it reads the chain before it sends
             keeper.pending.discard(account)
@@ -366,6 +372,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)
+        if self.nonces is not None:
+            self.nonces.sent(keeper_index, msg_id)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
         if self.auctions is not None or self.flips is not None:
@@ -380,7 +388,12 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         probes, topups = self.probes, self.topups
         before = list(self.chain_price) if probes is not None else []
         changes: list[tuple[int, int, float]] = []  # (position in the block, instrument, new on-chain price)
+        nonces = self.nonces
         for position, msg_id in enumerate(msg_ids):
+            if nonces is not None:
+                mined = nonces.mined(msg_id)
+                if mined is not None:  # its keeper's next transaction may go now
+                    self.host.schedule_send(t, self._release, mined)
             row = price_of.get(msg_id)
             if row is not None:
                 instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
@@ -416,6 +429,16 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self._unpause(t)
         if probes is not None:
             probes.committed(t, msg_ids, before, changes)
+
+    def _release(self, t: int, keeper_index: int, _b: int, _c: int, _d: int) -> None:
+        """A nonce-ordered keeper's transaction out was mined: its waiting sends are decided
+        again in order, until one goes out (or none is left)."""
+        assert self.nonces is not None
+        waiting = self.nonces.next(keeper_index)
+        while waiting is not None:
+            handler, a, b, c, d = waiting
+            handler(t, a, b, c, d)
+            waiting = self.nonces.next(keeper_index)
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]

@@ -154,6 +154,8 @@ class EnglishAuctionSteps(ReactorState):
     def _send_bid(self, t: int, lot_id: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
         assert self.flips is not None
+        if self.nonces is not None and self.nonces.holds(keeper_index, self._send_bid, lot_id, keeper_index, 0, 0):
+            return  # behind its transaction out: decided again when that one is mined
         flip = self.flips.running.get(lot_id)
         if flip is None or not self.flips.live(flip, t) or flip.guy == keeper_index or keeper_index in flip.in_flight:
             return
@@ -173,6 +175,8 @@ class EnglishAuctionSteps(ReactorState):
                                 fee)
         flip.in_flight.add(keeper_index)
         self.bid_of[msg_id] = (lot_id, keeper_index, *proposal)
+        if self.nonces is not None:
+            self.nonces.sent(keeper_index, msg_id)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                price_msg_id, price_seen))

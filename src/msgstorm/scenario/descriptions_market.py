@@ -177,6 +177,8 @@ MARKET_DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
     "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
     "KeeperSpec.region": "their region",
+    "KeeperSpec.nonce_order": "each keeper's transactions in nonce order: one out at a time, so one stuck in the "
+                              "pool holds back its later ones until it is mined (not re-priced)",
     "KeeperSpec.node": "or their node",
     "KeeperSpec.reaction": "from a price reaching a keeper's node to its liquidation message",
     "KeeperSpec.fee": "fee of a liquidation message (fixed)",

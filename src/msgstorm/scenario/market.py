@@ -218,6 +218,17 @@ class KeeperSpec(Spec):
     # pay (out of gas it sends nothing more) and the capital its English bids lock.
     gas_budget: float | None = Field(default=None, ge=0)
     capital: float | None = Field(default=None, ge=0)
+    # Its transactions in nonce order (``market/nonces.py``): one out at a time, a stuck one
+    # holding back the later ones until it is mined.
+    nonce_order: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_unset_nonce_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``nonce_order`` is not written: a keeper without it dumps (and hashes) as before it existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("nonce_order"):
+            data.pop("nonce_order", None)
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
