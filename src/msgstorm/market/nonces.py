@@ -1,16 +1,19 @@
-"""Keepers' nonces: a keeper whose transactions go out in nonce order, one after the other.
+"""Keepers' nonces: a keeper whose transactions are mined in nonce order.
 
 Place in the pipeline: a part of the market reactor (``market/reactor.py``), built when a
 keeper group sets ``nonce_order`` (``KeeperSpec``). An Ethereum account's transactions are
 mined in the order of their nonces, so one stuck in the pool (priced below the going gas
 price, under ``backpressure.underpriced = "wait"``) holds back every later one of the same
-account until it is mined. Here a nonce-ordered keeper has at most one transaction out: a
-send it decides on while one is out waits in its own queue, in order, and the queue moves
-when the one out commits (is mined: any outcome, a no-op's included). Each waiting send is
-decided again when its turn comes (the keeper's handler runs then: a lot already closed, or
-an account already liquidated, sends nothing, and the next in the queue goes). A stuck
-transaction is not replaced here (no keeper re-prices one it has out): it leaves the queue
-only when mined.
+account until it is mined. Here a send a nonce-ordered keeper decides on while one of its
+transactions out is stuck (its fee below the base fee then), or while earlier sends already
+wait, waits in the keeper's own queue, in order; the queue moves when one of its
+transactions out is mined (commits, with any outcome: a no-op's too) and none left out is
+stuck. Each waiting send is decided again when its turn comes (the keeper's handler runs
+then: a lot already closed, or an account already liquidated, sends nothing, and the next
+goes). Transactions out that are not stuck do not hold anything back: they are mined in the
+next blocks, in the order the queue policy gives (a keeper's own are sent in nonce order and
+priced alike). A stuck transaction is not replaced here (no keeper re-prices one it has out):
+it holds the queue until it is mined.
 """
 
 from __future__ import annotations
@@ -24,41 +27,54 @@ Handler = Callable[[int, int, int, int, int], None]
 
 
 class Nonces:
-    """Per nonce-ordered keeper (by its index): the transaction it has out and the sends
-    waiting behind it (handler and arguments, as the reactor schedules them)."""
+    """Per nonce-ordered keeper (by its index): its transactions out with their fees and the
+    sends waiting behind a stuck one (handler and arguments, as the reactor schedules them)."""
 
     def __init__(self, ordered: list[bool]) -> None:
         self.ordered = ordered
-        self.out: dict[int, int] = {}  # keeper -> the msg_id of its transaction out
+        self.out: dict[int, dict[int, float]] = {}  # keeper -> {msg_id: fee} of its transactions out
         self.keeper_of: dict[int, int] = {}  # msg_id out -> its keeper
         self.waiting: dict[int, deque[tuple[Handler, int, int, int, int]]] = {}
-        self.held = 0  # sends that waited behind a transaction out
+        self.held = 0  # sends that waited behind a stuck transaction
+        self.turn = -1  # the keeper whose waiting send is being decided (``next`` gave it its turn)
 
-    def holds(self, keeper: int, handler: Handler, a: int, b: int, c: int, d: int) -> bool:
+    def stuck(self, keeper: int, base_fee: float | None) -> bool:
+        """Whether one of ``keeper``'s transactions out is priced below ``base_fee``."""
+        out = self.out.get(keeper)
+        return out is not None and bool(out) and base_fee is not None and min(out.values()) < base_fee
+
+    def holds(self, keeper: int, base_fee: float | None, handler: Handler, a: int, b: int, c: int, d: int) -> bool:
         """Whether ``keeper``'s send (``handler`` with its arguments) waits: it is
-        nonce-ordered and has a transaction out (the send then joins its queue)."""
-        if not self.ordered[keeper] or keeper not in self.out:
+        nonce-ordered and a transaction of it out is stuck, or sends wait already (the send
+        then joins its queue)."""
+        if not self.ordered[keeper]:
             return False
+        if not self.stuck(keeper, base_fee) and (keeper == self.turn or not self.waiting.get(keeper)):
+            return False  # nothing stuck, and its turn (or none waits before it)
         self.waiting.setdefault(keeper, deque()).append((handler, a, b, c, d))
         self.held += 1
         return True
 
-    def sent(self, keeper: int, msg_id: int) -> None:
-        """``keeper`` sent ``msg_id`` (a nonce-ordered keeper's: now its transaction out)."""
+    def sent(self, keeper: int, msg_id: int, fee: float) -> None:
+        """``keeper`` sent ``msg_id`` at ``fee`` (a nonce-ordered keeper's: out until mined)."""
         if self.ordered[keeper]:
-            self.out[keeper] = msg_id
+            self.out.setdefault(keeper, {})[msg_id] = fee
             self.keeper_of[msg_id] = keeper
 
     def mined(self, msg_id: int) -> int | None:
-        """``msg_id`` committed: the keeper whose transaction out it was (its queue may move), or None."""
+        """``msg_id`` committed: its keeper when sends wait behind it (its queue may move), else None."""
         keeper = self.keeper_of.pop(msg_id, None)
-        if keeper is not None:
-            del self.out[keeper]
-        return keeper
-
-    def next(self, keeper: int) -> tuple[Handler, int, int, int, int] | None:
-        """The next send waiting for ``keeper``, if it has none out (None: nothing waits, or one is out)."""
-        queue = self.waiting.get(keeper)
-        if not queue or keeper in self.out:
+        if keeper is None:
             return None
+        del self.out[keeper][msg_id]
+        return keeper if self.waiting.get(keeper) else None
+
+    def next(self, keeper: int, base_fee: float | None) -> tuple[Handler, int, int, int, int] | None:
+        """The next send waiting for ``keeper``, whose turn it is now (None: nothing waits, or
+        a transaction out is stuck)."""
+        queue = self.waiting.get(keeper)
+        if not queue or self.stuck(keeper, base_fee):
+            self.turn = -1
+            return None
+        self.turn = keeper
         return queue.popleft()

@@ -358,8 +358,9 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
-        if self.nonces is not None and self.nonces.holds(keeper_index, self._send, account, keeper_index, row, t_seen):
-            return  # behind its transaction out: decided again when that one is mined
+        if self.nonces is not None and self.nonces.holds(keeper_index, self.host.base_fee(), self._send, account,
+                                                         keeper_index, row, t_seen):
+            return  # behind its stuck transaction: decided again when that one is mined
         keeper = self.keepers[keeper_index]
         if self.liquidated[account]:  # it reads the chain before it sends
             keeper.pending.discard(account)
@@ -373,7 +374,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)
         if self.nonces is not None:
-            self.nonces.sent(keeper_index, msg_id)
+            self.nonces.sent(keeper_index, msg_id, fee)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
         if self.auctions is not None or self.flips is not None:
@@ -432,13 +433,13 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
 
     def _release(self, t: int, keeper_index: int, _b: int, _c: int, _d: int) -> None:
         """A nonce-ordered keeper's transaction out was mined: its waiting sends are decided
-        again in order, until one goes out (or none is left)."""
+        again in order while none of its transactions out is stuck."""
         assert self.nonces is not None
-        waiting = self.nonces.next(keeper_index)
+        waiting = self.nonces.next(keeper_index, self.host.base_fee())
         while waiting is not None:
             handler, a, b, c, d = waiting
             handler(t, a, b, c, d)
-            waiting = self.nonces.next(keeper_index)
+            waiting = self.nonces.next(keeper_index, self.host.base_fee())
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]

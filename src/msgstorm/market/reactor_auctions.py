@@ -154,8 +154,9 @@ class EnglishAuctionSteps(ReactorState):
     def _send_bid(self, t: int, lot_id: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
         assert self.flips is not None
-        if self.nonces is not None and self.nonces.holds(keeper_index, self._send_bid, lot_id, keeper_index, 0, 0):
-            return  # behind its transaction out: decided again when that one is mined
+        if self.nonces is not None and self.nonces.holds(keeper_index, self.host.base_fee(), self._send_bid, lot_id,
+                                                         keeper_index, 0, 0):
+            return  # behind its stuck transaction: decided again when that one is mined
         flip = self.flips.running.get(lot_id)
         if flip is None or not self.flips.live(flip, t) or flip.guy == keeper_index or keeper_index in flip.in_flight:
             return
@@ -176,7 +177,7 @@ class EnglishAuctionSteps(ReactorState):
         flip.in_flight.add(keeper_index)
         self.bid_of[msg_id] = (lot_id, keeper_index, *proposal)
         if self.nonces is not None:
-            self.nonces.sent(keeper_index, msg_id)
+            self.nonces.sent(keeper_index, msg_id, fee)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                price_msg_id, price_seen))
