@@ -175,7 +175,9 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
     DAI) is within its band; the fitted ones are shown but not judged; every run's prices
     reach the bars' low, $101.01; and the table docs/examples.md shows is what ``msgstorm
     against`` prints of these runs. About 4 minutes."""
+    import pyarrow.compute as pc
     from test_docs import TERMINAL_COLUMNS, lines_not_shown
+    from test_market_venue import assert_lots_balance
 
     from msgstorm.history import read_history
 
@@ -187,8 +189,12 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
         assert market is not None
         markets.append(market)
         dirs.append(str(result.run_dir))
-        prices = read_history(result.run_dir).table("prices").column("price").to_pylist()
+        history = read_history(result.run_dir)
+        prices = history.table("prices").column("price").to_pylist()
         assert min(prices) == 101.01
+        assert assert_lots_balance(history, result.summary, 0.13) == market.venue.auctions.lots  # type: ignore[union-attr]
+        assert max(history.table("venue").column("amount").filter(  # every lot at most ETH-A's lump, 50 ETH
+            pc.equal(history.table("venue").column("kind"), "lot")).to_pylist()) <= 50.0
     rows = {row.figure: row for row in market_against_rows(markets)}
     assert {figure for figure, row in rows.items() if row.role == "checked"} == {"zero_bid_share", "zero_bid_value",
                                                                                "deficit"}

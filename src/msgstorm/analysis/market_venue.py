@@ -338,14 +338,14 @@ def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]
     rows_msg = venue.column("msg_id").to_numpy()
     amounts = venue.column("amount").to_numpy()
 
-    def of_lot(kind: str) -> dict[int, float]:  # the winning bid's msg_id -> the lot's row of ``kind``
+    def of_lot(kind: str) -> dict[int, float]:  # the winning bid's msg_id -> its lot's ``kind`` row
         chosen = kinds == kind
         return dict(zip(rows_msg[chosen].tolist(), amounts[chosen].tolist(), strict=True))
 
     auctioned_of, returned_of, units_of = of_lot("auctioned"), of_lot("returned"), of_lot("lot")
     size = history.table("accounts").column("size").to_numpy()
-    units = np.array([units_of.get(msg, float(size[account])) for msg, account in zip(msg_ids, accounts.tolist(),
-                                                                                       strict=True)])
+    units = np.array([units_of.get(msg, float(size[account]))
+                      for msg, account in zip(msg_ids, accounts.tolist(), strict=True)])
     auctioned = np.array([auctioned_of.get(msg, 0.0) for msg in msg_ids])
     returned = np.array([returned_of.get(msg, 0.0) for msg in msg_ids])
     won_value = math.fsum(auctioned[~zero].tolist())
@@ -363,5 +363,6 @@ def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]
             "top_zero_bidder_share": rounded(top, 4) if top is not None else None,
             "units": rounded(math.fsum(units.tolist()), 2),
             "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
-            "returned_share_won": rounded(math.fsum(returned[~zero].tolist()) / won_value, 4) if won_value > 0 else None,
+            "returned_share_won": (rounded(math.fsum(returned[~zero].tolist()) / won_value, 4)
+                                   if won_value > 0 else None),
             **({"published": published} if published else {})}

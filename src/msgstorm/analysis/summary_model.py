@@ -417,7 +417,8 @@ class EnglishLots(Closed):
     zero_bid_value: Annotated[float | None, Field(ge=0, description="their value at the on-chain price at each "
                                                                     "close")] = None
     top_zero_bidder_share: Annotated[float | None, Field(ge=0, le=1, description=(
-        "of the units won at a bid of 0, the share the keeper that won most of them took (null: none)"))] = None
+        "of the units won at a bid of 0, the share the keeper that won most of them took "
+        "(null: none)"))] = None
     units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
     returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
                                                                    "close, the share given back to its owners")]

@@ -13,7 +13,8 @@ auction and their share of the debt (the same share of the vault's collateral va
 the vault, as unsafe as before, stays bitable: its next bite takes the next lot, and the one
 that finds at most ``lump`` left takes the rest, as a bite without ``lump`` takes it all. An
 auction is a lot (``Flip``), numbered ``account + accounts x k`` for the account's ``k``-th
-(``lot_id``): the whole vault's is numbered by its account. Each keeper whose liquidation committed becomes a bidder:
+(``lot_id``): the whole vault's is numbered by its account. Each keeper whose liquidation
+committed becomes a bidder:
 ``reaction`` later it sends a bid, a ``liquidation`` message that travels the network and pays
 its fee like any other, at the best it will pay: the market's price then x (1 - its
 ``discount``) a unit (``KeeperSpec.bid_value``). Two phases:
@@ -72,8 +73,8 @@ class EnglishAuctions:
     """The running auctions, by lot (``lot_id``); per vault, its lots kicked and whether the
     rest of it is in one (``emptied``: no bite takes more)."""
 
-    def __init__(self, spec: LiquidationSpec, penalty_rate: float, instruments: list[str] | None = None,
-                 accounts: int = 0) -> None:
+    def __init__(self, spec: LiquidationSpec, penalty_rate: float,
+                 instruments: list[str] | None = None, accounts: int = 0) -> None:
         self.spec = spec
         self.penalty_rate = penalty_rate
         self.running: dict[int, Flip] = {}
@@ -82,7 +83,7 @@ class EnglishAuctions:
         self.accounts = accounts
         self.kicked: dict[int, int] = {}  # account -> its lots kicked so far
         self.emptied: set[int] = set()  # accounts whose rest is in a lot
-        self.of_account: dict[int, list[int]] = {}  # account -> its running lots, in the order kicked
+        self.of_account: dict[int, list[int]] = {}  # account -> its running lots, as kicked
         self.bidders_of: dict[int, set[int]] = {}  # with a lump: account -> the keepers that bit it
 
     def lot_id(self, account: int, k: int) -> int:
@@ -92,14 +93,15 @@ class EnglishAuctions:
     def lump(self, instrument: int) -> float | None:
         return self.lump_of[instrument] if instrument < len(self.lump_of) else None
 
-    def kick(self, account: int, t: int, size: float, debt: float, equity: float | None = None) -> tuple[int, Flip]:
+    def kick(self, account: int, t: int, size: float, debt: float,
+             equity: float | None = None) -> tuple[int, Flip]:
         """A bite's lot of ``size`` units owing ``debt`` (``equity``: the lot's share of the
         vault's collateral value; None: the whole vault's rest): its number and auction."""
         k = self.kicked.get(account, 0)
         self.kicked[account] = k + 1
         lot_id = self.lot_id(account, k)
-        flip = Flip(account, t, size, size, flip_tab(debt, self.penalty_rate), t + self.spec.tau, debt=debt,
-                    equity=equity)
+        flip = Flip(account, t, size, size, flip_tab(debt, self.penalty_rate), t + self.spec.tau,
+                    debt=debt, equity=equity)
         self.running[lot_id] = flip
         self.of_account.setdefault(account, []).append(lot_id)
         if equity is None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 __all__ = ["Nonces"]
 
 Handler = Callable[[int, int, int, int, int], None]
+Send = tuple[Handler, int, int, int, int]  # a send: the reactor's handler and its arguments
 
 
 class Nonces:
@@ -32,26 +33,34 @@ class Nonces:
 
     def __init__(self, ordered: list[bool]) -> None:
         self.ordered = ordered
-        self.out: dict[int, dict[int, float]] = {}  # keeper -> {msg_id: fee} of its transactions out
+        self.out: dict[int, dict[int, float]] = {}  # keeper -> {msg_id: fee}: its transactions out
         self.keeper_of: dict[int, int] = {}  # msg_id out -> its keeper
-        self.waiting: dict[int, deque[tuple[Handler, int, int, int, int]]] = {}
+        self.waiting: dict[int, deque[Send]] = {}
         self.held = 0  # sends that waited behind a stuck transaction
         self.turn = -1  # the keeper whose waiting send is being decided (``next`` gave it its turn)
 
     def stuck(self, keeper: int, base_fee: float | None) -> bool:
         """Whether one of ``keeper``'s transactions out is priced below ``base_fee``."""
         out = self.out.get(keeper)
-        return out is not None and bool(out) and base_fee is not None and min(out.values()) < base_fee
+        if not out or base_fee is None:
+            return False
+        return min(out.values()) < base_fee
 
-    def holds(self, keeper: int, base_fee: float | None, handler: Handler, a: int, b: int, c: int, d: int) -> bool:
+    def holds(self, keeper: int, base_fee: float | None, handler: Handler, a: int, b: int, c: int,
+              d: int) -> bool:
         """Whether ``keeper``'s send (``handler`` with its arguments) waits: it is
         nonce-ordered and a transaction of it out is stuck, or sends wait already (the send
         then joins its queue)."""
         if not self.ordered[keeper]:
             return False
-        if not self.stuck(keeper, base_fee) and (keeper == self.turn or not self.waiting.get(keeper)):
+        if self.stuck(keeper, base_fee):
+            return self._wait(keeper, (handler, a, b, c, d))
+        if keeper == self.turn or not self.waiting.get(keeper):
             return False  # nothing stuck, and its turn (or none waits before it)
-        self.waiting.setdefault(keeper, deque()).append((handler, a, b, c, d))
+        return self._wait(keeper, (handler, a, b, c, d))
+
+    def _wait(self, keeper: int, send: Send) -> bool:
+        self.waiting.setdefault(keeper, deque()).append(send)
         self.held += 1
         return True
 
@@ -62,14 +71,14 @@ class Nonces:
             self.keeper_of[msg_id] = keeper
 
     def mined(self, msg_id: int) -> int | None:
-        """``msg_id`` committed: its keeper when sends wait behind it (its queue may move), else None."""
+        """``msg_id`` committed: its keeper when sends wait (its queue may move), else None."""
         keeper = self.keeper_of.pop(msg_id, None)
         if keeper is None:
             return None
         del self.out[keeper][msg_id]
         return keeper if self.waiting.get(keeper) else None
 
-    def next(self, keeper: int, base_fee: float | None) -> tuple[Handler, int, int, int, int] | None:
+    def next(self, keeper: int, base_fee: float | None) -> Send | None:
         """The next send waiting for ``keeper``, whose turn it is now (None: nothing waits, or
         a transaction out is stuck)."""
         queue = self.waiting.get(keeper)

@@ -64,7 +64,7 @@ from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions
 from msgstorm.market.funding import Funding
 from msgstorm.market.keepers_budget import Budgets
-from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.liquidation import Call, Mechanism, call, mechanism_of
 from msgstorm.market.mark import Mark
 from msgstorm.market.nonces import Nonces
 from msgstorm.market.oracle import OracleUpdates, oracle_updates, with_oracle
@@ -104,6 +104,19 @@ def _simulated_only(host: Any, said: str) -> None:
     ``said`` names the field and what it does, up to "simulated runs only"."""
     if not host.final_commits:
         raise ValueError(f"{said} simulated runs only (this host's commits may be taken back)")
+
+
+def _english_auctions(market: MarketSpec, rule: Mechanism, accounts: int,
+                      keepers: list[Keeper]) -> tuple[EnglishAuctions | None, Nonces | None]:
+    """The English auctions' state (none under another mechanism) and the keepers' nonces
+    (none unless a keeper group sets ``nonce_order``)."""
+    flips = None
+    if rule.english and market.liquidation is not None:
+        names = [instrument.name for instrument in market.instruments]
+        flips = EnglishAuctions(market.liquidation, market.liquidation_penalty, names, accounts)
+    nonces = (Nonces([keeper.spec.nonce_order for keeper in keepers])
+              if any(spec.nonce_order for spec in market.keepers) else None)
+    return flips, nonces
 
 
 class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, HistoryRows):
@@ -211,14 +224,10 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         self.auctions = (DutchAuctions(market.liquidation) if self.rule.auction and not self.rule.english
                          and market.liquidation else None)
         # English auctions (``market/flip.py``): the running ones and the bids in flight
-        # (msg_id -> (account, keeper, quote, lot)).
-        self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty,
-                                      [instrument.name for instrument in market.instruments], len(self.accounts))
-                      if self.rule.english and market.liquidation else None)
+        # (msg_id -> (lot, keeper, quote, units)); keepers in nonce order (``market/nonces.py``).
+        self.flips, self.nonces = _english_auctions(market, self.rule, len(self.accounts),
+                                                    self.keepers)
         self.bid_of: dict[int, tuple[int, int, float, float]] = {}
-        # Keepers whose transactions go out in nonce order (``market/nonces.py``): none unless one sets it.
-        self.nonces = (Nonces([keeper.spec.nonce_order for keeper in self.keepers])
-                       if any(spec.nonce_order for spec in market.keepers) else None)
         # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
         self.budgets = (Budgets([keeper.spec for keeper in self.keepers])
                         if any(spec.gas_budget is not None or spec.capital is not None for spec in market.keepers)
@@ -358,8 +367,9 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
-        if self.nonces is not None and self.nonces.holds(keeper_index, self.host.base_fee(), self._send, account,
-                                                         keeper_index, row, t_seen):
+        nonces = self.nonces
+        if nonces is not None and nonces.holds(keeper_index, self.host.base_fee(), self._send, account,
+                                               keeper_index, row, t_seen):
             return  # behind its stuck transaction: decided again when that one is mined
         keeper = self.keepers[keeper_index]
         if self.liquidated[account]:  # it reads the chain before it sends

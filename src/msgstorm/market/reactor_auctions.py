@@ -114,11 +114,13 @@ class EnglishAuctionSteps(ReactorState):
             if lump is None or size <= lump:
                 lot_id, flip = flips.kick(account, t, size, debt)
             else:
-                lot_id, flip = self._bite(t, msg_id, account, keeper, size, collateral, debt, lump, trigger)
+                lot_id, flip = self._bite(t, msg_id, account, keeper, size, collateral, debt, lump,
+                                          trigger)
             self.host.schedule(flip.end, self._deal, lot_id)
             for other in sorted(flips.bidders_of.get(account, set()) - {keeper.index}):
                 flip.bidders.add(other)
-                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, lot_id, other)
+                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, lot_id,
+                                        other)
         for lot_id in flips.lots_of(account):
             flip = flips.running[lot_id]
             if lump is not None and keeper.index in flip.bidders:
@@ -131,8 +133,8 @@ class EnglishAuctionSteps(ReactorState):
         self._take_trigger[(account, keeper.index)] = trigger
         return Outcome.AUCTION, Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
-    def _bite(self, t: int, msg_id: int, account: int, keeper: Keeper, size: float, collateral: float, debt: float,
-              lump: float, trigger: tuple[int, int, float]) -> tuple[int, Flip]:
+    def _bite(self, t: int, msg_id: int, account: int, keeper: Keeper, size: float, collateral: float,
+              debt: float, lump: float, trigger: tuple[int, int, float]) -> tuple[int, Flip]:
         """A bite of a vault holding more than ``lump``: ``lump`` units go into a lot with
         their share of the debt and of the collateral value, the vault keeps the rest (as
         unsafe as before: its line does not move; a ``bitten`` venue row), and the keeper
@@ -148,14 +150,16 @@ class EnglishAuctionSteps(ReactorState):
                                  float(self._collateral[account]), self.venue.fund))
         row = self.price_of.get(trigger[1])
         if row is not None:
-            self.host.schedule_send(t + keeper.reaction(), self._send, account, keeper.index, row, trigger[0])
+            self.host.schedule_send(t + keeper.reaction(), self._send, account, keeper.index, row,
+                                    trigger[0])
         return lot_id, flip
 
     def _send_bid(self, t: int, lot_id: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
         assert self.flips is not None
-        if self.nonces is not None and self.nonces.holds(keeper_index, self.host.base_fee(), self._send_bid, lot_id,
-                                                         keeper_index, 0, 0):
+        nonces = self.nonces
+        if nonces is not None and nonces.holds(keeper_index, self.host.base_fee(), self._send_bid,
+                                               lot_id, keeper_index, 0, 0):
             return  # behind its stuck transaction: decided again when that one is mined
         flip = self.flips.running.get(lot_id)
         if flip is None or not self.flips.live(flip, t) or flip.guy == keeper_index or keeper_index in flip.in_flight:
@@ -182,7 +186,8 @@ class EnglishAuctionSteps(ReactorState):
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                price_msg_id, price_seen))
 
-    def _bid_committed(self, t: int, msg_id: int, lot_id: int, keeper_index: int, bid: float, lot: float) -> None:
+    def _bid_committed(self, t: int, msg_id: int, lot_id: int, keeper_index: int, bid: float,
+                       lot: float) -> None:
         """A bid committed: it stands if still valid (outcome ``bid``; the auction's close
         moves to ``ttl`` from now and the other bidders answer), else ``outbid`` (the keeper
         tries again ``reaction`` later)."""
@@ -241,16 +246,18 @@ class EnglishAuctionSteps(ReactorState):
             bad_debt = self._book(t, flip.msg_id, account, done)
             collateral_after = done.collateral_after
         else:
-            done = flip_call(self.rule, flip.size, self._entry[account], flip.equity, flip.bid, flip.lot, price,
-                             depth)
+            done = flip_call(self.rule, flip.size, self._entry[account], flip.equity, flip.bid,
+                             flip.lot, price, depth)
             moves, bad_debt = self.venue.book_lot(account, done)
             self._venue_rows.extend([(t, flip.msg_id, *row) for row in moves.rows])
             collateral_after = float(self._collateral[account])
-        size_after, fund = float(self._size[account]) if flip.equity is not None else 0.0, self.venue.fund
+        size_after = float(self._size[account]) if flip.equity is not None else 0.0
+        fund = self.venue.fund
         rows = [("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)]
         if flips.lump(instrument) is not None:  # the lot's units and debt, for the analysis's lots
             rows += [("lot", flip.size), ("lot_debt", flip.debt)]
-        for kind, amount in rows:  # what the lot was worth at the close, and the owner's share of it back
+        # What the lot was worth at the close, and the owner's share of it back.
+        for kind, amount in rows:
             self._venue_rows.append((t, flip.msg_id, account, kind, amount, size_after,
                                      float(self._collateral[account]), fund))
         winner = self.keepers[flip.guy]

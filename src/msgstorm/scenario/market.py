@@ -222,14 +222,6 @@ class KeeperSpec(Spec):
     # holding back the later ones until it is mined.
     nonce_order: bool = False
 
-    @model_serializer(mode="wrap")
-    def _without_unset_nonce_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """No ``nonce_order`` is not written: a keeper without it dumps (and hashes) as before it existed."""
-        data: dict[str, Any] = handler(self)
-        if not data.get("nonce_order"):
-            data.pop("nonce_order", None)
-        return data
-
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
         if self.region is not None and self.node is not None:
@@ -346,8 +338,8 @@ class ProbeSpec(Spec):
         return self
 
 
-PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "zero_bid_lots", "top_zero_bidder_share",
-                     "returned_share", "returned_share_won", "deficit")
+PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "zero_bid_lots",
+                     "top_zero_bidder_share", "returned_share", "returned_share_won", "deficit")
 
 
 def _band(value: object) -> object:
@@ -445,14 +437,6 @@ class LiquidationSpec(Spec):
     # share of the debt; none (unset, or an instrument not named): the whole vault in one.
     lump: dict[str, Annotated[float, Field(gt=0)]] | None = None
     published: PublishedSpec | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_unset_lump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """No ``lump`` is not written: a section without it dumps (and hashes) as before it existed."""
-        data: dict[str, Any] = handler(self)
-        if data.get("lump") is None:
-            data.pop("lump", None)
-        return data
 
     @field_validator("mechanism")
     @classmethod
@@ -576,6 +560,11 @@ class MarketSpec(Spec):
             data.pop("probes", None)
         if data.get("liquidation") is None:
             data.pop("liquidation", None)
+        elif data["liquidation"].get("lump") is None:  # no lot size: as before it existed
+            data["liquidation"].pop("lump", None)
+        for keeper in data.get("keepers") or []:
+            if not keeper.get("nonce_order"):  # no nonce order: as before it existed
+                keeper.pop("nonce_order", None)
         if data.get("funding") is None:
             data.pop("funding", None)
         if data.get("mark") is None:
@@ -649,17 +638,20 @@ class MarketSpec(Spec):
                 names = [instrument.name for instrument in self.instruments]
                 for name in rule.lump or {}:
                     if name not in names:
-                        raise ValueError(f"liquidation.lump: {name!r} is not an instrument; one of {', '.join(names)}")
+                        raise ValueError(f"liquidation.lump: {name!r} is not an instrument; "
+                                         f"one of {', '.join(names)}")
                 if self.funding is not None:
                     raise ValueError("funding: an english_auction market holds longs only (vaults), so funding "
                                      "between longs and shorts has no one to pay or receive it (drop "
                                      "[market.funding] or choose another liquidation.mechanism)")
             if rule.lump and not LIQUIDATION_MECHANISMS[rule.mechanism].english:
-                raise ValueError(f"liquidation.lump: a lot size of Maker's flip auctions; mechanism {rule.mechanism!r} "
-                                 "has no lots (set mechanism = \"english_auction\" or drop lump)")
+                raise ValueError(f"liquidation.lump: Maker's flip lot size; mechanism "
+                                 f"{rule.mechanism!r} has no lots (set mechanism = "
+                                 "\"english_auction\" or drop lump)")
             if rule.lump and rule.on_empty != "none":
-                raise ValueError(f"liquidation.lump: a lot's shortfall is covered by the fund, the rest bad debt; "
-                                 f"on_empty = {rule.on_empty!r} is not modelled for lots (set on_empty = \"none\")")
+                raise ValueError("liquidation.lump: a lot's shortfall is covered by the fund, "
+                                 f"the rest bad debt; on_empty = {rule.on_empty!r} is not modelled "
+                                 "for lots (set on_empty = \"none\")")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
