@@ -208,3 +208,25 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
     assert block is not None, "no against table of the sweep in docs/examples.md"
     lines = [line.rstrip() for line in printed.output.splitlines()]
     assert lines_not_shown(block.group(1).splitlines(), lines) == [], printed.output
+
+
+def test_the_zero_bid_lots_and_the_largest_bidders_share_are_counted_and_shown() -> None:
+    """Two runs: 1,100 and 1,300 lots won at zero (mean 1,200, inside "over 1,000": 1,000 to
+    2,000) and the largest zero bidder's share 40% and 44% (mean 42%, below 42.9%: not
+    within); the table prints the count without a unit and the share as a percentage."""
+    from msgstorm.report.against import against_cells
+
+    published = PublishedFigures.model_validate(PublishedSpec(
+        zero_bid_lots=1_000, top_zero_bidder_share="47.7%", source="the day",
+        checked=["zero_bid_lots", "top_zero_bidder_share"],
+        bands={"zero_bid_lots": [1_000, 2_000], "top_zero_bidder_share": ["42.9%", "52.5%"]}).model_dump())
+    runs: list[dict[str, float | None]] = [{"zero_bid_lots": 1_100.0, "top_zero_bidder_share": 0.40},
+                                           {"zero_bid_lots": 1_300.0, "top_zero_bidder_share": 0.44}]
+    rows = {row.figure: row for row in against_rows(published, runs)}
+    assert rows["zero_bid_lots"].mean == 1_200.0 and rows["zero_bid_lots"].within is True
+    assert rows["top_zero_bidder_share"].mean == pytest.approx(0.42) and rows["top_zero_bidder_share"].within is False
+    cells = against_cells(list(rows.values()), "ETH", "DAI")
+    assert cells[0] == ["lots won at a zero bid", "1,200 (1,100 to 1,300)", "1,000 (the day)", "1,000 to 2,000", "yes",
+                        "predicted"]
+    assert cells[1] == ["largest zero bidder's share", "42.0% (40.0% to 44.0%)", "47.7% (the day)",
+                        "42.9% to 52.5%", "no", "predicted"]

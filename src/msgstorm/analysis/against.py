@@ -26,7 +26,7 @@ FIGURE_LABELS: dict[str, str] = {
     "zero_bid_units": "collateral won at a zero bid",
     "zero_bid_value": "value won at a zero bid",
     "zero_bid_lots": "lots won at a zero bid",
-    "top_zero_bidder_share": "largest zero bidder's share of it",
+    "top_zero_bidder_share": "largest zero bidder's share",
     "returned_share": "collateral returned (all lots)",
     "returned_share_won": "collateral returned (lots won above 0)",
     "deficit": "deficit",
