@@ -1035,3 +1035,18 @@ def test_the_lots_money_adds_up_to_the_dai(tmp_path: Path) -> None:
     assert assert_lots_balance(history, summary, 0.13) == 40
     auctions = summary["market"]["venue"]["auctions"]
     assert 0 < auctions["zero_bid_lots"] < 40  # won at zero and won above it (in tend: the tab is above its price)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["market.liquidation.lump={ETH=50}"], "liquidation.lump: Maker's flip lot size; mechanism 'whole' has no lots"),
+    (['market.liquidation.mechanism="english_auction"', "market.accounts.0.long_share=1",
+      "market.liquidation.lump={BTC=50}"], "liquidation.lump: 'BTC' is not an instrument; one of ETH"),
+    (['market.liquidation.mechanism="english_auction"', "market.accounts.0.long_share=1",
+      "market.liquidation.lump={ETH=0}"], "market.liquidation.lump.ETH"),
+])
+def test_a_bad_lump_names_the_field(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"',
+                                                              'market.liquidation.mechanism="whole"',
+                                                              "market.liquidation.insurance_fund=0", *overrides])
+    assert expected in str(error.value), str(error.value)
