@@ -171,11 +171,15 @@ def test_msgstorm_against_prints_the_mean_and_range_over_runs(tmp_path: Path, mo
 def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The day replayed with seeds 2020 to 2024: the mean of each checked figure (zero-bid
-    share of lots 25-45%, value taken at a zero bid within 30% of $8.32M, deficit 4.0-6.65M
-    DAI) is within its band; the fitted ones are shown but not judged; every run's prices
-    reach the bars' low, $101.01; and the table docs/examples.md shows is what ``msgstorm
-    against`` prints of these runs. About 4 minutes."""
+    share of lots 25-45%, value taken at a zero bid within 30% of $8.32M, 1,000 to 2,000
+    lots won at zero, the largest zero bidder's share of their ETH 42.9-52.5%, deficit
+    4.0-6.65M DAI) is within its band; the fitted ones are shown but not judged; every run's
+    prices reach the bars' low, $101.01, its lots are at most 50 ETH and its money adds up
+    to the DAI (``assert_lots_balance``); and the table docs/examples.md shows is what
+    ``msgstorm against`` prints of these runs. About 5 minutes."""
+    import pyarrow.compute as pc
     from test_docs import TERMINAL_COLUMNS, lines_not_shown
+    from test_market_venue import assert_lots_balance
 
     from msgstorm.history import read_history
 
@@ -187,13 +191,16 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
         assert market is not None
         markets.append(market)
         dirs.append(str(result.run_dir))
-        prices = read_history(result.run_dir).table("prices").column("price").to_pylist()
+        history = read_history(result.run_dir)
+        prices = history.table("prices").column("price").to_pylist()
         assert min(prices) == 101.01
+        assert assert_lots_balance(history, result.summary, 0.13) == market.venue.auctions.lots  # type: ignore[union-attr]
+        assert max(history.table("venue").column("amount").filter(  # every lot at most ETH-A's lump, 50 ETH
+            pc.equal(history.table("venue").column("kind"), "lot")).to_pylist()) <= 50.0
     rows = {row.figure: row for row in market_against_rows(markets)}
-    assert {figure for figure, row in rows.items() if row.role == "checked"} == {"zero_bid_share", "zero_bid_value",
-                                                                               "deficit"}
-    assert {figure: row.within for figure, row in rows.items() if row.role == "checked"} == {
-        "zero_bid_share": True, "zero_bid_value": True, "deficit": True}
+    checked = {figure: row.within for figure, row in rows.items() if row.role == "checked"}
+    assert checked == {"zero_bid_share": True, "zero_bid_value": True, "zero_bid_lots": True,
+                       "top_zero_bidder_share": True, "deficit": True}
     assert all(row.within is None for row in rows.values() if row.role == "fitted")
     monkeypatch.setattr(out, "width", TERMINAL_COLUMNS)
     printed = CliRunner().invoke(app, ["against", *dirs])
@@ -202,3 +209,25 @@ def test_black_thursday_2020_over_five_seeds_is_within_every_checked_band(
     assert block is not None, "no against table of the sweep in docs/examples.md"
     lines = [line.rstrip() for line in printed.output.splitlines()]
     assert lines_not_shown(block.group(1).splitlines(), lines) == [], printed.output
+
+
+def test_the_zero_bid_lots_and_the_largest_bidders_share_are_counted_and_shown() -> None:
+    """Two runs: 1,100 and 1,300 lots won at zero (mean 1,200, inside "over 1,000": 1,000 to
+    2,000) and the largest zero bidder's share 40% and 44% (mean 42%, below 42.9%: not
+    within); the table prints the count without a unit and the share as a percentage."""
+    from msgstorm.report.against import against_cells
+
+    published = PublishedFigures.model_validate(PublishedSpec(
+        zero_bid_lots=1_000, top_zero_bidder_share="47.7%", source="the day",
+        checked=["zero_bid_lots", "top_zero_bidder_share"],
+        bands={"zero_bid_lots": [1_000, 2_000], "top_zero_bidder_share": ["42.9%", "52.5%"]}).model_dump())
+    runs: list[dict[str, float | None]] = [{"zero_bid_lots": 1_100.0, "top_zero_bidder_share": 0.40},
+                                           {"zero_bid_lots": 1_300.0, "top_zero_bidder_share": 0.44}]
+    rows = {row.figure: row for row in against_rows(published, runs)}
+    assert rows["zero_bid_lots"].mean == 1_200.0 and rows["zero_bid_lots"].within is True
+    assert rows["top_zero_bidder_share"].mean == pytest.approx(0.42) and rows["top_zero_bidder_share"].within is False
+    cells = against_cells(list(rows.values()), "ETH", "DAI")
+    assert cells[0] == ["lots won at a zero bid", "1,200 (1,100 to 1,300)", "1,000 (the day)", "1,000 to 2,000", "yes",
+                        "predicted"]
+    assert cells[1] == ["largest zero bidder's share", "42.0% (40.0% to 44.0%)", "47.7% (the day)",
+                        "42.9% to 52.5%", "no", "predicted"]

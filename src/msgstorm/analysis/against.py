@@ -25,6 +25,8 @@ FIGURE_LABELS: dict[str, str] = {
     "zero_bid_share": "zero-bid share of lots",
     "zero_bid_units": "collateral won at a zero bid",
     "zero_bid_value": "value won at a zero bid",
+    "zero_bid_lots": "lots won at a zero bid",
+    "top_zero_bidder_share": "largest zero bidder's share",
     "returned_share": "collateral returned (all lots)",
     "returned_share_won": "collateral returned (lots won above 0)",
     "deficit": "deficit",
@@ -69,6 +71,8 @@ def measured_figures(lots: EnglishLots, deficit: float) -> dict[str, float | Non
     """One run's value of each figure (None: the run has none, e.g. no lot won above 0)."""
     return {"zero_bid_share": lots.zero_bid_lots / lots.lots if lots.lots else None,
             "zero_bid_units": lots.zero_bid_units, "zero_bid_value": lots.zero_bid_value,
+            "zero_bid_lots": float(lots.zero_bid_lots),
+            "top_zero_bidder_share": lots.top_zero_bidder_share,
             "returned_share": lots.returned_share, "returned_share_won": lots.returned_share_won,
             "deficit": deficit}
 

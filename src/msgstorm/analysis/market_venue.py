@@ -320,32 +320,49 @@ def venue_summary(history: History) -> VenueLosses:
 
 
 def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:
-    """An ``english_auction`` venue's lots: how many closed, how many at a zero bid (an
-    effective price of 0: nothing paid, nothing given back), their units and their value (at
-    the on-chain price at each close), and the share of the auctioned collateral's value
-    given back to its owners (the ``auctioned`` and ``returned`` venue rows), over every lot
-    and over the lots won at a bid above zero."""
+    """An ``english_auction`` venue's lots, each auction closed (its ``executed`` row, keyed
+    by the winning bid's message as its ``auctioned`` and ``returned`` venue rows are): how
+    many, how many at a zero bid (an effective price of 0: nothing paid, nothing given back),
+    their units (a ``lot`` venue row's with a ``lump``, else the vault's) and their value (at
+    the on-chain price at each close), the share of the zero-bid units the keeper that won
+    most of them took, and the share of the auctioned collateral's value given back to its
+    owners (the ``auctioned`` and ``returned`` venue rows), over every lot and over the lots
+    won at a bid above zero."""
     executions = history.table("executions")
     accounts = executions.column("account").to_numpy()[executed]
+    msg_ids = executions.column("msg_id").to_numpy()[executed].tolist()
+    winners = np.asarray(executions.column("keeper").to_pylist(), dtype=object)[executed]
     zero = executions.column("price").to_numpy()[executed] == 0.0
-    size = history.table("accounts").column("size").to_numpy()
     venue = history.table("venue")
     kinds = venue.column("kind").to_numpy(zero_copy_only=False)
-    rows_of = venue.column("account").to_numpy()
+    rows_msg = venue.column("msg_id").to_numpy()
     amounts = venue.column("amount").to_numpy()
-    auctioned = np.zeros(size.size)
-    returned = np.zeros(size.size)
-    np.add.at(auctioned, rows_of[kinds == "auctioned"], amounts[kinds == "auctioned"])
-    np.add.at(returned, rows_of[kinds == "returned"], amounts[kinds == "returned"])
-    won = accounts[~zero]
-    won_value = math.fsum(auctioned[won].tolist())
+
+    def of_lot(kind: str) -> dict[int, float]:  # the winning bid's msg_id -> its lot's ``kind`` row
+        chosen = kinds == kind
+        return dict(zip(rows_msg[chosen].tolist(), amounts[chosen].tolist(), strict=True))
+
+    auctioned_of, returned_of, units_of = of_lot("auctioned"), of_lot("returned"), of_lot("lot")
+    size = history.table("accounts").column("size").to_numpy()
+    units = np.array([units_of.get(msg, float(size[account]))
+                      for msg, account in zip(msg_ids, accounts.tolist(), strict=True)])
+    auctioned = np.array([auctioned_of.get(msg, 0.0) for msg in msg_ids])
+    returned = np.array([returned_of.get(msg, 0.0) for msg in msg_ids])
+    won_value = math.fsum(auctioned[~zero].tolist())
+    zero_units = math.fsum(units[zero].tolist())
+    by_winner: dict[str, float] = {}
+    for winner, taken in zip(winners[zero].tolist(), units[zero].tolist(), strict=True):
+        by_winner[winner] = by_winner.get(winner, 0.0) + taken
+    top = max(by_winner.values()) / zero_units if zero_units > 0 else None
     published = (history.scenario["market"]["liquidation"] or {}).get("published")
     instruments = history.scenario["market"]["instruments"]
     return {"unit": instruments[0]["name"] if len(instruments) == 1 else None,
             "lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
-            "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
-            "zero_bid_value": rounded(math.fsum(auctioned[accounts[zero]].tolist()), 2),
-            "units": rounded(float(size[accounts].sum()), 2),
+            "zero_bid_units": rounded(zero_units, 2),
+            "zero_bid_value": rounded(math.fsum(auctioned[zero].tolist()), 2),
+            "top_zero_bidder_share": rounded(top, 4) if top is not None else None,
+            "units": rounded(math.fsum(units.tolist()), 2),
             "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
-            "returned_share_won": rounded(math.fsum(returned[won].tolist()) / won_value, 4) if won_value > 0 else None,
+            "returned_share_won": (rounded(math.fsum(returned[~zero].tolist()) / won_value, 4)
+                                   if won_value > 0 else None),
             **({"published": published} if published else {})}

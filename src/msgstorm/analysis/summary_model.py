@@ -396,6 +396,8 @@ class PublishedFigures(Closed):
     zero_bid_share: float | None
     zero_bid_units: float | None
     zero_bid_value: float | None = None
+    zero_bid_lots: float | None = None
+    top_zero_bidder_share: float | None = None
     returned_share: float | None
     returned_share_won: float | None = None
     deficit: float | None
@@ -414,6 +416,9 @@ class EnglishLots(Closed):
     zero_bid_units: Annotated[float, Field(ge=0, description="the units of collateral those lots held")]
     zero_bid_value: Annotated[float | None, Field(ge=0, description="their value at the on-chain price at each "
                                                                     "close")] = None
+    top_zero_bidder_share: Annotated[float | None, Field(ge=0, le=1, description=(
+        "of the units won at a bid of 0, the share the keeper that won most of them took "
+        "(null: none)"))] = None
     units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
     returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
                                                                    "close, the share given back to its owners")]

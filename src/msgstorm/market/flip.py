@@ -7,7 +7,14 @@ in ``market/reactor_auctions.py``), built when
 liquidation that commits for an account past its line starts (Maker's ``bite`` and ``kick``;
 an ``executions`` row with outcome ``auction``) an auction of the whole position: the lot is
 its units, the ``tab`` its debt with the penalty (``rules.liquidation.flip_tab``), and it
-ends ``tau`` later at the latest. Each keeper whose liquidation committed becomes a bidder:
+ends ``tau`` later at the latest. With a ``lump`` for the vault's collateral (Maker's cat,
+``[market.liquidation] lump``) a bite of a vault holding more takes ``lump`` units into the
+auction and their share of the debt (the same share of the vault's collateral value), and
+the vault, as unsafe as before, stays bitable: its next bite takes the next lot, and the one
+that finds at most ``lump`` left takes the rest, as a bite without ``lump`` takes it all. An
+auction is a lot (``Flip``), numbered ``account + accounts x k`` for the account's ``k``-th
+(``lot_id``): the whole vault's is numbered by its account. Each keeper whose liquidation
+committed becomes a bidder:
 ``reaction`` later it sends a bid, a ``liquidation`` message that travels the network and pays
 its fee like any other, at the best it will pay: the market's price then x (1 - its
 ``discount``) a unit (``KeeperSpec.bid_value``). Two phases:
@@ -41,9 +48,12 @@ __all__ = ["EnglishAuctions", "Flip", "flip_call"]
 
 @dataclass
 class Flip:
-    """One running auction: its lot (units), tab, end, and the standing bid (``guy`` -1:
-    none yet; ``tic`` when it expires)."""
+    """One running auction: its vault, lot (units), tab, end, and the standing bid (``guy`` -1:
+    none yet; ``tic`` when it expires). ``debt`` is the lot's share of the vault's debt at the
+    bite; ``equity`` its share of the vault's collateral value (None: the whole vault, whose
+    own size and collateral the close reads)."""
 
+    account: int
     t_start: int
     size: float
     lot: float
@@ -55,20 +65,61 @@ class Flip:
     msg_id: int = -1
     bidders: set[int] = field(default_factory=set)
     in_flight: set[int] = field(default_factory=set)
+    debt: float = 0.0
+    equity: float | None = None
 
 
 class EnglishAuctions:
-    """The running auctions, by account."""
+    """The running auctions, by lot (``lot_id``); per vault, its lots kicked and whether the
+    rest of it is in one (``emptied``: no bite takes more)."""
 
-    def __init__(self, spec: LiquidationSpec, penalty_rate: float) -> None:
+    def __init__(self, spec: LiquidationSpec, penalty_rate: float,
+                 instruments: list[str] | None = None, accounts: int = 0) -> None:
         self.spec = spec
         self.penalty_rate = penalty_rate
         self.running: dict[int, Flip] = {}
+        lump = spec.lump or {}
+        self.lump_of: list[float | None] = [lump.get(name) for name in instruments or []]
+        self.accounts = accounts
+        self.kicked: dict[int, int] = {}  # account -> its lots kicked so far
+        self.emptied: set[int] = set()  # accounts whose rest is in a lot
+        self.of_account: dict[int, list[int]] = {}  # account -> its running lots, as kicked
+        self.bidders_of: dict[int, set[int]] = {}  # with a lump: account -> the keepers that bit it
 
-    def kick(self, account: int, t: int, size: float, debt: float) -> Flip:
-        flip = Flip(t, size, size, flip_tab(debt, self.penalty_rate), t + self.spec.tau)
-        self.running[account] = flip
+    def lot_id(self, account: int, k: int) -> int:
+        """The ``k``-th lot of ``account`` (0: the first, numbered by the account)."""
+        return account + self.accounts * k
+
+    def lump(self, instrument: int) -> float | None:
+        return self.lump_of[instrument] if instrument < len(self.lump_of) else None
+
+    def kick(self, account: int, t: int, size: float, debt: float,
+             equity: float | None = None) -> tuple[int, Flip]:
+        """A bite's lot of ``size`` units owing ``debt`` (``equity``: the lot's share of the
+        vault's collateral value; None: the whole vault's rest): its number and auction."""
+        k = self.kicked.get(account, 0)
+        self.kicked[account] = k + 1
+        lot_id = self.lot_id(account, k)
+        flip = Flip(account, t, size, size, flip_tab(debt, self.penalty_rate), t + self.spec.tau,
+                    debt=debt, equity=equity)
+        self.running[lot_id] = flip
+        self.of_account.setdefault(account, []).append(lot_id)
+        if equity is None:
+            self.emptied.add(account)
+        return lot_id, flip
+
+    def dealt(self, lot_id: int) -> Flip:
+        """The lot's auction closed: no longer running."""
+        flip = self.running.pop(lot_id)
+        lots = self.of_account[flip.account]
+        lots.remove(lot_id)
+        if not lots:
+            del self.of_account[flip.account]
         return flip
+
+    def lots_of(self, account: int) -> list[int]:
+        """The account's running lots, in the order kicked."""
+        return self.of_account.get(account, [])
 
     def closes_at(self, flip: Flip) -> int:
         """When it closes: its end, or earlier when the standing bid expires."""

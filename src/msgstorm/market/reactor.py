@@ -64,8 +64,9 @@ from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions
 from msgstorm.market.funding import Funding
 from msgstorm.market.keepers_budget import Budgets
-from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.liquidation import Call, Mechanism, call, mechanism_of
 from msgstorm.market.mark import Mark
+from msgstorm.market.nonces import Nonces
 from msgstorm.market.oracle import OracleUpdates, oracle_updates, with_oracle
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
@@ -103,6 +104,19 @@ def _simulated_only(host: Any, said: str) -> None:
     ``said`` names the field and what it does, up to "simulated runs only"."""
     if not host.final_commits:
         raise ValueError(f"{said} simulated runs only (this host's commits may be taken back)")
+
+
+def _english_auctions(market: MarketSpec, rule: Mechanism, accounts: int,
+                      keepers: list[Keeper]) -> tuple[EnglishAuctions | None, Nonces | None]:
+    """The English auctions' state (none under another mechanism) and the keepers' nonces
+    (none unless a keeper group sets ``nonce_order``)."""
+    flips = None
+    if rule.english and market.liquidation is not None:
+        names = [instrument.name for instrument in market.instruments]
+        flips = EnglishAuctions(market.liquidation, market.liquidation_penalty, names, accounts)
+    nonces = (Nonces([keeper.spec.nonce_order for keeper in keepers])
+              if any(spec.nonce_order for spec in market.keepers) else None)
+    return flips, nonces
 
 
 class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, HistoryRows):
@@ -210,9 +224,9 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         self.auctions = (DutchAuctions(market.liquidation) if self.rule.auction and not self.rule.english
                          and market.liquidation else None)
         # English auctions (``market/flip.py``): the running ones and the bids in flight
-        # (msg_id -> (account, keeper, quote, lot)).
-        self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty)
-                      if self.rule.english and market.liquidation else None)
+        # (msg_id -> (lot, keeper, quote, units)); keepers in nonce order (``market/nonces.py``).
+        self.flips, self.nonces = _english_auctions(market, self.rule, len(self.accounts),
+                                                    self.keepers)
         self.bid_of: dict[int, tuple[int, int, float, float]] = {}
         # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
         self.budgets = (Budgets([keeper.spec for keeper in self.keepers])
@@ -353,6 +367,10 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
+        nonces = self.nonces
+        if nonces is not None and nonces.holds(keeper_index, self.host.base_fee(), self._send, account,
+                                               keeper_index, row, t_seen):
+            return  # behind its stuck transaction: decided again when that one is mined
         keeper = self.keepers[keeper_index]
         if self.liquidated[account]:  # it reads the chain before it sends
             keeper.pending.discard(account)
@@ -365,6 +383,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)
+        if self.nonces is not None:
+            self.nonces.sent(keeper_index, msg_id, fee)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
         if self.auctions is not None or self.flips is not None:
@@ -379,7 +399,12 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         probes, topups = self.probes, self.topups
         before = list(self.chain_price) if probes is not None else []
         changes: list[tuple[int, int, float]] = []  # (position in the block, instrument, new on-chain price)
+        nonces = self.nonces
         for position, msg_id in enumerate(msg_ids):
+            if nonces is not None:
+                mined = nonces.mined(msg_id)
+                if mined is not None:  # its keeper's next transaction may go now
+                    self.host.schedule_send(t, self._release, mined)
             row = price_of.get(msg_id)
             if row is not None:
                 instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
@@ -415,6 +440,16 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self._unpause(t)
         if probes is not None:
             probes.committed(t, msg_ids, before, changes)
+
+    def _release(self, t: int, keeper_index: int, _b: int, _c: int, _d: int) -> None:
+        """A nonce-ordered keeper's transaction out was mined: its waiting sends are decided
+        again in order while none of its transactions out is stuck."""
+        assert self.nonces is not None
+        waiting = self.nonces.next(keeper_index, self.host.base_fee())
+        while waiting is not None:
+            handler, a, b, c, d = waiting
+            handler(t, a, b, c, d)
+            waiting = self.nonces.next(keeper_index, self.host.base_fee())
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -460,7 +495,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         elif self.auctions is not None and trigger is not None:
             outcome, done = self._bark(t, account, keeper, price, trigger)
         elif self.flips is not None and trigger is not None:
-            outcome, done = self._kick(t, account, keeper, price, trigger)
+            outcome, done = self._kick(t, msg_id, account, keeper, price, trigger)
         else:
             outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,

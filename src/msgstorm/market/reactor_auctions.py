@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from msgstorm.history.outcomes import Outcome
 from msgstorm.market.accounts import Execution
-from msgstorm.market.flip import flip_call
+from msgstorm.market.flip import Flip, flip_call
 from msgstorm.market.liquidation import call
 from msgstorm.market.reactor_state import Keeper, ReactorState
 
@@ -95,32 +95,76 @@ class DutchAuctionSteps(ReactorState):
 
 
 class EnglishAuctionSteps(ReactorState):
-    """English auctions (``market/flip.py``): a keeper's liquidation starts one (``_kick``),
-    its bidders bid (``_send_bid``, ``_bid_committed``) and the standing bid wins at the
-    close (``_deal``)."""
+    """English auctions (``market/flip.py``): a keeper's liquidation (a bite) starts one
+    (``_kick``; with a ``lump``, a lot of the vault, and the keeper bites again), its bidders
+    bid (``_send_bid``, ``_bid_committed``) and the standing bid wins at the close (``_deal``)."""
 
-    def _kick(self, t: int, account: int, keeper: Keeper, price: float,
+    def _kick(self, t: int, msg_id: int, account: int, keeper: Keeper, price: float,
               trigger: tuple[int, int, float]) -> tuple[Outcome, Execution]:
-        """A keeper's liquidation committed under ``english_auction``: it starts the
-        account's auction (or finds it running), and the keeper bids ``reaction`` later."""
-        assert self.flips is not None
-        flip = self.flips.running.get(account)
-        if flip is None:
+        """A keeper's liquidation committed under ``english_auction``: it starts an auction
+        of the vault's next lot (or, the vault's rest already in one, finds its lots running),
+        and the keeper bids on each of the vault's lots ``reaction`` later; the vault's
+        earlier bidders bid on its new lot too."""
+        flips = self.flips
+        assert flips is not None
+        lump = flips.lump(self._instrument[account])
+        if account not in flips.emptied:
             size, collateral = float(self._size[account]), float(self._collateral[account])
-            flip = self.flips.kick(account, t, size, size * self._entry[account] - collateral)
-            self.host.schedule(flip.end, self._deal, account)
-        flip.bidders.add(keeper.index)
+            debt = size * self._entry[account] - collateral
+            if lump is None or size <= lump:
+                lot_id, flip = flips.kick(account, t, size, debt)
+            else:
+                lot_id, flip = self._bite(t, msg_id, account, keeper, size, collateral, debt, lump,
+                                          trigger)
+            self.host.schedule(flip.end, self._deal, lot_id)
+            for other in sorted(flips.bidders_of.get(account, set()) - {keeper.index}):
+                flip.bidders.add(other)
+                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, lot_id,
+                                        other)
+        for lot_id in flips.lots_of(account):
+            flip = flips.running[lot_id]
+            if lump is not None and keeper.index in flip.bidders:
+                continue  # it bids on this lot already
+            flip.bidders.add(keeper.index)
+            self.host.schedule_send(t + keeper.reaction(), self._send_bid, lot_id, keeper.index)
+        if lump is not None:
+            flips.bidders_of.setdefault(account, set()).add(keeper.index)
         keeper.pending.add(account)  # it bids; it sends no other liquidation for the account
         self._take_trigger[(account, keeper.index)] = trigger
-        self.host.schedule_send(t + keeper.reaction(), self._send_bid, account, keeper.index)
         return Outcome.AUCTION, Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
-    def _send_bid(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
+    def _bite(self, t: int, msg_id: int, account: int, keeper: Keeper, size: float, collateral: float,
+              debt: float, lump: float, trigger: tuple[int, int, float]) -> tuple[int, Flip]:
+        """A bite of a vault holding more than ``lump``: ``lump`` units go into a lot with
+        their share of the debt and of the collateral value, the vault keeps the rest (as
+        unsafe as before: its line does not move; a ``bitten`` venue row), and the keeper
+        bites again ``reaction`` later on the price it acted on."""
+        assert self.flips is not None and self.venue is not None
+        share = lump / size
+        equity = share * collateral
+        lot_id, flip = self.flips.kick(account, t, lump, share * debt, equity)
+        self._size[account] = size - lump
+        self._collateral[account] = collateral - equity
+        self._reline([account])
+        self._venue_rows.append((t, msg_id, account, "bitten", lump, float(self._size[account]),
+                                 float(self._collateral[account]), self.venue.fund))
+        row = self.price_of.get(trigger[1])
+        if row is not None:
+            self.host.schedule_send(t + keeper.reaction(), self._send, account, keeper.index, row,
+                                    trigger[0])
+        return lot_id, flip
+
+    def _send_bid(self, t: int, lot_id: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
         assert self.flips is not None
-        flip = self.flips.running.get(account)
+        nonces = self.nonces
+        if nonces is not None and nonces.holds(keeper_index, self.host.base_fee(), self._send_bid,
+                                               lot_id, keeper_index, 0, 0):
+            return  # behind its stuck transaction: decided again when that one is mined
+        flip = self.flips.running.get(lot_id)
         if flip is None or not self.flips.live(flip, t) or flip.guy == keeper_index or keeper_index in flip.in_flight:
             return
+        account = flip.account
         keeper = self.keepers[keeper_index]
         spec = keeper.spec
         proposal = self.flips.proposal(flip, spec.bid_value(self.paths.at(self._instrument[account], t)))
@@ -135,20 +179,24 @@ class EnglishAuctionSteps(ReactorState):
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
                                 fee)
         flip.in_flight.add(keeper_index)
-        self.bid_of[msg_id] = (account, keeper_index, *proposal)
+        self.bid_of[msg_id] = (lot_id, keeper_index, *proposal)
+        if self.nonces is not None:
+            self.nonces.sent(keeper_index, msg_id, fee)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                price_msg_id, price_seen))
 
-    def _bid_committed(self, t: int, msg_id: int, account: int, keeper_index: int, bid: float, lot: float) -> None:
+    def _bid_committed(self, t: int, msg_id: int, lot_id: int, keeper_index: int, bid: float,
+                       lot: float) -> None:
         """A bid committed: it stands if still valid (outcome ``bid``; the auction's close
         moves to ``ttl`` from now and the other bidders answer), else ``outbid`` (the keeper
         tries again ``reaction`` later)."""
         assert self.flips is not None
         keeper = self.keepers[keeper_index]
+        account = lot_id % self.flips.accounts
         instrument = self._instrument[account]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
-        flip = self.flips.running.get(account)
+        flip = self.flips.running.get(lot_id)
         if flip is not None:
             flip.in_flight.discard(keeper_index)
         standing = (flip.guy, flip.bid) if flip is not None else (-1, 0.0)
@@ -158,14 +206,14 @@ class EnglishAuctionSteps(ReactorState):
             outcome = Outcome.BID
             if self.budgets is not None and standing[0] >= 0:
                 self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
-            self.host.schedule(self.flips.closes_at(flip), self._deal, account)
+            self.host.schedule(self.flips.closes_at(flip), self._deal, lot_id)
             for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
-                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, account,
+                self.host.schedule_send(t + self.keepers[other].reaction(), self._send_bid, lot_id,
                                         other)
         else:
             outcome = Outcome.OUTBID
             if self.flips.live(flip, t):
-                self.host.schedule_send(t + keeper.reaction(), self._send_bid, account,
+                self.host.schedule_send(t + keeper.reaction(), self._send_bid, lot_id,
                                         keeper_index)
         if outcome != Outcome.BID and self.budgets is not None:
             self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
@@ -173,31 +221,48 @@ class EnglishAuctionSteps(ReactorState):
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, 0.0, 0.0, 0.0, 0.0,
                                  float(self._collateral[account]), 0.0))
 
-    def _deal(self, t: int, account: int, _b: int, _c: int, _d: int) -> None:
+    def _deal(self, t: int, lot_id: int, _b: int, _c: int, _d: int) -> None:
         """The auction's close, when due: the standing bid wins (outcome ``executed`` on its
-        message); without one it restarts for another ``tau`` (Maker's ``tick``)."""
-        assert self.flips is not None
-        flip = self.flips.running.get(account)
-        if flip is None or t < self.flips.closes_at(flip):
+        message); without one it restarts for another ``tau`` (Maker's ``tick``). The
+        vault's rest closes it whole (``flip_call``); a lot bitten with ``lump`` closes on its
+        own share, the vault left as the bite left it (``Venue.book_lot``)."""
+        flips = self.flips
+        assert flips is not None and self.venue is not None
+        flip = flips.running.get(lot_id)
+        if flip is None or t < flips.closes_at(flip):
             return  # a later bid moved the close
         if flip.guy < 0:
-            flip.end = t + self.flips.spec.tau
-            self.host.schedule(flip.end, self._deal, account)
+            flip.end = t + flips.spec.tau
+            self.host.schedule(flip.end, self._deal, lot_id)
             return
-        del self.flips.running[account]
+        flips.dealt(lot_id)
+        account = flip.account
         instrument = self._instrument[account]
         price = self.chain_price[instrument]  # what the units given back are worth
-        done = flip_call(self.rule, float(self._size[account]), self._entry[account], float(self._collateral[account]),
-                         flip.bid,
-                         flip.lot, price, self._depth(t, instrument))
-        bad_debt = self._book(t, flip.msg_id, account, done)
-        assert self.venue is not None  # what the lot was worth at the close, and the owner's share of it back
-        for kind, amount in (("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)):
-            self._venue_rows.append((t, flip.msg_id, account, kind, amount, 0.0, float(self._collateral[account]),
-                                     self.venue.fund))
+        depth = self._depth(t, instrument)
+        if flip.equity is None:
+            done = flip_call(self.rule, float(self._size[account]), self._entry[account],
+                             float(self._collateral[account]), flip.bid, flip.lot, price, depth)
+            bad_debt = self._book(t, flip.msg_id, account, done)
+            collateral_after = done.collateral_after
+        else:
+            done = flip_call(self.rule, flip.size, self._entry[account], flip.equity, flip.bid,
+                             flip.lot, price, depth)
+            moves, bad_debt = self.venue.book_lot(account, done)
+            self._venue_rows.extend([(t, flip.msg_id, *row) for row in moves.rows])
+            collateral_after = float(self._collateral[account])
+        size_after = float(self._size[account]) if flip.equity is not None else 0.0
+        fund = self.venue.fund
+        rows = [("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)]
+        if flips.lump(instrument) is not None:  # the lot's units and debt, for the analysis's lots
+            rows += [("lot", flip.size), ("lot_debt", flip.debt)]
+        # What the lot was worth at the close, and the owner's share of it back.
+        for kind, amount in rows:
+            self._venue_rows.append((t, flip.msg_id, account, kind, amount, size_after,
+                                     float(self._collateral[account]), fund))
         winner = self.keepers[flip.guy]
         for bidder in flip.bidders:
             self.keepers[bidder].pending.discard(account)
         self._executions.append((t, flip.msg_id, account, winner.name, Outcome.EXECUTED, done.price,
                                  self.chain_step[instrument] * self.paths.resolution_ns, done.pnl, done.penalty, 0.0,
-                                 0.0, done.collateral_after, bad_debt))
+                                 0.0, collateral_after, bad_debt))

@@ -25,6 +25,7 @@ from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions
 from msgstorm.market.keepers_budget import Budgets
 from msgstorm.market.liquidation import Call, Mechanism
+from msgstorm.market.nonces import Nonces
 from msgstorm.market.oracle import OracleUpdates
 from msgstorm.market.prices import PricePaths
 from msgstorm.market.retry import Retry
@@ -113,6 +114,7 @@ class ReactorState:
     flips: EnglishAuctions | None
     take_of: dict[int, tuple[int, int]]
     bid_of: dict[int, tuple[int, int, float, float]]
+    nonces: Nonces | None
     _take_trigger: dict[tuple[int, int], tuple[int, int, float]]
     # The rows gathered for the history (``market/reactor_rows.py``).
     _triggers: list[tuple[Any, ...]]
@@ -130,3 +132,7 @@ class ReactorState:
         def _depth(self, t: int, instrument: int) -> float: ...
 
         def _book(self, t: int, msg_id: int, account: int, done: Call) -> float: ...
+
+        def _reline(self, accounts: list[int] | np.ndarray) -> None: ...
+
+        def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None: ...

@@ -150,6 +150,31 @@ class Venue:
         self._entry(entries, "bad_debt", account, left)
         return entries, left
 
+    def book_lot(self, account: int, done: Call) -> tuple[Moves, float]:
+        """A lot bitten from ``account`` with a ``lump`` (``market/flip.py``) closed by
+        ``done``, a close of the lot's own units and share of the collateral value: its
+        penalty to the fund as any call's, and its shortfall (``done.collateral_after`` below
+        0: the debt its bid did not cover) from the fund, the rest bad debt. The vault's own
+        size and collateral stay as the bite left them (each row carries them). The entries,
+        and the bad debt left."""
+        size, collateral = float(self.size[account]), float(self.collateral[account])
+        entries = Moves()
+        fund = self.fund
+        self.fund += done.fund_fee
+        entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
+                         (account, "insurance_fee", done.fund_fee, size, collateral, self.fund)]
+        shortfall = max(0.0, -done.collateral_after)
+        if shortfall <= 0:
+            return entries, 0.0
+        used = min(self.fund, shortfall)
+        self.fund -= used
+        entries.rows.append((account, "insurance_used", used, size, collateral, self.fund))
+        left = shortfall - used
+        if left <= shortfall * 1e-12:
+            left = 0.0  # what the cover's sums leave of rounding
+        entries.rows.append((account, "bad_debt", left, size, collateral, self.fund))
+        return entries, left
+
     def _profitable(self, account: int, price: float, other_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
         instrument with a profit (on the other side only with ``other_side``), by account.

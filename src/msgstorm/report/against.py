@@ -8,6 +8,8 @@ called agreement) or checked (within its band or not).
 
 from __future__ import annotations
 
+import math
+
 from msgstorm.analysis.against import FIGURE_LABELS, AgainstRow, against_rows, measured_figures
 from msgstorm.analysis.summary_model import Market
 from msgstorm.report.cells import KeptTable
@@ -15,7 +17,8 @@ from msgstorm.report.text import amount
 
 __all__ = ["AGAINST_COLUMNS", "against_cells", "against_table", "market_against_rows"]
 
-_SHARES = frozenset({"zero_bid_share", "returned_share", "returned_share_won"})
+_SHARES = frozenset({"zero_bid_share", "top_zero_bidder_share", "returned_share",
+                     "returned_share_won"})
 
 
 def market_against_rows(markets: list[Market]) -> list[AgainstRow]:
@@ -33,6 +36,8 @@ def _value(figure: str, value: float, unit: str | None, currency: str | None) ->
         return f"{100 * value:.1f}%"
     if figure == "zero_bid_units":
         return amount(round(value), unit)
+    if figure == "zero_bid_lots":
+        return f"{value:,.0f}"
     return amount(round(value), currency)
 
 
@@ -45,8 +50,10 @@ def against_cells(rows: list[AgainstRow], unit: str | None, currency: str | None
         if len(row.measured) > 1:
             measured += (f" ({_value(row.figure, row.low, unit, currency)} to "
                          f"{_value(row.figure, row.high, unit, currency)})")
-        band = "—" if row.band is None else (f"{_value(row.figure, row.band[0], unit, currency)} to "
-                                             f"{_value(row.figure, row.band[1], unit, currency)}")
+        band = "—"
+        if row.band is not None:
+            low, high = (_value(row.figure, bound, unit, currency) for bound in row.band)
+            band = f"{low} or more" if math.isinf(row.band[1]) else f"{low} to {high}"
         within = {None: "— (fitted)" if row.role == "fitted" else "—", True: "yes", False: "no"}[row.within]
         cells.append([FIGURE_LABELS[row.figure], measured,
                       f"{_value(row.figure, row.published, unit, currency)} ({row.source})", band, within,

@@ -125,6 +125,9 @@ MARKET_DESCRIPTIONS: dict[str, str] = {
                                  "[`[market.liquidation.published]`](#marketliquidationpublished)",
     "PublishedSpec.zero_bid_share": "the share of the day's auctions that closed at a zero bid",
     "PublishedSpec.zero_bid_units": "the units of collateral sold at a zero bid",
+    "PublishedSpec.zero_bid_lots": "the number of auctions (lots) won at a zero bid",
+    "PublishedSpec.top_zero_bidder_share": "of the units sold at a zero bid, the share the keeper "
+                                           "that won most of them took",
     "PublishedSpec.returned_share": "the share of the auctioned collateral given back to its owners",
     "PublishedSpec.zero_bid_value": "the value (in the market's currency, at each close) of the collateral "
                                     "sold at a zero bid",
@@ -141,6 +144,10 @@ MARKET_DESCRIPTIONS: dict[str, str] = {
                            "flip `ttl`)",
     "LiquidationSpec.beg": "`english_auction`: a bid beats the standing one by at least this: a quote x (1 + "
                            "this), or the tab; a lot / (1 + this) (Maker's flip `beg`)",
+    "LiquidationSpec.lump": "`english_auction`: per collateral (an instrument's name), the most "
+                            "units a bite takes into one auction, with their share of the vault's "
+                            "debt; the vault stays bitable while past its line (Maker's cat "
+                            "`lump`; unset: the whole vault in one auction)",
     "ProbeSpec.leverages": "the grid: each account again at each of these leverages (increasing, each below "
                            "1 / `maintenance_margin`)",
     "ProbeSpec.traffic_share": "share of the probes' liquidations sent as messages of their own (they load the "
@@ -171,6 +178,9 @@ MARKET_DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
     "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
     "KeeperSpec.region": "their region",
+    "KeeperSpec.nonce_order": "each keeper's transactions mined in nonce order: one stuck in the "
+                              "pool (priced below the base fee) holds back its later ones until it "
+                              "is mined (not re-priced)",
     "KeeperSpec.node": "or their node",
     "KeeperSpec.reaction": "from a price reaching a keeper's node to its liquidation message",
     "KeeperSpec.fee": "fee of a liquidation message (fixed)",

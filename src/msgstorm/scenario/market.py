@@ -218,6 +218,9 @@ class KeeperSpec(Spec):
     # pay (out of gas it sends nothing more) and the capital its English bids lock.
     gas_budget: float | None = Field(default=None, ge=0)
     capital: float | None = Field(default=None, ge=0)
+    # Its transactions in nonce order (``market/nonces.py``): one out at a time, a stuck one
+    # holding back the later ones until it is mined.
+    nonce_order: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
@@ -335,8 +338,8 @@ class ProbeSpec(Spec):
         return self
 
 
-PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "returned_share", "returned_share_won",
-                     "deficit")
+PUBLISHED_FIGURES = ("zero_bid_share", "zero_bid_units", "zero_bid_value", "zero_bid_lots",
+                     "top_zero_bidder_share", "returned_share", "returned_share_won", "deficit")
 
 
 def _band(value: object) -> object:
@@ -356,6 +359,8 @@ class PublishedSpec(Spec):
     zero_bid_share: Fraction | None = None
     zero_bid_units: float | None = Field(default=None, ge=0)
     zero_bid_value: float | None = Field(default=None, ge=0)
+    zero_bid_lots: float | None = Field(default=None, ge=0)
+    top_zero_bidder_share: Fraction | None = None
     returned_share: Fraction | None = None
     returned_share_won: Fraction | None = None
     deficit: float | None = Field(default=None, ge=0)
@@ -427,6 +432,10 @@ class LiquidationSpec(Spec):
     # above, is then the auction's maximum length).
     ttl: DurationNs = Field(default=600_000_000_000, gt=0)
     beg: Fraction = 0.03
+    # ``english_auction``: Maker's ``lump`` per collateral (an instrument's name -> units): a
+    # bite takes at most this many units of a vault's collateral into one auction, with its
+    # share of the debt; none (unset, or an instrument not named): the whole vault in one.
+    lump: dict[str, Annotated[float, Field(gt=0)]] | None = None
     published: PublishedSpec | None = None
 
     @field_validator("mechanism")
@@ -551,6 +560,11 @@ class MarketSpec(Spec):
             data.pop("probes", None)
         if data.get("liquidation") is None:
             data.pop("liquidation", None)
+        elif data["liquidation"].get("lump") is None:  # no lot size: as before it existed
+            data["liquidation"].pop("lump", None)
+        for keeper in data.get("keepers") or []:
+            if not keeper.get("nonce_order"):  # no nonce order: as before it existed
+                keeper.pop("nonce_order", None)
         if data.get("funding") is None:
             data.pop("funding", None)
         if data.get("mark") is None:
@@ -621,10 +635,23 @@ class MarketSpec(Spec):
                     if group.file is None and group.long_share < 1.0:
                         raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
                                          "sells a long's collateral (a vault); set long_share = 1")
+                names = [instrument.name for instrument in self.instruments]
+                for name in rule.lump or {}:
+                    if name not in names:
+                        raise ValueError(f"liquidation.lump: {name!r} is not an instrument; "
+                                         f"one of {', '.join(names)}")
                 if self.funding is not None:
                     raise ValueError("funding: an english_auction market holds longs only (vaults), so funding "
                                      "between longs and shorts has no one to pay or receive it (drop "
                                      "[market.funding] or choose another liquidation.mechanism)")
+            if rule.lump and not LIQUIDATION_MECHANISMS[rule.mechanism].english:
+                raise ValueError(f"liquidation.lump: Maker's flip lot size; mechanism "
+                                 f"{rule.mechanism!r} has no lots (set mechanism = "
+                                 "\"english_auction\" or drop lump)")
+            if rule.lump and rule.on_empty != "none":
+                raise ValueError("liquidation.lump: a lot's shortfall is covered by the fund, "
+                                 f"the rest bad debt; on_empty = {rule.on_empty!r} is not modelled "
+                                 "for lots (set on_empty = \"none\")")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
