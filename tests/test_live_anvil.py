@@ -534,7 +534,8 @@ def test_a_node_stopped_by_a_fault_restarts_from_its_saved_chain_and_every_trans
     from msgstorm.runner import run
 
     binary = require_anvil()
-    scenario = _scenario("9s", "500ms", 30_000_000, "fee_priority", "20/s", f"faults=[{fault}]")  # sends go on well past a restart that takes seconds on a busy machine
+    # Sends go on well past a restart: a node of 1,000 accounts took 9 s to start again at load 5.
+    scenario = _scenario("20s", "500ms", 30_000_000, "fee_priority", "20/s", f"faults=[{fault}]")
     result = run(scenario, tmp_path / "run")
     events = _rows(result.run_dir, "events")
     faults = _fault_events(events)
