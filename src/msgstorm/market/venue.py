@@ -153,8 +153,11 @@ class Venue:
     def book_lot(self, account: int, done: Call) -> tuple[Moves, float]:
         """A lot bitten from ``account`` with a ``lump`` (``market/flip.py``) closed by
         ``done``, a close of the lot's own units and share of the collateral value: its
-        penalty to the fund as any call's, and its shortfall (``done.collateral_after`` below
-        0: the debt its bid did not cover) from the fund, the rest bad debt. The vault's own
+        penalty to the fund as any call's, what it left above the debt (``done.collateral_after``
+        above 0: the units given back) to the owner outside the vault (a ``to_owner`` row, as
+        Maker's flip moved them to the owner's address, not into the vault), and its shortfall
+        (``done.collateral_after`` below 0: the debt its bid did not cover) from the fund, the
+        rest bad debt. The vault's own
         size and collateral stay as the bite left them (each row carries them). The entries,
         and the bad debt left."""
         size, collateral = float(self.size[account]), float(self.collateral[account])
@@ -163,6 +166,8 @@ class Venue:
         self.fund += done.fund_fee
         entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
                          (account, "insurance_fee", done.fund_fee, size, collateral, self.fund)]
+        if done.collateral_after > 0:  # the units given back: the owner's, outside the vault
+            entries.rows.append((account, "to_owner", done.collateral_after, size, collateral, self.fund))
         shortfall = max(0.0, -done.collateral_after)
         if shortfall <= 0:
             return entries, 0.0
