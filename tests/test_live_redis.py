@@ -31,7 +31,7 @@ from msgstorm.cli import app
 from msgstorm.errors import ExitCode, TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.base import Callbacks
-from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
+from msgstorm.live.drivers.redis import SEQ_BITS, entry_order, orphans_read
 from msgstorm.live.drivers.redis_wire import entry_orders
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
@@ -120,6 +120,59 @@ def test_entry_order_increases_with_the_entry_id() -> None:
     assert entry_orders([]).size == 0
     assert entry_orders([b"8796093022207-1048575", b"8796093022208-0", b"5", b"5-1048576"]).tolist() == [
         2**63 - 1, -1, -1, -1]  # the largest that fits; past it, and not an id: -1, no wrap
+
+
+def test_an_orphaned_xadd_is_acked_by_the_read_that_finds_its_entry() -> None:
+    """Messages 7 and 9 lost their XADD replies; a read brings 5, 7 and 9 (7 twice, as a
+    fan-out's two consumers would): 7 and 9 are acked with their entries' orders, once, and
+    only 4 (never read) is left an orphan; a read without orphans in it acks nothing."""
+    orphans = np.array([4, 7, 9], dtype=np.int64)
+    ids = np.array([5, 7, 9, 7], dtype=np.int64)
+    entries = [b"10-0", b"10-1", b"11-0", b"10-1"]
+    read_ids, orders, left = orphans_read(orphans, ids, entries)
+    assert read_ids.tolist() == [7, 9]
+    assert orders.tolist() == [entry_order(b"10-1"), entry_order(b"11-0")]
+    assert left.tolist() == [4]
+    read_ids, orders, left = orphans_read(left, np.array([5, 6], dtype=np.int64), [b"12-0", b"12-1"])
+    assert read_ids.size == orders.size == 0 and left.tolist() == [4]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_messages_a_consumer_read_after_their_replies_died_are_committed_in_order(tmp_path: Path, user_server: str,
+                                                                               burst: int, own_name: str) -> None:
+    """CLIENT KILL on the publisher's connections while XADDs are in flight (the server up):
+    the entries Redis appended before the kill, whose replies died, are read by the
+    consumers; each message a consumer received is committed with its entry's order, so the
+    history keeps its own invariants (committed implies sequenced, seq_no in time order)."""
+    def kill() -> None:
+        client = redis.Redis.from_url(user_server)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and client.xlen(own_name) < 20_000:
+                time.sleep(0.005)
+            for entry in client.client_list():
+                if entry["name"] == "msgstorm-publisher":
+                    client.client_kill_filter(_id=entry["id"])
+        finally:
+            client.close()
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    result = run(_scenario(duration="3s", rate=40_000, live=f'url = "{user_server}"', burst=burst, drain="5s",
+                           stream=own_name), tmp_path / "run")
+    killer.join()
+    summary = result.summary
+    counts = summary["messages"]
+    assert counts["committed"] + counts["lost"] == counts["sent"] > 20_000
+    assert any(e["kind"] == "disconnected" for e in _events(result))
+    messages = result.history.messages
+    status = dict(zip(messages.column("msg_id").to_pylist(), messages.column("status").to_pylist(), strict=True))
+    received = set(result.history.deliveries.filter(pc.field("node") != "stream").column("msg_id").to_pylist())
+    assert {status[m] for m in received} == {"committed"}
+    verdicts = {check["name"]: check for check in summary["checks"]}
+    for name in ("conservation", "ordering", "committed-implies-sequenced", "stage-order"):
+        assert verdicts[name]["verdict"] == "valid", verdicts[name]
 
 
 @pytest.mark.slow

@@ -36,7 +36,10 @@ History mapping (what each column means on this target): ``t_sent`` the XADD was
 the client; ``t_sequenced`` = ``t_committed`` the XADD reply (the entry id) arrived, read
 with the rest of its pipelined batch; ``seq_no`` the entry id's order (``entry_order``);
 ``t_received``, ``t_dequeued`` and ``block`` null (Redis shows no queue before the
-append). Consumer receipts are ``deliveries`` rows (``consumer-<i>``); after the run the
+append). An XADD whose reply died with its connection has no ack, but a consumer that reads
+its entry reads its id: the entry is acked then (``orphans_read``; ``t_sequenced`` =
+``t_committed`` that read, ``seq_no`` its entry id's order), so a message a consumer received
+is a sequenced one, as every other committed message. Consumer receipts are ``deliveries`` rows (``consumer-<i>``); after the run the
 whole stream is read back (XRANGE, in pages) as ``deliveries`` rows with node ``stream``,
 except with ``maxlen``, where trimming drops acked entries by design.
 """
@@ -105,6 +108,21 @@ def entry_order(entry_id: bytes) -> int:
     """An entry id ``b"<ms>-<seq>"`` as one integer that increases with it."""
     ms, _, seq = entry_id.partition(b"-")
     return (int(ms) << SEQ_BITS) + int(seq)
+
+
+def orphans_read(orphans: np.ndarray, ids: np.ndarray, entry_ids: list[bytes]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the entries one read brought (message ``ids[i]`` in entry ``entry_ids[i]``), those
+    of XADDs whose reply died with their connection (``orphans``, message ids): their message
+    ids, their entries' orders (``entry_order``), and the orphans left unread. An entry read
+    twice (fan-out) is acked at its first read only: it is no orphan then."""
+    found = np.isin(ids, orphans)
+    if not found.any():
+        return ids[:0], np.zeros(0, dtype=np.int64), orphans
+    read_ids, at = np.unique(ids[found], return_index=True)
+    chosen = np.flatnonzero(found)[at]
+    orders = entry_orders([entry_ids[i] for i in chosen.tolist()])
+    return read_ids, orders, orphans[~np.isin(orphans, read_ids)]
 
 
 def _describe(error: BaseException) -> str:
@@ -181,6 +199,8 @@ class RedisDriver:
         self._chunks: deque[tuple[_Staged, int, int]] = deque()  # due, not yet written: [first, last) of one
         self._chunked = 0  # messages in ``_chunks``
         self._wire: RespPublisher | None = None
+        # Message ids of XADDs whose reply died with the publisher's connection (``orphans_read``).
+        self._orphans = np.zeros(0, dtype=np.int64)
 
     # --- the server -----------------------------------------------------------------------
 
@@ -355,7 +375,8 @@ class RedisDriver:
                 try:
                     replies = await pipe.execute(raise_on_error=False)
                 except (RedisError, OSError) as error:
-                    self._publisher_lost(len(batch), len(self._buffer))
+                    self._publisher_lost(np.fromiter((msg_id for msg_id, _ in batch), dtype=np.int64,
+                                                     count=len(batch)), len(self._buffer))
                     self._buffer.clear()
                     await self._reconnect(client, PUBLISHER, error)
                     self._connected = True
@@ -422,7 +443,7 @@ class RedisDriver:
                 try:
                     replies = await wire.round_trip(frames, ids.size)
                 except (ConnectionError, OSError, TimeoutError) as error:
-                    self._publisher_lost(ids.size, self._chunked)
+                    self._publisher_lost(ids, self._chunked)
                     self._chunks.clear()
                     self._chunked = 0
                     await self._reconnect(client, PUBLISHER, RedisConnectionError(_describe(error)))
@@ -443,13 +464,15 @@ class RedisDriver:
             self._room.set()
             wire.close()
 
-    def _publisher_lost(self, in_flight: int, buffered: int) -> None:
-        """The publisher's connection failed with ``in_flight`` XADDs unanswered (whether the
-        server appended them is unknown: none is acked) and ``buffered`` not yet sent (they
-        are dropped; the caller empties its buffer)."""
+    def _publisher_lost(self, in_flight: np.ndarray, buffered: int) -> None:
+        """The publisher's connection failed with the XADDs of messages ``in_flight``
+        unanswered (whether the server appended them is unknown: none is acked; a consumer
+        that reads one acks it, ``orphans_read``) and ``buffered`` not yet sent (they are
+        dropped; the caller empties its buffer)."""
         self._in_flight = 0
         self._connected = False
-        self.state.unacked_publishes += in_flight
+        self.state.unacked_publishes += in_flight.size
+        self._orphans = np.concatenate([self._orphans, in_flight.astype(np.int64)])
         self.state.lost_publishes += buffered
         self._dropped += buffered
         self._room.set()
@@ -496,6 +519,18 @@ class RedisDriver:
             for msg_id, entry in zip(ids.tolist(), order.tolist()):
                 on_ack(msg_id, entry)
 
+    def _ack_orphans(self, ids: list[int], entries: list[tuple[bytes, bytes | None]]) -> None:
+        """Ack the orphans (``orphans_read``) among one read's entries, whose messages are
+        ``ids`` (entries without a payload or too short to carry an id have none)."""
+        named = [entry_id for entry_id, payload in entries if payload is not None and len(payload) >= HEADER.size]
+        read_ids, orders, self._orphans = orphans_read(self._orphans, np.array(ids, dtype=np.int64), named)
+        if read_ids.size and self.state.callbacks.on_acks is not None:
+            self.state.callbacks.on_acks(read_ids, orders)
+        elif read_ids.size:
+            on_ack = self.state.callbacks.on_ack
+            for msg_id, order in zip(read_ids.tolist(), orders.tolist()):
+                on_ack(msg_id, order)
+
     async def flush(self) -> None:
         deadline = asyncio.get_running_loop().time() + FLUSH_TIMEOUT_S
         while ((self._buffer or self._chunks or self._in_flight) and self._connected
@@ -534,6 +569,9 @@ class RedisDriver:
                         entries = [(entry_id, fields.get(FIELD) if fields else None)
                                    for entry_id, fields in _entries(reply)]
                     on_receipts = self.state.callbacks.on_receipts
+                    if on_receipts is None and self._orphans.size and entries:  # acked before their receipts
+                        self._ack_orphans([read(p)[0] for _, p in entries if p is not None and len(p) >= HEADER.size],
+                                          entries)
                     if on_receipts is None:
                         for _, payload in entries:
                             if payload is not None:
@@ -541,6 +579,8 @@ class RedisDriver:
                     elif entries:
                         payloads = [payload for _, payload in entries if payload is not None]
                         ids = [read(p)[0] for p in payloads if len(p) >= HEADER.size]
+                        if self._orphans.size:  # acked by this read, before its receipts
+                            self._ack_orphans(ids, entries)
                         on_receipts(index, np.array(ids, dtype=np.int64), len(payloads) - len(ids))
                     if self.fanout:
                         if entries:
