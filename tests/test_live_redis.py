@@ -138,10 +138,11 @@ def test_an_orphaned_xadd_is_acked_by_the_read_that_finds_its_entry() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("burst", [1, 1024])
 def test_messages_a_consumer_read_after_their_replies_died_are_committed_in_order(tmp_path: Path, user_server: str,
-                                                                               burst: int, own_name: str) -> None:
-    """CLIENT KILL on the publisher's connections while XADDs are in flight (the server up):
+                                                                               own_name: str) -> None:
+    """CLIENT KILL on the publisher's connections while staged XADDs are in flight (the
+    server up; redis-py's pipeline, ``burst`` 1, may find its connection dead before it
+    writes and reconnect unseen):
     the entries Redis appended before the kill, whose replies died, are read by the
     consumers; each message a consumer received is committed with its entry's order, so the
     history keeps its own invariants (committed implies sequenced, seq_no in time order)."""
@@ -159,7 +160,7 @@ def test_messages_a_consumer_read_after_their_replies_died_are_committed_in_orde
 
     killer = threading.Thread(target=kill)
     killer.start()
-    result = run(_scenario(duration="3s", rate=40_000, live=f'url = "{user_server}"', burst=burst, drain="5s",
+    result = run(_scenario(duration="3s", rate=40_000, live=f'url = "{user_server}"', burst=1024, drain="5s",
                            stream=own_name), tmp_path / "run")
     killer.join()
     summary = result.summary

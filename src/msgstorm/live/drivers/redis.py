@@ -39,7 +39,8 @@ with the rest of its pipelined batch; ``seq_no`` the entry id's order (``entry_o
 append). An XADD whose reply died with its connection has no ack, but a consumer that reads
 its entry reads its id: the entry is acked then (``orphans_read``; ``t_sequenced`` =
 ``t_committed`` that read, ``seq_no`` its entry id's order), so a message a consumer received
-is a sequenced one, as every other committed message. Consumer receipts are ``deliveries`` rows (``consumer-<i>``); after the run the
+is a sequenced one, as every other committed message. Consumer receipts are ``deliveries``
+rows (``consumer-<i>``); after the run the
 whole stream is read back (XRANGE, in pages) as ``deliveries`` rows with node ``stream``,
 except with ``maxlen``, where trimming drops acked entries by design.
 """
@@ -375,8 +376,8 @@ class RedisDriver:
                 try:
                     replies = await pipe.execute(raise_on_error=False)
                 except (RedisError, OSError) as error:
-                    self._publisher_lost(np.fromiter((msg_id for msg_id, _ in batch), dtype=np.int64,
-                                                     count=len(batch)), len(self._buffer))
+                    sent = np.array([msg_id for msg_id, _ in batch], dtype=np.int64)
+                    self._publisher_lost(sent, len(self._buffer))
                     self._buffer.clear()
                     await self._reconnect(client, PUBLISHER, error)
                     self._connected = True
@@ -522,8 +523,10 @@ class RedisDriver:
     def _ack_orphans(self, ids: list[int], entries: list[tuple[bytes, bytes | None]]) -> None:
         """Ack the orphans (``orphans_read``) among one read's entries, whose messages are
         ``ids`` (entries without a payload or too short to carry an id have none)."""
-        named = [entry_id for entry_id, payload in entries if payload is not None and len(payload) >= HEADER.size]
-        read_ids, orders, self._orphans = orphans_read(self._orphans, np.array(ids, dtype=np.int64), named)
+        named = [entry_id for entry_id, payload in entries
+                 if payload is not None and len(payload) >= HEADER.size]
+        read_ids, orders, self._orphans = orphans_read(self._orphans, np.array(ids, dtype=np.int64),
+                                                       named)
         if read_ids.size and self.state.callbacks.on_acks is not None:
             self.state.callbacks.on_acks(read_ids, orders)
         elif read_ids.size:
@@ -569,9 +572,10 @@ class RedisDriver:
                         entries = [(entry_id, fields.get(FIELD) if fields else None)
                                    for entry_id, fields in _entries(reply)]
                     on_receipts = self.state.callbacks.on_receipts
-                    if on_receipts is None and self._orphans.size and entries:  # acked before their receipts
-                        self._ack_orphans([read(p)[0] for _, p in entries if p is not None and len(p) >= HEADER.size],
-                                          entries)
+                    if on_receipts is None and self._orphans.size and entries:
+                        # Acked before their receipts.
+                        self._ack_orphans([read(p)[0] for _, p in entries
+                                           if p is not None and len(p) >= HEADER.size], entries)
                     if on_receipts is None:
                         for _, payload in entries:
                             if payload is not None:
