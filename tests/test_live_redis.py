@@ -31,7 +31,8 @@ from msgstorm.cli import app
 from msgstorm.errors import ExitCode, TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.base import Callbacks
-from msgstorm.live.drivers.redis import SEQ_BITS, entry_order, orphans_read
+from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
+from msgstorm.live.drivers.redis_orphans import orphans_read
 from msgstorm.live.drivers.redis_wire import entry_orders
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run

@@ -37,7 +37,7 @@ the client; ``t_sequenced`` = ``t_committed`` the XADD reply (the entry id) arri
 with the rest of its pipelined batch; ``seq_no`` the entry id's order (``entry_order``);
 ``t_received``, ``t_dequeued`` and ``block`` null (Redis shows no queue before the
 append). An XADD whose reply died with its connection has no ack, but a consumer that reads
-its entry reads its id: the entry is acked then (``orphans_read``; ``t_sequenced`` =
+its entry reads its id: the entry is acked then (``drivers/redis_orphans.py``; ``t_sequenced`` =
 ``t_committed`` that read, ``seq_no`` its entry id's order), so a message a consumer received
 is a sequenced one, as every other committed message. Consumer receipts are ``deliveries``
 rows (``consumer-<i>``); after the run the
@@ -70,6 +70,7 @@ from redis.retry import Retry
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import Callbacks, DriverState, OnAck, OnEvent, OnReceipt
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
+from msgstorm.live.drivers.redis_orphans import Orphans
 from msgstorm.live.drivers.redis_wire import (
     SEQ_BITS,
     RespPublisher,
@@ -109,21 +110,6 @@ def entry_order(entry_id: bytes) -> int:
     """An entry id ``b"<ms>-<seq>"`` as one integer that increases with it."""
     ms, _, seq = entry_id.partition(b"-")
     return (int(ms) << SEQ_BITS) + int(seq)
-
-
-def orphans_read(orphans: np.ndarray, ids: np.ndarray, entry_ids: list[bytes]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of the entries one read brought (message ``ids[i]`` in entry ``entry_ids[i]``), those
-    of XADDs whose reply died with their connection (``orphans``, message ids): their message
-    ids, their entries' orders (``entry_order``), and the orphans left unread. An entry read
-    twice (fan-out) is acked at its first read only: it is no orphan then."""
-    found = np.isin(ids, orphans)
-    if not found.any():
-        return ids[:0], np.zeros(0, dtype=np.int64), orphans
-    read_ids, at = np.unique(ids[found], return_index=True)
-    chosen = np.flatnonzero(found)[at]
-    orders = entry_orders([entry_ids[i] for i in chosen.tolist()])
-    return read_ids, orders, orphans[~np.isin(orphans, read_ids)]
 
 
 def _describe(error: BaseException) -> str:
@@ -200,8 +186,7 @@ class RedisDriver:
         self._chunks: deque[tuple[_Staged, int, int]] = deque()  # due, not yet written: [first, last) of one
         self._chunked = 0  # messages in ``_chunks``
         self._wire: RespPublisher | None = None
-        # Message ids of XADDs whose reply died with the publisher's connection (``orphans_read``).
-        self._orphans = np.zeros(0, dtype=np.int64)
+        self._orphans = Orphans()  # XADDs whose replies died, acked by the reads that find them
 
     # --- the server -----------------------------------------------------------------------
 
@@ -370,19 +355,20 @@ class RedisDriver:
                     continue
                 batch = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
                 self._in_flight = len(batch)
+                self._orphans.send(np.array([msg_id for msg_id, _ in batch], dtype=np.int64))
                 pipe = client.pipeline(transaction=False)
                 for _, payload in batch:
                     pipe.xadd(stream, {FIELD: payload}, maxlen=maxlen, approximate=True)
                 try:
                     replies = await pipe.execute(raise_on_error=False)
                 except (RedisError, OSError) as error:
-                    sent = np.array([msg_id for msg_id, _ in batch], dtype=np.int64)
-                    self._publisher_lost(sent, len(self._buffer))
+                    self._publisher_lost(len(self._buffer))
                     self._buffer.clear()
                     await self._reconnect(client, PUBLISHER, error)
                     self._connected = True
                     continue
                 self._in_flight = 0
+                self._orphans.answered()
                 self._room.set()
                 self._ack(np.fromiter((msg_id for msg_id, _ in batch), dtype=np.int64, count=len(batch)),
                           replies, on_ack)
@@ -441,10 +427,11 @@ class RedisDriver:
                     continue
                 ids, frames = self._take(size)
                 self._in_flight = ids.size
+                self._orphans.send(ids)
                 try:
                     replies = await wire.round_trip(frames, ids.size)
                 except (ConnectionError, OSError, TimeoutError) as error:
-                    self._publisher_lost(ids, self._chunked)
+                    self._publisher_lost(self._chunked)
                     self._chunks.clear()
                     self._chunked = 0
                     await self._reconnect(client, PUBLISHER, RedisConnectionError(_describe(error)))
@@ -457,6 +444,7 @@ class RedisDriver:
                     self._connected = True
                     continue
                 self._in_flight = 0
+                self._orphans.answered()
                 self._room.set()
                 self._ack(ids, replies, on_ack)
         finally:
@@ -465,15 +453,16 @@ class RedisDriver:
             self._room.set()
             wire.close()
 
-    def _publisher_lost(self, in_flight: np.ndarray, buffered: int) -> None:
-        """The publisher's connection failed with the XADDs of messages ``in_flight``
-        unanswered (whether the server appended them is unknown: none is acked; a consumer
-        that reads one acks it, ``orphans_read``) and ``buffered`` not yet sent (they are
-        dropped; the caller empties its buffer)."""
+    def _publisher_lost(self, buffered: int) -> None:
+        """The publisher's connection failed with its round trip's XADDs unanswered and
+        ``buffered`` not yet sent (they are dropped; the caller empties its buffer). Of those
+        in flight, the ones a consumer has read are acked now with their entries' orders;
+        whether the server appended the others is unknown (``drivers/redis_orphans.py``)."""
         self._in_flight = 0
         self._connected = False
-        self.state.unacked_publishes += in_flight.size
-        self._orphans = np.concatenate([self._orphans, in_flight.astype(np.int64)])
+        done, orders, unread = self._orphans.lost()
+        self._acked_by_reads(done, orders)
+        self.state.unacked_publishes += unread
         self.state.lost_publishes += buffered
         self._dropped += buffered
         self._room.set()
@@ -521,12 +510,16 @@ class RedisDriver:
                 on_ack(msg_id, entry)
 
     def _ack_orphans(self, ids: list[int], entries: list[tuple[bytes, bytes | None]]) -> None:
-        """Ack the orphans (``orphans_read``) among one read's entries, whose messages are
-        ``ids`` (entries without a payload or too short to carry an id have none)."""
+        """Ack the orphans among one read's entries, whose messages are ``ids`` (entries
+        without a payload or too short to carry an id have none; ``Orphans.read``)."""
         named = [entry_id for entry_id, payload in entries
                  if payload is not None and len(payload) >= HEADER.size]
-        read_ids, orders, self._orphans = orphans_read(self._orphans, np.array(ids, dtype=np.int64),
-                                                       named)
+        read_ids, orders = self._orphans.read(np.array(ids, dtype=np.int64), named)
+        self.state.unacked_publishes -= read_ids.size  # their acks came after all
+        self._acked_by_reads(read_ids, orders)
+
+    def _acked_by_reads(self, read_ids: np.ndarray, orders: np.ndarray) -> None:
+        """Ack messages whose XADD replies died, by the entries' orders a consumer read."""
         if read_ids.size and self.state.callbacks.on_acks is not None:
             self.state.callbacks.on_acks(read_ids, orders)
         elif read_ids.size:
@@ -572,8 +565,7 @@ class RedisDriver:
                         entries = [(entry_id, fields.get(FIELD) if fields else None)
                                    for entry_id, fields in _entries(reply)]
                     on_receipts = self.state.callbacks.on_receipts
-                    if on_receipts is None and self._orphans.size and entries:
-                        # Acked before their receipts.
+                    if on_receipts is None and entries and self._orphans.watched:  # acked first
                         self._ack_orphans([read(p)[0] for _, p in entries
                                            if p is not None and len(p) >= HEADER.size], entries)
                     if on_receipts is None:
@@ -583,7 +575,7 @@ class RedisDriver:
                     elif entries:
                         payloads = [payload for _, payload in entries if payload is not None]
                         ids = [read(p)[0] for p in payloads if len(p) >= HEADER.size]
-                        if self._orphans.size:  # acked by this read, before its receipts
+                        if self._orphans.watched:  # acked before the receipts
                             self._ack_orphans(ids, entries)
                         on_receipts(index, np.array(ids, dtype=np.int64), len(payloads) - len(ids))
                     if self.fanout:
