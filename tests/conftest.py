@@ -55,6 +55,9 @@ SERIAL_TEST_SECONDS = 6.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
+# Session fixtures that cost minutes: the tests that use one are one unit of work, so one
+# worker computes it once (two workers would compute it twice).
+SHARED_FIXTURES = ("readme_safe_leverage",)
 # The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
 _SERIAL_IDS = "msgstorm_serial_ids"
 
@@ -97,6 +100,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if told is not None:  # a pytest-xdist worker: the scheduler reads which tests are serial
         path = Path(f"{told}.{config.workerinput['workerid']}")
         path.write_text("\n".join(item.nodeid for item in items if item.get_closest_marker("serial")))
+        shared = [f"{item.nodeid}\t{name}" for item in items for name in SHARED_FIXTURES
+                  if name in getattr(item, "fixturenames", ()) and not item.get_closest_marker("serial")]
+        Path(f"{told}-shared.{config.workerinput['workerid']}").write_text("\n".join(shared))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -169,13 +175,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         lane_of: dict[str, int] | None = None
+        shared_of: dict[str, str] = {}
 
         def _split_scope(self, nodeid: str) -> str:
             if self.lane_of is None:  # every worker has collected (and written) by now
                 told = {line for path in stem.parent.glob(f"{stem.name}.*") for line in path.read_text().splitlines()}
                 self.lane_of = serial_lanes(told, SERIAL_LANES)
+                self.shared_of = dict(line.split("\t", 1) for path in stem.parent.glob(f"{stem.name}-shared.*")
+                                      for line in path.read_text().splitlines() if line)
             lane = self.lane_of.get(nodeid)
-            return nodeid if lane is None else f"{SERIAL_GROUP}-{lane}"
+            if lane is not None:
+                return f"{SERIAL_GROUP}-{lane}"
+            shared = self.shared_of.get(nodeid)
+            return nodeid if shared is None else f"shared-{shared}"
 
     return SerialGroupScheduling(config, log)
 
