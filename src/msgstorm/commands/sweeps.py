@@ -124,7 +124,7 @@ def safe_leverage_command(
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="runs: seeds per leverage, the same at every one "
                                               "(default: the fewest that can show one within budget, 59 at 95%); "
                                               "the probe search takes none (refused)")] = None,
-    leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
+    leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1, or the highest leverage_floor, to "
                                                      "0.99 / maintenance margin, at most 50)",
                                                      metavar="LOW:HIGH")] = None,
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.scenario import Scenario, load_scenario
+from msgstorm.scenario.errors import TomlLocator, format_field
 from msgstorm.scenario.loader import Override
 from msgstorm.scenario.market import leverage_limit
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
@@ -74,7 +75,8 @@ from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
 __all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
-           "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "most_runs",
+           "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "leverage_floors",
+           "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
            "uniform_leverage"]
@@ -153,11 +155,50 @@ def needs_market(scenario: Scenario, scenario_path: str | Path | None = None) ->
 
 
 def default_range(scenario: Scenario) -> tuple[float, float]:
-    """1x up to just below the leverage of the liquidation line (0.99 / maintenance margin),
-    at most 50x; a scenario without a market has none (``needs_market``: ``ValueError``)."""
+    """1x (or the highest ``leverage_floor`` of the accounts groups, when above 1x) up to just
+    below the leverage of the liquidation line (0.99 / maintenance margin), at most 50x; a
+    scenario without a market has none (``needs_market``: ``ValueError``)."""
     needs_market(scenario)
     assert scenario.market is not None
-    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100)
+    floors = [floor for _, floor in leverage_floors(scenario)]
+    return (max([1.0, *floors]),
+            min(50.0, math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100))
+
+
+def leverage_floors(scenario: Scenario) -> list[tuple[int, float]]:
+    """``(group index, leverage_floor)`` of each accounts group with a floor. The search puts a
+    group at L by its median and cap (``uniform_leverage``) and keeps its floor: every account
+    is drawn at least at the floor, so a leverage below it cannot be searched."""
+    market = scenario.market
+    if market is None:
+        return []
+    return [(index, group.leverage_floor) for index, group in enumerate(market.accounts)
+            if group.file is None and group.leverage_floor is not None]
+
+
+def _below_a_floor(scenario: Scenario, scenario_path: str | Path, low: float, high: float, where: str) -> str | None:
+    """What is wrong with a range whose bottom is below an accounts group's ``leverage_floor``
+    (the file, line and field of the floor, and a range that can be searched), or None."""
+    floors = leverage_floors(scenario)
+    if not floors:
+        return None
+    index, floor = max(floors, key=lambda pair: pair[1])
+    if low >= floor:
+        return None
+    loc = ("market", "accounts", index, "leverage_floor")
+    line = _line_of(scenario_path, loc)
+    place = f"{scenario_path}:{line}" if line is not None else str(scenario_path)
+    top = high if high > floor else default_range(scenario)[1]
+    return (f"--range: the bottom, {low:g}, is below {place}: {format_field(loc)} = {floor:g}{where}: every account "
+            f"of the group is drawn at least at its floor, so none can be put at {low:g}x; search from the floor, "
+            f"such as --range {floor:g}:{top:g}")
+
+
+def _line_of(scenario_path: str | Path, loc: tuple[str | int, ...]) -> int | None:
+    try:
+        return TomlLocator(Path(scenario_path).read_text(encoding="utf-8")).line_of(loc)
+    except OSError:
+        return None
 
 
 def _shown_within(tally: Tally, confidence: float) -> bool:
@@ -403,6 +444,8 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
         needs_market(scenario, scenario_path)
         assert scenario.market is not None
         groups = len(scenario.market.accounts)
+        if (below := _below_a_floor(scenario, scenario_path, low, high, where)) is not None:
+            raise ValueError(below)
         limit = leverage_limit(scenario.market.maintenance_margin)
         if high >= limit:
             below = math.floor(limit * 0.99 * 100) / 100
