@@ -444,8 +444,8 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
         needs_market(scenario, scenario_path)
         assert scenario.market is not None
         groups = len(scenario.market.accounts)
-        if (below := _below_a_floor(scenario, scenario_path, low, high, where)) is not None:
-            raise ValueError(below)
+        if (floored := _below_a_floor(scenario, scenario_path, low, high, where)) is not None:
+            raise ValueError(floored)
         limit = leverage_limit(scenario.market.maintenance_margin)
         if high >= limit:
             below = math.floor(limit * 0.99 * 100) / 100
