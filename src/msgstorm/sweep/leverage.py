@@ -61,6 +61,13 @@ from msgstorm.sweep import default_workers, sweep
 from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
 from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
+from msgstorm.sweep.leverage_bisect import (
+    SeedBisection,
+    bisect_seeds,
+    seed_rows,
+    seeds_judged,
+    whole_runs,
+)
 from msgstorm.sweep.leverage_html import write_leverage_report
 from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
 from msgstorm.sweep.leverage_probes import (
@@ -74,7 +81,8 @@ from msgstorm.sweep.leverage_probes import (
 from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
-__all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
+__all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "bisect_search",
+           "boundary_interval", "check_search",
            "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "leverage_floors",
            "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
@@ -85,6 +93,7 @@ PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
                   "(a failed run, or no open interest): such a run is unmeasured and counts as over budget")
 GRID_POINTS, REFINE = 6, 6
+METHODS = ("auto", "probes", "bisect", "runs")
 
 
 @dataclass(frozen=True)
@@ -403,6 +412,31 @@ def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: f
     return tallies
 
 
+def bisect_search(run_at: Callable[[list[tuple[int, int]]], Mapping[tuple[int, int], float | None]],
+                  grid: list[float], base_seed: int, *, confidence: float, budget_pct: float,
+                  max_runs: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+    """One curve of ``--method bisect``: the probe search's looks over seeds ``base_seed + i``,
+    each seed's outcome at every leverage of the grid from the bisection of its whole runs
+    (``sweep/leverage_bisect.py``); the curve says its whole runs and every seed that reversed."""
+    states: list[SeedBisection] = []
+
+    def grow(count: int) -> list[dict[str, Any]]:
+        states.extend(bisect_seeds(run_at, [base_seed + i for i in range(len(states), count)], len(grid), budget_pct))
+        return seed_rows(states, grid)
+
+    curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget_pct, max_runs=max_runs,
+                         seconds=seconds, judge=lambda rows: seeds_judged(rows, len(grid)))
+    rows = seed_rows(states, grid)
+    reversed_seeds = [row["seed"] for row in rows if row["reversal"]]
+    if reversed_seeds:
+        said = (f"{len(reversed_seeds)} seed(s) reversed (bad debt lower at a higher leverage run: seed "
+                f"{', '.join(str(seed) for seed in reversed_seeds[:10])}{', ...' if len(reversed_seeds) > 10 else ''}): "
+                f"each was run at every leverage below and counts over budget from its first leverage over")
+        curve["note"] = f"{curve['note']}; {said}" if curve["note"] else said
+    return {**curve, "method": "bisect", "whole_runs": sum(row["runs"] for row in rows),
+            "reversals": reversed_seeds, "seeds": rows}
+
+
 def uniform_leverage(groups: int, leverage: float) -> list[str]:
     """``--set`` overrides that put every accounts group at one ``leverage``."""
     return [f"market.accounts.{index}.{key}={value}" for index in range(groups)
@@ -477,11 +511,12 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
     """The method a search uses, and a note saying why when it is not the one asked for.
 
     ``auto`` is ``probes`` when the probe books answer for every curve's market, else
-    ``runs`` (whole runs at each leverage, with the venue's own mechanism and accounting);
+    ``bisect`` (whole runs, with the venue's own mechanism and accounting, each seed's
+    critical leverage by bisection, ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
-    if method not in ("auto", "probes", "runs"):
-        raise ValueError(f"--method: expected auto, probes or runs, got {method!r}")
-    if method == "runs":
+    if method not in METHODS:
+        raise ValueError(f"--method: expected auto, probes, bisect or runs, got {method!r}")
+    if method in ("runs", "bisect"):
         return method, None
     for curve_sets, where in _curve_loads(list(sets or []), vary):
         reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
@@ -490,9 +525,10 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
                f"{reason}{where}")
         if method == "probes":
-            raise ValueError(f"--method probes: {why}; use --method runs (whole runs at each leverage, with the "
-                             f"venue's own rule)")
-        return "runs", f"note: whole runs at each leverage (--method runs): {why}"
+            raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the venue's own "
+                             f"rule, each seed's critical leverage by bisection)")
+        return "bisect", (f"note: whole runs, each seed's critical leverage by bisection over the grid, the same "
+                          f"seeds at every leverage (--method bisect): {why}")
     return "probes", None
 
 
@@ -502,11 +538,14 @@ def check_seeds(method: str, seeds: int | None, confidence: float, asked: str) -
     answer is decided, each look at its own confidence (``looks``), so a fixed count would
     not be the design whose confidence it reports. Raises ``ValueError`` naming the looks and
     what to use instead."""
-    if method != "probes" or seeds is None:
+    if method not in ("probes", "bisect") or seeds is None:
         return
-    chose = "--method auto takes the probe search for this market, and it" if asked == "auto" else "the probe search"
+    search_name = "probe search" if method == "probes" else "bisection of whole runs"
+    chose = (f"--method auto takes the {search_name} for this market, and it" if asked == "auto"
+             else f"the {search_name}")
     first, *more = [str(look.seeds) for look in looks(confidence)]
-    raise ValueError(f"--seeds {seeds}: {chose} takes no fixed number of seeds: after a pilot of {PILOT_SEEDS} it "
+    pilot = f"after a pilot of {PILOT_SEEDS} it " if method == "probes" else "it "
+    raise ValueError(f"--seeds {seeds}: {chose} takes no fixed number of seeds: {pilot}"
                      f"adds them in looks ({first}, then {', '.join(more)} in all, for {confidence:.0%} confidence) "
                      f"until the answer is decided; cap it with --max-runs, or use --method runs for {seeds} whole "
                      f"runs at each leverage")
@@ -557,7 +596,9 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     values = vary[1] if vary is not None else [None]
     grid = probe_grid(low, high, probe_points or PROBE_POINTS)
     if on_start is not None:
-        most = looks(confidence)[-1].seeds if method == "probes" else (grid_points + refine) * seeds
+        most = (looks(confidence)[-1].seeds if method == "probes" else
+                looks(confidence)[-1].seeds * math.ceil(math.log2(len(grid) + 1)) if method == "bisect" else
+                (grid_points + refine) * seeds)
         on_start(len(values) * (min(most, max_runs) if max_runs is not None else most))
     curves = []
     with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
@@ -581,6 +622,13 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 curve = {**probe_search(grow, grid, confidence=confidence, budget_pct=budget * 100,
                                         max_runs=max_runs, seconds=seconds),
                          "accounts_at": at, "pilot_seeds": PILOT_SEEDS}
+            elif method == "bisect":
+                run_at = whole_runs(scenario_path, curve_sets, grid, groups, out / f"curve-{index}" / "runs",
+                                    workers=workers or default_workers(), budget_key=PCT, ray=ray,
+                                    pool=None if ray is not None else pool, on_outcome=on_outcome)
+                curve = bisect_search(run_at, grid, load_scenario(scenario_path, curve_sets).run.seed,
+                                      confidence=confidence, budget_pct=budget * 100, max_runs=max_runs,
+                                      seconds=seconds)
             else:
                 def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
                              index: int = index) -> dict[float, Tally]:
@@ -591,7 +639,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
                                refine=refine)
             curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
-    probes = method == "probes"
+    probes = method in ("probes", "bisect")
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": None if probes else seeds, "range": [low, high],
                 "method": method, "method_note": method_note, "grid": grid if probes else None,
@@ -599,7 +647,10 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 if probes else None,
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
                 "leverage_is": ("one leverage for every account: a probe book of every account at each leverage of "
-                                "the grid riding along each run (market.probes)" if probes else
+                                "the grid riding along each run (market.probes)" if method == "probes" else
+                                "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0), "
+                                "whole runs at the leverages of the grid each seed's bisection asks for"
+                                if method == "bisect" else
                                 "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"),
                 "safe_leverage_is": ("the highest leverage tried shown within budget (one-sided upper "
                                      "Clopper-Pearson bound of P(over budget) at most 1 - confidence"

@@ -1,0 +1,136 @@
+"""The bisection of whole runs gives each seed's outcome at every leverage of the grid.
+
+Hand-made shares first (a ``run_at`` reading a table of each seed's bad-debt share at each
+grid index), fast: the bisection's critical leverages, its reversals and the search's answer
+against the table read whole. Then a small market through the command line: the answer and
+every leverage's over/under counts against whole runs at each grid leverage on the same seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_sweep import LEVERAGE
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+from msgstorm.sweep import sweep
+from msgstorm.sweep.leverage import bisect_search, uniform_leverage
+from msgstorm.sweep.leverage_bisect import bisect_seeds, seed_rows, seeds_judged
+from msgstorm.sweep.leverage_probes import probe_grid, probe_search
+
+BUDGET = 0.1
+
+
+def _table(shares: dict[int, list[float | None]]):  # type: ignore[no-untyped-def]
+    """A ``run_at`` reading ``shares[seed][index]``, and the list of every pair it was asked."""
+    asked: list[tuple[int, int]] = []
+
+    def run_at(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], float | None]:
+        asked.extend(pairs)
+        return {(seed, at): shares[seed][at] for seed, at in pairs}
+    return run_at, asked
+
+
+def _envelope(row: list[float | None]) -> list[bool]:
+    """Over budget at each index, at it or below (a share missing is over)."""
+    over = [share is None or share > BUDGET for share in row]
+    return np.logical_or.accumulate(over).tolist()
+
+
+def test_a_seed_is_bisected_in_log2_runs_and_its_critical_leverage_is_its_last_within() -> None:
+    """24 points: shares 0 up to index 9, 0.05 at 10, over from 11. Bisection between -1 and
+    24 asks 11 (over), 5, 8, 9, 10 (within): 5 runs, critical index 10, no reversal."""
+    row: list[float | None] = [0.0] * 10 + [0.05] + [0.2 + i for i in range(13)]
+    run_at, asked = _table({7: row})
+    (state,) = bisect_seeds(run_at, [7], 24, BUDGET)
+    assert [at for _, at in asked] == [11, 5, 8, 9, 10], asked
+    assert state.critical == 10 and not state.reversal
+
+
+def test_a_reversal_is_counted_and_the_seed_runs_every_leverage_below_never_bisected_past() -> None:
+    """Over budget at index 2 alone (0.3), within everywhere else on 8 points: bisection alone
+    asks 3, 5, 6, 7 (0.05, 0.0, 0.05, 0.02, all within) and would call the seed within
+    everywhere. Its shares fall (0.05 at 3, 0.0 at 5): a reversal, so it runs every index
+    below 7 it has not (0, 1, 2, 4) and counts over budget from index 2."""
+    row: list[float | None] = [0.0, 0.0, 0.3, 0.05, 0.0, 0.0, 0.05, 0.02]
+    run_at, asked = _table({1: row})
+    (state,) = bisect_seeds(run_at, [1], 8, BUDGET)
+    assert state.reversal and state.critical == 1, state
+    assert sorted(at for _, at in asked) == list(range(8))
+    over, unmeasured = seeds_judged(seed_rows([state], list(range(8))), 8)
+    assert over.tolist() == [_envelope(row)] and unmeasured == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, 0.05, 0.2, None]), min_size=6, max_size=6), min_size=1, max_size=12))
+def test_the_bisection_gives_every_monotone_seed_its_outcome_at_every_leverage(draws: list[list[float | None]]) -> None:
+    """Shares drawn, then sorted (missing last, as a failed run counts over): on every seed the
+    over/under at each index equals the table read whole, in at most ceil(log2(7)) = 3 runs."""
+    shares = {seed: sorted(row, key=lambda share: math.inf if share is None else share)
+              for seed, row in enumerate(draws)}
+    run_at, asked = _table(shares)
+    states = bisect_seeds(run_at, list(shares), 6, BUDGET)
+    over, unmeasured = seeds_judged(seed_rows(states, list(range(6))), 6)
+    assert over.tolist() == [_envelope(shares[seed]) for seed in sorted(shares)]
+    assert len(asked) <= 3 * len(shares) and not any(state.reversal for state in states)
+    assert unmeasured == sum(1 for state in states if None in state.shares.values())
+
+
+def test_the_search_by_bisection_answers_as_the_search_of_the_table_read_whole() -> None:
+    """60 seeds, each over budget from a drawn index of 12 on: the bisection's curve (answer,
+    every leverage's counts) equals the probe search's given every seed's share at every
+    leverage, in about log2(13) runs a seed."""
+    grid = probe_grid(1.0, 19.0, 12)
+    rng = np.random.default_rng(5)
+    first_over = {1000 + i: int(rng.choice([9, 10, 11, 12], p=[0.01, 0.04, 0.15, 0.8])) for i in range(480)}
+    shares = {seed: [0.0 if at < over else 1.0 for at in range(len(grid))] for seed, over in first_over.items()}
+    run_at, asked = _table(shares)
+    curve = bisect_search(run_at, grid, 1000, confidence=0.95, budget_pct=BUDGET)
+
+    def rows_of(count: int) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        for seed in range(1000, 1000 + count):
+            rows.append({"seed": seed, "status": "ok",
+                         **{f"market.probes.{at}.pct_of_open_interest": share for at, share in enumerate(shares[seed])}})
+        return rows
+    whole = probe_search(rows_of, grid, confidence=0.95, budget_pct=BUDGET)
+    assert curve["safe_leverage"] == whole["safe_leverage"] and curve["boundary"] == whole["boundary"]
+    assert [(p["exceed"], p["runs"]) for p in curve["points"]] == [(p["exceed"], p["runs"]) for p in whole["points"]]
+    assert curve["whole_runs"] == len(asked) <= math.ceil(math.log2(13)) * curve["runs"]
+    assert curve["reversals"] == []
+
+
+@pytest.mark.slow
+def test_bisect_on_a_small_market_equals_whole_runs_at_every_grid_leverage(tmp_path: Path) -> None:
+    """The LEVERAGE market (a 30% gap, penalty 5%, maintenance 10%; over 0.1% from 2.994x on
+    every seed) through the command line at --method bisect, and a sweep of whole runs at
+    every grid leverage on the same seeds: the same answer, and at every leverage the same
+    count over budget (an envelope over lower leverages, as the search counts)."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "bisect", "--budget", "0.1%",
+                                      "--confidence", "50%", "--range", "1:5", "--grid-points", "8", "--workers", "2",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
+    (curve,) = document["curves"]
+    grid = document["grid"]
+    seeds = curve["runs"]
+    assert "whole runs" in result.output and "0 seed(s) reversed" in result.output, result.output
+    key = "market.bad_debt.pct_of_open_interest"
+    over_at = []
+    for at, leverage in enumerate(grid):
+        table = sweep(scenario, [], seeds=seeds, out_dir=tmp_path / f"whole-{at}", workers=2,
+                      sets=uniform_leverage(1, leverage)).table.to_pylist()
+        over_at.append([row[key] is None or row[key] > BUDGET for row in sorted(table, key=lambda row: row["seed"])])
+    envelope = np.logical_or.accumulate(np.array(over_at).T, axis=1)
+    assert [p["exceed"] for p in curve["points"]] == envelope.sum(axis=0).tolist()
+    within = [grid[at] for at in range(len(grid)) if not envelope[:, : at + 1].any()]
+    assert curve["safe_leverage"] == (within[-1] if within else None) and curve["safe_leverage"] < 1 / 0.334
