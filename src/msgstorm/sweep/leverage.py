@@ -421,7 +421,8 @@ def bisect_search(run_at: Callable[[list[tuple[int, int]]], Mapping[tuple[int, i
     states: list[SeedBisection] = []
 
     def grow(count: int) -> list[dict[str, Any]]:
-        states.extend(bisect_seeds(run_at, [base_seed + i for i in range(len(states), count)], len(grid), budget_pct))
+        states.extend(bisect_seeds(run_at, [base_seed + i for i in range(len(states), count)], len(grid), budget_pct,
+                                   known=[state.critical for state in states]))
         return seed_rows(states, grid)
 
     curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget_pct, max_runs=max_runs,

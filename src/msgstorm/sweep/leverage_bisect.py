@@ -10,7 +10,10 @@ whole: only the way a seed's outcome at each leverage of the grid is learnt diff
 leverage (common random numbers). On a fixed seed a run's bad debt (as a share of open
 interest) grows with leverage, so the seed is within budget up to its *critical leverage* and
 over above it: bisection over the grid's indices (within at ``lo``, over at ``hi``) finds it in
-about log2(grid points + 1) runs, each round one batch of every seed's next leverage.
+at most about log2(grid points + 1) + 2 runs. Seeds go in waves of ``WAVE``, each round one
+batch of every seed's next leverage; a wave's seeds are first run at the median critical index
+of the seeds before (and the one above): where the seeds' critical leverages lie close
+together, a seed costs two runs.
 
 **Reversals.** The shares at the leverages run on a seed are checked: one at a higher leverage
 below one at a lower is a *reversal*, and the seed is counted and said (``reversals``), never
@@ -48,8 +51,11 @@ from msgstorm.sweep.grid import RunSpec
 from msgstorm.sweep.manifest import scenario_digest
 from msgstorm.sweep.results import flatten
 
-__all__ = ["RunAt", "SeedBisection", "bisect_seeds", "seed_rows", "seeds_judged", "whole_runs"]
+__all__ = ["WAVE", "RunAt", "SeedBisection", "bisect_seeds", "seed_rows", "seeds_judged", "whole_runs"]
 
+# Seeds bisected together (a round runs each one's next index); a constant, so the runs a
+# search makes are the same on every machine and with any number of workers.
+WAVE = 8
 # Given (seed, grid index) pairs, each run's bad-debt share of open interest in % (None: no
 # share, a failed run or no open interest).
 RunAt = Callable[[list[tuple[int, int]]], Mapping[tuple[int, int], float | None]]
@@ -81,26 +87,43 @@ def _reversed(shares: Mapping[int, float | None]) -> bool:
     return any(later < earlier for earlier, later in zip(known, known[1:], strict=False))  # type: ignore[operator]
 
 
-def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: float) -> list[SeedBisection]:
-    """Each seed's critical index on a grid of ``points`` leverages (module docstring)."""
-    states = [SeedBisection(seed, hi=points) for seed in seeds]
-    while True:
-        asked = [(state.seed, (state.lo + state.hi) // 2) for state in states if state.hi - state.lo > 1]
-        if not asked:
-            break
-        shares = run_at(asked)
-        for state in states:
-            if state.hi - state.lo <= 1:
-                continue
-            at = (state.lo + state.hi) // 2
-            share = shares[(state.seed, at)]
-            state.shares[at] = share
-            if _over(share, budget_pct):
-                state.hi = at
-            else:
-                state.lo = at
-    _settle_reversals(run_at, [state for state in states if _reversed(state.shares)], budget_pct)
+def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: float, *,
+                 known: Sequence[int] = ()) -> list[SeedBisection]:
+    """Each seed's critical index on a grid of ``points`` leverages (module docstring), ``WAVE``
+    seeds at a time; ``known``: the critical indices of seeds bisected before."""
+    criticals = list(known)
+    states: list[SeedBisection] = []
+    for start in range(0, len(seeds), WAVE):
+        guess = int(np.median(criticals)) if criticals else None
+        wave = [SeedBisection(seed, hi=points) for seed in seeds[start:start + WAVE]]
+        while asked := {state.seed: at for state in wave if (at := _next_index(state, guess)) is not None}:
+            shares = run_at(list(asked.items()))
+            for state in wave:
+                if state.seed not in asked:
+                    continue
+                at = asked[state.seed]
+                state.shares[at] = shares[(state.seed, at)]
+                if _over(state.shares[at], budget_pct):
+                    state.hi = at
+                else:
+                    state.lo = at
+        _settle_reversals(run_at, [state for state in wave if _reversed(state.shares)], budget_pct)
+        criticals += [state.critical for state in wave]
+        states += wave
     return states
+
+
+def _next_index(state: SeedBisection, guess: int | None) -> int | None:
+    """The next index to run a seed at: the guess (the median critical index of the seeds
+    before), then the one above it, while inside the seed's bracket; else the bracket's middle;
+    None once the bracket is closed. Any index inside the bracket keeps the bisection exact."""
+    if state.hi - state.lo <= 1:
+        return None
+    if guess is not None:
+        for at in (guess, guess + 1):
+            if state.lo < at < state.hi:
+                return at
+    return (state.lo + state.hi) // 2
 
 
 def _settle_reversals(run_at: RunAt, states: list[SeedBisection], budget_pct: float) -> None:
