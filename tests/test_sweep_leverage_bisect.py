@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from msgstorm.cli import app
 from msgstorm.sweep import sweep
 from msgstorm.sweep.leverage import bisect_search, safe_leverage, uniform_leverage
-from msgstorm.sweep.leverage_bisect import WAVE, bisect_seeds, seed_rows, seeds_judged
+from msgstorm.sweep.leverage_bisect import FIRST_WAVE, WAVE, bisect_seeds, seed_rows, seeds_judged
 from msgstorm.sweep.leverage_probes import probe_grid, probe_search
 
 BUDGET = 0.1
@@ -88,15 +88,15 @@ def test_the_bisection_gives_every_monotone_seed_its_outcome_at_every_leverage(d
 
 
 def test_seeds_after_the_first_wave_start_at_the_median_critical_leverage() -> None:
-    """20 seeds all within up to index 6 of 16: the first wave of WAVE (8) bisects from the
-    middle (7 over, 3, 5, 6 within: 4 runs); every later seed is run at the median, 6
+    """20 seeds all within up to index 6 of 16: the first wave (FIRST_WAVE, 2 seeds) bisects
+    from the middle (7 over, 3, 5, 6 within: 4 runs); every later seed is run at the median, 6
     (within), and 7 (over): 2 runs."""
     row: list[float | None] = [0.0] * 7 + [1.0] * 9
     run_at, asked = _table(dict.fromkeys(range(20), row))
     states = bisect_seeds(run_at, list(range(20)), 16, BUDGET)
-    assert WAVE == 8 and all(state.critical == 6 for state in states)
-    assert [len(state.shares) for state in states] == [4] * 8 + [2] * 12
-    assert len(asked) == 8 * 4 + 12 * 2
+    assert (FIRST_WAVE, WAVE) == (2, 8) and all(state.critical == 6 for state in states)
+    assert [len(state.shares) for state in states] == [4] * 2 + [2] * 18
+    assert len(asked) == 2 * 4 + 18 * 2
 
 
 def test_the_search_by_bisection_answers_as_the_search_of_the_table_read_whole() -> None:

@@ -10,10 +10,11 @@ whole: only the way a seed's outcome at each leverage of the grid is learnt diff
 leverage (common random numbers). On a fixed seed a run's bad debt (as a share of open
 interest) grows with leverage, so the seed is within budget up to its *critical leverage* and
 over above it: bisection over the grid's indices (within at ``lo``, over at ``hi``) finds it in
-at most about log2(grid points + 1) + 2 runs. Seeds go in waves of ``WAVE``, each round one
-batch of every seed's next leverage; a wave's seeds are first run at the median critical index
-of the seeds before (and the one above): where the seeds' critical leverages lie close
-together, a seed costs two runs.
+at most about log2(grid points + 1) + 2 runs. Seeds go in waves of ``WAVE`` (the first of
+``FIRST_WAVE``, bisected from the middle), each round one batch of every seed's next leverage;
+a later wave's seeds are first run at the median critical index of the seeds before (and the
+one above): where the seeds' critical leverages lie close together, a seed costs two runs (one
+at the top of the grid).
 
 **Reversals.** The shares at the leverages run on a seed are checked: one at a higher leverage
 below one at a lower is a *reversal*, and the seed is counted and said (``reversals``), never
@@ -51,11 +52,13 @@ from msgstorm.sweep.grid import RunSpec
 from msgstorm.sweep.manifest import scenario_digest
 from msgstorm.sweep.results import flatten
 
-__all__ = ["WAVE", "RunAt", "SeedBisection", "bisect_seeds", "seed_rows", "seeds_judged", "whole_runs"]
+__all__ = ["FIRST_WAVE", "WAVE", "RunAt", "SeedBisection", "bisect_seeds", "seed_rows", "seeds_judged", "whole_runs"]
 
 # Seeds bisected together (a round runs each one's next index); a constant, so the runs a
 # search makes are the same on every machine and with any number of workers.
 WAVE = 8
+# The search's first seeds, bisected from the middle before any guess: few, so the guess comes soon.
+FIRST_WAVE = 2
 # Given (seed, grid index) pairs, each run's bad-debt share of open interest in % (None: no
 # share, a failed run or no open interest).
 RunAt = Callable[[list[tuple[int, int]]], Mapping[tuple[int, int], float | None]]
@@ -90,12 +93,16 @@ def _reversed(shares: Mapping[int, float | None]) -> bool:
 def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: float, *,
                  known: Sequence[int] = ()) -> list[SeedBisection]:
     """Each seed's critical index on a grid of ``points`` leverages (module docstring), ``WAVE``
-    seeds at a time; ``known``: the critical indices of seeds bisected before."""
+    seeds at a time (``FIRST_WAVE`` with none known yet); ``known``: the critical indices of
+    seeds bisected before."""
     criticals = list(known)
     states: list[SeedBisection] = []
-    for start in range(0, len(seeds), WAVE):
+    start = 0
+    while start < len(seeds):
         guess = int(np.median(criticals)) if criticals else None
-        wave = [SeedBisection(seed, hi=points) for seed in seeds[start:start + WAVE]]
+        size = WAVE if criticals else FIRST_WAVE
+        wave = [SeedBisection(seed, hi=points) for seed in seeds[start:start + size]]
+        start += size
         while asked := {state.seed: at for state in wave if (at := _next_index(state, guess)) is not None}:
             shares = run_at(list(asked.items()))
             for state in wave:
