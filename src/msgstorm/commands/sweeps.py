@@ -142,12 +142,13 @@ def safe_leverage_command(
                                         "decided; runs: whole runs at each leverage, --seeds each; auto: probes "
                                         "where they answer for the market (a whole liquidation at the index, no "
                                         "fund), else bisect")] = "auto",
-    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="probes: at most this many runs a curve "
-                                                 "(the next look is not started past it)")] = None,
-    seconds: Annotated[float | None, typer.Option("--time", min=1, help="probes: seconds; the next look is not "
-                                                  "started when it would end later", metavar="SECONDS")] = None,
-    grid_points: Annotated[int, typer.Option("--grid-points", min=2, max=256, help="probes: leverages of the "
-                                             "grid, log-spaced over --range")] = 24,
+    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="probes: at most this many runs a curve; "
+                                                 "bisect: this many seeds (the next look is not started past "
+                                                 "it)")] = None,
+    seconds: Annotated[float | None, typer.Option("--time", min=1, help="probes, bisect: seconds; the next look "
+                                                  "is not started when it would end later", metavar="SECONDS")] = None,
+    grid_points: Annotated[int, typer.Option("--grid-points", min=2, max=256, help="probes, bisect: leverages of "
+                                             "the grid, log-spaced over --range")] = 24,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress and no answer's lines: only where the "
                                         "results are (safe_leverage.json holds the answer)")] = False,
 ) -> None:
