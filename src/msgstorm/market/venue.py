@@ -167,7 +167,8 @@ class Venue:
         entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
                          (account, "insurance_fee", done.fund_fee, size, collateral, self.fund)]
         if done.collateral_after > 0:  # the units given back: the owner's, outside the vault
-            entries.rows.append((account, "to_owner", done.collateral_after, size, collateral, self.fund))
+            entries.rows.append((account, "to_owner", done.collateral_after, size, collateral,
+                                 self.fund))
         shortfall = max(0.0, -done.collateral_after)
         if shortfall <= 0:
             return entries, 0.0

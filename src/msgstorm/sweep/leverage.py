@@ -63,6 +63,7 @@ from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_bisect import (
     SeedBisection,
+    SeedRow,
     bisect_seeds,
     seed_rows,
     seeds_judged,
@@ -81,10 +82,9 @@ from msgstorm.sweep.leverage_probes import (
 from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
-__all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "bisect_search",
-           "boundary_interval", "check_search",
-           "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "leverage_floors",
-           "most_runs",
+__all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally",
+           "bisect_search", "boundary_interval", "check_search", "check_seeds", "choose_method",
+           "clopper_pearson", "default_range", "fraction_note", "leverage_floors", "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
            "uniform_leverage"]
@@ -170,8 +170,8 @@ def default_range(scenario: Scenario) -> tuple[float, float]:
     needs_market(scenario)
     assert scenario.market is not None
     floors = [floor for _, floor in leverage_floors(scenario)]
-    return (max([1.0, *floors]),
-            min(50.0, math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100))
+    below_line = math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100
+    return max([1.0, *floors]), min(50.0, below_line)
 
 
 def leverage_floors(scenario: Scenario) -> list[tuple[int, float]]:
@@ -185,7 +185,8 @@ def leverage_floors(scenario: Scenario) -> list[tuple[int, float]]:
             if group.file is None and group.leverage_floor is not None]
 
 
-def _below_a_floor(scenario: Scenario, scenario_path: str | Path, low: float, high: float, where: str) -> str | None:
+def _below_a_floor(scenario: Scenario, scenario_path: str | Path, low: float, high: float,
+                   where: str) -> str | None:
     """What is wrong with a range whose bottom is below an accounts group's ``leverage_floor``
     (the file, line and field of the floor, and a range that can be searched), or None."""
     floors = leverage_floors(scenario)
@@ -198,9 +199,9 @@ def _below_a_floor(scenario: Scenario, scenario_path: str | Path, low: float, hi
     line = _line_of(scenario_path, loc)
     place = f"{scenario_path}:{line}" if line is not None else str(scenario_path)
     top = high if high > floor else default_range(scenario)[1]
-    return (f"--range: the bottom, {low:g}, is below {place}: {format_field(loc)} = {floor:g}{where}: every account "
-            f"of the group is drawn at least at its floor, so none can be put at {low:g}x; search from the floor, "
-            f"such as --range {floor:g}:{top:g}")
+    return (f"--range: the bottom, {low:g}, is below {place}: {format_field(loc)} = "
+            f"{floor:g}{where}: every account of the group is drawn at least at its floor, so none can be put at "
+            f"{low:g}x; search from the floor, such as --range {floor:g}:{top:g}")
 
 
 def _line_of(scenario_path: str | Path, loc: tuple[str | int, ...]) -> int | None:
@@ -420,22 +421,37 @@ def bisect_search(run_at: Callable[[list[tuple[int, int]]], Mapping[tuple[int, i
     (``sweep/leverage_bisect.py``); the curve says its whole runs and every seed that reversed."""
     states: list[SeedBisection] = []
 
-    def grow(count: int) -> list[dict[str, Any]]:
-        states.extend(bisect_seeds(run_at, [base_seed + i for i in range(len(states), count)], len(grid), budget_pct,
+    def grow(count: int) -> list[SeedRow]:
+        seeds = [base_seed + i for i in range(len(states), count)]
+        states.extend(bisect_seeds(run_at, seeds, len(grid), budget_pct,
                                    known=[state.critical for state in states]))
         return seed_rows(states, grid)
 
-    curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget_pct, max_runs=max_runs,
-                         seconds=seconds, judge=lambda rows: seeds_judged(rows, len(grid)))
+    curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget_pct,
+                         max_runs=max_runs, seconds=seconds,
+                         judge=lambda rows: seeds_judged(rows, len(grid)))
     rows = seed_rows(states, grid)
     reversed_seeds = [row["seed"] for row in rows if row["reversal"]]
     if reversed_seeds:
-        said = (f"{len(reversed_seeds)} seed(s) reversed (bad debt lower at a higher leverage run: seed "
-                f"{', '.join(str(seed) for seed in reversed_seeds[:10])}{', ...' if len(reversed_seeds) > 10 else ''}): "
-                f"each was run at every leverage below and counts over budget from its first leverage over")
+        named = ", ".join(str(seed) for seed in reversed_seeds[:10])
+        more = ", ..." if len(reversed_seeds) > 10 else ""
+        said = (f"{len(reversed_seeds)} seed(s) reversed (bad debt lower at a higher leverage run: "
+                f"seed {named}{more}): each was run at every leverage below and counts over budget "
+                f"from its first leverage over")
         curve["note"] = f"{curve['note']}; {said}" if curve["note"] else said
     return {**curve, "method": "bisect", "whole_runs": sum(row["runs"] for row in rows),
             "reversals": reversed_seeds, "seeds": rows}
+
+
+def _leverage_is(method: str) -> str:
+    """How the search puts every account at one leverage, as the document says it."""
+    if method == "probes":
+        return ("one leverage for every account: a probe book of every account at each leverage of "
+                "the grid riding along each run (market.probes)")
+    uniform = "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"
+    if method == "bisect":
+        return f"{uniform}, whole runs at the leverages of the grid each seed's bisection asks for"
+    return uniform
 
 
 def uniform_leverage(groups: int, leverage: float) -> list[str]:
@@ -526,10 +542,10 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
                f"{reason}{where}")
         if method == "probes":
-            raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the venue's own "
-                             f"rule, each seed's critical leverage by bisection)")
-        return "bisect", (f"note: whole runs, each seed's critical leverage by bisection over the grid, the same "
-                          f"seeds at every leverage (--method bisect): {why}")
+            raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the "
+                             f"venue's own rule, each seed's critical leverage by bisection)")
+        return "bisect", (f"note: whole runs, each seed's critical leverage by bisection over the "
+                          f"grid, the same seeds at every leverage (--method bisect): {why}")
     return "probes", None
 
 
@@ -597,8 +613,9 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     values = vary[1] if vary is not None else [None]
     grid = probe_grid(low, high, probe_points or PROBE_POINTS)
     if on_start is not None:
-        most = (looks(confidence)[-1].seeds if method == "probes" else
-                looks(confidence)[-1].seeds * math.ceil(math.log2(len(grid) + 1)) if method == "bisect" else
+        last = looks(confidence)[-1].seeds
+        most = (last if method == "probes" else
+                last * math.ceil(math.log2(len(grid) + 1)) if method == "bisect" else
                 (grid_points + refine) * seeds)
         on_start(len(values) * (min(most, max_runs) if max_runs is not None else most))
     curves = []
@@ -624,12 +641,13 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                                         max_runs=max_runs, seconds=seconds),
                          "accounts_at": at, "pilot_seeds": PILOT_SEEDS}
             elif method == "bisect":
-                run_at = whole_runs(scenario_path, curve_sets, grid, groups, out / f"curve-{index}" / "runs",
+                run_at = whole_runs(scenario_path, curve_sets, grid, groups,
+                                    out / f"curve-{index}" / "runs",
                                     workers=workers or default_workers(), budget_key=PCT, ray=ray,
                                     pool=None if ray is not None else pool, on_outcome=on_outcome)
-                curve = bisect_search(run_at, grid, load_scenario(scenario_path, curve_sets).run.seed,
-                                      confidence=confidence, budget_pct=budget * 100, max_runs=max_runs,
-                                      seconds=seconds)
+                base = load_scenario(scenario_path, curve_sets).run.seed
+                curve = bisect_search(run_at, grid, base, confidence=confidence, budget_pct=budget * 100,
+                                      max_runs=max_runs, seconds=seconds)
             else:
                 def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
                              index: int = index) -> dict[float, Tally]:
@@ -647,12 +665,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 "looks": [{"seeds": look.seeds, "confidence": look.confidence} for look in looks(confidence)]
                 if probes else None,
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
-                "leverage_is": ("one leverage for every account: a probe book of every account at each leverage of "
-                                "the grid riding along each run (market.probes)" if method == "probes" else
-                                "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0), "
-                                "whole runs at the leverages of the grid each seed's bisection asks for"
-                                if method == "bisect" else
-                                "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"),
+                "leverage_is": _leverage_is(method),
                 "safe_leverage_is": ("the highest leverage tried shown within budget (one-sided upper "
                                      "Clopper-Pearson bound of P(over budget) at most 1 - confidence"
                                      + (", at the confidence of the look that showed it" if probes else "")

@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -49,15 +49,18 @@ from msgstorm.sweep.execute import (
     run_with_retries,
 )
 from msgstorm.sweep.grid import RunSpec
+from msgstorm.sweep.leverage_probes import Rows
 from msgstorm.sweep.manifest import scenario_digest
 from msgstorm.sweep.results import flatten
 
-__all__ = ["FIRST_WAVE", "WAVE", "RunAt", "SeedBisection", "bisect_seeds", "seed_rows", "seeds_judged", "whole_runs"]
+__all__ = ["FIRST_WAVE", "WAVE", "RunAt", "SeedBisection", "SeedRow", "bisect_seeds", "seed_rows",
+           "seeds_judged", "whole_runs"]
 
 # Seeds bisected together (a round runs each one's next index); a constant, so the runs a
 # search makes are the same on every machine and with any number of workers.
 WAVE = 8
-# The search's first seeds, bisected from the middle before any guess: few, so the guess comes soon.
+# The search's first seeds, bisected from the middle before any guess: few, so the guess comes
+# soon.
 FIRST_WAVE = 2
 # Given (seed, grid index) pairs, each run's bad-debt share of open interest in % (None: no
 # share, a failed run or no open interest).
@@ -87,7 +90,8 @@ def _over(share: float | None, budget_pct: float) -> bool:
 def _reversed(shares: Mapping[int, float | None]) -> bool:
     """Whether a share at a higher index is below one at a lower (failed runs left out)."""
     known = [shares[at] for at in sorted(shares) if shares[at] is not None]
-    return any(later < earlier for earlier, later in zip(known, known[1:], strict=False))  # type: ignore[operator]
+    pairs = zip(known, known[1:], strict=False)
+    return any(later < earlier for earlier, later in pairs)  # type: ignore[operator]
 
 
 def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: float, *,
@@ -103,7 +107,8 @@ def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: f
         size = WAVE if criticals else FIRST_WAVE
         wave = [SeedBisection(seed, hi=points) for seed in seeds[start:start + size]]
         start += size
-        while asked := {state.seed: at for state in wave if (at := _next_index(state, guess)) is not None}:
+        while asked := {state.seed: at for state in wave
+                        if (at := _next_index(state, guess)) is not None}:
             shares = run_at(list(asked.items()))
             for state in wave:
                 if state.seed not in asked:
@@ -123,7 +128,7 @@ def bisect_seeds(run_at: RunAt, seeds: Sequence[int], points: int, budget_pct: f
 def _next_index(state: SeedBisection, guess: int | None) -> int | None:
     """The next index to run a seed at: the guess (the median critical index of the seeds
     before), then the one above it, while inside the seed's bracket; else the bracket's middle;
-    None once the bracket is closed. Any index inside the bracket keeps the bisection exact."""
+    None once the bracket is closed. Every index inside the bracket keeps the bisection exact."""
     if state.hi - state.lo <= 1:
         return None
     if guess is not None:
@@ -136,38 +141,54 @@ def _next_index(state: SeedBisection, guess: int | None) -> int | None:
 def _settle_reversals(run_at: RunAt, states: list[SeedBisection], budget_pct: float) -> None:
     """Run each reversed seed at every index below its highest run; it is over budget from
     its first leverage over."""
-    asked = [(state.seed, at) for state in states for at in range(max(state.shares)) if at not in state.shares]
+    asked = [(state.seed, at) for state in states for at in range(max(state.shares))
+             if at not in state.shares]
     shares = run_at(asked) if asked else {}
     for state in states:
         state.reversal = True
         for at in range(max(state.shares)):
             state.shares.setdefault(at, shares.get((state.seed, at)))
-        first_over = next((at for at in sorted(state.shares) if _over(state.shares[at], budget_pct)), None)
+        first_over = next((at for at in sorted(state.shares)
+                           if _over(state.shares[at], budget_pct)), None)
         if first_over is not None:
             state.lo, state.hi = first_over - 1, first_over
 
 
-def seed_rows(states: Sequence[SeedBisection], grid: Sequence[float]) -> list[dict[str, Any]]:
+class SeedRow(TypedDict):
+    """A seed's bisection as the search's rows carry it (``seed_rows``)."""
+
+    seed: int
+    critical_index: int  # the highest grid index within budget (-1: not even the lowest)
+    critical: float | None  # its leverage
+    runs: int  # the whole runs made on the seed
+    reversal: bool
+    unmeasured: bool  # a run without a bad-debt share
+    shares: dict[str, float | None]  # the share at each leverage run, by the leverage's text
+
+
+def seed_rows(states: Sequence[SeedBisection], grid: Sequence[float]) -> list[SeedRow]:
     """A row a seed, by seed: its critical index and leverage, its runs (the share at each
     leverage run), whether it had a run without a share and whether it reversed."""
-    return [{"seed": state.seed, "critical_index": state.critical,
-             "critical": grid[state.critical] if state.critical >= 0 else None,
-             "runs": len(state.shares), "reversal": state.reversal,
-             "unmeasured": any(share is None for share in state.shares.values()),
-             "shares": {f"{grid[at]:g}": share for at, share in sorted(state.shares.items())}}
+    return [SeedRow(seed=state.seed, critical_index=state.critical,
+                    critical=grid[state.critical] if state.critical >= 0 else None,
+                    runs=len(state.shares), reversal=state.reversal,
+                    unmeasured=any(share is None for share in state.shares.values()),
+                    shares={f"{grid[at]:g}": share for at, share in sorted(state.shares.items())})
             for state in sorted(states, key=lambda state: state.seed)]
 
 
-def seeds_judged(rows: Sequence[Mapping[str, Any]], points: int) -> tuple[np.ndarray, int]:
-    """``[seeds, grid]`` over budget from ``seed_rows``, and how many seeds had a run without a share."""
+def seeds_judged(rows: Rows, points: int) -> tuple[np.ndarray, int]:
+    """``[seeds, grid]`` over budget from ``seed_rows``, and how many seeds had a run without a
+    share."""
     over = np.ones((len(rows), points), dtype=bool)
     for at, row in enumerate(rows):
         over[at, : int(row["critical_index"]) + 1] = False
     return over, sum(1 for row in rows if row["unmeasured"])
 
 
-def whole_runs(scenario_path: str, sets: list[str], grid: Sequence[float], groups: int, runs_dir: Path, *,
-               workers: int, budget_key: str, ray: str | None = None, pool: WorkerPool | None = None,
+def whole_runs(scenario_path: str, sets: list[str], grid: Sequence[float], groups: int,
+               runs_dir: Path, *, workers: int, budget_key: str, ray: str | None = None,
+               pool: WorkerPool | None = None,
                on_outcome: Callable[[RunOutcome], None] | None = None) -> RunAt:
     """A ``RunAt`` of whole runs: each (seed, grid index) is the scenario with ``sets`` and every
     accounts group at that leverage (``uniform_leverage``), run as a sweep runs its runs
@@ -178,24 +199,26 @@ def whole_runs(scenario_path: str, sets: list[str], grid: Sequence[float], group
     runs_dir.mkdir(parents=True, exist_ok=True)
 
     def spec_of(seed: int, at: int) -> RunSpec:
-        values: dict[str, Any] = {}
+        values: dict[str, float] = {}
         for index in range(groups):
             values |= {f"market.accounts.{index}.leverage_median": grid[at],
                        f"market.accounts.{index}.leverage_sigma": 0.0,
                        f"market.accounts.{index}.leverage_cap": grid[at]}
-        run_id = hashlib.sha256(json.dumps({"point": values, "seed": seed, "set": sets, "scenario": digest},
-                                           sort_keys=True).encode()).hexdigest()[:16]
+        settings = {"point": values, "seed": seed, "set": sets, "scenario": digest}
+        run_id = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         return RunSpec(run_id, at, values, seed)
 
     def execute(specs: list[RunSpec], attempt: int) -> Iterator[RunOutcome]:
         if ray is not None:
-            return run_all_on_ray(scenario_path, sets, specs, runs_dir.resolve(), ray, False, 1.0, attempt)
+            return run_all_on_ray(scenario_path, sets, specs, runs_dir.resolve(), ray, False, 1.0,
+                                  attempt)
         return run_all(scenario_path, sets, specs, runs_dir, workers, False, attempt, pool=pool)
 
     def run_at(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], float | None]:
         specs = {pair: spec_of(*pair) for pair in pairs}
         outcomes = {pair: finished(runs_dir, spec.run_id) for pair, spec in specs.items()}
-        todo = [spec for pair, spec in specs.items() if (outcomes[pair] or {}).get("status") != "ok"]
+        todo = [spec for pair, spec in specs.items()
+                if (outcomes[pair] or {}).get("status") != "ok"]
         by_id = {spec.run_id: pair for pair, spec in specs.items()}
         for outcome in run_with_retries(execute, todo, on_outcome or (lambda _: None)):
             outcomes[by_id[str(outcome["run_id"])]] = outcome

@@ -119,7 +119,8 @@ def _critical_block(document: dict[str, Any]) -> str:
         riding = ("at the leverage run (whole runs)" if curve.get("method") == "bisect"
                   else leverage_text(curve["accounts_at"]))
         reversed_seeds = curve.get("reversals")
-        rows.append([esc(label), esc(riding), esc(curve["runs"]), esc(curve.get("whole_runs", curve["runs"])),
+        rows.append([esc(label), esc(riding), esc(curve["runs"]),
+                     esc(curve.get("whole_runs", curve["runs"])),
                      esc("-" if reversed_seeds is None else len(reversed_seeds)), esc(below),
                      esc("; ".join(f"{look['seeds']} seeds at {look['confidence']:.2%}" for look in curve["looks"])),
                      esc(curve["stopped"])])
@@ -128,8 +129,8 @@ def _critical_block(document: dict[str, Any]) -> str:
                         "xaxis": {"title": {"text": "critical leverage"}, "type": "category"},
                         "yaxis": {"title": {"text": "seeds"}}})
     return (figure_block(Plot("critical-leverage", fig)) +
-            table(["curve", "accounts at (pilot)", "seeds", "runs", "seeds reversed (bisection)", "below the range",
-                   "looks (seeds, confidence)", "stopped"], rows,
+            table(["curve", "accounts at (pilot)", "seeds", "runs", "seeds reversed (bisection)",
+                   "below the range", "looks (seeds, confidence)", "stopped"], rows,
                   attrs='id="looks-table"'))
 
 
@@ -201,7 +202,8 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
             f"whole runs at {len(document['grid'])} leverages, each seed bisected: "
             f"{', '.join(str(curve['runs']) for curve in document['curves'])} seeds and "
             f"{', '.join(str(curve['whole_runs']) for curve in document['curves'])} runs a curve, "
-            f"{', '.join(str(len(curve['reversals'])) for curve in document['curves'])} seed(s) reversed"
+            f"{', '.join(str(len(curve['reversals'])) for curve in document['curves'])} "
+            "seed(s) reversed"
             if document.get("method") == "bisect" else f"{document['seeds']} seeds")
     meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
                f"{confidence:.0%} · {runs} · {document['leverage_is']} · over budget: "
