@@ -13,12 +13,14 @@ from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
-from msgstorm.sweep.leverage import check_seeds, choose_method, runs_seeds
-from msgstorm.sweep.leverage_html import margin_comparison
+from msgstorm.scenario import load_scenario
+from msgstorm.sweep.leverage import check_seeds, choose_method, runs_seeds, vault_liquidation_ratio
+from msgstorm.sweep.leverage_html import margin_comparison, vault_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = ROOT / "examples" / "venue-partial.toml"
 WHOLE = ROOT / "examples" / "leverage-latency.toml"
+DAY_2020 = ROOT / "examples" / "black-thursday-2020.toml"
 
 
 def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
@@ -35,6 +37,24 @@ def test_probes_asked_for_a_mechanism_they_cannot_answer_for_are_refused_naming_
         choose_method(PARTIAL, "probes")
     with pytest.raises(ValueError, match="--method: expected auto, probes, bisect or runs"):
         choose_method(WHOLE, "halves")
+
+
+def test_the_vaults_of_an_english_auction_are_bisected_because_they_share_the_keepers_capital() -> None:
+    method, note = choose_method(DAY_2020, "auto")
+    assert method == "bisect" and note is not None
+    assert "liquidation.mechanism 'english_auction' (its auctions draw on the bidding keepers' capital" in note
+
+
+def test_a_vaults_leverage_is_said_as_its_collateral_over_its_debt() -> None:
+    """A vault at L holds L x its own money in collateral, (L - 1) x of it borrowed: collateral
+    over debt L / (L - 1), 1.5x -> 300%, 3x -> 150%; Maker's liquidation ratio 150% is
+    1 / (1 - 1/3), the example's maintenance margin 0.333333."""
+    assert vault_line(1.5, 1.5) == "a vault at 1.5x: collateral at 300% of its debt (L / (L - 1); liquidated below 150%)"
+    assert "collateral at 150% of its debt" in vault_line(3.0, 1.5)
+    ratio = vault_liquidation_ratio(load_scenario(DAY_2020))
+    assert ratio is not None and abs(ratio - 1.5) < 1e-5
+    assert vault_liquidation_ratio(load_scenario(PARTIAL)) is None  # positions, not vaults
+    assert vault_liquidation_ratio(load_scenario(WHOLE)) is None
 
 
 def test_a_curve_varied_onto_another_mechanism_is_named_in_the_note() -> None:

@@ -239,6 +239,7 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_
         headline,
         leverage_text,
         margin_comparison,
+        vault_line,
     )
 
     if document["method"] == "bisect":
@@ -260,6 +261,9 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"
         out.print(f"{label} {headline(curve, sure)}", highlight=False, markup=False)
         out.print(f"  {boundary_line(curve, sure)}", highlight=False, markup=False)
+        if document.get("vault_liquidation_ratio") and curve["safe_leverage"] is not None:
+            out.print("  " + vault_line(curve["safe_leverage"], document["vault_liquidation_ratio"]),
+                      highlight=False, markup=False)
         if curve["note"] and curve["safe_leverage"] is not None:
             out.print(f"  {curve['note']}", highlight=False, markup=False)
         if curve.get("method") == "probes":

@@ -87,7 +87,7 @@ __all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED",
            "clopper_pearson", "default_range", "fraction_note", "leverage_floors", "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
-           "uniform_leverage"]
+           "uniform_leverage", "vault_liquidation_ratio"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -507,6 +507,17 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     return groups
 
 
+def vault_liquidation_ratio(scenario: Scenario) -> float | None:
+    """A vault market's liquidation ratio (collateral over debt, 1 / (1 - maintenance margin)):
+    an english auction's accounts are vaults, whose debt at leverage L is (L - 1) x
+    collateral; None for a market of positions."""
+    market = scenario.market
+    rule = None if market is None else market.liquidation
+    if market is None or rule is None or not LIQUIDATION_MECHANISMS[rule.mechanism].english:
+        return None
+    return 1.0 / (1.0 - market.maintenance_margin)
+
+
 def probes_cannot_answer(scenario: Scenario) -> str | None:
     """What of ``scenario``'s market the probe books cannot answer for, or None: they
     liquidate whole, at the index, without a fund (``market/probes.py``)."""
@@ -515,8 +526,12 @@ def probes_cannot_answer(scenario: Scenario) -> str | None:
         return None
     rule = market.liquidation
     if rule is not None and not rule.keeps_today():
-        whole = LIQUIDATION_MECHANISMS[rule.mechanism].closes_whole
-        return (f"liquidation.mechanism {rule.mechanism!r}" if not whole
+        mechanism = LIQUIDATION_MECHANISMS[rule.mechanism]
+        if mechanism.english:
+            return (f"liquidation.mechanism {rule.mechanism!r} (its auctions draw on the bidding "
+                    f"keepers' capital, which every vault shares: a vault's deficit depends on the "
+                    f"others')")
+        return (f"liquidation.mechanism {rule.mechanism!r}" if not mechanism.closes_whole
                 else "the venue accounting of [market.liquidation] (insurance fund, keeper share)")
     if market.mark is not None:
         return "[market.mark]"
@@ -670,6 +685,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                                      "Clopper-Pearson bound of P(over budget) at most 1 - confidence"
                                      + (", at the confidence of the look that showed it" if probes else "")
                                      + "), every one tried below it shown within too"),
+                "vault_liquidation_ratio": vault_liquidation_ratio(scenario),
                 "vary": None if vary is None else vary[0], "curves": curves}
     (out / SEARCH_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_leverage_report(out, document)

@@ -25,7 +25,8 @@ from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import figure
 from msgstorm.sweep.grid import toml_value
 
-__all__ = ["LEVERAGE_REPORT", "boundary_line", "headline", "leverage_text", "log_ticks", "write_leverage_report"]
+__all__ = ["LEVERAGE_REPORT", "boundary_line", "headline", "leverage_text", "log_ticks", "vault_line",
+           "write_leverage_report"]
 
 LEVERAGE_REPORT = "safe_leverage.html"
 
@@ -46,6 +47,12 @@ def headline(curve: dict[str, Any], confidence: float) -> str:
         return f"none shown within budget: {curve['note']}"
     return (f"{leverage_text(curve['safe_leverage'])} shown within budget: {at['exceed']}/{at['runs']} over budget "
             f"there, P(over budget) at most {at['bounds'][1]:.3f} with {confidence:.0%} confidence")
+
+
+def vault_line(leverage: float, liquidation_ratio: float) -> str:
+    """What a leverage means for a vault: its collateral over its debt, L / (L - 1)."""
+    return (f"a vault at {leverage_text(leverage)}: collateral at {leverage / (leverage - 1.0):.0%} of "
+            f"its debt (L / (L - 1); liquidated below {liquidation_ratio:.0%})")
 
 
 def boundary_line(curve: dict[str, Any], confidence: float) -> str:
