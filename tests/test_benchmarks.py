@@ -154,7 +154,7 @@ SMOKES = [
           (rf"^0\.02 h: {NUMBER} messages committed, [1-9]\d* batches, [1-9]\d* L1 blocks",
            rf"^wall: run, analysis and report {NUMBER} s")),
     Smoke("safe_leverage", ("--smoke",),
-          (r"^probes: .* runs  answer ", r"^  runs: .* runs  answer ",
+          (r"^probes: .* runs  answer ", r"^  runs: .* runs  answer ", r"^bisect: .* runs  answer ",
            rf"^ratio \(runs method wall / probes method wall\): {NUMBER}x")),
     Smoke("scaling", ("--skip-cli", "--points", "10:1000", "--workdir", "{tmp}"),
           (r"^\| nodes \| messages \| gossip receipts \| wall s ", rf"^\| 10 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|")),

@@ -327,6 +327,39 @@ def test_a_range_reaching_the_liquidation_line_is_refused_before_any_run(tmp_pat
     assert not out.exists()
 
 
+def test_a_floor_starts_the_default_range_and_a_range_below_it_is_refused_naming_the_floor(tmp_path: Path) -> None:
+    """A group with leverage_floor 1.5 keeps its floor at every leverage searched (median and
+    cap are set to L): the default range starts at it, and a range from 1 is refused before any
+    run with the floor's file, line and field and a range that can be searched, 1.5:4."""
+    text = _market("count = 10\nleverage_median = 2.0\nleverage_floor = 1.5\nleverage_cap = 5.0")
+    assert default_range(parse_scenario(text, source="lev.toml")) == (1.5, 9.9)
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(text)
+    line = text.splitlines().index("leverage_floor = 1.5") + 1
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%",
+                                      "--range", "1:4", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"{scenario}:{line}: market.accounts[0].leverage_floor = 1.5" in said, said
+    assert "such as --range 1.5:4" in said and not out.exists(), said
+
+
+@pytest.mark.slow
+def test_a_scenario_with_a_floor_searches_its_range_from_the_floor(tmp_path: Path) -> None:
+    """The floor (1.5) below the range's bottom (2) changes nothing: every account is at L.
+    The same hand-worked boundary as without a floor, 1 / 0.334 = 2.994, lies in the bracket."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(_market("count = 10\nleverage_floor = 1.5\nleverage_cap = 5.0"))
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%",
+                                      "--seeds", "2", "--confidence", "50%", "--range", "2:5", "--workers", "2",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (curve,) = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())["curves"]
+    low, high = curve["bracket"]
+    assert low <= 1 / 0.334 <= high, curve["bracket"]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

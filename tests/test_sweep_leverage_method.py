@@ -1,5 +1,5 @@
-"""Safe leverage across liquidation mechanisms: the search picks whole runs where the probe
-books cannot answer (they liquidate whole, at the index, without a fund), refuses probes
+"""Safe leverage across liquidation mechanisms: the search picks whole runs, each seed bisected,
+where the probe books cannot answer (they liquidate whole, at the index, without a fund), refuses probes
 asked for there, and sets each curve's margin beside the first's."""
 
 from __future__ import annotations
@@ -13,33 +13,54 @@ from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
-from msgstorm.sweep.leverage import check_seeds, choose_method, runs_seeds
-from msgstorm.sweep.leverage_html import margin_comparison
+from msgstorm.scenario import load_scenario
+from msgstorm.sweep.leverage import check_seeds, choose_method, runs_seeds, vault_liquidation_ratio
+from msgstorm.sweep.leverage_html import margin_comparison, vault_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = ROOT / "examples" / "venue-partial.toml"
 WHOLE = ROOT / "examples" / "leverage-latency.toml"
+DAY_2020 = ROOT / "examples" / "black-thursday-2020.toml"
 
 
 def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
     assert choose_method(WHOLE, "auto") == ("probes", None)
     method, note = choose_method(PARTIAL, "auto")
-    assert method == "runs" and note is not None
-    assert "--method runs" in note and "liquidation.mechanism 'partial'" in note
+    assert method == "bisect" and note is not None
+    assert "--method bisect" in note and "liquidation.mechanism 'partial'" in note
     assert choose_method(PARTIAL, "runs") == ("runs", None)
+    assert choose_method(PARTIAL, "bisect") == ("bisect", None)
 
 
 def test_probes_asked_for_a_mechanism_they_cannot_answer_for_are_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'partial'.*use --method runs"):
+    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'partial'.*use --method bisect"):
         choose_method(PARTIAL, "probes")
-    with pytest.raises(ValueError, match="--method: expected auto, probes or runs"):
-        choose_method(WHOLE, "bisect")
+    with pytest.raises(ValueError, match="--method: expected auto, probes, bisect or runs"):
+        choose_method(WHOLE, "halves")
+
+
+def test_the_vaults_of_an_english_auction_are_bisected_because_they_share_the_keepers_capital() -> None:
+    method, note = choose_method(DAY_2020, "auto")
+    assert method == "bisect" and note is not None
+    assert "liquidation.mechanism 'english_auction' (its auctions draw on the bidding keepers' capital" in note
+
+
+def test_a_vaults_leverage_is_said_as_its_collateral_over_its_debt() -> None:
+    """A vault at L holds L x its own money in collateral, (L - 1) x of it borrowed: collateral
+    over debt L / (L - 1), 1.5x -> 300%, 3x -> 150%; Maker's liquidation ratio 150% is
+    1 / (1 - 1/3), the example's maintenance margin 0.333333."""
+    assert vault_line(1.5, 1.5) == "a vault at 1.5x: collateral at 300% of its debt (L / (L - 1); liquidated below 150%)"
+    assert "collateral at 150% of its debt" in vault_line(3.0, 1.5)
+    ratio = vault_liquidation_ratio(load_scenario(DAY_2020))
+    assert ratio is not None and abs(ratio - 1.5) < 1e-5
+    assert vault_liquidation_ratio(load_scenario(PARTIAL)) is None  # positions, not vaults
+    assert vault_liquidation_ratio(load_scenario(WHOLE)) is None
 
 
 def test_a_curve_varied_onto_another_mechanism_is_named_in_the_note() -> None:
     vary = ("market.liquidation.mechanism", ["whole", "close_factor"])
     method, note = choose_method(WHOLE, "auto", vary=vary)
-    assert method == "runs" and note is not None
+    assert method == "bisect" and note is not None
     assert "'close_factor' (with market.liquidation.mechanism=\"close_factor\")" in note
 
 
@@ -69,6 +90,9 @@ def test_seeds_for_the_probe_search_are_refused_not_ignored(tmp_path: Path, meth
     assert "Traceback" not in result.output and not out.exists()
     check_seeds("runs", 10, 0.95, "runs")  # whole runs: 10 a leverage
     check_seeds("probes", None, 0.95, "auto")  # no --seeds: the looks decide
+    with pytest.raises(ValueError, match=r"--seeds 10: --method auto takes the bisection of whole runs for this "
+                                         r"market, and it takes no fixed number of seeds: it adds them in looks"):
+        check_seeds("bisect", 10, 0.95, "auto")
 
 
 def _curve(mechanism: str, safe: float | None, above: float | None) -> dict[str, Any]:
@@ -111,7 +135,7 @@ def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_re
     E <= p N, i.e. L >= 1 / 0.335 = 2.985: there it closes the whole position, as ``whole``
     does. Bad debt over 0.1% starts at L = 1 / 0.334 = 2.994 for both, so both brackets hold it
     and the search says partial needs the same margin. The probes cannot run partial: the
-    search says it runs whole runs."""
+    search says it runs whole runs, each seed bisected."""
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     result = CliRunner().invoke(app, [
@@ -119,14 +143,14 @@ def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_re
         "--workers", "2", "--out", str(tmp_path / "out"), "--vary", 'market.liquidation.mechanism="whole","partial"'])
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
-    assert document["method"] == "runs" and "liquidation.mechanism 'partial'" in document["method_note"]
-    assert document["seeds"] == 1  # the fewest that can show a leverage at 50%
+    assert document["method"] == "bisect" and "liquidation.mechanism 'partial'" in document["method_note"]
+    assert [curve["runs"] for curve in document["curves"]] == [2, 2]  # the first look at 50%: no seed differs
     whole, partial = document["curves"]
     for curve in (whole, partial):
         low, high = curve["bracket"]
         assert low <= 1 / 0.334 <= high and high / low < 1.1, curve["bracket"]
     assert partial["safe_leverage"] == whole["safe_leverage"]
-    assert "note: whole runs at each leverage (--method runs)" in result.output
+    assert "note: whole runs, each seed's critical leverage by bisection" in result.output
     assert ("market.liquidation.mechanism = partial needs the same margin as market.liquidation.mechanism = whole"
             in result.output)
     page = (tmp_path / "out" / "safe_leverage.html").read_text()

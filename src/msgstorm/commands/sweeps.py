@@ -124,9 +124,9 @@ def safe_leverage_command(
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="runs: seeds per leverage, the same at every one "
                                               "(default: the fewest that can show one within budget, 59 at 95%); "
                                               "the probe search takes none (refused)")] = None,
-    leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
-                                                     "0.99 / maintenance margin, at most 50)",
-                                                     metavar="LOW:HIGH")] = None,
+    leverage_range: Annotated[str | None, typer.Option(
+        "--range", help="LOW:HIGH leverages searched (default: 1, or the highest leverage_floor, to "
+                        "0.99 / maintenance margin, at most 50)", metavar="LOW:HIGH")] = None,
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
                                              metavar="KEY=V1,V2")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
@@ -136,16 +136,23 @@ def safe_leverage_command(
                                                         metavar="KEY=VALUE")] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="run the seeds as tasks on this Ray cluster: auto or "
                                             "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
-    method: Annotated[str, typer.Option("--method", help="probes: probe books at a grid of leverages ride along "
-                                        "each run, seeds added until decided; runs: whole runs at each leverage, "
-                                        "--seeds each; auto: probes where they answer for the market (a whole "
-                                        "liquidation at the index, no fund), else runs")] = "auto",
-    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="probes: at most this many runs a curve "
-                                                 "(the next look is not started past it)")] = None,
-    seconds: Annotated[float | None, typer.Option("--time", min=1, help="probes: seconds; the next look is not "
-                                                  "started when it would end later", metavar="SECONDS")] = None,
-    grid_points: Annotated[int, typer.Option("--grid-points", min=2, max=256, help="probes: leverages of the "
-                                             "grid, log-spaced over --range")] = 24,
+    method: Annotated[str, typer.Option(
+        "--method", help="probes: probe books at a grid of leverages ride along "
+                         "each run, seeds added until decided; bisect: whole runs, each seed's "
+                         "critical leverage by bisection over the same grid, seeds added until "
+                         "decided; runs: whole runs at each leverage, --seeds each; auto: probes "
+                         "where they answer for the market (a whole liquidation at the index, no "
+                         "fund), else bisect")] = "auto",
+    max_runs: Annotated[int | None, typer.Option(
+        "--max-runs", min=1, help="probes: at most this many runs a curve; "
+                                  "bisect: this many seeds (the next look is not started past "
+                                  "it)")] = None,
+    seconds: Annotated[float | None, typer.Option(
+        "--time", min=1, help="probes, bisect: seconds; the next look "
+                              "is not started when it would end later", metavar="SECONDS")] = None,
+    grid_points: Annotated[int, typer.Option(
+        "--grid-points", min=2, max=256, help="probes, bisect: leverages of "
+                                              "the grid, log-spaced over --range")] = 24,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress and no answer's lines: only where the "
                                         "results are (safe_leverage.json holds the answer)")] = False,
 ) -> None:
@@ -232,9 +239,16 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_
         headline,
         leverage_text,
         margin_comparison,
+        vault_line,
     )
 
-    if document["method"] == "probes":
+    if document["method"] == "bisect":
+        out.print(f"safe leverage (one leverage for every account: whole runs, each seed's "
+                  f"critical leverage by bisection over {len(document['grid'])} leverages): the "
+                  f"highest shown to keep bad debt <= {budget_share:.3%} of open interest with "
+                  f"{sure:.0%} confidence, seeds added in looks until decided (a run without a "
+                  f"bad-debt share counts as over budget):", highlight=False, markup=False)
+    elif document["method"] == "probes":
         out.print(f"safe leverage (one leverage for every account: probe books at {len(document['grid'])} leverages "
                   f"riding along each run): the highest shown to keep bad debt <= {budget_share:.3%} of open interest "
                   f"with {sure:.0%} confidence, seeds added in looks until decided (a run without a bad-debt share "
@@ -247,6 +261,9 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"
         out.print(f"{label} {headline(curve, sure)}", highlight=False, markup=False)
         out.print(f"  {boundary_line(curve, sure)}", highlight=False, markup=False)
+        if document.get("vault_liquidation_ratio") and curve["safe_leverage"] is not None:
+            out.print("  " + vault_line(curve["safe_leverage"], document["vault_liquidation_ratio"]),
+                      highlight=False, markup=False)
         if curve["note"] and curve["safe_leverage"] is not None:
             out.print(f"  {curve['note']}", highlight=False, markup=False)
         if curve.get("method") == "probes":
@@ -257,6 +274,15 @@ def _say_answer(document: dict[str, Any], budget_share: float, sure: float, per_
                       f"critical leverage: min {leverage_text(seen.get('min'))}, median "
                       f"{leverage_text(seen.get('median'))}, max {leverage_text(seen.get('max'))}"
                       + (f", {seen['below_range']} below the range" if seen.get("below_range") else ""),
+                      highlight=False, markup=False)
+        if curve.get("method") == "bisect":
+            seen = curve["critical_summary"] or {}
+            below = f", {seen['below_range']} below the range" if seen.get("below_range") else ""
+            out.print(f"  {curve['whole_runs']} whole runs over {curve['runs']} seeds in "
+                      f"{len(curve['looks'])} look(s) ({curve['stopped']}); "
+                      f"{len(curve['reversals'])} seed(s) reversed; per-seed critical leverage: "
+                      f"min {leverage_text(seen.get('min'))}, median "
+                      f"{leverage_text(seen.get('median'))}, max {leverage_text(seen.get('max'))}{below}",
                       highlight=False, markup=False)
         out.print("  " + "  ".join(f"{leverage_text(p['leverage'])}: {p['exceed']}/{p['runs']}"
                                    + (f" ({p['unmeasured']} unmeasured)" if p["unmeasured"] else "")

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.scenario import Scenario, load_scenario
+from msgstorm.scenario.errors import TomlLocator, format_field
 from msgstorm.scenario.loader import Override
 from msgstorm.scenario.market import leverage_limit
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
@@ -60,6 +61,14 @@ from msgstorm.sweep import default_workers, sweep
 from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
 from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
+from msgstorm.sweep.leverage_bisect import (
+    SeedBisection,
+    SeedRow,
+    bisect_seeds,
+    seed_rows,
+    seeds_judged,
+    whole_runs,
+)
 from msgstorm.sweep.leverage_html import write_leverage_report
 from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
 from msgstorm.sweep.leverage_probes import (
@@ -73,16 +82,18 @@ from msgstorm.sweep.leverage_probes import (
 from msgstorm.sweep.manifest import SEARCH_FILE
 from msgstorm.sweep.results import flatten
 
-__all__ = ["CONFIDENCE_EXPECTED", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally", "boundary_interval", "check_search",
-           "check_seeds", "choose_method", "clopper_pearson", "default_range", "fraction_note", "most_runs",
+__all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally",
+           "bisect_search", "boundary_interval", "check_search", "check_seeds", "choose_method",
+           "clopper_pearson", "default_range", "fraction_note", "leverage_floors", "most_runs",
            "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
-           "uniform_leverage"]
+           "uniform_leverage", "vault_liquidation_ratio"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
                   "(a failed run, or no open interest): such a run is unmeasured and counts as over budget")
 GRID_POINTS, REFINE = 6, 6
+METHODS = ("auto", "probes", "bisect", "runs")
 
 
 @dataclass(frozen=True)
@@ -153,11 +164,51 @@ def needs_market(scenario: Scenario, scenario_path: str | Path | None = None) ->
 
 
 def default_range(scenario: Scenario) -> tuple[float, float]:
-    """1x up to just below the leverage of the liquidation line (0.99 / maintenance margin),
-    at most 50x; a scenario without a market has none (``needs_market``: ``ValueError``)."""
+    """1x (or the highest ``leverage_floor`` of the accounts groups, when above 1x) up to just
+    below the leverage of the liquidation line (0.99 / maintenance margin), at most 50x; a
+    scenario without a market has none (``needs_market``: ``ValueError``)."""
     needs_market(scenario)
     assert scenario.market is not None
-    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100)
+    floors = [floor for _, floor in leverage_floors(scenario)]
+    below_line = math.floor(0.99 * leverage_limit(scenario.market.maintenance_margin) * 100) / 100
+    return max([1.0, *floors]), min(50.0, below_line)
+
+
+def leverage_floors(scenario: Scenario) -> list[tuple[int, float]]:
+    """``(group index, leverage_floor)`` of each accounts group with a floor. The search puts a
+    group at L by its median and cap (``uniform_leverage``) and keeps its floor: every account
+    is drawn at least at the floor, so a leverage below it cannot be searched."""
+    market = scenario.market
+    if market is None:
+        return []
+    return [(index, group.leverage_floor) for index, group in enumerate(market.accounts)
+            if group.file is None and group.leverage_floor is not None]
+
+
+def _below_a_floor(scenario: Scenario, scenario_path: str | Path, low: float, high: float,
+                   where: str) -> str | None:
+    """What is wrong with a range whose bottom is below an accounts group's ``leverage_floor``
+    (the file, line and field of the floor, and a range that can be searched), or None."""
+    floors = leverage_floors(scenario)
+    if not floors:
+        return None
+    index, floor = max(floors, key=lambda pair: pair[1])
+    if low >= floor:
+        return None
+    loc = ("market", "accounts", index, "leverage_floor")
+    line = _line_of(scenario_path, loc)
+    place = f"{scenario_path}:{line}" if line is not None else str(scenario_path)
+    top = high if high > floor else default_range(scenario)[1]
+    return (f"--range: the bottom, {low:g}, is below {place}: {format_field(loc)} = "
+            f"{floor:g}{where}: every account of the group is drawn at least at its floor, so none can be put at "
+            f"{low:g}x; search from the floor, such as --range {floor:g}:{top:g}")
+
+
+def _line_of(scenario_path: str | Path, loc: tuple[str | int, ...]) -> int | None:
+    try:
+        return TomlLocator(Path(scenario_path).read_text(encoding="utf-8")).line_of(loc)
+    except OSError:
+        return None
 
 
 def _shown_within(tally: Tally, confidence: float) -> bool:
@@ -362,6 +413,47 @@ def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: f
     return tallies
 
 
+def bisect_search(run_at: Callable[[list[tuple[int, int]]], Mapping[tuple[int, int], float | None]],
+                  grid: list[float], base_seed: int, *, confidence: float, budget_pct: float,
+                  max_runs: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+    """One curve of ``--method bisect``: the probe search's looks over seeds ``base_seed + i``,
+    each seed's outcome at every leverage of the grid from the bisection of its whole runs
+    (``sweep/leverage_bisect.py``); the curve says its whole runs and every seed that reversed."""
+    states: list[SeedBisection] = []
+
+    def grow(count: int) -> list[SeedRow]:
+        seeds = [base_seed + i for i in range(len(states), count)]
+        states.extend(bisect_seeds(run_at, seeds, len(grid), budget_pct,
+                                   known=[state.critical for state in states]))
+        return seed_rows(states, grid)
+
+    curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget_pct,
+                         max_runs=max_runs, seconds=seconds,
+                         judge=lambda rows: seeds_judged(rows, len(grid)))
+    rows = seed_rows(states, grid)
+    reversed_seeds = [row["seed"] for row in rows if row["reversal"]]
+    if reversed_seeds:
+        named = ", ".join(str(seed) for seed in reversed_seeds[:10])
+        more = ", ..." if len(reversed_seeds) > 10 else ""
+        said = (f"{len(reversed_seeds)} seed(s) reversed (bad debt lower at a higher leverage run: "
+                f"seed {named}{more}): each was run at every leverage below and counts over budget "
+                f"from its first leverage over")
+        curve["note"] = f"{curve['note']}; {said}" if curve["note"] else said
+    return {**curve, "method": "bisect", "whole_runs": sum(row["runs"] for row in rows),
+            "reversals": reversed_seeds, "seeds": rows}
+
+
+def _leverage_is(method: str) -> str:
+    """How the search puts every account at one leverage, as the document says it."""
+    if method == "probes":
+        return ("one leverage for every account: a probe book of every account at each leverage of "
+                "the grid riding along each run (market.probes)")
+    uniform = "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"
+    if method == "bisect":
+        return f"{uniform}, whole runs at the leverages of the grid each seed's bisection asks for"
+    return uniform
+
+
 def uniform_leverage(groups: int, leverage: float) -> list[str]:
     """``--set`` overrides that put every accounts group at one ``leverage``."""
     return [f"market.accounts.{index}.{key}={value}" for index in range(groups)
@@ -403,6 +495,8 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
         needs_market(scenario, scenario_path)
         assert scenario.market is not None
         groups = len(scenario.market.accounts)
+        if (floored := _below_a_floor(scenario, scenario_path, low, high, where)) is not None:
+            raise ValueError(floored)
         limit = leverage_limit(scenario.market.maintenance_margin)
         if high >= limit:
             below = math.floor(limit * 0.99 * 100) / 100
@@ -413,6 +507,17 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     return groups
 
 
+def vault_liquidation_ratio(scenario: Scenario) -> float | None:
+    """A vault market's liquidation ratio (collateral over debt, 1 / (1 - maintenance margin)):
+    an english auction's accounts are vaults, whose debt at leverage L is (L - 1) x
+    collateral; None for a market of positions."""
+    market = scenario.market
+    rule = None if market is None else market.liquidation
+    if market is None or rule is None or not LIQUIDATION_MECHANISMS[rule.mechanism].english:
+        return None
+    return 1.0 / (1.0 - market.maintenance_margin)
+
+
 def probes_cannot_answer(scenario: Scenario) -> str | None:
     """What of ``scenario``'s market the probe books cannot answer for, or None: they
     liquidate whole, at the index, without a fund (``market/probes.py``)."""
@@ -421,8 +526,12 @@ def probes_cannot_answer(scenario: Scenario) -> str | None:
         return None
     rule = market.liquidation
     if rule is not None and not rule.keeps_today():
-        whole = LIQUIDATION_MECHANISMS[rule.mechanism].closes_whole
-        return (f"liquidation.mechanism {rule.mechanism!r}" if not whole
+        mechanism = LIQUIDATION_MECHANISMS[rule.mechanism]
+        if mechanism.english:
+            return (f"liquidation.mechanism {rule.mechanism!r} (its auctions draw on the bidding "
+                    f"keepers' capital, which every vault shares: a vault's deficit depends on the "
+                    f"others')")
+        return (f"liquidation.mechanism {rule.mechanism!r}" if not mechanism.closes_whole
                 else "the venue accounting of [market.liquidation] (insurance fund, keeper share)")
     if market.mark is not None:
         return "[market.mark]"
@@ -434,11 +543,12 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
     """The method a search uses, and a note saying why when it is not the one asked for.
 
     ``auto`` is ``probes`` when the probe books answer for every curve's market, else
-    ``runs`` (whole runs at each leverage, with the venue's own mechanism and accounting);
+    ``bisect`` (whole runs, with the venue's own mechanism and accounting, each seed's
+    critical leverage by bisection, ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
-    if method not in ("auto", "probes", "runs"):
-        raise ValueError(f"--method: expected auto, probes or runs, got {method!r}")
-    if method == "runs":
+    if method not in METHODS:
+        raise ValueError(f"--method: expected auto, probes, bisect or runs, got {method!r}")
+    if method in ("runs", "bisect"):
         return method, None
     for curve_sets, where in _curve_loads(list(sets or []), vary):
         reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
@@ -447,9 +557,10 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
                f"{reason}{where}")
         if method == "probes":
-            raise ValueError(f"--method probes: {why}; use --method runs (whole runs at each leverage, with the "
-                             f"venue's own rule)")
-        return "runs", f"note: whole runs at each leverage (--method runs): {why}"
+            raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the "
+                             f"venue's own rule, each seed's critical leverage by bisection)")
+        return "bisect", (f"note: whole runs, each seed's critical leverage by bisection over the "
+                          f"grid, the same seeds at every leverage (--method bisect): {why}")
     return "probes", None
 
 
@@ -459,11 +570,14 @@ def check_seeds(method: str, seeds: int | None, confidence: float, asked: str) -
     answer is decided, each look at its own confidence (``looks``), so a fixed count would
     not be the design whose confidence it reports. Raises ``ValueError`` naming the looks and
     what to use instead."""
-    if method != "probes" or seeds is None:
+    if method not in ("probes", "bisect") or seeds is None:
         return
-    chose = "--method auto takes the probe search for this market, and it" if asked == "auto" else "the probe search"
+    search_name = "probe search" if method == "probes" else "bisection of whole runs"
+    chose = (f"--method auto takes the {search_name} for this market, and it" if asked == "auto"
+             else f"the {search_name}")
     first, *more = [str(look.seeds) for look in looks(confidence)]
-    raise ValueError(f"--seeds {seeds}: {chose} takes no fixed number of seeds: after a pilot of {PILOT_SEEDS} it "
+    pilot = f"after a pilot of {PILOT_SEEDS} it " if method == "probes" else "it "
+    raise ValueError(f"--seeds {seeds}: {chose} takes no fixed number of seeds: {pilot}"
                      f"adds them in looks ({first}, then {', '.join(more)} in all, for {confidence:.0%} confidence) "
                      f"until the answer is decided; cap it with --max-runs, or use --method runs for {seeds} whole "
                      f"runs at each leverage")
@@ -514,7 +628,10 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     values = vary[1] if vary is not None else [None]
     grid = probe_grid(low, high, probe_points or PROBE_POINTS)
     if on_start is not None:
-        most = looks(confidence)[-1].seeds if method == "probes" else (grid_points + refine) * seeds
+        last = looks(confidence)[-1].seeds
+        most = (last if method == "probes" else
+                last * math.ceil(math.log2(len(grid) + 1)) if method == "bisect" else
+                (grid_points + refine) * seeds)
         on_start(len(values) * (min(most, max_runs) if max_runs is not None else most))
     curves = []
     with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
@@ -538,6 +655,14 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 curve = {**probe_search(grow, grid, confidence=confidence, budget_pct=budget * 100,
                                         max_runs=max_runs, seconds=seconds),
                          "accounts_at": at, "pilot_seeds": PILOT_SEEDS}
+            elif method == "bisect":
+                run_at = whole_runs(scenario_path, curve_sets, grid, groups,
+                                    out / f"curve-{index}" / "runs",
+                                    workers=workers or default_workers(), budget_key=PCT, ray=ray,
+                                    pool=None if ray is not None else pool, on_outcome=on_outcome)
+                base = load_scenario(scenario_path, curve_sets).run.seed
+                curve = bisect_search(run_at, grid, base, confidence=confidence, budget_pct=budget * 100,
+                                      max_runs=max_runs, seconds=seconds)
             else:
                 def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
                              index: int = index) -> dict[float, Tally]:
@@ -548,20 +673,19 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
                                refine=refine)
             curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
-    probes = method == "probes"
+    probes = method in ("probes", "bisect")
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": None if probes else seeds, "range": [low, high],
                 "method": method, "method_note": method_note, "grid": grid if probes else None,
                 "looks": [{"seeds": look.seeds, "confidence": look.confidence} for look in looks(confidence)]
                 if probes else None,
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
-                "leverage_is": ("one leverage for every account: a probe book of every account at each leverage of "
-                                "the grid riding along each run (market.probes)" if probes else
-                                "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"),
+                "leverage_is": _leverage_is(method),
                 "safe_leverage_is": ("the highest leverage tried shown within budget (one-sided upper "
                                      "Clopper-Pearson bound of P(over budget) at most 1 - confidence"
                                      + (", at the confidence of the look that showed it" if probes else "")
                                      + "), every one tried below it shown within too"),
+                "vault_liquidation_ratio": vault_liquidation_ratio(scenario),
                 "vary": None if vary is None else vary[0], "curves": curves}
     (out / SEARCH_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_leverage_report(out, document)

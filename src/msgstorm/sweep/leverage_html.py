@@ -25,7 +25,8 @@ from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import figure
 from msgstorm.sweep.grid import toml_value
 
-__all__ = ["LEVERAGE_REPORT", "boundary_line", "headline", "leverage_text", "log_ticks", "write_leverage_report"]
+__all__ = ["LEVERAGE_REPORT", "boundary_line", "headline", "leverage_text", "log_ticks", "vault_line",
+           "write_leverage_report"]
 
 LEVERAGE_REPORT = "safe_leverage.html"
 
@@ -46,6 +47,12 @@ def headline(curve: dict[str, Any], confidence: float) -> str:
         return f"none shown within budget: {curve['note']}"
     return (f"{leverage_text(curve['safe_leverage'])} shown within budget: {at['exceed']}/{at['runs']} over budget "
             f"there, P(over budget) at most {at['bounds'][1]:.3f} with {confidence:.0%} confidence")
+
+
+def vault_line(leverage: float, liquidation_ratio: float) -> str:
+    """What a leverage means for a vault: its collateral over its debt, L / (L - 1)."""
+    return (f"a vault at {leverage_text(leverage)}: collateral at {leverage / (leverage - 1.0):.0%} of "
+            f"its debt (L / (L - 1); liquidated below {liquidation_ratio:.0%})")
 
 
 def boundary_line(curve: dict[str, Any], confidence: float) -> str:
@@ -116,7 +123,12 @@ def _critical_block(document: dict[str, Any]) -> str:
         counts = [sum(1 for value in curve["critical"] if value == leverage) for leverage in grid]
         below = sum(1 for value in curve["critical"] if value is None)
         data.append({"type": "bar", "name": label, "x": [leverage_text(leverage) for leverage in grid], "y": counts})
-        rows.append([esc(label), esc(leverage_text(curve["accounts_at"])), esc(curve["runs"]), esc(below),
+        riding = ("at the leverage run (whole runs)" if curve.get("method") == "bisect"
+                  else leverage_text(curve["accounts_at"]))
+        reversed_seeds = curve.get("reversals")
+        rows.append([esc(label), esc(riding), esc(curve["runs"]),
+                     esc(curve.get("whole_runs", curve["runs"])),
+                     esc("-" if reversed_seeds is None else len(reversed_seeds)), esc(below),
                      esc("; ".join(f"{look['seeds']} seeds at {look['confidence']:.2%}" for look in curve["looks"])),
                      esc(curve["stopped"])])
     fig = figure(data, {"title": {"text": "Seeds by their critical leverage (the highest of the grid within budget, "
@@ -124,7 +136,8 @@ def _critical_block(document: dict[str, Any]) -> str:
                         "xaxis": {"title": {"text": "critical leverage"}, "type": "category"},
                         "yaxis": {"title": {"text": "seeds"}}})
     return (figure_block(Plot("critical-leverage", fig)) +
-            table(["curve", "accounts at (pilot)", "seeds", "below the range", "looks (seeds, confidence)", "stopped"], rows,
+            table(["curve", "accounts at (pilot)", "seeds", "runs", "seeds reversed (bisection)",
+                   "below the range", "looks (seeds, confidence)", "stopped"], rows,
                   attrs='id="looks-table"'))
 
 
@@ -184,7 +197,7 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
         sections.append(("safe", "Safe leverage against the varied key",
                          figure_block(Plot("safe-leverage", safe_fig))
                          + (f'<ul id="margin-comparison">{compared}</ul>' if compared else "")))
-    if document.get("method") == "probes":
+    if document.get("method") in ("probes", "bisect"):
         sections.append(("critical", "Critical leverage per seed", _critical_block(document)))
     sections.append(("numbers", "Safe leverage",
                      table(["curve", "safe leverage (shown within budget)", "over budget there",
@@ -192,7 +205,13 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
                            attrs='id="leverage-table"')))
     runs = (f"probe books at {len(document['grid'])} leverages, "
             f"{', '.join(str(curve['runs']) for curve in document['curves'])} seeds a curve"
-            if document.get("method") == "probes" else f"{document['seeds']} seeds")
+            if document.get("method") == "probes" else
+            f"whole runs at {len(document['grid'])} leverages, each seed bisected: "
+            f"{', '.join(str(curve['runs']) for curve in document['curves'])} seeds and "
+            f"{', '.join(str(curve['whole_runs']) for curve in document['curves'])} runs a curve, "
+            f"{', '.join(str(len(curve['reversals'])) for curve in document['curves'])} "
+            "seed(s) reversed"
+            if document.get("method") == "bisect" else f"{document['seeds']} seeds")
     meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
                f"{confidence:.0%} · {runs} · {document['leverage_is']} · over budget: "
                f"{document['over_budget_is']}" + (f" · {document['method_note']}" if document.get("method_note") else ""))

@@ -143,25 +143,36 @@ def _seeds_to_show_within(over_count: int, plan: list[Look], start: int, alpha: 
     return None
 
 
-Evaluate = Callable[[int], list[dict[str, Any]]]
+# A row a seed: a run's, as the sweep's table has it, or a seed's bisection (``leverage_bisect``).
+Rows = Sequence[Mapping[str, Any]]
+Evaluate = Callable[[int], Rows]
+# A seed's rows judged: ``[seeds, grid]`` over budget, by seed, and how many were unmeasured.
+Judge = Callable[[Rows], tuple[np.ndarray, int]]
 
 
 def probe_search(evaluate: Evaluate, grid: list[float], *, confidence: float, budget_pct: float,
                  max_runs: int | None = None, seconds: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+                 clock: Callable[[], float] = time.monotonic,
+                 judge: Judge | None = None) -> dict[str, Any]:
     """One curve (module docstring). ``evaluate(n)`` runs seeds until ``n`` have run and returns
-    every run's row (``status``, ``seed`` and the probe shares, as the sweep's table has them)."""
+    a row a seed (by default a run's, ``status``, ``seed`` and the probe shares, as the sweep's
+    table has them; ``judge`` reads other rows, as the bisection of whole runs gives them)."""
+    if judge is None:
+        def judge(rows: Rows) -> tuple[np.ndarray, int]:
+            return (seeds_over(rows, grid, budget_pct),
+                    sum(1 for row in rows if _shares(row, len(grid)) is None))
     alpha = 1.0 - confidence
     plan = looks(confidence)
     started = clock()
     shown: dict[int, tuple[str, int]] = {}  # grid index -> (what, the look that showed it)
-    rows: list[dict[str, Any]] = []
+    rows: Rows = []
     over = np.zeros((0, len(grid)), dtype=bool)
+    unmeasured = 0
     made: list[dict[str, Any]] = []
     stopped, wanted = "looks", None
     for index, look in enumerate(plan):
         rows = evaluate(look.seeds)
-        over = seeds_over(rows, grid, budget_pct)
+        over, unmeasured = judge(rows)
         counts = over.sum(axis=0).tolist()
         runs = len(rows)
         for at, count in enumerate(counts):
@@ -188,7 +199,7 @@ def probe_search(evaluate: Evaluate, grid: list[float], *, confidence: float, bu
         if seconds is not None and spent + spent / max(runs, 1) * (following.seeds - runs) > seconds:
             stopped = "time"
             break
-    return _document(grid, over, shown, made, len(rows), confidence, stopped, wanted, rows)
+    return _document(grid, over, shown, made, len(rows), confidence, stopped, wanted, unmeasured)
 
 
 def _answer(shown: Mapping[int, tuple[str, int]], points: int) -> int | None:
@@ -203,10 +214,9 @@ def _answer(shown: Mapping[int, tuple[str, int]], points: int) -> int | None:
 
 def _document(grid: list[float], over: np.ndarray, shown: Mapping[int, tuple[str, int]], made: list[dict[str, Any]],
               runs: int, confidence: float, stopped: str, wanted: int | None,
-              rows: list[dict[str, Any]]) -> dict[str, Any]:
+              unmeasured: int) -> dict[str, Any]:
     alpha = 1.0 - confidence
     counts = over.sum(axis=0).tolist() if runs else [0] * len(grid)
-    unmeasured = sum(1 for row in rows if _shares(row, len(grid)) is None)
     last = made[-1]["confidence"] if made else confidence
     points = []
     for at, leverage in enumerate(grid):
