@@ -98,7 +98,10 @@ def user_node(tmp_path: Path) -> Iterator[tuple[ManagedServer, Any]]:
 
     def start(scenario: Scenario) -> Scenario:
         port = free_port()
-        server = ManagedServer("anvil", AnvilNode(scenario, tmp_path).argv(binary, port), port, tmp_path / "node", 20)
+        # As long as msgstorm's own start waits (``start_timeout`` above): at load a node
+        # making 1,000 accounts took over 20 s to listen.
+        server = ManagedServer("anvil", AnvilNode(scenario, tmp_path).argv(binary, port), port, tmp_path / "node",
+                               scenario.live.start_timeout / 1e9)
         server.start()
         servers.append(server)
         return scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": f"http://127.0.0.1:{port}"})})

@@ -223,8 +223,12 @@ def test_unacked_consumers_on_a_memory_stream_get_every_message(tmp_path: Path) 
     result = run(_scenario(duration="1s", consumers=3, jetstream='storage = "memory"\nack = "none"'),
                  tmp_path / "run")
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["consumer-2"] == list(range(1000))
-    assert result.summary["delivery"]["stream"]["stored"] == 1000
+    # A generator behind on a loaded machine leaves the schedule's last few unsent (counted
+    # apart, never sent late): every message sent reaches every consumer, in order.
+    sent = result.summary["messages"]["sent"]
+    assert sent + result.summary["messages"]["unsent"] == 1000 and sent >= 500
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["consumer-2"] == list(range(sent))
+    assert result.summary["delivery"]["stream"]["stored"] == sent
     assert_nothing_left(result.run_dir)
 
 

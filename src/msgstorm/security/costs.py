@@ -6,9 +6,10 @@ and writes the cost it used into its history (a ``security`` event), so the summ
 it and the run is analysed again without this machine.
 
 The measurement times the calls ``security/crypto.py`` makes, with the library's real keys,
-on messages of ``body_bytes`` (one CPU, ``time.perf_counter_ns``): the median of ``rounds``
-rounds of ``per_round`` calls each, so a round that another process interrupted does not
-set the cost.
+on messages of ``body_bytes`` in the CPU time of the thread that makes them
+(``time.thread_time_ns``: what a node's CPU spends, not the wall time a busy machine adds
+while other processes have the CPU): the median of ``rounds`` rounds of ``per_round`` calls
+each, so a round disturbed otherwise (caches another process emptied) does not set the cost.
 """
 
 from __future__ import annotations
@@ -74,10 +75,10 @@ def _median_ns(call: object, per_round: int, rounds: int) -> float:
     assert callable(call)
     times = []
     for _ in range(rounds):
-        start = time.perf_counter_ns()
+        start = time.thread_time_ns()
         for _ in range(per_round):
             call()
-        times.append((time.perf_counter_ns() - start) / per_round)
+        times.append((time.thread_time_ns() - start) / per_round)
     return float(statistics.median(times))
 
 
