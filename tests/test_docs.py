@@ -159,6 +159,36 @@ def _quick_start_commands() -> list[list[str]]:
     return commands
 
 
+def _days_safe_leverage() -> tuple[list[str], list[str]]:
+    """docs/examples.md's safe-leverage excerpt of the 2020 day: its command's words and lines."""
+    block = re.search(r"```\n\$ msgstorm (safe-leverage examples/black-thursday-2020\.toml.*?)```",
+                      _text(EXAMPLES_PAGE), re.S)
+    assert block is not None, "docs/examples.md shows the day's safe leverage with its command"
+    command, *lines = block.group(1).replace("\\\n", "").splitlines()
+    return shlex.split(command), lines
+
+
+def test_the_days_safe_leverage_excerpt_parses_and_its_lines_agree() -> None:
+    """The day's safe-leverage excerpt is not re-run by the tests (its 20 whole runs took 41
+    minutes on two shared cores, docs/examples.md says so): its command parses, and its lines
+    agree with one another: the vault's collateral ratio is the headline's leverage L as
+    L / (L - 1), and the boundary starts at the headline's leverage."""
+    words, lines = _days_safe_leverage()
+    group = typer.main.get_command(app)
+    context = group.make_context("msgstorm", list(words))
+    name, command, rest = group.resolve_command(context, words)
+    assert command is not None and name == "safe-leverage"
+    command.make_context(name, rest, parent=context)  # raises on an unknown option or a bad value
+    text = "\n".join(lines)
+    headline = re.search(r"^ (\d+(?:\.\d+)?)x shown within budget", text, re.M)
+    vault = re.search(r"a vault at (\d+(?:\.\d+)?)x: collateral at (\d+)% of its debt", text)
+    boundary = re.search(r"between (\d+(?:\.\d+)?)x \(shown within budget\)", text)
+    assert headline is not None and vault is not None and boundary is not None, text
+    leverage = float(headline.group(1))
+    assert float(vault.group(1)) == leverage == float(boundary.group(1))
+    assert int(vault.group(2)) == round(100 * leverage / (leverage - 1))
+
+
 def test_the_quick_start_is_two_commands_install_and_run_and_install_and_test() -> None:
     """The quick start: the default scenario installed and run on the simulator, then the
     tests installed and run (the command .ci/run runs)."""
