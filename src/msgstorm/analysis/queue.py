@@ -14,7 +14,8 @@ null.
 
 The target also samples the sequencer's own queue every ``run.sample_interval``
 (``queue_depth`` = current depth, ``queue_depth_max`` = max since the previous sample; the
-block backlog beside it) and records ``backpressure`` state changes (detail ``{"state":
+block backlog beside it; written as they change, read back at every sample by
+``analysis/samples.py``) and records ``backpressure`` state changes (detail ``{"state":
 ...}``) and ``base_fee`` values; this module turns those into ``max_block_backlog``, the
 summary's ``backpressure`` and ``base_fee``, the timelines the report plots, and the
 depth-at-a-time lookup the failure threshold uses.
@@ -37,6 +38,7 @@ from msgstorm.analysis._common import (
     rounded,
     seconds,
 )
+from msgstorm.analysis.samples import grid_series
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, is_simulated
@@ -82,16 +84,12 @@ class DepthSamples:
 
 
 def depth_samples(history: History) -> DepthSamples:
-    current = events_of(history, EventKind.QUEUE_DEPTH)
-    maxima = events_of(history, EventKind.QUEUE_DEPTH_MAX)
-    backlog = events_of(history, EventKind.BLOCK_BACKLOG)
-    keep = ~np.isnan(current.value)
-    keep_max = ~np.isnan(maxima.value)
-    keep_backlog = ~np.isnan(backlog.value)
-    return DepthSamples(
-        current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max],
-        backlog.t[keep_backlog], backlog.value[keep_backlog],
-    )
+    """The sequencer's samples as taken, at every sample time (``analysis/samples.py``:
+    the rows are written as they change)."""
+    t, depth = grid_series(history, EventKind.QUEUE_DEPTH)
+    t_max, depth_max = grid_series(history, EventKind.QUEUE_DEPTH_MAX)
+    t_backlog, backlog = grid_series(history, EventKind.BLOCK_BACKLOG)
+    return DepthSamples(t, depth, t_max, depth_max, t_backlog, backlog)
 
 
 def waiting_depth(messages: MessageArrays, t_end_ns: int) -> tuple[int | None, float | None]:
