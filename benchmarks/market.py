@@ -10,6 +10,8 @@
     python benchmarks/market.py --black-thursday --mechanisms only --clock cpu   # + examples/black-thursday.toml
     python benchmarks/market.py --no-parts      # without each case's CPU split by part
     python benchmarks/market.py --smoke --black-thursday   # CI's: black-thursday cut to 1 s too
+    python benchmarks/market.py --replay-2020 --mechanisms only --repeat 3   # + the 2020 replay
+    python benchmarks/market.py --smoke --replay-2020 --mechanisms only      # CI's: the day cut to 20 min
 
 Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
 venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on
@@ -33,6 +35,12 @@ the market (the reactor and the venue's rules), the history (the recorder, the w
 market's rows), other (the event loop, traffic, analysis and report) and other threads (the
 history writer's). The timers add a Python call to every method call, so the parts add up to
 more than the timed runs: a split, not a timing.
+
+``--replay-2020`` times examples/black-thursday-2020.toml (12 March 2020 against Maker's flip
+auctions: 25 virtual hours, few messages) by the process's CPU time, and splits it with the
+auctions (``AUCTIONS``) apart from the rest of the market. A run of it follows its events,
+not its virtual hours: its state is sampled as it changes (``sim/changes.py``), and the
+target is at most 5 s of CPU a run.
 """
 
 from __future__ import annotations
@@ -165,6 +173,13 @@ PARTS = {
     "history": ("sim.recorder", "history.writer", "market.reactor_rows"),
 }
 SPLIT_COLUMNS = ("network", "sequencer", "market", "history", "other", "other threads")
+# The 2020 replay's split: Maker's flip auctions (their rules, books and the reactor's auction
+# steps) apart from the rest of the market.
+AUCTIONS = ("market.auction", "market.auction_book", "market.dutch", "market.flip", "market.reactor_auctions")
+PARTS_2020 = {"network": PARTS["network"], "sequencer": PARTS["sequencer"],
+              "market": tuple(module for module in PARTS["market"] if module not in AUCTIONS),
+              "auctions": AUCTIONS, "history": PARTS["history"]}
+SPLIT_COLUMNS_2020 = ("network", "sequencer", "market", "auctions", "history", "other", "other threads")
 
 
 def _classes(modules: tuple[str, ...]) -> list[type]:
@@ -179,13 +194,13 @@ def _classes(modules: tuple[str, ...]) -> list[type]:
     return found
 
 
-def _split(scenario: Scenario) -> dict[str, float]:
+def _split(scenario: Scenario, parts: dict[str, tuple[str, ...]] = PARTS) -> dict[str, float]:
     """One more run of ``scenario``, its CPU seconds split by part of the simulator (``PARTS``;
     ``other``: the event loop, traffic, the analysis and report; ``other threads``: the
     history writer's). The wrappers cost a Python call per method call, so the parts add up
     to more than a plain run's time: a split, not a timing."""
     split = CpuSplit()
-    for part, modules in PARTS.items():
+    for part, modules in parts.items():
         split.patch(part, _classes(modules))
     try:
         return split.measure(lambda: _timed(scenario))
@@ -193,9 +208,9 @@ def _split(scenario: Scenario) -> dict[str, float]:
         split.unpatch()
 
 
-def _split_line(label: str, seconds: dict[str, float]) -> str:
+def _split_line(label: str, seconds: dict[str, float], columns: tuple[str, ...] = SPLIT_COLUMNS) -> str:
     total = sum(seconds.values())
-    cells = "  ".join(f"{part} {seconds.get(part, 0.0):5.2f}" for part in SPLIT_COLUMNS)
+    cells = "  ".join(f"{part} {seconds.get(part, 0.0):5.2f}" for part in columns)
     return f"  {label:<24} CPU {total:5.2f} s: {cells}"
 
 
@@ -235,6 +250,8 @@ def main() -> int:
                         help="leave out each case's CPU split by part (network, sequencer, market, history)")
     parser.add_argument("--black-thursday", action="store_true",
                         help="also examples/black-thursday.toml: its time and its CPU split by part")
+    parser.add_argument("--replay-2020", action="store_true",
+                        help="also examples/black-thursday-2020.toml: its CPU time and its CPU split by part")
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -242,6 +259,8 @@ def main() -> int:
         args.accounts, args.keepers = 200, 2
     if args.black_thursday:
         _black_thursday(args.repeat, args.parts, args.smoke)
+    if args.replay_2020:
+        _replay_2020(args.repeat, args.parts, args.smoke)
     if args.mechanisms == "only":
         _mechanisms(args.repeat, args.smoke, args.parts)
         return 0
@@ -305,6 +324,37 @@ def _black_thursday(repeat: int, parts: bool, smoke: bool = False) -> None:
         _parts_header()
         print(_split_line("black-thursday", _split(scenario)))
     _floor(scenario, cut, 1 if smoke else max(repeat, 3))
+
+
+# The 2020 replay, a run: its CPU at most this (issue 66's target). --smoke: the day's first
+# 20 minutes and a minute of drain.
+REPLAY_2020_TARGET_S = 5.0
+REPLAY_2020_SMOKE = ['run.duration="20min"', 'run.drain="1min"']
+
+
+def _replay_2020(repeat: int, parts: bool, smoke: bool = False) -> None:
+    """examples/black-thursday-2020.toml by the process's CPU time (whatever ``--clock``
+    says: a long run on a shared machine), ``repeat`` runs after a warm-up (none with
+    ``smoke``), against ``REPLAY_2020_TARGET_S``; and its CPU split by part, the auctions
+    apart (``PARTS_2020``)."""
+    global CLOCK
+    clock, CLOCK = CLOCK, time.process_time
+    try:
+        scenario = msgstorm.load_scenario(ROOT / "examples" / "black-thursday-2020.toml",
+                                          REPLAY_2020_SMOKE if smoke else [])
+        if not smoke:
+            _timed(scenario)
+        seconds = [_timed(scenario)[0] for _ in range(repeat)]
+    finally:
+        CLOCK = clock
+    run_s = statistics.median(seconds)
+    met = "met" if run_s <= REPLAY_2020_TARGET_S else "NOT MET"
+    print(f"examples/black-thursday-2020.toml{' cut to 20 min (a smoke run)' if smoke else ''}, by CPU time: "
+          f"{run_s:.2f} s (runs: {' '.join(f'{s:.2f}' for s in seconds)}; target at most "
+          f"{REPLAY_2020_TARGET_S} s) {met}")
+    if parts:
+        _parts_header()
+        print(_split_line("black-thursday-2020", _split(scenario, PARTS_2020), SPLIT_COLUMNS_2020))
 
 
 # ``msgstorm run examples/black-thursday.toml``, a whole process: its CPU at most this.

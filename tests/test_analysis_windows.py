@@ -94,7 +94,9 @@ def test_event_columns(tmp_path: Path) -> None:
         event(2200 * MS, "fault_start", fault_id=1, kind="crash"),
     ]
     table = window_metrics(write_history(tmp_path, [], events, t_end=4 * S))
-    assert table.column("queue_depth_max").to_pylist() == [12.0, 3.0, None, None]
+    # Samples are written as they change (analysis/samples.py): the depth of 5 at 0.1 s holds
+    # at every sample to 1.5 s, so window 1 saw it; the series ends at its last row, 1.5 s.
+    assert table.column("queue_depth_max").to_pylist() == [12.0, 5.0, None, None]
     assert table.column("base_fee").to_pylist() == [None, 1.125, None, None]
     assert table.column("desync_nodes").to_pylist() == [1, 2, 0, 0]
     assert table.column("faults_active").to_pylist() == [0, 1, 2, 1]

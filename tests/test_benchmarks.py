@@ -135,8 +135,12 @@ SMOKES = [
     Smoke("live_signing", ("--smoke",),
           (r"^calibration \(crypto-costs\.json\): ", r"^none\s+knee ", r"^hmac-sha256\s+knee ", r"^ed25519\s+knee "),
           _nats_server),
-    Smoke("market", ("--smoke", "--black-thursday"),
+    Smoke("market", ("--smoke", "--black-thursday", "--replay-2020"),
           (rf"^  ratio {NUMBER}x \(target: at most 2\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
+           rf"^examples/black-thursday-2020\.toml cut to 20 min \(a smoke run\), by CPU time: {NUMBER} s \(runs: "
+           rf"{NUMBER}; target at most 5\.0 s\) (met|NOT MET)$",
+           rf"^  black-thursday-2020\s+CPU\s+{NUMBER} s: network\s+{NUMBER}\s+sequencer\s+{NUMBER}\s+market\s+"
+           rf"{NUMBER}\s+auctions\s+{NUMBER}\s+history\s+{NUMBER}\s+other\s+{NUMBER}\s+other threads\s+{NUMBER}$",
            rf"^  msgstorm run, a whole process \(user \+ system CPU\): {NUMBER} s \(runs: {NUMBER}; target at most "
            rf"2\.5 s\) (met|NOT MET)$",
            rf"^  its floor: the fixed part {NUMBER} s .* \+ the gossip kernel {NUMBER} s = {NUMBER} s, leaving -?{NUMBER} s",

@@ -13,6 +13,7 @@ from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario
 
 from msgstorm.analysis import analyse
 from msgstorm.history.reader import History
+from msgstorm.report.figures import QUEUE_DEPTH_NAME
 from msgstorm.report.html import render_run_report
 
 # Four blocks, 500 ms apart, the base fee 1.0 -> 1.125 -> 1.265625 -> 1.107421875 (full, full,
@@ -50,7 +51,7 @@ def test_a_live_chain_run_draws_its_base_fee_per_block_and_its_pool(tmp_path: Pa
     assert "in 2 blocks" in page and "from 1 to 1.107" in page  # rose twice; first and last, as drawn
     pool = _figure(page, "queue")
     assert pool is not None
-    depth = next(trace for trace in pool["data"] if trace["name"] == "queue depth (peak)")
+    depth = next(trace for trace in pool["data"] if trace["name"] == QUEUE_DEPTH_NAME)
     assert max(depth["y"]) == 55.0
     note = re.search(r"A live run measures what a client sees: ([^<]*)", page)
     assert note is not None

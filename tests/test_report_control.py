@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pyarrow.compute as pc
 import pytest
 from control_scenarios import OVERLOAD_TOML
 from test_report_html import _plot_states, _status, open_in_chromium
 
+from msgstorm.analysis.samples import grid_series
+from msgstorm.history.events import EventKind
 from msgstorm.report.html import render_run_report
 
 
@@ -72,7 +75,8 @@ def test_the_block_backlog_plotted_is_the_one_the_throttle_read(scenario_from, r
     result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
     page = render_run_report(result.history, result.analysis)
     _, strain, _ = _figure(page, "control-throttle")["data"]
-    events = result.history.events
-    rest, lane = (events.filter(pc.equal(events["kind"], kind))["value"].to_numpy() for kind in
-                  ("block_backlog", "lane_block_backlog"))
+    # Each series at every sample (written as they change): the two meet at every sample.
+    (t_rest, rest), (t_lane, lane) = (grid_series(result.history, kind) for kind in
+                                      (EventKind.BLOCK_BACKLOG, EventKind.LANE_BLOCK_BACKLOG))
+    assert np.array_equal(t_rest, t_lane) and t_rest.size == 100  # every 100 ms of 10 s
     assert lane.max() > 0 and strain["y"] == (rest + lane).tolist()

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import msgstorm
 from msgstorm.analysis.summary_model import Connections, Delivery, Summary
 from msgstorm.cli import app
+from msgstorm.report.figures import QUEUE_DEPTH_NAME
 from msgstorm.report.page import Plot, below_the_mode_bar, figure_block, page
 from msgstorm.report.run_checks import connections_table, copies_table
 from msgstorm.report.run_headline import headline
@@ -356,7 +357,7 @@ def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
     result, dom, _, _ = market
     figure = _figure(dom, "market-bad-debt")
     traces = {trace["name"]: trace for trace in figure["data"]}
-    fee, queue = traces["base fee"], traces["queue depth (peak)"]
+    fee, queue = traces["base fee"], traces[QUEUE_DEPTH_NAME]
     assert max(fee["y"]) < 5 < max(queue["y"]), "a fee of ones beside a queue of thousands"
     assert fee["yaxis"] not in (queue["yaxis"], "y", None)
     axis = figure["layout"]["yaxis" + fee["yaxis"][1:]]

@@ -176,3 +176,30 @@ def test_a_fault_in_force_for_the_whole_run_is_a_note_not_a_shaded_incident(tmp_
     assert note is not None and html.unescape(note.group(1)) == (
         "In force for the whole run: fault 0 (oracle, from 0 s to 5 s). A condition of the run rather than an "
         "incident in it: the charts do not shade it.")
+
+
+@pytest.mark.slow
+def test_the_queue_chart_draws_the_depth_the_card_names(example_run) -> None:
+    """black-thursday's base-fee pool holds most of what waits: the card's queue depth (every
+    message in queue_wait) is what the queue chart draws, peak for peak and mean for mean
+    (before, the chart drew the sequencer's sampled queue: about half the card's max)."""
+    from test_report_html import _cards, _figure
+
+    from msgstorm.analysis._common import MessageArrays, run_t_end_ns
+    from msgstorm.analysis.queue import depth_samples, waiting_series
+    from msgstorm.report.figures import QUEUE_DEPTH_NAME
+    from msgstorm.report.text import number
+
+    result = example_run("black-thursday")
+    page = render_run_report(result.history, result.analysis)
+    queue = result.summary["queue"]
+    value, sub = _cards(page)["queue depth max"]
+    assert value == number(queue["max_depth"]) and "every message in queue_wait" in sub and "chart" in sub
+    drawn = next(trace for trace in _figure(page, "queue")["data"] if trace["name"] == QUEUE_DEPTH_NAME)
+    assert max(drawn["y"]) == queue["max_depth"]
+    # The sequencer's own queue peaks lower here: a chart of it would not show the card's max.
+    assert depth_samples(result.history).depth_max.max() < 0.8 * queue["max_depth"]
+    t_end = run_t_end_ns(result.history)
+    t, depth = waiting_series(MessageArrays.from_history(result.history), t_end)
+    held_ns = np.diff(np.append(t, t_end)).astype(np.float64)
+    assert round(float((depth * held_ns).sum()) / t_end, 3) == pytest.approx(queue["mean_depth"], abs=1e-3)

@@ -14,7 +14,8 @@ null.
 
 The target also samples the sequencer's own queue every ``run.sample_interval``
 (``queue_depth`` = current depth, ``queue_depth_max`` = max since the previous sample; the
-block backlog beside it) and records ``backpressure`` state changes (detail ``{"state":
+block backlog beside it; written as they change, read back at every sample by
+``analysis/samples.py``) and records ``backpressure`` state changes (detail ``{"state":
 ...}``) and ``base_fee`` values; this module turns those into ``max_block_backlog``, the
 summary's ``backpressure`` and ``base_fee``, the timelines the report plots, and the
 depth-at-a-time lookup the failure threshold uses.
@@ -37,6 +38,7 @@ from msgstorm.analysis._common import (
     rounded,
     seconds,
 )
+from msgstorm.analysis.samples import grid_series
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, is_simulated
@@ -52,6 +54,7 @@ __all__ = [
     "fee_unit",
     "queue_summary",
     "waiting_depth",
+    "waiting_series",
 ]
 
 # Backpressure states meaning "not engaged"; any other state (suspended, shedding, ...) is.
@@ -82,26 +85,20 @@ class DepthSamples:
 
 
 def depth_samples(history: History) -> DepthSamples:
-    current = events_of(history, EventKind.QUEUE_DEPTH)
-    maxima = events_of(history, EventKind.QUEUE_DEPTH_MAX)
-    backlog = events_of(history, EventKind.BLOCK_BACKLOG)
-    keep = ~np.isnan(current.value)
-    keep_max = ~np.isnan(maxima.value)
-    keep_backlog = ~np.isnan(backlog.value)
-    return DepthSamples(
-        current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max],
-        backlog.t[keep_backlog], backlog.value[keep_backlog],
-    )
+    """The sequencer's samples as taken, at every sample time (``analysis/samples.py``:
+    the rows are written as they change)."""
+    t, depth = grid_series(history, EventKind.QUEUE_DEPTH)
+    t_max, depth_max = grid_series(history, EventKind.QUEUE_DEPTH_MAX)
+    t_backlog, backlog = grid_series(history, EventKind.BLOCK_BACKLOG)
+    return DepthSamples(t, depth, t_max, depth_max, t_backlog, backlog)
 
 
-def waiting_depth(messages: MessageArrays, t_end_ns: int) -> tuple[int | None, float | None]:
-    """(the most messages waiting at once, their mean number over ``[0, t_end_ns]``) of every
-    message in the queue-wait stage (module docstring); (None, None) without any.
+def _waits(messages: MessageArrays, t_end_ns: int) -> tuple[I64, I64, float] | None:
+    """The queue-wait stage's waits that last (module docstring): (their starts, their ends,
+    each sorted; the sum of every wait in ns); None without any message in the stage.
 
     Waiting is the half-open span ``[t_received, t_dequeued)``, so one served as it arrives
-    never waits, and one leaving as another arrives is not counted beside it. The most at
-    once is at an arrival: the arrivals up to it less the departures up to it, both sorted
-    (no event list of twice the messages is sorted)."""
+    never waits, and one leaving as another arrives is not counted beside it."""
     received, dequeued = messages.t_received, messages.t_dequeued
     still = received.present & ~dequeued.present & messages.status["pending"]
     both = received.present & dequeued.present
@@ -109,19 +106,48 @@ def waiting_depth(messages: MessageArrays, t_end_ns: int) -> tuple[int | None, f
     leave = np.concatenate([dequeued.values[both], np.full(int(np.count_nonzero(still)), t_end_ns, dtype=np.int64)])
     del received, dequeued, both, still
     if arrive.size == 0:
-        return None, None
+        return None
     leave = np.maximum(leave, arrive)  # a wait is never negative (a stamp past the end: none)
     waits = leave - arrive
     total_ns = float(waits.sum(dtype=np.float64))
     waited = waits > 0
     del waits
-    arrive, leave = _sorted(arrive[waited]), _sorted(leave[waited])
+    return _sorted(arrive[waited]), _sorted(leave[waited]), total_ns
+
+
+def waiting_depth(messages: MessageArrays, t_end_ns: int) -> tuple[int | None, float | None]:
+    """(the most messages waiting at once, their mean number over ``[0, t_end_ns]``) of every
+    message in the queue-wait stage (module docstring; ``_waits``); (None, None) without any.
+
+    The most at once is at an arrival: the arrivals up to it less the departures up to it,
+    both sorted (no event list of twice the messages is sorted)."""
+    waits = _waits(messages, t_end_ns)
+    if waits is None:
+        return None, None
+    arrive, leave, total_ns = waits
     most = 0
     if arrive.size:
         left = np.searchsorted(leave, arrive, side="right")  # departures at or before each arrival
         most = int((np.arange(1, arrive.size + 1, dtype=np.int64) - left).max())
     mean = total_ns / t_end_ns if t_end_ns > 0 else None
     return most, mean
+
+
+def waiting_series(messages: MessageArrays, t_end_ns: int) -> tuple[I64, I64]:
+    """(times, messages waiting from each on) at every time a message entered or left the
+    queue-wait stage: the count ``waiting_depth`` takes its most and mean of (the same
+    waits, departures before arrivals at equal times), so the series' peak is its most.
+    Empty without any wait."""
+    waits = _waits(messages, t_end_ns)
+    if waits is None or not waits[0].size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    arrive, leave, _ = waits
+    times = np.concatenate([leave, arrive])
+    order = np.argsort(times, kind="stable")  # a departure before an arrival at its time
+    times = times[order]
+    depth = np.cumsum(np.where(order < leave.size, -1, 1))
+    last = np.append(times[1:] != times[:-1], True)  # the count after everything at a time
+    return times[last], depth[last]
 
 
 def _sorted(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

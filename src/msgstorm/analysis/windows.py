@@ -15,7 +15,8 @@ Columns (names are a contract with the report):
 - ``dropped``, ``rejected``, ``lost``, ``pending``: messages with that status, by ``t_intended``
   window (pending: still waiting when the run ended, as a flood leaves a queue behind).
 - ``queue_depth_max``: max of ``queue_depth`` / ``queue_depth_max`` samples taken in the window
-  (null without samples).
+  (null without samples; every sample counts, a row held until the next:
+  ``analysis/samples.py``).
 - ``base_fee``: last ``base_fee`` value recorded in the window, or null.
 - ``desync_nodes``: distinct nodes in a desync episode at any point in the window.
 - ``faults_active``: faults active at any point in the window.
@@ -47,6 +48,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load, overlap_range
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.faults import FaultWindow, fault_windows
+from msgstorm.analysis.samples import grid_series
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
@@ -161,13 +163,15 @@ def window_table(
 
 
 def _queue_depth_max(history: History, edges: I64) -> list[float | None]:
-    rows = events_of(history, EventKind.QUEUE_DEPTH, EventKind.QUEUE_DEPTH_MAX)
+    # Every sample's value (``analysis/samples.py``: the rows are written as they change).
+    t_depth, depth = grid_series(history, EventKind.QUEUE_DEPTH)
+    t_max, depth_max = grid_series(history, EventKind.QUEUE_DEPTH_MAX)
+    t, value = np.concatenate([t_depth, t_max]), np.concatenate([depth, depth_max])
     n = max(len(edges) - 1, 0)
-    valid = ~np.isnan(rows.value)
-    index = bin_index(rows.t, valid, edges, clip_last=True)
+    index = bin_index(t, np.ones(t.size, dtype=np.bool_), edges, clip_last=True)
     peak = np.full(n, -np.inf)
     chosen = index >= 0
-    np.maximum.at(peak, index[chosen], rows.value[chosen])
+    np.maximum.at(peak, index[chosen], value[chosen])
     return [None if math.isinf(v) else float(v) for v in peak.tolist()]
 
 

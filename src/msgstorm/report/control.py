@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import events_of
 from msgstorm.analysis.control import OUTPUTS, Decision, controller_decisions
+from msgstorm.analysis.samples import grid_series
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.report import figures
@@ -45,15 +45,16 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     if signal in ("block_backlog", "block_backlog_blocks"):
         # The controller reads the whole backlog: the rest's (block_backlog) and, with a
         # lane's block share, the lane's (lane_block_backlog, sampled at the same times).
-        rows = events_of(history, EventKind.BLOCK_BACKLOG)
-        backlog = rows.value.astype(float)
-        lane = events_of(history, EventKind.LANE_BLOCK_BACKLOG)
-        if len(lane.t):
-            at = np.searchsorted(rows.t, lane.t)
-            matched = (at < len(rows.t)) & (rows.t[np.minimum(at, len(rows.t) - 1)] == lane.t)
-            np.add.at(backlog, at[matched], lane.value[matched])
+        # Every sample of each (``analysis/samples.py``), so the two meet at the same times.
+        t, backlog = grid_series(history, EventKind.BLOCK_BACKLOG)
+        backlog = backlog.copy()
+        lane_t, lane = grid_series(history, EventKind.LANE_BLOCK_BACKLOG)
+        if len(lane_t):
+            at = np.searchsorted(t, lane_t)
+            matched = (at < len(t)) & (t[np.minimum(at, len(t) - 1)] == lane_t)
+            np.add.at(backlog, at[matched], lane[matched])
         scale = 1.0 / block_messages if signal == "block_backlog_blocks" else 1.0
-        return (rows.t / NS_PER_S).tolist(), (backlog * scale).tolist()
+        return (t / NS_PER_S).tolist(), (backlog * scale).tolist()
     return [], []
 
 

@@ -546,11 +546,16 @@ def stages_figure(stages: Stages) -> Figure:
     return figure(data, layout)
 
 
+# The queue depth's name wherever it is drawn: every message in the queue-wait stage.
+QUEUE_DEPTH_NAME = "queue depth: messages in queue_wait"
+
+
 def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict[str, Any]],
                      spans: Sequence[Span], fee_unit: str = "") -> Figure:
-    """Sequencer queue depth (peak between samples) and, when recorded, the base fee (in
-    ``fee_unit``, the summary's ``base_fee.unit``)."""
-    data: list[dict[str, Any]] = [{"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)",
+    """Queue depth, the messages waiting in the queue-wait stage (``queue_depth_series``:
+    the summary's queue depth; its peak over each run of points past ``MAX_POINTS``) and,
+    when recorded, the base fee (in ``fee_unit``, the summary's ``base_fee.unit``)."""
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": depth[0], "y": depth[1], "name": QUEUE_DEPTH_NAME,
                                    "mode": "lines", "line": {"color": "#1f77b4", "shape": "hv"}, "fill": "tozeroy"}]
     more: dict[str, Any] = {}
     if base_fee:
@@ -562,7 +567,7 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
         more["yaxis2"] = {"title": {"text": fee_title(fee_unit)}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False}
     title_text = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
-    layout = _layout(title_text, "time (s)", "messages queued", yaxis={"rangemode": "tozero"}, **more)
+    layout = _layout(title_text, "time (s)", "messages waiting (queue_wait)", yaxis={"rangemode": "tozero"}, **more)
     return round_axes(figure(data, _with_shapes(layout, _shading(spans))))
 
 

@@ -68,7 +68,7 @@ def _bad_debt_figure(history: History, tables: MarketTables, done: Executed, dep
          "name": "bad debt of the liquidations executed", "line": {"color": "#ff9896", "dash": "dot"}}]
     more: dict[str, Any] = {"yaxis2": {"title": {"text": "queue depth"}, "overlaying": "y", "side": "right",
                                        "rangemode": "tozero", "showgrid": False}}
-    data.append({"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)", "mode": "lines",
+    data.append({"type": "scatter", "x": depth[0], "y": depth[1], "name": figures.QUEUE_DEPTH_NAME, "mode": "lines",
                  "yaxis": "y2", "line": {"color": "#1f77b4", "shape": "hv", "width": 1}})
     if base_fee:
         data.append({"type": "scatter", "x": [e["t_ns"] / NS_PER_S for e in base_fee],

@@ -99,7 +99,8 @@ def _queue_cards(summary: Summary) -> list[str]:
     if not is_simulated(summary.target) and summary.queue.max_depth is None:
         return []
     return [card("queue depth max", number(summary.queue.max_depth),
-                 f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait")]
+                 f"mean over time {number(summary.queue.mean_depth)}; every message in queue_wait "
+                 "(the base-fee pool's too), as the queue chart draws it")]
 
 
 def headline(summary: Summary) -> str:

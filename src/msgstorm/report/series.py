@@ -27,13 +27,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis import Analysis
-from msgstorm.analysis._common import events_of, percentiles
+from msgstorm.analysis._common import MessageArrays, events_of, percentiles, run_t_end_ns
 from msgstorm.analysis.connections import down_spans
 from msgstorm.analysis.cpu import machine_cpu, process_cpu
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import FaultWindow, fault_windows
 from msgstorm.analysis.propagation import joined_propagation
-from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
+from msgstorm.analysis.queue import RELEASED_STATES, depth_samples, waiting_series
 from msgstorm.analysis.summary_chain import RegionPropagation
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
@@ -307,11 +307,17 @@ def bucket_peaks(values: F64 | I64, max_points: int = MAX_POINTS) -> tuple[I64, 
 
 
 def queue_depth_series(history: History, max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
-    """(t seconds, depth) of the sequencer queue: ``queue_depth_max`` samples (the peak since
-    the previous sample, so spikes between samples still show), else ``queue_depth``; thinned
-    to at most ``max_points`` by keeping each bucket's peak."""
-    samples = depth_samples(history)
-    t, depth = (samples.t_max, samples.depth_max) if samples.t_max.size else (samples.t, samples.depth)
+    """(t seconds, depth): the messages waiting in the queue-wait stage at each time one
+    entered or left it (``analysis/queue.py``'s ``waiting_series``: the count the summary's
+    queue depth max and mean are of, so the chart's peak is the card's max), thinned to at
+    most ``max_points`` by keeping each bucket's peak. A run without that stage (a live
+    node, which samples its own pool) draws its sampled queue instead: ``queue_depth_max``
+    samples (the peak since the previous one), else ``queue_depth``."""
+    t, waiting = waiting_series(MessageArrays.from_history(history), run_t_end_ns(history))
+    depth = waiting.astype(np.float64)
+    if not t.size:
+        samples = depth_samples(history)
+        t, depth = (samples.t_max, samples.depth_max) if samples.t_max.size else (samples.t, samples.depth)
     if t.size > max_points:
         starts = bucket_starts(t.size, max_points)
         t = t[starts]

@@ -605,7 +605,10 @@ class GossipState:
         validated) at the ``most`` nodes with the most (of those with any), in node order;
         the kernel's CPUs and those of nodes without peers (``lone_cpu_free``: when each is
         next free, for the nodes ``LoneCpu.cpu_queues`` gives; 0 for the rest)."""
-        backlog = self.nodes[k.N_CPU] - t
+        cpu = self.nodes[k.N_CPU]
+        if not lone_cpu_free and int(cpu.max()) <= t:
+            return []  # every CPU free (most samples): none of the work below
+        backlog = cpu - t
         if lone_cpu_free:
             lone = np.fromiter(lone_cpu_free, dtype=np.int64, count=len(lone_cpu_free))
             free = np.fromiter(lone_cpu_free.values(), dtype=np.int64, count=len(lone_cpu_free))

@@ -209,6 +209,16 @@ class LoggedIntake:
             ran += 1
         return ran
 
+    def quiet_before(self, t: int) -> bool:
+        """Whether the log holds nothing that happens before ``t``: no replay owed
+        (``behind``), no service completion due (the loop may pass samples before ``t``:
+        ``ShadowNetwork._next_sample``)."""
+        if self.behind is not None:
+            return False
+        if self.step is not None:
+            return not self.step.due(self.heap, (t, 0))
+        return not self.heap or self.heap[0][0] >= t
+
     def keeps_on(self, events: list[Event], never: int) -> bool:
         """Whether the log may go on now that the run may end (after the traffic): the end
         is looked for after every 64th Python event, a service completion among them, and

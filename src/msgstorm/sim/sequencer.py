@@ -46,6 +46,7 @@ from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.block_packing import BlockFill
+from msgstorm.sim.changes import ChangedSamples
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.fee_wait import FeeWaitList
 from msgstorm.sim.lane import SHARED, Lane, Workers, fill_block
@@ -127,6 +128,7 @@ class Sequencer:
         self.waiting = FeeWaitList()
         self.depth = 0  # messages in the policy queue (len() on a Python class is slow)
         self.depth_max = 0
+        self.samples = ChangedSamples(ctx.record)  # the sampled series, written as they change
         # Only watermark-style modes react to depth; skipping the call keeps the loop lean.
         self.watch_depth = type(backpressure).on_depth is not _NoDepth.on_depth
         self.admits_all = type(backpressure).admit is _NoDepth.admit
@@ -394,21 +396,24 @@ class Sequencer:
             if state == "resumed":
                 self._release_held(t, self.backpressure.room(depth))
 
-    def _release_held(self, t: int, most: int | None) -> None:
+    def _release_held(self, t: int, most: int | None) -> int:
         """Send up to ``most`` held messages again (all when None), oldest first, until
-        backpressure suspends the senders again."""
+        backpressure suspends the senders again; how many were sent."""
         held = self.held
         backpressure = self.backpressure
         released = 0
         while held and not backpressure.suspended and (most is None or released < most):
             self.release(t, held.popleft())
             released += 1
+        return released
 
-    def unstick(self, t: int) -> None:
+    def unstick(self, t: int) -> bool:
         """At a sample: messages are held but nothing is queued or served, so no worker will
-        free room (the released ones were lost on the way): release what room allows."""
+        free room (the released ones were lost on the way): release what room allows.
+        Whether any was released."""
         if self.held and not self.depth and not self.shared.busy and not self.backpressure.suspended:
-            self._release_held(t, self.backpressure.room(0))
+            return self._release_held(t, self.backpressure.room(0)) > 0
+        return False
 
     # --- blocks -------------------------------------------------------------------------
 
@@ -513,20 +518,25 @@ class Sequencer:
         number a block holds)."""
         self.next_seq = max(min(self.next_seq, seq_no), self.lane.taken_top + 1)
 
-    def sample(self, t: int) -> None:
-        """Queue samples every ``run.sample_interval``."""
-        record, leader, depth = self.ctx.record, self.ctx.cluster.leader, self.depth
-        record.event(t, EventKind.QUEUE_DEPTH, leader, float(depth))
-        record.event(t, EventKind.QUEUE_DEPTH_MAX, leader, float(self.depth_max))
+    def sample(self, t: int) -> bool:
+        """Queue samples every ``run.sample_interval``, each series written as it changes
+        (``sim/changes.py``); whether the next sample reads the same as this one unless
+        something happens first (the max since this one is the depth now)."""
+        samples, leader, depth = self.samples, self.ctx.cluster.leader, self.depth
+        samples.tick(t)
+        samples.write(t, EventKind.QUEUE_DEPTH, leader, float(depth))
+        samples.write(t, EventKind.QUEUE_DEPTH_MAX, leader, float(self.depth_max))
         # Sequenced messages still waiting for block space: the backlog a full block leaves.
-        record.event(t, EventKind.BLOCK_BACKLOG, leader, float(len(self.sequenced)))
+        samples.write(t, EventKind.BLOCK_BACKLOG, leader, float(len(self.sequenced)))
+        settled = self.depth_max == depth
         self.depth_max = depth
         if self.lane.workers.slots:
-            record.event(t, EventKind.LANE_DEPTH, leader, float(len(self.lane.workers.own)))
+            samples.write(t, EventKind.LANE_DEPTH, leader, float(len(self.lane.workers.own)))
         if self.block_kinds:
             # The lane's sequenced messages waiting for a block (the block_backlog sample
             # counts the rest's).
-            record.event(t, EventKind.LANE_BLOCK_BACKLOG, leader, float(len(self.lane_sequenced)))
+            samples.write(t, EventKind.LANE_BLOCK_BACKLOG, leader, float(len(self.lane_sequenced)))
+        return settled
 
     def idle(self) -> bool:
         """Nothing queued, in service, waiting for a block, held or waiting for the fee."""

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import cached_property
 from heapq import heappop
 from typing import Any
 
@@ -66,7 +67,8 @@ from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.block_contents import CompactRelay, compact_nodes
 from msgstorm.sim.censor import censorable
 from msgstorm.sim.chain import Chain, gas_table
-from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
+from msgstorm.sim.changes import quiet_samples
+from msgstorm.sim.context import Cluster, EventQueue, Handler, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
@@ -162,6 +164,8 @@ def _gossip_state(scenario: Scenario, topology: Topology, processing: Drawn, lin
 
 
 class ShadowNetwork:
+    _quiet = False  # the last sample would read the same next time unless something happens
+
     def __init__(
         self,
         scenario: Scenario,
@@ -347,7 +351,7 @@ class ShadowNetwork:
         self.faults.start()
         self.chain.start()
         start_controllers(self.controllers, self.ctx)
-        self.ctx.events.push(self.scenario.run.sample_interval, self._sample)
+        self.ctx.events.push(self.scenario.run.sample_interval, tick := self._sample_event)
         heap = self.ctx.events.heap
         msgs = self.msgs
         gossip = self.gossip
@@ -477,7 +481,7 @@ class ShadowNetwork:
                     t = event[0]
                     self.now = t
                     event[2](t, event[3], event[4], event[5], event[6])
-                    steps += 1
+                    steps += 1 if event[2] is not tick else self._next_sample(t, steps, t_send)
                 # Every 64 Python events (kernel runs do not count: how often the kernel hands
                 # back depends on how its work is split, not on the simulation), look for the end.
                 if steps & END_CHECK_MASK == 0:
@@ -538,18 +542,44 @@ class ShadowNetwork:
             return False
         return not self.gossip.live_items(ITEM_MSG)  # no receipt of theirs still travelling
 
+    @cached_property
+    def _sample_event(self) -> Handler:
+        """``_sample``, one object: the loop tells its events by identity."""
+        return self._sample
+
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
-        self.sequencer.sample(t)
-        self.sequencer.unstick(t)
+        quiet = self.sequencer.sample(t)
+        quiet = not self.sequencer.unstick(t) and quiet
         mean_ns = self.processing_mean_ns
         if self.topology.size > 1 and mean_ns > 0:
             # ``validation_backlog``: the nodes whose CPU has the most validation work queued,
             # in receipts' worth (queued CPU time over the mean processing time).
             for node, queued_ns in self.gossip.validation_backlog(t, self.lone.cpu_queues(), BACKLOG_NODES):
                 self.record.event(t, EventKind.VALIDATION_BACKLOG, node, float(queued_ns) / mean_ns)
-        interval = self.scenario.run.sample_interval
-        if t + interval <= self.ctx.hard_stop:
-            self.ctx.events.push(t + interval, self._sample)
+                quiet = False  # it falls as time passes
+        self._quiet = quiet
+
+    def _next_sample(self, t: int, steps: int, t_send: int) -> int:
+        """After the sample at ``t`` (``steps`` Python events before it), the next
+        one on the heap: past the ones that would read the same as it did, before anything
+        else happens (``quiet_samples``; a sample's cost follows what changed, not the
+        virtual hours). Returns the steps they count for: 1 + how many were passed."""
+        interval, hard_stop = self.scenario.run.sample_interval, self.ctx.hard_stop
+        passed = 0
+        heap, t_kernel, logged = self.ctx.events.heap, self.gossip.t_next, self.intake_log
+        t_next = min(t_send, heap[0][0] if heap else hard_stop + 1,
+                     t_kernel if t_kernel >= 0 else t_send)
+        # (The log's service completions are not on the heap: it says if one comes first.)
+        if self._quiet and (logged is None or logged.quiet_before(t_next)):
+            passed = quiet_samples(t, interval, t_next, steps + 1, END_CHECK_MASK, hard_stop,
+                                   self.end_of_traffic)
+            if passed:  # as if each had run: the last one's time is the run's now
+                self.now = t + passed * interval
+                self.sequencer.samples.tick(self.now)  # reading the same as at t
+        t += (passed + 1) * interval
+        if t <= hard_stop:
+            self.ctx.events.push(t, self._sample_event)
+        return passed + 1
 
     # --- the send path ---------------------------------------------------------------------
 
@@ -595,6 +625,8 @@ class ShadowNetwork:
         if self.solo is not None:
             self.solo.finish()
             self.now = self.solo.now
+        else:
+            self.sequencer.samples.close()
         t_end = self.now
         if self.background is not None and isinstance(self.chain, ForkChain) and self.chain.pool is not None:
             self.chain.pool.load_detail = self.background.detail()

@@ -29,6 +29,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.block_packing import NO_GAS_LIMIT
+from msgstorm.sim.changes import close_rows
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.seq_core import heap_push
 from msgstorm.sim.solo_loop import (
@@ -76,12 +77,14 @@ from msgstorm.sim.solo_loop import (
     S_HEAP,
     S_NOW,
     S_PROCESSING_I,
+    S_SAMPLE_T,
     S_SEND_I,
     S_SEQ_HEAD,
     S_SEQ_TAIL,
     S_SERVICE_I,
     S_SETTLED,
     S_TERMINAL,
+    S_WRITTEN,
     STOP,
     YIELD,
     admit,
@@ -144,6 +147,7 @@ class SoloSequencer:
         p[P_SERVE_IDLE] = int(plan.serve_idle)
         self.sc = np.zeros(N_SCALARS, dtype=np.int64)
         self.sc[S_DELIVERY_BUDGET] = delivery_budget
+        self.sc[S_WRITTEN:] = -1  # no sampled series written yet
         self.gas_of = np.asarray(gas_of, dtype=np.int64)
         self.limit = np.asarray(plan.limit, dtype=np.int64)
         self.protected = np.asarray(plan.protected, dtype=np.uint8)
@@ -419,6 +423,13 @@ class SoloSequencer:
             elif code == EV_BACKPRESSURE:
                 add((t, EventKind.BACKPRESSURE, node, value, None, json.dumps({"state": states[a]}, sort_keys=True)))
         record.event_rows(rows)
+
+    def close_samples(self, record: Recorder, leader: int) -> None:
+        """The run ended: the sampled series' closing rows (``sim/changes.py``)."""
+        written = self.sc[S_WRITTEN:].tolist()
+        kinds = (EventKind.QUEUE_DEPTH, EventKind.QUEUE_DEPTH_MAX, EventKind.BLOCK_BACKLOG)
+        last = [(kind, written[2 * i + 1], float(written[2 * i])) for i, kind in enumerate(kinds)]
+        record.event_rows(close_rows(int(self.sc[S_SAMPLE_T]), last, record.names[leader]))
 
     def take_deliveries(self) -> np.ndarray:
         """Deliveries logged since the last call: int64[4, n] (msg, node, t, hops); node and

@@ -117,6 +117,7 @@ class SoloDriver:
     def finish(self) -> None:
         """Settle what is still moving as pending."""
         self.drain(everything=True)
+        self.solo.close_samples(self.ctx.record, self.ctx.cluster.leader)
         table, fee = self.solo.unsettled()
         if table.shape[1]:
             self.ctx.record.settled_table(table, fee)

@@ -71,14 +71,34 @@ N_PARAMS = 18
 # Scalars (int64).
 (S_NOW, S_EID, S_HEAP, S_DEPTH, S_ARRIVALS, S_BUSY, S_SEQ_HEAD, S_SEQ_TAIL, S_NEXT_SEQ, S_HEIGHT,
  S_CPU, S_SERVICE_I, S_PROCESSING_I, S_DEPTH_MAX, S_STEPS, S_SETTLED, S_EVENTS, S_DELIVERED,
- S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED) = range(23)
-N_SCALARS = 23
+ S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED, S_SAMPLE_T) = range(24)
+# The sampled series as ``sim/changes.py`` writes them: per series (EV_QUEUE_DEPTH,
+# EV_QUEUE_DEPTH_MAX, EV_BLOCK_BACKLOG, in that order) the value written last and when
+# (``-1``: none yet), from ``S_WRITTEN``; ``S_SAMPLE_T`` is the last sample's time.
+S_WRITTEN = 24
+N_SCALARS = S_WRITTEN + 6
 FIELDS = WHERE + 1
 _FREE = -2  # WHERE of a record row that holds no message
 _YIELD_EVERY = 1 << 16
 # Both loops look for the end of a run (everything settled or stranded) every 64 Python
 # events: often enough that a drain does not idle, rarely enough to cost nothing.
 END_CHECK_MASK = 0x3F
+
+
+@nb.njit(cache=True, inline="always")
+def _log_samples(elog: np.ndarray, evalue: np.ndarray, events: int, t: int, sc: np.ndarray,
+                 depth: int, depth_max: int, backlog: int) -> int:
+    """The sample at ``t``: each series' row if its value changed (``sim/changes.py``'s
+    rule; the last written kept in ``sc`` from ``S_WRITTEN``); returns the events logged."""
+    sc[S_SAMPLE_T] = t
+    for i in range(3):
+        value = depth if i == 0 else (depth_max if i == 1 else backlog)
+        if sc[S_WRITTEN + 2 * i + 1] < 0 or sc[S_WRITTEN + 2 * i] != value:
+            _log_event(elog, evalue, events, t, EV_QUEUE_DEPTH + i, float(value), 0, 0, 0)
+            events += 1
+            sc[S_WRITTEN + 2 * i] = value
+            sc[S_WRITTEN + 2 * i + 1] = t
+    return events
 
 
 # --- the compiled loop ---------------------------------------------------------------------
@@ -287,10 +307,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                     processing_i += 1
             else:  # E_SAMPLE: _sample
                 backlog = seq_tail - seq_head
-                _log_event(elog, evalue, events, t, EV_QUEUE_DEPTH, float(depth), 0, 0, 0)
-                _log_event(elog, evalue, events + 1, t, EV_QUEUE_DEPTH_MAX, float(depth_max), 0, 0, 0)
-                _log_event(elog, evalue, events + 2, t, EV_BLOCK_BACKLOG, float(backlog), 0, 0, 0)
-                events += 3
+                events = _log_samples(elog, evalue, events, t, sc, depth, depth_max, backlog)
                 depth_max = depth
                 if t + sample_interval < never:
                     ev_val[heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid)] = E_SAMPLE
