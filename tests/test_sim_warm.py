@@ -60,6 +60,8 @@ latency = "5ms"
 jitter = "1ms"
 loss = "1%"
 """
+# The same network whose items go by announce and fetch: the loop with the relay events.
+GOSSIP_ANNOUNCED = GOSSIP.replace("[network]\n", '[network]\nrelay = { protocol = "announce" }\n')
 
 ONE_NODE = """
 [run]
@@ -120,13 +122,15 @@ def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> No
 import json
 from msgstorm.sim import warm
 simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=0)
+simulate({GOSSIP_ANNOUNCED!r}, {str(tmp_path / "announced")!r}, helper_cpus=0)
 simulate({ONE_NODE!r}, {str(tmp_path / "one-node")!r}, helper_cpus=0)
 print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
                                [[str(t) for t in sig] for sig in loop.function.signatures]]
                   for split in warm.SPLITS.values() for loop in split().loops}}))
 """
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
-    assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.inject",
+    assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.run_until_push",
+                          "msgstorm.sim.kernel.inject",
                           "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
                           "msgstorm.sim.solo_loop.advance", "msgstorm.poisson_kernel.windows",
                           "msgstorm.sim.block_step_loop.replay"}
@@ -169,19 +173,20 @@ def test_a_helper_compiles_into_the_cache_the_run_then_loads_from(tmp_path: Path
     code = f"""
 import json
 from msgstorm.sim import kernel, warm
-split = warm.gossip_split()
+split = warm.gossip_split(relays=False)
 before = [loop.name for loop in warm.missing(split.loops)]
-helper = warm.start("gossip", cpus=2)
+helper = warm.start("gossip", cpus=2, relays=False)
 exit_code = helper.wait()
 after = [loop.name for loop in warm.missing(split.loops)]
 sim = simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=2)
 print(json.dumps({{"before": before, "exit_code": exit_code, "reaped": helper.process.returncode is not None,
                   "after": after, "second_helper": sim.helper is not None,
-                  "hits": sum(kernel.run_until.stats.cache_hits.values()),
-                  "misses": sum(kernel.run_until.stats.cache_misses.values())}}))
+                  "hits": sum(kernel.run_until_push.stats.cache_hits.values()),
+                  "misses": sum(kernel.run_until_push.stats.cache_misses.values())}}))
 """
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
-    assert found["before"] == [loop.name for loop in warm.gossip_split().loops]  # an empty cache
+    # An empty cache; its items all go by push: the loop without the relay events.
+    assert found["before"] == [loop.name for loop in warm.gossip_split(relays=False).loops]
     assert found["exit_code"] == 0 and found["reaped"]
     assert found["after"] == []  # the helper's loops in the cache, the others compiled here
     assert not found["second_helper"]  # nothing left to compile: no helper

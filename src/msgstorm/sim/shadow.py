@@ -285,7 +285,7 @@ class ShadowNetwork:
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
         loop = "solo" if plan is not None else None if all(cluster.isolated) else "gossip"
-        self.helper = None if loop is None else warm.start(loop, helper_cpus)
+        self.helper = None if loop is None else warm.start(loop, helper_cpus, self.gossip.relays)
         self.solo = None if plan is None else SoloDriver(
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),

@@ -122,16 +122,19 @@ class Split:
 TRAFFIC_WINDOWS = Loop(poisson_kernel.windows, poisson_kernel.WINDOWS_SIGNATURE)
 
 
-def gossip_split() -> Split:
-    """The gossip kernel. The helper compiles run_until (with the heap functions and
-    _forward); this process compiles the link model, which run_until's typing reaches last
-    (in _forward: link_delay, then degrade) and which LinkState calls from Python too, then
-    inject, then the traffic windows, then the block step's loop (``sim/block_step.py``)."""
+def gossip_split(relays: bool = True) -> Split:
+    """The gossip kernel: its loop with the relay protocols' events, or (``relays`` False)
+    the one for a network whose items all go by push (``kernel._event_loop``). The helper
+    compiles the loop (with the heap functions and _forward); this process compiles the
+    link model, which the loop's typing reaches last (in _forward: link_delay, then degrade)
+    and which LinkState calls from Python too, then inject, then the traffic windows, then
+    the block step's loop (``sim/block_step.py``)."""
     from msgstorm.sim import block_step_loop as step
 
+    loop = kernel.run_until if relays else kernel.run_until_push
     return Split(
         helper=(
-            Loop.of(kernel.run_until, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
+            Loop.of(loop, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
                     nodes=I64_2D, slots=I64_2D, seen=U8_2D, free_slots=I64, watch=U8, fwd_ptr=I64, fwd_idx=I64,
                     fwd_base=I64, fwd_model=I64, fwd_param=F64, samples=I64, uniform=F64, processing=I64,
                     ns_per_byte=F64_2D, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, mempool_log=I64_2D,
@@ -177,7 +180,8 @@ def solo_split() -> Split:
 
 
 # What a run may ask a helper for, by name (the helper's command line).
-SPLITS: dict[str, Callable[[], Split]] = {"gossip": gossip_split, "solo": solo_split}
+SPLITS: dict[str, Callable[[], Split]] = {
+    "gossip": gossip_split, "gossip-push": lambda: gossip_split(False), "solo": solo_split}
 
 
 def missing(loops: Sequence[Loop]) -> list[Loop]:
@@ -222,15 +226,16 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def start(name: str, cpus: int | None = None) -> Helper | None:
+def start(name: str, cpus: int | None = None, relays: bool = True) -> Helper | None:
     """Start a helper for ``SPLITS[name]`` when numba's cache lacks any of its helper loops
     and this process may use two CPUs or more (``cpus``; default: as the OS says); None
-    otherwise.
+    otherwise. ``relays`` False: a gossip network's items all go by push ("gossip-push").
 
     On one CPU a helper would only take turns with this process. With numba's JIT disabled
     there is nothing to compile."""
     if _config.DISABLE_JIT or (cpus if cpus is not None else usable_cpus()) < 2:
         return None
+    name = "gossip-push" if name == "gossip" and not relays else name
     split = SPLITS[name]()
     todo = missing(split.helper)
     if not todo:
