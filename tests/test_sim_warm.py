@@ -97,7 +97,7 @@ def simulate(text, out, helper_cpus):
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=helper_cpus)
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
-                             compile_windows=sim.helper is None))
+                             compile_windows=sim.helper is None and sim.compile_all))
     sim.finish()
     writer.close()
     return sim
@@ -121,6 +121,7 @@ def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> No
     code = f"""
 import json
 from msgstorm.sim import warm
+warm.COMPILE_FROM_MESSAGES = 0  # every run counts as large: it compiles the paying loops too
 simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=0)
 simulate({GOSSIP_ANNOUNCED!r}, {str(tmp_path / "announced")!r}, helper_cpus=0)
 simulate({ONE_NODE!r}, {str(tmp_path / "one-node")!r}, helper_cpus=0)
@@ -152,6 +153,8 @@ def test_a_cold_run_draws_its_first_traffic_window_by_window_then_compiled(tmp_p
 import json
 import pyarrow.parquet as pq
 from msgstorm import draws, poisson_kernel
+from msgstorm.sim import warm
+warm.COMPILE_FROM_MESSAGES = 0  # a large run: it compiles the windows while it waits
 helped = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "helped")!r}, helper_cpus=2)
 paths = [len(draws._poisson_fill.signatures), len(poisson_kernel.windows.signatures)]
 alone = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "alone")!r}, helper_cpus=0)
@@ -311,3 +314,37 @@ def test_a_helper_whose_cache_is_elsewhere_compiles_nothing() -> None:
 def test_a_signature_names_every_parameter() -> None:
     with pytest.raises(TypeError, match="inject takes"):
         warm.Loop.of(kernel.inject, keys=warm.I64)
+
+
+@pytest.mark.slow
+def test_a_small_cold_run_compiles_neither_the_windows_nor_the_block_step(tmp_path: Path) -> None:
+    """Below ``COMPILE_FROM_MESSAGES`` an empty cache is not filled with the loops that have
+    a Python path: the traffic is drawn window by window, the leader's intake replayed
+    message by message, and the history is the one a large run writes with them compiled."""
+    code = f"""
+import json
+import pyarrow.parquet as pq
+from msgstorm import poisson_kernel
+from msgstorm.sim import block_step_loop, warm
+small = simulate({GOSSIP!r}, {str(tmp_path / "small")!r}, helper_cpus=0)
+before = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
+warm.COMPILE_FROM_MESSAGES = 0
+large = simulate({GOSSIP!r}, {str(tmp_path / "large")!r}, helper_cpus=0)
+after = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
+same = all(pq.read_table(Path({str(tmp_path / "small")!r}) / table).to_pydict()
+           == pq.read_table(Path({str(tmp_path / "large")!r}) / table).to_pydict()
+           for table in ("messages", "events", "deliveries"))
+print(json.dumps({{"flags": [small.compile_all, large.compile_all], "before": before, "after": after,
+                  "same": same}}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert found["flags"] == [False, True]
+    assert found["before"] == [0, 0]
+    assert found["after"] == [1, 1]
+    assert found["same"]
+
+
+def test_a_run_compiles_the_paying_loops_from_a_million_messages() -> None:
+    assert warm.COMPILE_FROM_MESSAGES == 1_000_000
+    assert not warm.worth_compiling(999_999)
+    assert warm.worth_compiling(1_000_000)
