@@ -99,7 +99,7 @@ class GossipState:
         if block_relay == k.COMPACT and compact is None:
             raise ValueError("compact block relay needs its sizes (compact)")
         self.compact = compact if block_relay == k.COMPACT else None
-        self.relays = bool(np.any(self.message_relay != k.PUSH)) or block_relay != k.PUSH
+        self.relays = trace_hops or block_relay != k.PUSH or any(c != k.PUSH for c in self._relay_codes)
         self.scalars[k.S_TRACK] = 1 if self.compact is not None else 0
         self.scalars[k.S_HIGH_BW] = 0 if self.compact is None else self.compact.high_bandwidth
         self.scalars[k.S_RECON_FAIL_PPB] = 0 if self.compact is None else round(self.compact.rebuild_failure * 1e9)
@@ -347,9 +347,8 @@ class GossipState:
     def run(self, until: int) -> tuple[int, int, int, int, int, int] | None:
         """Run receipts before ``until``; return the first watched validation, if any, as
         ``(t_ns, node, item, kind, sender, hops)``. ``t_next`` is the next receipt's time
-        afterwards (-1: none). A network whose items all go by push (``relays`` False) runs
-        the kernel's loop without the relay protocols' events, a third less to compile
-        (``kernel._event_loop``); it hands over to the loop with them if an item needs it."""
+        afterwards (-1: none). ``relays`` False: the kernel's lighter loop for push alone
+        (``kernel._event_loop``), which hands over to the whole loop if the run needs it."""
         if self.before_first_call is not None:
             self._first_call()
         while True:
@@ -667,6 +666,7 @@ class GossipState:
         again whenever consensus replaces an array. The number of messages described is
         ``scalars[k.S_VOTE_COUNT]``, which consensus sets."""
         self.votes, self.tally, self.votes_held = votes, tally, votes_held
+        self.relays, self._run_until = True, None  # the kernel's whole loop counts votes
         self.scalars[k.S_VOTE_BASE] = base
         self.scalars[k.S_VOTE_TOTAL] = total
         self._bind()

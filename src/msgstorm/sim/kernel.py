@@ -952,13 +952,15 @@ def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarr
 
 
 def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
-    """The event loop, compiled with the relay protocols' events (``relays``: announce and
-    fetch, compact relay) or without them. The loop without them is the same code with those
-    branches left out before numba types it (a constant of the closure: numba prunes the
-    branches and never compiles the functions only they call), about a third less to
-    compile. It runs a network whose items all go by push: it hands back ``NEED_RELAYS``,
-    before it takes the event, at the first receipt of an item of another protocol, and
-    the caller goes on with the loop that has them (``GossipState.run``)."""
+    """The event loop, compiled whole (``relays``) or without the relay protocols' events
+    (announce and fetch, compact relay), their quiet announcements, the hop log and
+    consensus votes. The loop without them is the same code with those branches left out
+    before numba types it (a constant of the closure: numba prunes the branches and never
+    compiles the functions only they call), about 40% less to compile. It runs a network
+    whose items all go by push: it hands back ``NEED_RELAYS``, before it takes the event, at
+    the first receipt of an item of another protocol (or at once, with the hop log, votes or
+    quiet announcements on), and the caller goes on with the whole loop
+    (``GossipState.run``)."""
 
     def run_until(until: int, max_degree: int,  # noqa: C901
                   keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
@@ -1044,12 +1046,14 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
         vote_total = scalars[S_VOTE_TOTAL]
         key = 0  # the last event's key (a NOTIFY's when the loop ends with one)
         code = DONE
+        if not relays and (hop_on != 0 or vote_base > 0 or scalars[S_QUIET] != 0):
+            return NEED_RELAYS  # the hop log, votes or quiet announcements: the whole loop
         while True:
             if send_i < send_end:
                 ts = sends[SEND_T, send_i]
                 if ts < until and (n == 0 or ts <= _key_t(keys, 0)):
                     # A send goes before any receipt at its time: gossip starts at its origin.
-                    if n_free == 0:  # quiet announcements before the send may release some
+                    if relays and n_free == 0:  # quiet announcements before it may release some
                         n_free = _settle_quiet(ts, 0, quiet, scalars, nodes, slots, free_slots,
                                                n_free)
                     if n_free == 0:
@@ -1099,10 +1103,10 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
             if logged >= n_log:
                 code = LOG_FULL
                 break
-            if hop_on != 0 and hop_n >= n_hop:
+            if relays and hop_on != 0 and hop_n >= n_hop:
                 code = HOPS_FULL
                 break
-            if scalars[S_QUIET] > quiet_room:
+            if relays and scalars[S_QUIET] > quiet_room:
                 # Those before this event have arrived; if that is not room enough, Python grows the buffer.
                 n_free = _settle_quiet(t, _key_seq(keys, 0) >> idx_bits, quiet, scalars, nodes, slots, free_slots,
                                        n_free)
@@ -1143,7 +1147,7 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
                         fresh = _full_block(slot, node, track, seen, held, contents, slots)
                     if fresh:
                         seen[slot, node] |= SEEN_PAYLOAD
-                        if hop_on != 0:
+                        if relays and hop_on != 0:
                             hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)
                         # The validation completes at ``done``; keep the slot alive until then.
                         # It takes the receipt's place: the root's payload row and one sift down
@@ -1211,7 +1215,7 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
             rows = _free_row(pool, rows, idx)
             notify = False
             if nodes[N_UP, node] != 0:
-                if hop_on != 0:
+                if relays and hop_on != 0:
                     hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_VALID, node, sender, t, hops)
                 kind = slots[SL_KIND, slot]
                 withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
@@ -1255,7 +1259,7 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
                         else:
                             notify = True
                 elif kind == ITEM_BLOCK:
-                    if vote_base > 0 and vote_base <= item < vote_base + vote_count:
+                    if relays and vote_base > 0 and vote_base <= item < vote_base + vote_count:
                         notify = _count_vote(node, item - vote_base, hops, votes, tally, vote_total, votes_held)
                     else:
                         notify = True
@@ -1290,9 +1294,9 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
             if slots[SL_OUTSTANDING, slot] == 0:
                 free_slots[n_free] = slot
                 n_free += 1
-        if code == DONE:  # every event before ``until`` ran
+        if relays and code == DONE:  # every event before ``until`` ran
             n_free = _settle_quiet(until, 0, quiet, scalars, nodes, slots, free_slots, n_free)
-        elif code == NOTIFY:  # every event before the notice ran (``key``: the notice's)
+        if relays and code == NOTIFY:  # every event before the notice ran (``key``: the notice's)
             n_free = _settle_quiet(now, key >> idx_bits, quiet, scalars, nodes, slots, free_slots, n_free)
         scalars[S_HEAP] = n
         scalars[S_ROWS] = rows
@@ -1311,7 +1315,7 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
         scalars[S_HOPS_LOGGED] = hop_n
         # The next receipt's time, for Python (a quiet announcement's, if that comes first).
         next_t = _key_t(keys, 0) if n > 0 else -1
-        first_quiet = _first_quiet(quiet, scalars)
+        first_quiet = _first_quiet(quiet, scalars) if relays else -1
         if first_quiet >= 0 and (next_t < 0 or first_quiet < next_t):
             next_t = first_quiet
         scalars[S_NEXT] = next_t

@@ -285,7 +285,7 @@ class ShadowNetwork:
         # without peers all (the Python loop's one-node network) never call the kernel.
         loop = "solo" if plan is not None else None if all(cluster.isolated) else "gossip"
         big = self.compile_all = warm.worth_compiling(estimate_work(scenario).messages)
-        self.helper = None if loop is None else warm.start(loop, helper_cpus, self.gossip.relays, big)
+        self.helper = warm.start(loop, helper_cpus, self.gossip.relays, big) if loop else None
         self.solo = None if plan is None else SoloDriver(
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),
