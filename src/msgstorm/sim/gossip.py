@@ -99,7 +99,7 @@ class GossipState:
         if block_relay == k.COMPACT and compact is None:
             raise ValueError("compact block relay needs its sizes (compact)")
         self.compact = compact if block_relay == k.COMPACT else None
-        self.relays = trace_hops or block_relay != k.PUSH or any(c != k.PUSH for c in self._relay_codes)
+        self.relays = trace_hops or block_relay != k.PUSH or set(self._relay_codes) != {k.PUSH}
         self.scalars[k.S_TRACK] = 1 if self.compact is not None else 0
         self.scalars[k.S_HIGH_BW] = 0 if self.compact is None else self.compact.high_bandwidth
         self.scalars[k.S_RECON_FAIL_PPB] = 0 if self.compact is None else round(self.compact.rebuild_failure * 1e9)
