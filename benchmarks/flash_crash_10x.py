@@ -91,7 +91,7 @@ def crossing_cost_us(sim: ShadowNetwork, calls: int = 100_000) -> tuple[float, f
     ``kernel.run_until`` call (numba unboxing its arguments) and ``GossipState.run``."""
     gossip = sim.gossip
     args = gossip._args
-    run_until = kernel_module.run_until
+    run_until = kernel_module.run_until if gossip.relays else kernel_module.run_until_push
     run_until(0, *args)  # until=0: every pending event is later, so it returns at once
     start = time.perf_counter()
     for _ in range(calls):

@@ -153,7 +153,8 @@ def _warm_up(out_dir: Path) -> tuple[float, bool]:
     sim.finish()
     writer.close()
     shutil.rmtree(out_dir, ignore_errors=True)
-    compiled = sum(sum(d.stats.cache_misses.values()) for d in (kernel.run_until, kernel.inject))
+    compiled = sum(sum(d.stats.cache_misses.values()) for d in (kernel.run_until, kernel.run_until_push,
+                                                                    kernel.inject))
     return time.perf_counter() - started, compiled > 0
 
 

@@ -42,7 +42,7 @@ def test_a_borrowing_function_that_allocates_is_refused_when_compiled() -> None:
 
 @pytest.mark.parametrize(("module", "name"), [
     (solo_loop, "advance"), (solo_loop, "admit"), (solo_loop, "gather"),
-    (kernel, "run_until"), (kernel, "inject"), (kernel, "_forward"), (kernel, "_pop"),
+    (kernel, "run_until"), (kernel, "run_until_push"), (kernel, "inject"), (kernel, "_forward"), (kernel, "_pop"),
     (kernel, "_sift_up"), (kernel, "_sift_down"), (kernel, "_sift_down_to_leaf"),
 ], ids=lambda value: getattr(value, "__name__", value))
 def test_the_simulators_loops_count_no_references(module: object, name: str) -> None:

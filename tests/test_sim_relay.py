@@ -215,3 +215,22 @@ def test_relay_by_kind_names_known_kinds_only(scenario_from) -> None:
         scenario_from(RELAY_TOML.format(relay='kinds = { orders = "announce" }'))
     with pytest.raises(ScenarioError, match="protocol"):
         scenario_from(RELAY_TOML.format(relay='protocol = "gossipsub"'))
+
+
+def test_a_network_whose_items_all_go_by_push_runs_the_loop_without_the_relay_events() -> None:
+    assert _state([[1], [0]], k.PUSH).relays is False
+    assert _state([[1], [0]], k.ANNOUNCE_FETCH).relays is True
+    assert _state([[1], [0]], k.PUSH_SQRT).relays is True
+
+
+def test_the_push_loop_hands_an_announced_item_to_the_loop_with_the_relay_events() -> None:
+    # As the announce line above, started on the loop without the relay events: at the
+    # origin's receipt it hands back, and the whole loop runs the item from there.
+    state = _state([[1], [0, 2], [1, 3], [2, 4], [3]], k.ANNOUNCE_FETCH)
+    state.relays = False
+    state.inject(0, 0, 0, k.ITEM_MSG, SIZE)
+    _run(state)
+    assert state.relays is True
+    hop = L_NS + L_NS + (T_NS + L_NS) + V_NS
+    assert _delivered(state) == {node: V_NS + node * hop for node in range(5)}
+    assert state.relay_counts == (4, 4, 0)

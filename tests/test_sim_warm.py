@@ -60,6 +60,8 @@ latency = "5ms"
 jitter = "1ms"
 loss = "1%"
 """
+# The same network whose items go by announce and fetch: the loop with the relay events.
+GOSSIP_ANNOUNCED = GOSSIP.replace("[network]\n", '[network]\nrelay = { protocol = "announce" }\n')
 
 ONE_NODE = """
 [run]
@@ -95,7 +97,7 @@ def simulate(text, out, helper_cpus):
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=helper_cpus)
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
-                             compile_windows=sim.helper is None))
+                             compile_windows=sim.helper is None and sim.compile_all))
     sim.finish()
     writer.close()
     return sim
@@ -119,14 +121,17 @@ def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> No
     code = f"""
 import json
 from msgstorm.sim import warm
+warm.COMPILE_FROM_MESSAGES = 0  # every run counts as large: it compiles the paying loops too
 simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=0)
+simulate({GOSSIP_ANNOUNCED!r}, {str(tmp_path / "announced")!r}, helper_cpus=0)
 simulate({ONE_NODE!r}, {str(tmp_path / "one-node")!r}, helper_cpus=0)
 print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
                                [[str(t) for t in sig] for sig in loop.function.signatures]]
                   for split in warm.SPLITS.values() for loop in split().loops}}))
 """
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
-    assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.inject",
+    assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.run_until_push",
+                          "msgstorm.sim.kernel.inject",
                           "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
                           "msgstorm.sim.solo_loop.advance", "msgstorm.poisson_kernel.windows",
                           "msgstorm.sim.block_step_loop.replay"}
@@ -148,6 +153,8 @@ def test_a_cold_run_draws_its_first_traffic_window_by_window_then_compiled(tmp_p
 import json
 import pyarrow.parquet as pq
 from msgstorm import draws, poisson_kernel
+from msgstorm.sim import warm
+warm.COMPILE_FROM_MESSAGES = 0  # a large run: it compiles the windows while it waits
 helped = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "helped")!r}, helper_cpus=2)
 paths = [len(draws._poisson_fill.signatures), len(poisson_kernel.windows.signatures)]
 alone = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "alone")!r}, helper_cpus=0)
@@ -169,19 +176,20 @@ def test_a_helper_compiles_into_the_cache_the_run_then_loads_from(tmp_path: Path
     code = f"""
 import json
 from msgstorm.sim import kernel, warm
-split = warm.gossip_split()
+split = warm.gossip_split(relays=False)
 before = [loop.name for loop in warm.missing(split.loops)]
-helper = warm.start("gossip", cpus=2)
+helper = warm.start("gossip", cpus=2, relays=False)
 exit_code = helper.wait()
 after = [loop.name for loop in warm.missing(split.loops)]
 sim = simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=2)
 print(json.dumps({{"before": before, "exit_code": exit_code, "reaped": helper.process.returncode is not None,
                   "after": after, "second_helper": sim.helper is not None,
-                  "hits": sum(kernel.run_until.stats.cache_hits.values()),
-                  "misses": sum(kernel.run_until.stats.cache_misses.values())}}))
+                  "hits": sum(kernel.run_until_push.stats.cache_hits.values()),
+                  "misses": sum(kernel.run_until_push.stats.cache_misses.values())}}))
 """
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
-    assert found["before"] == [loop.name for loop in warm.gossip_split().loops]  # an empty cache
+    # An empty cache; its items all go by push: the loop without the relay events.
+    assert found["before"] == [loop.name for loop in warm.gossip_split(relays=False).loops]
     assert found["exit_code"] == 0 and found["reaped"]
     assert found["after"] == []  # the helper's loops in the cache, the others compiled here
     assert not found["second_helper"]  # nothing left to compile: no helper
@@ -306,3 +314,37 @@ def test_a_helper_whose_cache_is_elsewhere_compiles_nothing() -> None:
 def test_a_signature_names_every_parameter() -> None:
     with pytest.raises(TypeError, match="inject takes"):
         warm.Loop.of(kernel.inject, keys=warm.I64)
+
+
+@pytest.mark.slow
+def test_a_small_cold_run_compiles_neither_the_windows_nor_the_block_step(tmp_path: Path) -> None:
+    """Below ``COMPILE_FROM_MESSAGES`` an empty cache is not filled with the loops that have
+    a Python path: the traffic is drawn window by window, the leader's intake replayed
+    message by message, and the history is the one a large run writes with them compiled."""
+    code = f"""
+import json
+import pyarrow.parquet as pq
+from msgstorm import poisson_kernel
+from msgstorm.sim import block_step_loop, warm
+small = simulate({GOSSIP!r}, {str(tmp_path / "small")!r}, helper_cpus=0)
+before = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
+warm.COMPILE_FROM_MESSAGES = 0
+large = simulate({GOSSIP!r}, {str(tmp_path / "large")!r}, helper_cpus=0)
+after = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
+same = all(pq.read_table(Path({str(tmp_path / "small")!r}) / table).to_pydict()
+           == pq.read_table(Path({str(tmp_path / "large")!r}) / table).to_pydict()
+           for table in ("messages", "events", "deliveries"))
+print(json.dumps({{"flags": [small.compile_all, large.compile_all], "before": before, "after": after,
+                  "same": same}}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert found["flags"] == [False, True]
+    assert found["before"] == [0, 0]
+    assert found["after"] == [1, 1]
+    assert found["same"]
+
+
+def test_a_run_compiles_the_paying_loops_from_a_million_messages() -> None:
+    assert warm.COMPILE_FROM_MESSAGES == 1_000_000
+    assert not warm.worth_compiling(999_999)
+    assert warm.worth_compiling(1_000_000)

@@ -83,8 +83,7 @@ class GossipState:
         link where either end does not carries the full block, announced and asked for);
         ``trace_hops``: write the hop log, for every block and the messages whose msg_id is
         a multiple of ``hop_stride`` (0: none)."""
-        n = topology.size
-        self.n = n
+        self.n = n = topology.size
         self.topology = topology
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.invalid_sent = 0  # invalid items flooding nodes sent (sim/flood.py)
@@ -100,6 +99,7 @@ class GossipState:
         if block_relay == k.COMPACT and compact is None:
             raise ValueError("compact block relay needs its sizes (compact)")
         self.compact = compact if block_relay == k.COMPACT else None
+        self.relays = trace_hops or block_relay != k.PUSH or set(self._relay_codes) != {k.PUSH}
         self.scalars[k.S_TRACK] = 1 if self.compact is not None else 0
         self.scalars[k.S_HIGH_BW] = 0 if self.compact is None else self.compact.high_bandwidth
         self.scalars[k.S_RECON_FAIL_PPB] = 0 if self.compact is None else round(self.compact.rebuild_failure * 1e9)
@@ -347,13 +347,15 @@ class GossipState:
     def run(self, until: int) -> tuple[int, int, int, int, int, int] | None:
         """Run receipts before ``until``; return the first watched validation, if any, as
         ``(t_ns, node, item, kind, sender, hops)``. ``t_next`` is the next receipt's time
-        afterwards (-1: none)."""
+        afterwards (-1: none). ``relays`` False: the kernel's lighter loop for push alone
+        (``kernel._event_loop``), which hands over to the whole loop if the run needs it."""
         if self.before_first_call is not None:
             self._first_call()
         while True:
             run_until = self._run_until
             if run_until is None:
-                run_until = self._run_until = direct_call(k.run_until, until, *self._args)
+                loop = k.run_until if self.relays else k.run_until_push
+                run_until = self._run_until = direct_call(loop, until, *self._args)
             code = run_until(until, *self._args)
             if code == k.DONE:
                 self.t_next = int(self.scalars[k.S_NEXT])
@@ -379,6 +381,8 @@ class GossipState:
                 self._take_hop_log()
             elif code == k.QUIET_FULL:
                 self._grow_quiet()
+            elif code == k.NEED_RELAYS:  # an item not pushed: the loop with the relay events
+                self.relays, self._run_until = True, None
 
     def _first_call(self) -> None:
         wait, self.before_first_call = self.before_first_call, None
@@ -665,6 +669,7 @@ class GossipState:
         again whenever consensus replaces an array. The number of messages described is
         ``scalars[k.S_VOTE_COUNT]``, which consensus sets."""
         self.votes, self.tally, self.votes_held = votes, tally, votes_held
+        self.relays, self._run_until = True, None  # the kernel's whole loop counts votes
         self.scalars[k.S_VOTE_BASE] = base
         self.scalars[k.S_VOTE_TOTAL] = total
         self._bind()

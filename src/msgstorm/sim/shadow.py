@@ -191,8 +191,7 @@ class ShadowNetwork:
         self.scenario = scenario
         self.writer = writer
         topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
-        self.topology: Topology = build_topology(scenario.network, scenario.gossip, np.random.default_rng(topo_seed))
-        topology = self.topology
+        self.topology = topology = build_topology(scenario.network, scenario.gossip, np.random.default_rng(topo_seed))
         names = topology.names
         self.links = LinkState(topology, np.random.default_rng(link_seed))
         # Verifying a signed message adds its cost to every receipt's processing ([security]).
@@ -289,7 +288,8 @@ class ShadowNetwork:
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
         loop = "solo" if plan is not None else None if all(cluster.isolated) else "gossip"
-        self.helper = None if loop is None else warm.start(loop, helper_cpus)
+        big = self.compile_all = warm.worth_compiling(estimate_work(scenario).messages)
+        self.helper = warm.start(loop, helper_cpus, self.gossip.relays, big) if loop else None
         self.solo = None if plan is None else SoloDriver(
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),
@@ -299,7 +299,7 @@ class ShadowNetwork:
         # The leader's intake from the kernel's log, when nothing the sequencer does reaches
         # the kernel (sim/intake_log.py).
         self.intake_log = (LoggedIntake(self.ctx, self.sequencer, self.chain, self.gossip,
-                                        block_step)
+                                        block_step and warm.uses_block_step(big))
                            if kernel_intake and self.solo is None and isinstance(self.chain, Chain)
                            and LoggedIntake.fits(self.sequencer, self.chain, not any(cluster.isolated)) else None)
         if self.helper is not None:

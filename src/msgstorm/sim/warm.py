@@ -106,14 +106,49 @@ class Split:
     numba compiles a function's callees while it types it, so the helper compiles the top
     function and with it the whole tree below. ``here`` takes functions the helper reaches
     last (its leaves), so that it finds them in the cache, and functions the helper does
-    not need at all. A function both happen to compile costs time, never a result."""
+    not need at all. A function both happen to compile costs time, never a result.
+
+    ``paying``: loops this process compiles after ``here`` only for a run large enough to
+    win their compile back (``worth_compiling``). Each has a Python path that gives the same
+    results (the traffic windows: window by window; the block step: message by message),
+    which a smaller run takes unless numba's cache has the loop already."""
 
     helper: tuple[Loop, ...]
     here: tuple[Loop, ...] = ()
+    paying: tuple[Loop, ...] = ()
 
     @property
     def loops(self) -> tuple[Loop, ...]:
-        return self.helper + self.here
+        return self.helper + self.here + self.paying
+
+
+# Messages from which a cold run compiles the ``paying`` loops: compiling the traffic
+# windows and the block step's loop costs 13 s of CPU (6-7 s each), their Python paths
+# about 5 us a message more (the block step; the windows, less).
+COMPILE_FROM_MESSAGES = 1_000_000
+
+
+def worth_compiling(messages: float) -> bool:
+    """Whether a run of about ``messages`` compiles the ``paying`` loops it lacks."""
+    return messages >= COMPILE_FROM_MESSAGES
+
+
+def block_step_loop() -> Loop:
+    """The block step's loop (``sim/block_step.py``) with the signature it is called with."""
+    from msgstorm.sim import block_step_loop as step
+
+    return Loop.of(step.replay, rows=I64_2D, flags=I64, fees=F64, kinds=I64, keys=F64, ties=I64,
+                   msgs=I64, qfees=F64, qs=I64, run=F64_2D, run_fees=F64, done=I64_2D, svc=I64,
+                   p=I64, sc=I64, log=I64, joins=I64, join_fees=F64, limits=I64, protected=I64,
+                   base_fee=FLOAT, mode=INT,
+                   limit_t=INT, limit_eid=INT, stamp=INT, epoch=INT, leader=INT, depth=INT,
+                   depth_max=INT, busy=INT, next_seq=INT, eid=INT, svc_i=INT, now=INT, pos=INT)
+
+
+def uses_block_step(large: bool) -> bool:
+    """Whether a run takes the block step's compiled loop: a large run (``worth_compiling``)
+    compiles it if need be, a smaller one takes it only from the cache."""
+    return large or block_step_loop().ready()
 
 
 # Traffic windows of Poisson agents (``poisson_kernel``): a cold run draws its first traffic
@@ -122,16 +157,17 @@ class Split:
 TRAFFIC_WINDOWS = Loop(poisson_kernel.windows, poisson_kernel.WINDOWS_SIGNATURE)
 
 
-def gossip_split() -> Split:
-    """The gossip kernel. The helper compiles run_until (with the heap functions and
-    _forward); this process compiles the link model, which run_until's typing reaches last
-    (in _forward: link_delay, then degrade) and which LinkState calls from Python too, then
-    inject, then the traffic windows, then the block step's loop (``sim/block_step.py``)."""
-    from msgstorm.sim import block_step_loop as step
-
+def gossip_split(relays: bool = True) -> Split:
+    """The gossip kernel: its loop with the relay protocols' events, or (``relays`` False)
+    the one for a network whose items all go by push (``kernel._event_loop``). The helper
+    compiles the loop (with the heap functions and _forward); this process compiles the
+    link model, which the loop's typing reaches last (in _forward: link_delay, then degrade)
+    and which LinkState calls from Python too, then inject; then, paying, the traffic
+    windows and the block step's loop."""
+    loop = kernel.run_until if relays else kernel.run_until_push
     return Split(
         helper=(
-            Loop.of(kernel.run_until, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
+            Loop.of(loop, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
                     nodes=I64_2D, slots=I64_2D, seen=U8_2D, free_slots=I64, watch=U8, fwd_ptr=I64, fwd_idx=I64,
                     fwd_base=I64, fwd_model=I64, fwd_param=F64, samples=I64, uniform=F64, processing=I64,
                     ns_per_byte=F64_2D, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, mempool_log=I64_2D,
@@ -146,14 +182,8 @@ def gossip_split() -> Split:
             Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
                     free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
                     ntx=INT, full_size=INT),
-            TRAFFIC_WINDOWS,
-            Loop.of(step.replay, rows=I64_2D, flags=I64, fees=F64, kinds=I64, keys=F64, ties=I64,
-                    msgs=I64, qfees=F64, qs=I64, run=F64_2D, run_fees=F64, done=I64_2D, svc=I64,
-                    p=I64, sc=I64, log=I64, joins=I64, join_fees=F64, limits=I64, protected=I64,
-                    base_fee=FLOAT, mode=INT,
-                    limit_t=INT, limit_eid=INT, stamp=INT, epoch=INT, leader=INT, depth=INT,
-                    depth_max=INT, busy=INT, next_seq=INT, eid=INT, svc_i=INT, now=INT, pos=INT),
         ),
+        paying=(TRAFFIC_WINDOWS, block_step_loop()),
     )
 
 
@@ -172,12 +202,13 @@ def solo_split() -> Split:
                     dlog=I64_2D, service=I64, processing=I64, gas_of=I64, limit=I64, protected=U8,
                     send_t=I64, send_row=I64),
         ),
-        here=(TRAFFIC_WINDOWS,),
+        paying=(TRAFFIC_WINDOWS,),
     )
 
 
 # What a run may ask a helper for, by name (the helper's command line).
-SPLITS: dict[str, Callable[[], Split]] = {"gossip": gossip_split, "solo": solo_split}
+SPLITS: dict[str, Callable[[], Split]] = {
+    "gossip": gossip_split, "gossip-push": lambda: gossip_split(False), "solo": solo_split}
 
 
 def missing(loops: Sequence[Loop]) -> list[Loop]:
@@ -189,19 +220,20 @@ class Helper:
     """A ``python -m msgstorm.sim.warm`` process compiling a split's ``helper`` loops into
     numba's cache."""
 
-    def __init__(self, process: subprocess.Popen[bytes], split: Split) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], split: Split, large: bool = True) -> None:
         self.process = process
         self.split = split
+        self.large = large  # the run compiles the split's ``paying`` loops (``worth_compiling``)
         # Stops (and reaps) the process if this object is dropped or the interpreter exits
         # before stop() ran: no helper outlives its run, and none is left a zombie.
         self._finalizer = weakref.finalize(self, _end, process)
 
     def wait(self, timeout_s: float = WAIT_S) -> int | None:
-        """Compile the split's ``here`` loops (or load them from the cache), then block until
-        the helper exits (at most ``timeout_s``, then stop it). Returns its exit code, or
-        None when it was stopped."""
+        """Compile the split's ``here`` loops, and its ``paying`` ones for a large run (or load
+        them from the cache), then block until the helper exits (at most ``timeout_s``, then
+        stop it). Returns its exit code, or None when it was stopped."""
         try:
-            for loop in self.split.here:
+            for loop in self.split.here + (self.split.paying if self.large else ()):
                 loop.function.compile(loop.signature)
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -222,15 +254,17 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def start(name: str, cpus: int | None = None) -> Helper | None:
+def start(name: str, cpus: int | None = None, relays: bool = True, large: bool = True) -> Helper | None:
     """Start a helper for ``SPLITS[name]`` when numba's cache lacks any of its helper loops
     and this process may use two CPUs or more (``cpus``; default: as the OS says); None
-    otherwise.
+    otherwise. ``relays`` False: a gossip network's items all go by push ("gossip-push");
+    ``large`` False: the run is too small to compile the split's ``paying`` loops.
 
     On one CPU a helper would only take turns with this process. With numba's JIT disabled
     there is nothing to compile."""
     if _config.DISABLE_JIT or (cpus if cpus is not None else usable_cpus()) < 2:
         return None
+    name = "gossip-push" if name == "gossip" and not relays else name
     split = SPLITS[name]()
     todo = missing(split.helper)
     if not todo:
@@ -252,7 +286,7 @@ def start(name: str, cpus: int | None = None) -> Helper | None:
             start_new_session=True)
     except OSError:
         return None
-    return Helper(process, split)
+    return Helper(process, split, large)
 
 
 def main(argv: Sequence[str]) -> int:

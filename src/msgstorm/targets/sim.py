@@ -76,7 +76,7 @@ def _record_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.rand
     writer.sync()
     try:
         sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
-                                compile_windows=sim.helper is None))
+                                compile_windows=sim.helper is None and sim.compile_all))
     except KeyboardInterrupt:  # raised outside the loop (e.g. while generating traffic)
         sim.interrupted = True
     finally:
