@@ -347,8 +347,8 @@ class GossipState:
     def run(self, until: int) -> tuple[int, int, int, int, int, int] | None:
         """Run receipts before ``until``; return the first watched validation, if any, as
         ``(t_ns, node, item, kind, sender, hops)``. ``t_next`` is the next receipt's time
-        afterwards (-1: none). ``relays`` False: the kernel's lighter loop for push alone
-        (``kernel._event_loop``), which hands over to the whole loop if the run needs it."""
+        afterwards (-1: none). ``relays`` False: the kernel's loop for push alone, which
+        hands over to the whole loop if the run needs it."""
         if self.before_first_call is not None:
             self._first_call()
         while True:
@@ -601,21 +601,18 @@ class GossipState:
 
     def set_up(self, node: int, up: bool, t: int) -> None:
         self.nodes[k.N_UP, node] = 1 if up else 0
-        self.nodes[k.N_CPU, node] = t
-        self.nodes[k.N_UPLINK, node] = t
+        self.nodes[k.N_CPU, node] = self.nodes[k.N_UPLINK, node] = t
 
     def validation_backlog(self, t: int, lone_cpu_free: dict[int, int], most: int) -> list[tuple[int, int]]:
         """``(node, ns)``: the CPU time of validation work queued at ``t`` (received, not yet
         validated) at the ``most`` nodes with the most (of those with any), in node order;
         the kernel's CPUs and those of nodes without peers (``lone_cpu_free``: when each is
         next free, for the nodes ``LoneCpu.cpu_queues`` gives; 0 for the rest)."""
-        cpu = self.nodes[k.N_CPU]
-        if not lone_cpu_free and int(cpu.max()) <= t:
+        if not lone_cpu_free and int(self.nodes[k.N_CPU].max()) <= t:
             return []  # every CPU free (most samples): none of the work below
-        backlog = cpu - t
+        backlog = self.nodes[k.N_CPU] - t
         if lone_cpu_free:
-            lone = np.fromiter(lone_cpu_free, dtype=np.int64, count=len(lone_cpu_free))
-            free = np.fromiter(lone_cpu_free.values(), dtype=np.int64, count=len(lone_cpu_free))
+            lone, free = np.array(list(lone_cpu_free.items()), dtype=np.int64).reshape(-1, 2).T
             backlog[lone] = np.maximum(backlog[lone], free - t)
         busy = np.flatnonzero(backlog > 0)
         top = busy[np.argsort(-backlog[busy], kind="stable")[:most]]
