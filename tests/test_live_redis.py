@@ -123,6 +123,26 @@ def test_entry_order_increases_with_the_entry_id() -> None:
         2**63 - 1, -1, -1, -1]  # the largest that fits; past it, and not an id: -1, no wrap
 
 
+def _client_killer(url: str, stream: str, entries: int, name: str) -> threading.Thread:
+    """A thread, started, that CLIENT KILLs the connections named ``name`` on the server at
+    ``url`` once ``stream`` holds ``entries`` entries (at most 20 s on)."""
+    def kill() -> None:
+        client = redis.Redis.from_url(url)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and client.xlen(stream) < entries:
+                time.sleep(0.005)
+            for entry in client.client_list():
+                if entry["name"] == name:
+                    client.client_kill_filter(_id=entry["id"])
+        finally:
+            client.close()
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    return killer
+
+
 def test_an_orphaned_xadd_is_acked_by_the_read_that_finds_its_entry() -> None:
     """Messages 7 and 9 lost their XADD replies; a read brings 5, 7 and 9 (7 twice, as a
     fan-out's two consumers would): 7 and 9 are acked with their entries' orders, once, and
@@ -147,20 +167,7 @@ def test_messages_a_consumer_read_after_their_replies_died_are_committed_in_orde
     the entries Redis appended before the kill, whose replies died, are read by the
     consumers; each message a consumer received is committed with its entry's order, so the
     history keeps its own invariants (committed implies sequenced, seq_no in time order)."""
-    def kill() -> None:
-        client = redis.Redis.from_url(user_server)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and client.xlen(own_name) < 20_000:
-                time.sleep(0.005)
-            for entry in client.client_list():
-                if entry["name"] == "msgstorm-publisher":
-                    client.client_kill_filter(_id=entry["id"])
-        finally:
-            client.close()
-
-    killer = threading.Thread(target=kill)
-    killer.start()
+    killer = _client_killer(user_server, own_name, 20_000, "msgstorm-publisher")
     result = run(_scenario(duration="3s", rate=40_000, live=f'url = "{user_server}"', burst=1024, drain="5s",
                            stream=own_name), tmp_path / "run")
     killer.join()
@@ -514,20 +521,7 @@ def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tm
     """CLIENT KILL on consumer-0's connections mid-run, the server up: it reconnects, re-reads
     what it was given but had not acked, and acks what it had read before, so every message
     is received once and the group has nothing pending at the end."""
-    def kill() -> None:
-        client = redis.Redis.from_url(user_server)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and client.xlen(own_name) < 1500:
-                time.sleep(0.01)
-            for entry in client.client_list():
-                if entry["name"] == "msgstorm-consumer-0":
-                    client.client_kill_filter(_id=entry["id"])
-        finally:
-            client.close()
-
-    killer = threading.Thread(target=kill)
-    killer.start()
+    killer = _client_killer(user_server, own_name, 1500, "msgstorm-consumer-0")
     result = run(_scenario(duration="3s", live=f'url = "{user_server}"', burst=burst,
                            stream=own_name), tmp_path / "run")
     killer.join()
