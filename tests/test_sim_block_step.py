@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.sim import warm
 from msgstorm.sim.array_queue import ArrayQueue
 from msgstorm.sim.block_step import BlockStep
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
@@ -44,6 +45,14 @@ CASES = int(os.environ.get("MSGSTORM_BLOCK_STEP_CASES", "10"))
 SHORT = ['run.duration="6s"', 'run.drain="3s"']
 # Black Thursday's flood starts at 10 s: two seconds of it price the queue out and back.
 FLOOD = ['run.duration="12s"', 'run.drain="2s"']
+
+
+@pytest.fixture(autouse=True)
+def _block_step_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block step's loop taken whether or not it is compiled yet: a small run from an
+    empty cache takes the message-by-message replay instead (``warm.uses_block_step``), and
+    these tests are of the loop, whatever ran before them."""
+    monkeypatch.setattr(warm, "uses_block_step", lambda large: True)
 
 
 def _same_both_ways(scenario: Scenario) -> Tables:
