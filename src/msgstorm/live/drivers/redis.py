@@ -461,7 +461,7 @@ class RedisDriver:
         self._in_flight = 0
         self._connected = False
         done, orders, unread = self._orphans.lost()
-        self._acked_by_reads(done, orders)
+        self._acked(done, orders, self.state.callbacks.on_ack)
         self.state.unacked_publishes += unread
         self.state.lost_publishes += buffered
         self._dropped += buffered
@@ -503,11 +503,7 @@ class RedisDriver:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": int(unknown.sum()),
                                                    "error": f"not an entry id: {replies[int(np.argmax(unknown))]!r}"})
             ids, order = ids[~unknown], order[~unknown]
-        if self.state.callbacks.on_acks is not None:
-            self.state.callbacks.on_acks(ids, order)
-        else:
-            for msg_id, entry in zip(ids.tolist(), order.tolist()):
-                on_ack(msg_id, entry)
+        self._acked(ids, order, on_ack)
 
     def _ack_orphans(self, ids: list[int], entries: list[tuple[bytes, bytes | None]]) -> None:
         """Ack the orphans among one read's entries, whose messages are ``ids`` (entries
@@ -516,15 +512,16 @@ class RedisDriver:
                  if payload is not None and len(payload) >= HEADER.size]
         read_ids, orders = self._orphans.read(np.array(ids, dtype=np.int64), named)
         self.state.unacked_publishes -= read_ids.size  # their acks came after all
-        self._acked_by_reads(read_ids, orders)
+        self._acked(read_ids, orders, self.state.callbacks.on_ack)
 
-    def _acked_by_reads(self, read_ids: np.ndarray, orders: np.ndarray) -> None:
-        """Ack messages whose XADD replies died, by the entries' orders a consumer read."""
-        if read_ids.size and self.state.callbacks.on_acks is not None:
-            self.state.callbacks.on_acks(read_ids, orders)
-        elif read_ids.size:
-            on_ack = self.state.callbacks.on_ack
-            for msg_id, order in zip(read_ids.tolist(), orders.tolist()):
+    def _acked(self, ids: np.ndarray, orders: np.ndarray, on_ack: OnAck) -> None:
+        """Ack messages ``ids`` with their entries' orders (in bulk where the target takes it)."""
+        if not ids.size:
+            return
+        if self.state.callbacks.on_acks is not None:
+            self.state.callbacks.on_acks(ids, orders)
+        else:
+            for msg_id, order in zip(ids.tolist(), orders.tolist()):
                 on_ack(msg_id, order)
 
     async def flush(self) -> None:
