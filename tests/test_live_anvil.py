@@ -78,6 +78,25 @@ def _listening(log: Path, process: Any, deadline: float) -> str:
         time.sleep(0.05)
 
 
+def _under_way(run_dir: Path, process: Any) -> int:
+    """The pid of a run's node once the run is under way, whatever the machine's load made of
+    the node's start: a block holds the run's transactions, and another block follows it for
+    the run to read it."""
+    pid_file = run_dir / "servers" / "anvil.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    url = _listening(run_dir / "servers" / "anvil.out", process, deadline)
+    first = None
+    while first is None or int(_rpc(url, "eth_blockNumber"), 16) < first + 2:
+        assert time.monotonic() < deadline and process.poll() is None
+        if first is None and _rpc(url, "eth_getBlockByNumber", "latest", False)["transactions"]:
+            first = int(_rpc(url, "eth_blockNumber"), 16)
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
 def _rpc(url: str, method: str, *params: Any) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -323,21 +342,7 @@ def test_a_node_killed_mid_run_ends_the_run_on_time_named_with_nothing_left(tmp_
                                         rate="40/s"))
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir, env={**os.environ})
-    pid_file = run_dir / "servers" / "anvil.pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.is_file():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
-    node = int(pid_file.read_text())
-    url = _listening(run_dir / "servers" / "anvil.out", process, deadline)
-    # Killed once the run is under way, whatever the machine's load made of the node's start:
-    # a block of the run's transactions, and another block after it for the run to read it.
-    first = None
-    while first is None or int(_rpc(url, "eth_blockNumber"), 16) < first + 2:
-        assert time.monotonic() < deadline and process.poll() is None
-        if first is None and _rpc(url, "eth_getBlockByNumber", "latest", False)["transactions"]:
-            first = int(_rpc(url, "eth_blockNumber"), 16)
-        time.sleep(0.05)
+    node = _under_way(run_dir, process)
     killed = time.monotonic()
     os.kill(node, signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
@@ -410,16 +415,11 @@ def test_an_interrupted_run_stops_the_node_and_keeps_what_it_recorded(tmp_path: 
                                         rate="20/s"))
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir, env={**os.environ})
-    pid_file = run_dir / "servers" / "anvil.pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.is_file():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
-    time.sleep(8.0)  # the node makes its accounts before it listens: seconds on a busy machine
+    node = _under_way(run_dir, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 3, stderr.decode()  # ExitCode.INTERRUPTED
-    assert not alive(int(pid_file.read_text()))
+    assert not alive(node)
     events = _rows(run_dir, "events")
     assert [e["kind"] for e in events].count("interrupted") == 1
     assert next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")["left"] == []
