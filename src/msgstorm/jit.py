@@ -168,7 +168,7 @@ def available(function: Any, signature: tuple[Any, ...]) -> bool:
         return True
     try:
         return bool(os.path.exists(function._cache._cache_file._index_path))
-    except Exception:
+    except Exception:  # noqa: BLE001 - numba's layout moved
         return True
 
 

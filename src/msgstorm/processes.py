@@ -53,7 +53,7 @@ def picklable_error(error: BaseException, where: str) -> BaseException:
         error.add_note(f"in {where}:\n{trace}")
         pickle.loads(pickle.dumps(error))
         return error
-    except Exception:
+    except Exception:  # noqa: BLE001 - sent as text
         return RuntimeError(f"{type(error).__name__}: {error}\nin {where}:\n{trace}")
 
 

@@ -242,7 +242,7 @@ class _Part:
         try:
             assert encode is not None
             self._data = encode()
-        except BaseException as error:  # kept for result(): the caller re-raises it
+        except BaseException as error:  # noqa: BLE001 - raised by result()
             self.error = error
         finally:
             self.encoded.set()
@@ -257,7 +257,7 @@ class _Part:
                 self.error = self.line.failed  # not written: it would follow a hole (the cause is raised)
             elif self.error is None and data is not None:
                 self._land(data)
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - raised by result()
             self.error = error
         finally:
             if self.error is not None and self.line.failed is None:
@@ -399,13 +399,13 @@ class HistoryWriter:
         for sink in self._sinks.values():
             try:
                 sink.flush()
-            except BaseException as error:  # re-raised below, once the rest are written
+            except BaseException as error:  # noqa: BLE001 - raised below
                 failure = failure or error
         self._background.help()
         while self._background.jobs:
             try:
                 self._background.jobs.popleft().result()
-            except BaseException as error:
+            except BaseException as error:  # noqa: BLE001 - raised below
                 failure = failure or error
         self._background.shutdown()
         if failure is not None:

@@ -154,7 +154,7 @@ def _record_in_child(record: Callable[[Progress | None], None], outcome_write: i
         record(_Forward(progress_write) if progress_write is not None else None)
     except KeyboardInterrupt:
         sent = (_INTERRUPTED, None)
-    except BaseException as error:  # raised in the parent, where the caller can catch it
+    except BaseException as error:  # noqa: BLE001 - raised in the parent
         sent = (_FAILED, picklable_error(error, "the recording's process"))
     finally:
         try:
@@ -207,7 +207,7 @@ class _HandOn(threading.Thread):
                     continue
                 try:
                     self.progress(pickle.loads(data))
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - raised at the end
                     self.failure, self.progress = error, None
 
 

@@ -89,7 +89,7 @@ def _main(argv: list[str]) -> None:
     try:
         analysis = analyse_run_dir(run_dir, wall_s, write_report=write_report)[1]
         sent = (_DONE, analysis)
-    except Exception as error:  # raised in the parent, where the caller can catch it
+    except Exception as error:  # noqa: BLE001 - raised in the parent
         sent = (_FAILED, picklable_error(error, "the analysis' process"))
     data = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
     with os.fdopen(result_fd, "wb") as pipe:
