@@ -350,6 +350,36 @@ def test_a_sweep_killed_half_way_leaves_no_process_and_resumes_without_repeating
     assert _rows(killed) == _rows(whole)
 
 
+
+@pytest.mark.slow
+def test_sigterm_to_the_sweep_alone_stops_its_workers_runs_part_way(tmp_path: Path) -> None:
+    """SIGTERM reaches the sweep's process only (a ``kill``, a CI runner), not its workers as
+    the terminal's Ctrl-C does: the sweep passes it on, so each run under way stops part way
+    (recorded failed, interrupted, run again on resume) instead of the sweep waiting for it
+    to finish."""
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "msgstorm", "sweep", QUICKSTART, "--grid",
+                                "sequencer.workers=1,2", "--seeds", "1", "--workers", "2", "--out", str(out), "-q",
+                                "--set", 'run.duration="600s"'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list((out / "runs").glob("*/history/messages/part-*.parquet"))) < 2:  # both runs under way
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)  # a run of 600 s takes minutes of CPU
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 3, stderr.decode()  # ExitCode.INTERRUPTED
+    outcomes = [json.loads(path.read_text()) for path in (out / "runs").glob("*/done.json")]
+    assert len(outcomes) == 2, stderr.decode()
+    for outcome in outcomes:
+        assert outcome["status"] == "failed" and "into a 600 s run: run again on resume" in outcome["error"], outcome
+
+
 # The hand-computed gap case of test_market, with one 30% gap and ten accounts drawn at a
 # leverage the search sets.
 LEVERAGE = (GAP.format(accounts="", keepers=KEEPER)

@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import select
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -218,10 +219,27 @@ class WorkerPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
+    def interrupt(self) -> None:
+        """Stop the runs under way as the terminal's Ctrl-C does (SIGINT to each worker: its
+        run settles and returns an interrupted outcome), for a sweep stopped by a signal that
+        reached only its own process (SIGTERM, a Ctrl-C sent to its pid): ``close`` would
+        otherwise wait for each run to finish."""
+        if self._executor is None:
+            return
+        # The executor's worker processes (CPython keeps them in ``_processes``, a private
+        # mapping of pid to process; the workers are the fork server's children, not ours).
+        for pid in list(getattr(self._executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.interrupt()
         self.close()
 
 
@@ -277,9 +295,11 @@ def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs
                 for future, spec in list(pending.items()):
                     if not wanted(spec) and future.cancel():
                         del pending[future]
-    except BaseException:
+    except BaseException as error:
         for future in pending:
             future.cancel()
+        if isinstance(error, KeyboardInterrupt):
+            workers_pool.interrupt()
         raise
     finally:
         if own:
