@@ -55,9 +55,11 @@ SERIAL_TEST_SECONDS = 6.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
-# Session fixtures that cost minutes: the tests that use one are one unit of work, so one
-# worker computes it once (two workers would compute it twice).
-SHARED_FIXTURES = ("readme_safe_leverage",)
+# Session (or module) fixtures that cost minutes: the tests that use one are one unit of work,
+# so one worker computes it once (two workers would compute it twice).
+SHARED_FIXTURES = ("readme_safe_leverage", "cold_runs")
+# This session's pytest config (``default_run`` finds pytest's temporary directory through it).
+_SESSION: dict[str, Any] = {}
 # The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
 _SERIAL_IDS = "msgstorm_serial_ids"
 
@@ -78,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for a driver given the cluster's address, which then cannot connect."""
     os.environ["COLUMNS"] = "80"
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    _SESSION["config"] = config
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -562,11 +565,50 @@ def same_both_ways(scenario: Scenario, switch: str) -> Tables:
 
     with tempfile.TemporaryDirectory() as tmp:
         reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", **{switch: False})
-        compiled, t_compiled, _ = simulate_tables(scenario, Path(tmp) / "compiled", **{switch: True})
+    compiled, t_compiled = default_run(scenario)
     assert t_compiled == t_reference
     for table in reference:
         assert compiled[table] == reference[table], table
     return reference
+
+
+def default_run(scenario: Scenario) -> tuple[Tables, int]:
+    """``simulate_tables`` of ``scenario`` with every switch as a run has it (on): its
+    tables and end. Every module of ``same_both_ways`` compares its own switch off against
+    this same run (the reacting examples, the leader crash), so the session keeps each one
+    made, keyed by the scenario's pickle, in a directory every pytest-xdist worker shares
+    (pytest's base temporary directory), and a worker that finds it done, or being made
+    (a lock), reads it instead of running it again. A simulator run is deterministic: the
+    history read back is the one it would write again. Whether a small run takes the block
+    step's loop is part of the key (tests/test_sim_block_step.py has it always taken); a
+    test that changes the code the run takes in any other way calls ``simulate_tables``."""
+    import fcntl
+    import hashlib
+    import pickle
+
+    from msgstorm.history import read_history
+    from msgstorm.sim import warm
+
+    root = _session_shared_dir() / "default-runs"
+    root.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(pickle.dumps((scenario, warm.uses_block_step(False)))).hexdigest()[:20]
+    out, end = root / key, root / f"{key}.end"
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if end.exists():
+            history = read_history(out)
+            return {table: history.table(table).to_pydict() for table in SIM_TABLES}, int(end.read_text())
+        shutil.rmtree(out, ignore_errors=True)  # what a run that failed half-way wrote
+        tables, t_end, _ = simulate_tables(scenario, out)
+        end.write_text(str(t_end))
+        return tables, t_end
+
+
+def _session_shared_dir() -> Path:
+    """pytest's base temporary directory of this session, the one its pytest-xdist workers
+    share (each worker's own is a directory inside it)."""
+    base = _SESSION["config"]._tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(_SESSION["config"], "workerinput") else base
 
 
 def example_scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
