@@ -106,6 +106,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         shared = [f"{item.nodeid}\t{name}" for item in items for name in SHARED_FIXTURES
                   if name in getattr(item, "fixturenames", ()) and not item.get_closest_marker("serial")]
         Path(f"{told}-shared.{config.workerinput['workerid']}").write_text("\n".join(shared))
+        Path(f"{told}-slow.{config.workerinput['workerid']}").write_text(
+            "\n".join(item.nodeid for item in items if item.get_closest_marker("slow")))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -135,6 +137,13 @@ def _serial_ids_stem(config: pytest.Config) -> Path:
 
         config._serial_ids_dir = tempfile.TemporaryDirectory(prefix="msgstorm-serial-")  # type: ignore[attr-defined]
     return Path(config._serial_ids_dir.name) / "serial-ids"  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The directory of the workers' lists of tests goes with the session that made it (not
+    with the garbage collector, which warns, and late: pytest runs in pytest, tests/test_conftest.py)."""
+    if hasattr(config, "_serial_ids_dir"):
+        config._serial_ids_dir.cleanup()
 
 
 def serial_lanes(serial: Iterable[str], lanes: int) -> dict[str, int]:
@@ -169,7 +178,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """(pytest-xdist) With ``--dist loadgroup``: the tests marked ``serial`` (the live
     modules' by their module) in ``SERIAL_LANES`` units of work (``serial_lanes``), each of
     which one worker runs one test after another, first, since they are the longest; every
-    other test a unit of its own for whichever worker is free."""
+    other test a unit of its own for whichever worker is free, the slow ones first
+    (``work_order``)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -179,6 +189,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         lane_of: dict[str, int] | None = None
         shared_of: dict[str, str] = {}
+        slow_first = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.lane_of is None:  # every worker has collected (and written) by now
@@ -192,7 +203,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             shared = self.shared_of.get(nodeid)
             return nodeid if shared is None else f"shared-{shared}"
 
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.slow_first:
+                self.slow_first = True
+                slow = {line for path in stem.parent.glob(f"{stem.name}-slow.*")
+                        for line in path.read_text().splitlines()}
+                self.workqueue = type(self.workqueue)(sorted(self.workqueue.items(), key=lambda unit: work_order(
+                    unit[0], slow)))
+            super()._assign_work_unit(node)
+
     return SerialGroupScheduling(config, log)
+
+
+def work_order(scope: str, slow: set[str]) -> int:
+    """Where a unit of work goes in the queue (a stable sort keeps the order within each):
+    the serial lanes and the groups of a shared fixture, the longest units, first; then the
+    tests marked slow (each of more than a few seconds), so that none starts last and keeps
+    the others' workers waiting at the end; then the rest."""
+    if scope.startswith((f"{SERIAL_GROUP}-", "shared-")):
+        return 0
+    return 1 if scope in slow else 2
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

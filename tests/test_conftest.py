@@ -120,3 +120,23 @@ def test_serial_lanes_keep_a_module_whole_and_balance_the_seconds() -> None:
     assert lanes["tests/test_docs.py::test_live_example"] == 1 and lanes["tests/test_live_c.py::test_0"] == 0
     assert SERIAL_TEST_SECONDS * 3 == 18.0
     assert set(serial_lanes(tests, 1).values()) == {0}
+
+
+def test_the_slow_tests_are_handed_out_before_the_others(suite: pytest.Pytester) -> None:
+    """Under ``--dist loadgroup`` a worker takes the tests marked slow before the quick ones
+    whatever their place in the collection, so that no long test starts last."""
+    quick = "".join(f"def test_a{k}():\n    pass\n\n" for k in range(5))
+    suite.makepyfile(test_a=quick, test_z="import pytest\n\n@pytest.mark.slow\ndef test_z():\n    pass\n")
+    result = suite.runpytest("-n", "1", "--dist", "loadgroup", "-v", "--run-slow")
+    result.assert_outcomes(passed=8)
+    ran = [line.split()[-1] for line in result.stdout.lines if line.startswith("[gw") and "PASSED" in line]
+    assert [test.split("::")[-1] for test in ran[:2]] == ["test_long", "test_z"], ran
+
+
+def test_the_work_order_puts_lanes_and_shared_groups_then_slow_tests_first() -> None:
+    from conftest import SERIAL_GROUP, work_order
+
+    slow = {"tests/test_a.py::test_long"}
+    assert work_order(f"{SERIAL_GROUP}-1", slow) == work_order("shared-readme_safe_leverage", slow) == 0
+    assert work_order("tests/test_a.py::test_long", slow) == 1
+    assert work_order("tests/test_a.py::test_quick", slow) == 2
