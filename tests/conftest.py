@@ -45,13 +45,17 @@ _WORKERS_DESELECTED: dict[str, int] = {}
 # wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
 # How many lanes of serial tests run at once, each on a worker of its own: the live tests
-# are most of the suite's wall time, and a lane mostly waits (tests/conftest.py,
-# ``pytest_xdist_auto_num_workers``).
-SERIAL_LANES = 2
+# are most of the suite's wall time (with CI=true about twice the rest's, measured), and a lane
+# mostly waits (tests/conftest.py, ``pytest_xdist_auto_num_workers``): three lanes end about
+# when the worker that computes has done the rest.
+SERIAL_LANES = 3
 # A serial module's seconds (measured, docs/performance.md), which balance the lanes; a
-# module not listed counts SERIAL_TEST_SECONDS a test.
+# module not listed counts SERIAL_SLOW_SECONDS a test marked slow and SERIAL_TEST_SECONDS any
+# other (the means of the serial tests of a run with CI=true: a live run of tens of seconds,
+# or a check of a few seconds at most).
 MODULE_SECONDS: dict[str, float] = {}
-SERIAL_TEST_SECONDS = 6.0
+SERIAL_SLOW_SECONDS = 30.0
+SERIAL_TEST_SECONDS = 2.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
@@ -146,20 +150,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config._serial_ids_dir.cleanup()
 
 
-def serial_lanes(serial: Iterable[str], lanes: int) -> dict[str, int]:
+def serial_lanes(serial: Iterable[str], lanes: int, slow: Iterable[str] = ()) -> dict[str, int]:
     """Serial test id -> its lane (0 .. ``lanes`` - 1): a module's serial tests stay together
     (its module-scoped servers start once), the heaviest module first (``MODULE_SECONDS``, else
-    ``SERIAL_TEST_SECONDS`` a test) to the lane with the least work so far, ties to the lowest."""
+    ``SERIAL_SLOW_SECONDS`` a test of ``slow``, ``SERIAL_TEST_SECONDS`` any other) to the lane
+    with the least work so far, ties to the lowest."""
     modules: dict[str, list[str]] = {}
     for nodeid in sorted(serial):
         modules.setdefault(nodeid.split("::", 1)[0].rsplit("/", 1)[-1], []).append(nodeid)
+    slow = set(slow)
+    seconds = {module: MODULE_SECONDS.get(module, sum(SERIAL_SLOW_SECONDS if test in slow else SERIAL_TEST_SECONDS
+                                                      for test in tests))
+               for module, tests in modules.items()}
     work = [0.0] * max(lanes, 1)
     lane_of = {}
-    for module, tests in sorted(modules.items(),
-                                key=lambda item: (-MODULE_SECONDS.get(item[0], SERIAL_TEST_SECONDS * len(item[1])), item[0])):
+    for module in sorted(modules, key=lambda module: (-seconds[module], module)):
         lane = min(range(len(work)), key=lambda k: (work[k], k))
-        work[lane] += MODULE_SECONDS.get(module, SERIAL_TEST_SECONDS * len(tests))
-        lane_of.update(dict.fromkeys(tests, lane))
+        work[lane] += seconds[module]
+        lane_of.update(dict.fromkeys(modules[module], lane))
     return lane_of
 
 
@@ -189,12 +197,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         lane_of: dict[str, int] | None = None
         shared_of: dict[str, str] = {}
+        slow: set[str] = set()
         slow_first = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.lane_of is None:  # every worker has collected (and written) by now
                 told = {line for path in stem.parent.glob(f"{stem.name}.*") for line in path.read_text().splitlines()}
-                self.lane_of = serial_lanes(told, SERIAL_LANES)
+                self.slow = {line for path in stem.parent.glob(f"{stem.name}-slow.*")
+                             for line in path.read_text().splitlines()}
+                self.lane_of = serial_lanes(told, SERIAL_LANES, self.slow)
                 self.shared_of = dict(line.split("\t", 1) for path in stem.parent.glob(f"{stem.name}-shared.*")
                                       for line in path.read_text().splitlines() if line)
             lane = self.lane_of.get(nodeid)
@@ -206,10 +217,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _assign_work_unit(self, node: Any) -> None:
             if not self.slow_first:
                 self.slow_first = True
-                slow = {line for path in stem.parent.glob(f"{stem.name}-slow.*")
-                        for line in path.read_text().splitlines()}
                 self.workqueue = type(self.workqueue)(sorted(self.workqueue.items(), key=lambda unit: work_order(
-                    unit[0], slow)))
+                    unit[0], self.slow)))
             super()._assign_work_unit(node)
 
     return SerialGroupScheduling(config, log)
