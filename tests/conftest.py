@@ -84,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for a driver given the cluster's address, which then cannot connect."""
     os.environ["COLUMNS"] = "80"
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    _SESSION["config"] = config
+    _SESSION.setdefault("config", config)  # the outer session's, when pytest runs in pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
