@@ -45,19 +45,25 @@ _WORKERS_DESELECTED: dict[str, int] = {}
 # wall-clock timing (signals sent to running processes).
 SERIAL_GROUP = "serial"
 # How many lanes of serial tests run at once, each on a worker of its own: the live tests
-# are most of the suite's wall time, and a lane mostly waits (tests/conftest.py,
-# ``pytest_xdist_auto_num_workers``).
-SERIAL_LANES = 2
+# are most of the suite's wall time (with CI=true about twice the rest's, measured), and a lane
+# mostly waits (tests/conftest.py, ``pytest_xdist_auto_num_workers``): three lanes end about
+# when the worker that computes has done the rest.
+SERIAL_LANES = 3
 # A serial module's seconds (measured, docs/performance.md), which balance the lanes; a
-# module not listed counts SERIAL_TEST_SECONDS a test.
+# module not listed counts SERIAL_SLOW_SECONDS a test marked slow and SERIAL_TEST_SECONDS any
+# other (the means of the serial tests of a run with CI=true: a live run of tens of seconds,
+# or a check of a few seconds at most).
 MODULE_SECONDS: dict[str, float] = {}
-SERIAL_TEST_SECONDS = 6.0
+SERIAL_SLOW_SECONDS = 30.0
+SERIAL_TEST_SECONDS = 2.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
-# Session fixtures that cost minutes: the tests that use one are one unit of work, so one
-# worker computes it once (two workers would compute it twice).
-SHARED_FIXTURES = ("readme_safe_leverage",)
+# Session (or module) fixtures that cost minutes: the tests that use one are one unit of work,
+# so one worker computes it once (two workers would compute it twice).
+SHARED_FIXTURES = ("readme_safe_leverage", "cold_runs")
+# This session's pytest config (``default_run`` finds pytest's temporary directory through it).
+_SESSION: dict[str, Any] = {}
 # The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
 _SERIAL_IDS = "msgstorm_serial_ids"
 
@@ -78,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for a driver given the cluster's address, which then cannot connect."""
     os.environ["COLUMNS"] = "80"
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    _SESSION.setdefault("config", config)  # the outer session's, when pytest runs in pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,6 +110,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         shared = [f"{item.nodeid}\t{name}" for item in items for name in SHARED_FIXTURES
                   if name in getattr(item, "fixturenames", ()) and not item.get_closest_marker("serial")]
         Path(f"{told}-shared.{config.workerinput['workerid']}").write_text("\n".join(shared))
+        Path(f"{told}-slow.{config.workerinput['workerid']}").write_text(
+            "\n".join(item.nodeid for item in items if item.get_closest_marker("slow")))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -134,20 +143,31 @@ def _serial_ids_stem(config: pytest.Config) -> Path:
     return Path(config._serial_ids_dir.name) / "serial-ids"  # type: ignore[attr-defined]
 
 
-def serial_lanes(serial: Iterable[str], lanes: int) -> dict[str, int]:
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The directory of the workers' lists of tests goes with the session that made it (not
+    with the garbage collector, which warns, and late: pytest runs in pytest, tests/test_conftest.py)."""
+    if hasattr(config, "_serial_ids_dir"):
+        config._serial_ids_dir.cleanup()
+
+
+def serial_lanes(serial: Iterable[str], lanes: int, slow: Iterable[str] = ()) -> dict[str, int]:
     """Serial test id -> its lane (0 .. ``lanes`` - 1): a module's serial tests stay together
     (its module-scoped servers start once), the heaviest module first (``MODULE_SECONDS``, else
-    ``SERIAL_TEST_SECONDS`` a test) to the lane with the least work so far, ties to the lowest."""
+    ``SERIAL_SLOW_SECONDS`` a test of ``slow``, ``SERIAL_TEST_SECONDS`` any other) to the lane
+    with the least work so far, ties to the lowest."""
     modules: dict[str, list[str]] = {}
     for nodeid in sorted(serial):
         modules.setdefault(nodeid.split("::", 1)[0].rsplit("/", 1)[-1], []).append(nodeid)
+    slow = set(slow)
+    seconds = {module: MODULE_SECONDS.get(module, sum(SERIAL_SLOW_SECONDS if test in slow else SERIAL_TEST_SECONDS
+                                                      for test in tests))
+               for module, tests in modules.items()}
     work = [0.0] * max(lanes, 1)
     lane_of = {}
-    for module, tests in sorted(modules.items(),
-                                key=lambda item: (-MODULE_SECONDS.get(item[0], SERIAL_TEST_SECONDS * len(item[1])), item[0])):
+    for module in sorted(modules, key=lambda module: (-seconds[module], module)):
         lane = min(range(len(work)), key=lambda k: (work[k], k))
-        work[lane] += MODULE_SECONDS.get(module, SERIAL_TEST_SECONDS * len(tests))
-        lane_of.update(dict.fromkeys(tests, lane))
+        work[lane] += seconds[module]
+        lane_of.update(dict.fromkeys(modules[module], lane))
     return lane_of
 
 
@@ -166,7 +186,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """(pytest-xdist) With ``--dist loadgroup``: the tests marked ``serial`` (the live
     modules' by their module) in ``SERIAL_LANES`` units of work (``serial_lanes``), each of
     which one worker runs one test after another, first, since they are the longest; every
-    other test a unit of its own for whichever worker is free."""
+    other test a unit of its own for whichever worker is free, the slow ones first
+    (``work_order``)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -176,11 +197,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         lane_of: dict[str, int] | None = None
         shared_of: dict[str, str] = {}
+        slow: set[str] = set()
+        slow_first = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.lane_of is None:  # every worker has collected (and written) by now
                 told = {line for path in stem.parent.glob(f"{stem.name}.*") for line in path.read_text().splitlines()}
-                self.lane_of = serial_lanes(told, SERIAL_LANES)
+                self.slow = {line for path in stem.parent.glob(f"{stem.name}-slow.*")
+                             for line in path.read_text().splitlines()}
+                self.lane_of = serial_lanes(told, SERIAL_LANES, self.slow)
                 self.shared_of = dict(line.split("\t", 1) for path in stem.parent.glob(f"{stem.name}-shared.*")
                                       for line in path.read_text().splitlines() if line)
             lane = self.lane_of.get(nodeid)
@@ -189,7 +214,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             shared = self.shared_of.get(nodeid)
             return nodeid if shared is None else f"shared-{shared}"
 
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.slow_first:
+                self.slow_first = True
+                self.workqueue = type(self.workqueue)(sorted(self.workqueue.items(), key=lambda unit: work_order(
+                    unit[0], self.slow)))
+            super()._assign_work_unit(node)
+
     return SerialGroupScheduling(config, log)
+
+
+def work_order(scope: str, slow: set[str]) -> int:
+    """Where a unit of work goes in the queue (a stable sort keeps the order within each):
+    the serial lanes and the groups of a shared fixture, the longest units, first; then the
+    tests marked slow (each of more than a few seconds), so that none starts last and keeps
+    the others' workers waiting at the end; then the rest."""
+    if scope.startswith((f"{SERIAL_GROUP}-", "shared-")):
+        return 0
+    return 1 if scope in slow else 2
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -562,11 +604,50 @@ def same_both_ways(scenario: Scenario, switch: str) -> Tables:
 
     with tempfile.TemporaryDirectory() as tmp:
         reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", **{switch: False})
-        compiled, t_compiled, _ = simulate_tables(scenario, Path(tmp) / "compiled", **{switch: True})
+    compiled, t_compiled = default_run(scenario)
     assert t_compiled == t_reference
     for table in reference:
         assert compiled[table] == reference[table], table
     return reference
+
+
+def default_run(scenario: Scenario) -> tuple[Tables, int]:
+    """``simulate_tables`` of ``scenario`` with every switch as a run has it (on): its
+    tables and end. Every module of ``same_both_ways`` compares its own switch off against
+    this same run (the reacting examples, the leader crash), so the session keeps each one
+    made, keyed by the scenario's pickle, in a directory every pytest-xdist worker shares
+    (pytest's base temporary directory), and a worker that finds it done, or being made
+    (a lock), reads it instead of running it again. A simulator run is deterministic: the
+    history read back is the one it would write again. Whether a small run takes the block
+    step's loop is part of the key (tests/test_sim_block_step.py has it always taken); a
+    test that changes the code the run takes in any other way calls ``simulate_tables``."""
+    import fcntl
+    import hashlib
+    import pickle
+
+    from msgstorm.history import read_history
+    from msgstorm.sim import warm
+
+    root = _session_shared_dir() / "default-runs"
+    root.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(pickle.dumps((scenario, warm.uses_block_step(False)))).hexdigest()[:20]
+    out, end = root / key, root / f"{key}.end"
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if end.exists():
+            history = read_history(out)
+            return {table: history.table(table).to_pydict() for table in SIM_TABLES}, int(end.read_text())
+        shutil.rmtree(out, ignore_errors=True)  # what a run that failed half-way wrote
+        tables, t_end, _ = simulate_tables(scenario, out)
+        end.write_text(str(t_end))
+        return tables, t_end
+
+
+def _session_shared_dir() -> Path:
+    """pytest's base temporary directory of this session, the one its pytest-xdist workers
+    share (each worker's own is a directory inside it)."""
+    base = _SESSION["config"]._tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(_SESSION["config"], "workerinput") else base
 
 
 def example_scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:

@@ -102,21 +102,47 @@ def test_live_and_serial_tests_run_in_lanes_a_module_on_one_worker(suite: pytest
             workers.setdefault(module, set()).add(line.split("]")[0].lstrip("["))
     serial = {module: ran for module, ran in workers.items() if module not in ("test_sim.py", "test_two.py")}
     assert len(serial) == 4 and all(len(ran) == 1 for ran in serial.values()), serial
-    # Two lanes: the two live modules (six tests each) apart, the other two with the lighter.
+    # The two live modules (six tests each) in lanes apart.
     assert serial["test_live_broker.py"] != serial["test_live_node.py"]
     result = suite.runpytest("-p", "no:xdist", "-m", "serial", "--co", "-q")
     assert len([line for line in result.stdout.lines if "::" in line]) == 14
 
 
 def test_serial_lanes_keep_a_module_whole_and_balance_the_seconds() -> None:
-    from conftest import SERIAL_TEST_SECONDS, serial_lanes
+    from conftest import SERIAL_SLOW_SECONDS, SERIAL_TEST_SECONDS, serial_lanes
 
     tests = [f"tests/test_live_a.py::test_{k}" for k in range(3)] + [f"tests/test_live_b.py::test_{k}" for k in range(2)]
     tests += ["tests/test_live_c.py::test_0", "tests/test_docs.py::test_live_example"]
     lanes = serial_lanes(tests, 2)
-    assert {lanes[t] for t in tests if "test_live_a" in t} == {0}  # 18 s: the heaviest, to lane 0
-    assert {lanes[t] for t in tests if "test_live_b" in t} == {1}  # 12 s to the emptier lane
-    # 6 s each: test_docs.py first by name, to lane 1 (12 s, now 18), then test_live_c.py to lane 0 (a tie: the lowest)
+    assert {lanes[t] for t in tests if "test_live_a" in t} == {0}  # 6 s: the heaviest, to lane 0
+    assert {lanes[t] for t in tests if "test_live_b" in t} == {1}  # 4 s to the emptier lane
+    # 2 s each: test_docs.py first by name, to lane 1 (4 s, now 6), then test_live_c.py to lane 0 (a tie: the lowest)
     assert lanes["tests/test_docs.py::test_live_example"] == 1 and lanes["tests/test_live_c.py::test_0"] == 0
-    assert SERIAL_TEST_SECONDS * 3 == 18.0
+    assert SERIAL_TEST_SECONDS * 3 == 6.0
     assert set(serial_lanes(tests, 1).values()) == {0}
+    # A test marked slow counts SERIAL_SLOW_SECONDS: test_live_c.py's one (30 s) outweighs
+    # test_live_a.py's three (6 s) and goes first, to lane 0; a, 6 s, to lane 1; b, 4 s, to
+    # lane 1 too (6 s against 30), then test_docs.py (2 s) to lane 1 (10 s against 30).
+    lanes = serial_lanes(tests, 2, slow={"tests/test_live_c.py::test_0"})
+    assert lanes["tests/test_live_c.py::test_0"] == 0 and SERIAL_SLOW_SECONDS == 30.0
+    assert {lanes[t] for t in tests if "test_live_c" not in t} == {1}
+
+
+def test_the_slow_tests_are_handed_out_before_the_others(suite: pytest.Pytester) -> None:
+    """Under ``--dist loadgroup`` a worker takes the tests marked slow before the quick ones
+    whatever their place in the collection, so that no long test starts last."""
+    quick = "".join(f"def test_a{k}():\n    pass\n\n" for k in range(5))
+    suite.makepyfile(test_a=quick, test_z="import pytest\n\n@pytest.mark.slow\ndef test_z():\n    pass\n")
+    result = suite.runpytest("-n", "1", "--dist", "loadgroup", "-v", "--run-slow")
+    result.assert_outcomes(passed=8)
+    ran = [line.split()[-1] for line in result.stdout.lines if line.startswith("[gw") and "PASSED" in line]
+    assert [test.split("::")[-1] for test in ran[:2]] == ["test_long", "test_z"], ran
+
+
+def test_the_work_order_puts_lanes_and_shared_groups_then_slow_tests_first() -> None:
+    from conftest import SERIAL_GROUP, work_order
+
+    slow = {"tests/test_a.py::test_long"}
+    assert work_order(f"{SERIAL_GROUP}-1", slow) == work_order("shared-readme_safe_leverage", slow) == 0
+    assert work_order("tests/test_a.py::test_long", slow) == 1
+    assert work_order("tests/test_a.py::test_quick", slow) == 2

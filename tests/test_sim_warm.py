@@ -114,22 +114,49 @@ def _fresh_interpreter(code: str, cache_dir: Path) -> Any:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.slow
-def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> None:
-    # No helper and an empty cache: this process compiles every function it calls, callees
-    # of the kernel included, and each dispatcher lists the signatures it was called with.
-    code = f"""
+# One fresh interpreter on an empty cache for the two tests of what a cold run compiles (a
+# minute of compiling each): a small run first (below ``COMPILE_FROM_MESSAGES``: it leaves the
+# windows and the block step uncompiled), then, every run counted as large, the same scenario
+# again (the two histories compared) and the other two, each dispatcher listing at the end the
+# signatures it was called with by all four.
+COLD_RUNS = f"""
 import json
-from msgstorm.sim import warm
+import pyarrow.parquet as pq
+from msgstorm import poisson_kernel
+from msgstorm.sim import block_step_loop, warm
+def compiled():
+    return [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
+small = simulate({GOSSIP!r}, "{{out}}/small", helper_cpus=0)
+before = compiled()
 warm.COMPILE_FROM_MESSAGES = 0  # every run counts as large: it compiles the paying loops too
-simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=0)
-simulate({GOSSIP_ANNOUNCED!r}, {str(tmp_path / "announced")!r}, helper_cpus=0)
-simulate({ONE_NODE!r}, {str(tmp_path / "one-node")!r}, helper_cpus=0)
-print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
-                               [[str(t) for t in sig] for sig in loop.function.signatures]]
-                  for split in warm.SPLITS.values() for loop in split().loops}}))
+large = simulate({GOSSIP!r}, "{{out}}/large", helper_cpus=0)
+after = compiled()
+same = all(pq.read_table(Path("{{out}}/small") / table).to_pydict()
+           == pq.read_table(Path("{{out}}/large") / table).to_pydict()
+           for table in ("messages", "events", "deliveries"))
+simulate({GOSSIP_ANNOUNCED!r}, "{{out}}/announced", helper_cpus=0)
+simulate({ONE_NODE!r}, "{{out}}/one-node", helper_cpus=0)
+print(json.dumps({{"flags": [small.compile_all, large.compile_all], "before": before, "after": after,
+                  "same": same,
+                  "loops": {{loop.name: [[str(t) for t in loop.signature],
+                                        [[str(t) for t in sig] for sig in loop.function.signatures]]
+                            for split in warm.SPLITS.values() for loop in split().loops}}}}))
 """
-    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+
+
+@pytest.fixture(scope="module")
+def cold_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """What ``COLD_RUNS`` printed (tests/conftest.py's ``SHARED_FIXTURES``: one worker runs
+    the tests that read it, so it runs once)."""
+    out = tmp_path_factory.mktemp("cold-runs")
+    return _fresh_interpreter(COLD_RUNS.replace("{out}", str(out)), out / "numba-cache")
+
+
+@pytest.mark.slow
+def test_the_warmed_signatures_are_the_ones_a_run_compiles(cold_runs: Any) -> None:
+    # No helper and an empty cache: the process compiles every function it calls, callees
+    # of the kernel included, and each dispatcher lists the signatures it was called with.
+    found = cold_runs["loops"]
     assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.run_until_push",
                           "msgstorm.sim.kernel.inject",
                           "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
@@ -317,31 +344,14 @@ def test_a_signature_names_every_parameter() -> None:
 
 
 @pytest.mark.slow
-def test_a_small_cold_run_compiles_neither_the_windows_nor_the_block_step(tmp_path: Path) -> None:
+def test_a_small_cold_run_compiles_neither_the_windows_nor_the_block_step(cold_runs: Any) -> None:
     """Below ``COMPILE_FROM_MESSAGES`` an empty cache is not filled with the loops that have
     a Python path: the traffic is drawn window by window, the leader's intake replayed
     message by message, and the history is the one a large run writes with them compiled."""
-    code = f"""
-import json
-import pyarrow.parquet as pq
-from msgstorm import poisson_kernel
-from msgstorm.sim import block_step_loop, warm
-small = simulate({GOSSIP!r}, {str(tmp_path / "small")!r}, helper_cpus=0)
-before = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
-warm.COMPILE_FROM_MESSAGES = 0
-large = simulate({GOSSIP!r}, {str(tmp_path / "large")!r}, helper_cpus=0)
-after = [len(poisson_kernel.windows.signatures), len(block_step_loop.replay.signatures)]
-same = all(pq.read_table(Path({str(tmp_path / "small")!r}) / table).to_pydict()
-           == pq.read_table(Path({str(tmp_path / "large")!r}) / table).to_pydict()
-           for table in ("messages", "events", "deliveries"))
-print(json.dumps({{"flags": [small.compile_all, large.compile_all], "before": before, "after": after,
-                  "same": same}}))
-"""
-    found = _fresh_interpreter(code, tmp_path / "numba-cache")
-    assert found["flags"] == [False, True]
-    assert found["before"] == [0, 0]
-    assert found["after"] == [1, 1]
-    assert found["same"]
+    assert cold_runs["flags"] == [False, True]
+    assert cold_runs["before"] == [0, 0]
+    assert cold_runs["after"] == [1, 1]
+    assert cold_runs["same"]
 
 
 def test_a_run_compiles_the_paying_loops_from_a_million_messages() -> None:
