@@ -569,7 +569,8 @@ def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> N
                                              "'whole']"),
     ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
     ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
-    ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
+    ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books carry an account's own liquidations, "
+                                             "without a fund or a cover"),
     ('market.liquidation.mechanism="english_auction"', "accounts[0].long_share: 0.7, but an english_auction sells "
                                                        "a long's collateral"),
 ])

@@ -39,6 +39,14 @@ by then. What the liquidation travels on:
 A liquidation that commits (or is carried) executes at the on-chain price then by the
 market's one rule (``rules.liquidation_costs``), or, its probe not past its line there, is
 recovered and the keeper looks again at its next price; one already executed is a no-op.
+Under a mechanism that may leave a position open (``partial``, ``close_factor``: any whose
+call reads the account and the price alone, ``Mechanism.alone``, in a market where nothing
+the accounts share covers a shortfall, ``LiquidationSpec.shares_nothing``), each liquidation
+is the venue's own ``call`` (``market/liquidation.py``), in block order, as the reactor
+makes it: a call that leaves the probe open gives it a new line, which every keeper looks at
+again at its next price (a lending market's keeper at once, while the probe stays past it),
+and a call that closes nothing is recovered. Each call is a row with the probe's size and
+collateral after it; the analysis marks the probes left open at the horizon from their last.
 """
 
 from __future__ import annotations
@@ -50,7 +58,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices, past_lines
+from msgstorm.market.accounts import (
+    Accounts,
+    LineCursor,
+    LineIndex,
+    line_price_pair,
+    line_prices,
+    past_line,
+    past_lines,
+)
+from msgstorm.market.liquidation import call, mechanism_of
 from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec, impact_exponent
@@ -158,6 +175,9 @@ class ProbeBook:
         self.fee_t: list[int] = []  # when the base fee was seen to change (at a block or a price seen)
         self.fee_base: list[float] = []
         self._instrument = self.probes.instrument
+        # The venue's mechanism; a whole close at the index is executed for many probes at once.
+        self.rule = mechanism_of(market)
+        self._whole = self.rule.closes_whole
         self._book_leverage = np.asarray(spec.leverages, dtype=np.float64)
         self._rows: list[tuple[np.ndarray, ...]] = []
         self._row_count = 0
@@ -170,6 +190,11 @@ class ProbeBook:
         view = self.keepers[keeper]
         self._note_base_fee(t)
         found = self.cursors[keeper].past_array(instrument, price)
+        if not self._whole and len(found):  # a line a call moved: looked at again at the next price
+            moved = ~past_lines(self.probes.side[found], self.probes.liquidation[found], price)
+            moved &= ~self.liquidated[found] & ~self.pending_of[keeper][found]
+            self._retry(keeper, found[moved])
+            found = found[~moved]
         if self.retries[keeper]:
             retry = self.retry_of[keeper]
             probes = self.probes
@@ -327,7 +352,7 @@ class ProbeBook:
         probe, keeper, carrier, position = probe[order], keeper[order], carrier[order], position[order]
         once = np.ones(len(probe), dtype=bool)
         once[1:] = probe[1:] != probe[:-1]
-        keep = once & ~self.liquidated[probe]
+        keep = (once | (not self._whole)) & ~self.liquidated[probe]
         probe, keeper, carrier, position = probe[keep], keeper[keep], carrier[keep], position[keep]
         if not len(probe):
             return
@@ -335,12 +360,13 @@ class ProbeBook:
         price = np.asarray(before, dtype=np.float64)[instrument]
         for at, which, new in changes:  # in block order: the last before each message holds
             price[(instrument == which) & (position > at)] = new
+        if not self._whole:
+            self._calls(t, probe, keeper, carrier, position, price)
+            return
         probes = self.probes
         past = past_lines(probes.side[probe], probes.liquidation[probe], price)
         for one, who in zip(probe[~past].tolist(), keeper[~past].tolist(), strict=True):
-            if not self.retry_of[who][one]:
-                self.retry_of[who][one] = True
-                self.retries[who] += 1
+            self._retry(who, np.array([one]))
         probe, keeper, carrier, price = probe[past], keeper[past], carrier[past], price[past]
         if not len(probe):
             return
@@ -352,20 +378,83 @@ class ProbeBook:
         self.liquidated[probe] = True
         book = probe // self.accounts_per_book
         self._rows.append((np.full(len(probe), t, dtype=np.int64), probe, probe % self.accounts_per_book,
-                           self._book_leverage[book], keeper, carrier, price, np.maximum(0.0, -after)))
+                           self._book_leverage[book], keeper, carrier, price,
+                           np.maximum(0.0, -after), np.zeros(len(probe)), after))
         self._row_count += len(probe)
+        if self._row_count >= _FLUSH_ROWS:
+            self.flush()
+
+    def _retry(self, keeper: int, probes: np.ndarray) -> None:
+        """``keeper`` looks at ``probes`` again at its next price (``seen``)."""
+        retry = self.retry_of[keeper]
+        fresh = probes[~retry[probes]]
+        retry[fresh] = True
+        self.retries[keeper] += len(np.unique(fresh))
+
+    def _calls(self, t: int, probe: np.ndarray, keeper: np.ndarray, carrier: np.ndarray,
+               position: np.ndarray, price: np.ndarray) -> None:
+        """The liquidations of a block under a mechanism that may leave a position open, one
+        by one in block order (a second call in a block sees what the first left): each the
+        venue's ``call``, as the reactor's ``_call`` makes it (module docstring)."""
+        order = np.lexsort((probe, position))
+        probes, every = self.probes, range(len(self.keepers))
+        maintenance = self.market.maintenance_margin
+        rows: list[tuple[int, int, int, float, float, float, float]] = []
+        columns = (probe[order], keeper[order], carrier[order], price[order])
+        for one, who, msg_id, at in zip(*(column.tolist() for column in columns), strict=True):
+            side, entry = int(probes.side[one]), float(probes.entry[one])
+            if self.liquidated[one]:
+                continue  # closed whole earlier in this block
+            if not past_line(side, float(probes.liquidation[one]), at):
+                self._retry(who, np.array([one]))
+                continue
+            done = call(self.rule, side, float(probes.size[one]), entry,
+                        float(probes.collateral[one]), at)
+            if done.closed <= 0:
+                self._retry(who, np.array([one]))  # nothing material to close: recovered
+                continue
+            bad = max(0.0, -done.collateral_after) if done.whole else 0.0
+            rows.append((one, who, msg_id, at, bad, done.size_after, done.collateral_after))
+            if done.whole:
+                self.liquidated[one] = True
+                continue
+            probes.size[one], probes.collateral[one] = done.size_after, done.collateral_after
+            line, bankrupt = line_price_pair(side, done.size_after, entry, done.collateral_after,
+                                             maintenance)
+            probes.liquidation[one], probes.bankruptcy[one] = line, bankrupt
+            for watcher in every:  # its line moved: every keeper looks at it again
+                self._retry(watcher, np.array([one]))
+            # A lending market's keeper calls again while the probe stays past its line.
+            if self.rule.repeats and past_line(side, line, at):
+                self.seen(t, who, int(self._instrument[one]), at)
+        if rows:
+            self._call_rows(t, rows)
+
+    def _call_rows(self, t: int, rows: list[tuple[int, int, int, float, float, float, float]],
+                   ) -> None:
+        """``probe_executions`` rows of a block's calls: (probe, keeper, carrier, price, bad
+        debt, size after, collateral after) each."""
+        one, who, msg_id, at, bad, size_after, collateral_after = (np.asarray(column)
+                                                                   for column in zip(*rows))
+        probe = one.astype(np.int64)
+        book = probe // self.accounts_per_book
+        self._rows.append((np.full(len(rows), t, dtype=np.int64), probe,
+                           probe % self.accounts_per_book, self._book_leverage[book],
+                           who.astype(np.int32), msg_id.astype(np.int64), at, bad, size_after,
+                           collateral_after))
+        self._row_count += len(rows)
         if self._row_count >= _FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
         if not self._rows:
             return
-        t, probe, account, leverage, keeper, carrier, price, bad = (np.concatenate(column)
-                                                                    for column in zip(*self._rows, strict=True))
+        t, probe, account, leverage, keeper, carrier, price, bad, size_after, collateral_after = (
+            np.concatenate(column) for column in zip(*self._rows, strict=True))
         names = [view.name for view in self.keepers]
         self.host.append("probe_executions", {
             "t": t, "probe": probe, "account": account, "leverage": leverage,
             "keeper": [names[i] for i in keeper.tolist()], "carrier_msg_id": carrier, "price": price,
-            "bad_debt": bad})
+            "bad_debt": bad, "size_after": size_after, "collateral_after": collateral_after})
         self._rows = []
         self._row_count = 0
