@@ -131,14 +131,19 @@ _GRID = [4.0, 7.0, 10.0, 13.0, 16.0]
 
 
 def _drawn_market(mechanism: str, draw: int) -> list[str]:
-    """A small venue (examples/venue-partial.toml, 40 accounts, the fund and its cover off) with
-    its crash, volatility, the keepers' latency and reaction drawn for the case; two racing
-    keepers in every other case (their calls on one account meet in a block)."""
+    """A small venue (examples/venue-partial.toml, 40 accounts) with its crash, volatility, the
+    keepers' latency and reaction, the longs' share (the shorts in profit cover a part of the
+    longs' shortfall), the insurance fund and the keepers' share of the penalty
+    drawn for the case, and what covers a shortfall the fund cannot (deleveraging, a
+    socialised loss, nothing) in turn; two racing keepers in every other case (their calls on
+    one account meet in a block)."""
     rng = np.random.default_rng([draw, len(mechanism)])
     fall, over, latency = rng.uniform(0.1, 0.4), rng.uniform(0.3, 4.0), rng.uniform(0.01, 0.5)
     return ["run.duration=\"6s\"", "run.drain=\"3s\"", "market.accounts.0.count=40",
-            f'market.liquidation.mechanism="{mechanism}"', "market.liquidation.keeper_share=1.0",
-            "market.liquidation.insurance_fund=0.0", 'market.liquidation.on_empty="none"',
+            f'market.accounts.0.long_share="{rng.uniform(0.85, 0.97):.0%}"',
+            f'market.liquidation.mechanism="{mechanism}"', f"market.liquidation.keeper_share={rng.uniform(0.5, 1):.2f}",
+            f"market.liquidation.insurance_fund={rng.choice([0.0, 300.0])}",
+            f'market.liquidation.on_empty="{("adl", "socialise", "none")[draw % 3]}"',
             f'market.instruments.0.volatility="{rng.uniform(0.0, 3.0):.2f}%/s"',
             f'market.instruments.0.shocks=[{{at="1s", fall="{fall:.1%}", over="{over:.2f}s"}}]',
             f'network.latency={{"us-east/eu-west"="{latency:.3f}s"}}',
@@ -159,7 +164,8 @@ def _whole_share(sets: list[str], leverage: float, seed: int, out: Path) -> floa
 @pytest.mark.parametrize("draw", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_probe_books_give_the_whole_runs_over_and_under_at_every_leverage(tmp_path: Path, mechanism: str,
                                                                           draw: int) -> None:
-    """Differential: per mechanism the probe books carry, on a small drawn venue, two seeds.
+    """Differential: per mechanism the probe books carry, on a small drawn venue with its
+    fund and cover, two seeds.
     A probe book at leverage L against a whole run with every account at L on the same seed:
     the same bad-debt share (to the summary's rounding), so the same seeds over budget at
     every grid leverage and the same answer from the search's looks. The probes send their

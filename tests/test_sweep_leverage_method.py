@@ -1,7 +1,7 @@
 """Safe leverage across liquidation mechanisms: the search takes the probe books where they
-answer (each account's own liquidations, whole, partial or close factor, at the index, where
-nothing the accounts share covers a shortfall), whole runs, each seed bisected, where they
-cannot, refuses probes asked for there, and sets each curve's margin beside the first's."""
+answer (whole, partial or close-factor liquidations at the index, each book with its own fund
+and cover), whole runs, each seed bisected, where they cannot (auctions, cross margin, a
+mark), refuses probes asked for there, and sets each curve's margin beside the first's."""
 
 from __future__ import annotations
 
@@ -20,30 +20,28 @@ from msgstorm.sweep.leverage_html import margin_comparison, vault_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = ROOT / "examples" / "venue-partial.toml"
+DUTCH = ROOT / "examples" / "venue-dutch.toml"
 WHOLE = ROOT / "examples" / "leverage-latency.toml"
 DAY_2020 = ROOT / "examples" / "black-thursday-2020.toml"
 
 
 def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
     assert choose_method(WHOLE, "auto") == ("probes", None)
-    method, note = choose_method(PARTIAL, "auto")
+    assert choose_method(PARTIAL, "auto") == ("probes", None)  # partial closes, a fund, deleveraging
+    assert choose_method(PARTIAL, "auto", sets=['market.liquidation.mechanism="close_factor"',
+                                                'market.liquidation.on_empty="socialise"']) == ("probes", None)
+    method, note = choose_method(DUTCH, "auto")
     assert method == "bisect" and note is not None
-    assert "--method bisect" in note and "an insurance fund every account pays into and draws on" in note
-    alone = ["market.liquidation.keeper_share=1.0", "market.liquidation.insurance_fund=0.0",
-             'market.liquidation.on_empty="none"']
-    assert choose_method(PARTIAL, "auto", sets=alone) == ("probes", None)
-    assert choose_method(PARTIAL, "auto", sets=[*alone, 'market.liquidation.mechanism="close_factor"']) == (
-        "probes", None)
-    for held in alone:  # any one of them shares the fund or the cover again
-        method, note = choose_method(PARTIAL, "auto", sets=[value for value in alone if value != held])
-        assert method == "bisect" and note is not None and "insurance fund" in note, held
+    assert "--method bisect" in note and "liquidation.mechanism 'dutch_auction' (its auctions" in note
+    method, note = choose_method(ROOT / "examples" / "venue-cross.toml", "auto")
+    assert method == "bisect" and note is not None and 'cross-margin accounts (margin = "cross")' in note
     assert choose_method(PARTIAL, "runs") == ("runs", None)
     assert choose_method(PARTIAL, "bisect") == ("bisect", None)
 
 
 def test_probes_asked_for_a_mechanism_they_cannot_answer_for_are_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match=r"--method probes: .*insurance fund.*use --method bisect"):
-        choose_method(PARTIAL, "probes")
+    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'dutch_auction'.*use --method bisect"):
+        choose_method(DUTCH, "probes")
     with pytest.raises(ValueError, match="--method: expected auto, probes, bisect or runs"):
         choose_method(WHOLE, "halves")
 

@@ -9,7 +9,7 @@ between the keeper and the insurance fund (``rules.liquidation.split_fee``); the
 books (``market/venue.py``) then cover a bankrupt account's shortfall. The formulas are in
 ``rules/liquidation.py`` and docs/model.md. The probe books (``market/probes.py``) make the
 same ``call`` for a mechanism whose call reads the account and the price alone (``alone``),
-where nothing the accounts share covers a shortfall (``LiquidationSpec.shares_nothing``).
+each book with its own venue's books.
 
 A new mechanism is one class registered with ``@mechanism(name)`` (here, or in an extension
 module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``. Its class

@@ -457,14 +457,6 @@ class LiquidationSpec(Spec):
         return (LIQUIDATION_MECHANISMS[self.mechanism].closes_whole and self.keeper_share == 1.0
                 and self.insurance_fund == 0.0 and self.on_empty == "none")
 
-    def shares_nothing(self) -> bool:
-        """An account's liquidations read its own state and the price alone: a mechanism
-        without auctions (``Mechanism.alone``), no insurance fund (none at the start and no
-        share of a penalty paid into one) and no cover from other accounts. The probe books
-        carry such a market (``market/probes.py``)."""
-        return (LIQUIDATION_MECHANISMS[self.mechanism].alone and self.keeper_share == 1.0
-                and self.insurance_fund == 0.0 and self.on_empty == "none")
-
 
 class FundingSpec(Spec):
     """``[market.funding]``: funding paid between longs and shorts every ``interval``
@@ -664,10 +656,4 @@ class MarketSpec(Spec):
                 raise ValueError(f"probes: the probe books cannot answer for liquidation.mechanism "
                                  f"{rule.mechanism!r} (its auctions are taken by keepers every "
                                  "account shares; drop [market.probes])")
-            if self.probes is not None and not rule.shares_nothing():
-                raise ValueError("probes: the probe books carry an account's own liquidations, "
-                                 "without a fund or a cover; they cannot answer for an insurance "
-                                 "fund, a keeper_share below 1 or on_empty (drop [market.probes], "
-                                 "or set keeper_share = 1, insurance_fund = 0 and on_empty = "
-                                 "\"none\")")
         return self

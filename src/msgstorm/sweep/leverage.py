@@ -520,24 +520,20 @@ def vault_liquidation_ratio(scenario: Scenario) -> float | None:
 
 def probes_cannot_answer(scenario: Scenario) -> str | None:
     """What of ``scenario``'s market the probe books cannot answer for, or None: they carry
-    each account's own liquidations (whole, partial, close factor) at the index, where
-    nothing the accounts share covers a shortfall (``market/probes.py``)."""
+    the liquidations (whole, partial, close factor) at the index of isolated accounts, each
+    book with its own venue's books (fund, deleveraging, socialised loss:
+    ``market/probes.py``)."""
     market = scenario.market
     if market is None:
         return None
     rule = market.liquidation
-    if rule is not None and not rule.shares_nothing():
-        mechanism = LIQUIDATION_MECHANISMS[rule.mechanism]
-        if mechanism.english:
+    if rule is not None and not LIQUIDATION_MECHANISMS[rule.mechanism].alone:
+        if LIQUIDATION_MECHANISMS[rule.mechanism].english:
             return (f"liquidation.mechanism {rule.mechanism!r} (its auctions draw on the bidding "
                     f"keepers' capital, which every vault shares: a vault's deficit depends on the "
                     f"others')")
-        if not mechanism.alone:
-            return (f"liquidation.mechanism {rule.mechanism!r} (its auctions are taken by the "
-                    f"keepers every account shares)")
-        return ("the venue's books of [market.liquidation] (an insurance fund every account pays "
-                "into and draws on, a keeper_share below 1 or on_empty: an account's bad debt "
-                "depends on the others')")
+        return (f"liquidation.mechanism {rule.mechanism!r} (its auctions are taken by the "
+                f"keepers every account shares)")
     if market.mark is not None:
         return "[market.mark]"
     if any(group.margin == "cross" for group in market.accounts):
@@ -561,8 +557,8 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
         if reason is None:
             continue
-        why = (f"the probe books carry each account's own liquidations (whole, partial, close "
-               f"factor) at the index; they cannot answer for {reason}{where}")
+        why = (f"the probe books carry whole, partial and close-factor liquidations at the index, "
+               f"each book with its own fund and cover; they cannot answer for {reason}{where}")
         if method == "probes":
             raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the "
                              f"venue's own rule, each seed's critical leverage by bisection)")
