@@ -27,9 +27,16 @@ DAY_2020 = ROOT / "examples" / "black-thursday-2020.toml"
 
 def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
     assert choose_method(WHOLE, "auto") == ("probes", None)
-    assert choose_method(PARTIAL, "auto") == ("probes", None)  # partial closes, a fund, deleveraging
-    assert choose_method(PARTIAL, "auto", sets=['market.liquidation.mechanism="close_factor"',
-                                                'market.liquidation.on_empty="socialise"']) == ("probes", None)
+    alone = ["market.liquidation.keeper_share=1.0", "market.liquidation.insurance_fund=0.0",
+             'market.liquidation.on_empty="none"']
+    assert choose_method(PARTIAL, "auto", sets=alone) == ("probes", None)
+    assert choose_method(PARTIAL, "auto", sets=[*alone, 'market.liquidation.mechanism="close_factor"']) == (
+        "probes", None)
+    # A fund, a keeper share feeding one, or a cover: whole runs, exact and cheaper; probes if asked.
+    for held, words in zip(alone, ["an insurance fund", "an insurance fund", "on_empty = 'adl'"], strict=True):
+        method, note = choose_method(PARTIAL, "auto", sets=[value for value in alone if value != held])
+        assert method == "bisect" and note is not None and f"the accounts share {words}" in note, held
+    assert choose_method(PARTIAL, "probes") == ("probes", None)
     method, note = choose_method(DUTCH, "auto")
     assert method == "bisect" and note is not None
     assert "--method bisect" in note and "liquidation.mechanism 'dutch_auction' (its auctions" in note
