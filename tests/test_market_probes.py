@@ -119,3 +119,79 @@ def test_a_probe_leverage_at_or_past_the_line_is_refused_naming_the_field() -> N
         load_scenario(EXAMPLES / "leverage-latency.toml", ["market.probes.leverages=[5.0, 20.0]"])
     with pytest.raises(ScenarioError, match="increasing"):
         load_scenario(EXAMPLES / "leverage-latency.toml", ["market.probes.leverages=[5.0, 3.0]"])
+
+
+_MECHANISMS = {  # each mechanism the probe books carry, with a setting drawn per case
+    "whole": lambda rng: [],
+    "partial": lambda rng: [f'market.liquidation.restore_to="{rng.choice(["maintenance", "initial"])}"',
+                            "market.liquidation.initial_margin=0.08"],
+    "close_factor": lambda rng: [f"market.liquidation.close_factor={rng.uniform(0.2, 0.8):.2f}"],
+}
+_GRID = [4.0, 7.0, 10.0, 13.0, 16.0]
+
+
+def _drawn_market(mechanism: str, draw: int) -> list[str]:
+    """A small venue (examples/venue-partial.toml, 40 accounts) with its crash, volatility, the
+    keepers' latency and reaction, the longs' share (the shorts in profit cover a part of the
+    longs' shortfall), the insurance fund and the keepers' share of the penalty
+    drawn for the case, and what covers a shortfall the fund cannot (deleveraging, a
+    socialised loss, nothing) in turn; two racing keepers in every other case (their calls on
+    one account meet in a block)."""
+    rng = np.random.default_rng([draw, len(mechanism)])
+    fall, over, latency = rng.uniform(0.1, 0.4), rng.uniform(0.3, 4.0), rng.uniform(0.01, 0.5)
+    return ["run.duration=\"6s\"", "run.drain=\"3s\"", "market.accounts.0.count=40",
+            f'market.accounts.0.long_share="{rng.uniform(0.85, 0.97):.0%}"',
+            f'market.liquidation.mechanism="{mechanism}"', f"market.liquidation.keeper_share={rng.uniform(0.5, 1):.2f}",
+            f"market.liquidation.insurance_fund={rng.choice([0.0, 300.0])}",
+            f'market.liquidation.on_empty="{("adl", "socialise", "none")[draw % 3]}"',
+            f'market.instruments.0.volatility="{rng.uniform(0.0, 3.0):.2f}%/s"',
+            f'market.instruments.0.shocks=[{{at="1s", fall="{fall:.1%}", over="{over:.2f}s"}}]',
+            f'network.latency={{"us-east/eu-west"="{latency:.3f}s"}}',
+            f'market.keepers.0.reaction="{rng.uniform(0.0, 0.5):.3f}s"', f"market.keepers.0.count={2 - draw % 2}",
+            *_MECHANISMS[mechanism](rng)]
+
+
+def _whole_share(sets: list[str], leverage: float, seed: int, out: Path) -> float:
+    sets = [*sets, f"run.seed={seed}", *(f"market.accounts.0.{key}={value}" for key, value in
+                                          (("leverage_median", leverage), ("leverage_sigma", 0.0),
+                                           ("leverage_cap", leverage)))]
+    share: float = run(load_scenario(EXAMPLES / "venue-partial.toml", sets), out).summary["market"]["bad_debt"][
+        "pct_of_open_interest"]
+    return share
+
+
+@pytest.mark.parametrize("mechanism", list(_MECHANISMS))
+@pytest.mark.parametrize("draw", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
+def test_probe_books_give_the_whole_runs_over_and_under_at_every_leverage(tmp_path: Path, mechanism: str,
+                                                                          draw: int) -> None:
+    """Differential: per mechanism the probe books carry, on a small drawn venue with its
+    fund and cover, two seeds.
+    A probe book at leverage L against a whole run with every account at L on the same seed:
+    the same bad-debt share (to the summary's rounding), so the same seeds over budget at
+    every grid leverage and the same answer from the search's looks. The probes send their
+    own liquidations (``traffic_share = 1``) on a network they do not congest (40 accounts, a
+    block every 100 ms), so each commits in the block its account's would: what is compared
+    is the rule, not the carriers' approximation."""
+    from msgstorm.sweep.leverage_probes import PCT, probe_search
+
+    sets = _drawn_market(mechanism, draw)
+    seeds = [11, 12]
+    probe_rows, whole_rows = [], []
+    for seed in seeds:
+        probed = run(load_scenario(EXAMPLES / "venue-partial.toml", [
+            *sets, f"run.seed={seed}", f"market.probes.leverages={_GRID}", "market.probes.traffic_share=1.0"]),
+            tmp_path / f"probes-{seed}")
+        shares = [point["pct_of_open_interest"] for point in probed.summary["market"]["probes"]]
+        whole = [_whole_share(sets, leverage, seed, tmp_path / f"whole-{seed}-{leverage}") for leverage in _GRID]
+        assert shares == pytest.approx(whole, rel=2e-3, abs=1e-4), (seed, sets)
+        probe_rows.append({"seed": seed, "status": "ok", **{PCT.format(index=at): share
+                                                           for at, share in enumerate(shares)}})
+        whole_rows.append({"seed": seed, "status": "ok", **{PCT.format(index=at): share
+                                                           for at, share in enumerate(whole)}})
+    budget = float(np.median([row[PCT.format(index=2)] for row in whole_rows])) + 1e-3  # a boundary inside the grid
+    answers = [probe_search(lambda n, rows=rows: rows[:n], _GRID, confidence=0.5, budget_pct=budget)
+               for rows in (probe_rows, whole_rows)]
+    assert [p["exceed"] for p in answers[0]["points"]] == [p["exceed"] for p in answers[1]["points"]]
+    assert answers[0]["safe_leverage"] == answers[1]["safe_leverage"]
+    assert any(share > 0 for row in whole_rows for key, share in row.items() if key.startswith("market.")), \
+        "no bad debt at any leverage: the comparison shows nothing"

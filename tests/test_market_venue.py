@@ -569,7 +569,6 @@ def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> N
                                              "'whole']"),
     ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
     ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
-    ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
     ('market.liquidation.mechanism="english_auction"', "accounts[0].long_share: 0.7, but an english_auction sells "
                                                        "a long's collateral"),
 ])
@@ -577,6 +576,16 @@ def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> 
     with pytest.raises(ScenarioError) as error:
         load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
     assert expected in str(error.value), str(error.value)
+
+
+def test_probe_books_ride_a_venue_with_a_fund_and_refuse_an_auction_naming_it() -> None:
+    """Each probe book keeps its own venue's books (``market/probes.py``): a fund with
+    deleveraging is carried; an auction, taken by keepers every account shares, is refused."""
+    probes = "market.probes={leverages=[2.0, 4.0]}"
+    assert load_scenario(str(EXAMPLES / "venue-partial.toml"), [probes]).market is not None
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-dutch.toml"), [probes])
+    assert "probes: the probe books cannot answer for liquidation.mechanism 'dutch_auction'" in str(error.value)
 
 
 def test_an_english_auction_refuses_funding_naming_the_field() -> None:

@@ -1,6 +1,7 @@
-"""Safe leverage across liquidation mechanisms: the search picks whole runs, each seed bisected,
-where the probe books cannot answer (they liquidate whole, at the index, without a fund), refuses probes
-asked for there, and sets each curve's margin beside the first's."""
+"""Safe leverage across liquidation mechanisms: the search takes the probe books where they
+answer (whole, partial or close-factor liquidations at the index, each book with its own fund
+and cover), whole runs, each seed bisected, where they cannot (auctions, cross margin, a
+mark), refuses probes asked for there, and sets each curve's margin beside the first's."""
 
 from __future__ import annotations
 
@@ -19,22 +20,35 @@ from msgstorm.sweep.leverage_html import margin_comparison, vault_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = ROOT / "examples" / "venue-partial.toml"
+DUTCH = ROOT / "examples" / "venue-dutch.toml"
 WHOLE = ROOT / "examples" / "leverage-latency.toml"
 DAY_2020 = ROOT / "examples" / "black-thursday-2020.toml"
 
 
 def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
     assert choose_method(WHOLE, "auto") == ("probes", None)
-    method, note = choose_method(PARTIAL, "auto")
+    alone = ["market.liquidation.keeper_share=1.0", "market.liquidation.insurance_fund=0.0",
+             'market.liquidation.on_empty="none"']
+    assert choose_method(PARTIAL, "auto", sets=alone) == ("probes", None)
+    assert choose_method(PARTIAL, "auto", sets=[*alone, 'market.liquidation.mechanism="close_factor"']) == (
+        "probes", None)
+    # A fund, a keeper share feeding one, or a cover: whole runs, exact and cheaper; probes if asked.
+    for held, words in zip(alone, ["an insurance fund", "an insurance fund", "on_empty = 'adl'"], strict=True):
+        method, note = choose_method(PARTIAL, "auto", sets=[value for value in alone if value != held])
+        assert method == "bisect" and note is not None and f"the accounts share {words}" in note, held
+    assert choose_method(PARTIAL, "probes") == ("probes", None)
+    method, note = choose_method(DUTCH, "auto")
     assert method == "bisect" and note is not None
-    assert "--method bisect" in note and "liquidation.mechanism 'partial'" in note
+    assert "--method bisect" in note and "liquidation.mechanism 'dutch_auction' (its auctions" in note
+    method, note = choose_method(ROOT / "examples" / "venue-cross.toml", "auto")
+    assert method == "bisect" and note is not None and 'cross-margin accounts (margin = "cross")' in note
     assert choose_method(PARTIAL, "runs") == ("runs", None)
     assert choose_method(PARTIAL, "bisect") == ("bisect", None)
 
 
 def test_probes_asked_for_a_mechanism_they_cannot_answer_for_are_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'partial'.*use --method bisect"):
-        choose_method(PARTIAL, "probes")
+    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'dutch_auction'.*use --method bisect"):
+        choose_method(DUTCH, "probes")
     with pytest.raises(ValueError, match="--method: expected auto, probes, bisect or runs"):
         choose_method(WHOLE, "halves")
 
@@ -58,10 +72,13 @@ def test_a_vaults_leverage_is_said_as_its_collateral_over_its_debt() -> None:
 
 
 def test_a_curve_varied_onto_another_mechanism_is_named_in_the_note() -> None:
-    vary = ("market.liquidation.mechanism", ["whole", "close_factor"])
+    vary = ("market.liquidation.mechanism", ["whole", "dutch_auction"])
     method, note = choose_method(WHOLE, "auto", vary=vary)
     assert method == "bisect" and note is not None
-    assert "'close_factor' (with market.liquidation.mechanism=\"close_factor\")" in note
+    assert "'dutch_auction' (its auctions are taken by the keepers every account shares) (with " \
+           "market.liquidation.mechanism=\"dutch_auction\")" in note
+    assert choose_method(WHOLE, "auto", vary=("market.liquidation.mechanism", ["whole", "partial", "close_factor"])) \
+        == ("probes", None)
 
 
 def test_runs_take_the_fewest_seeds_that_can_show_a_leverage_unless_told() -> None:
@@ -134,8 +151,8 @@ def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_re
     E - p f N >= m (1 - f) N when f >= (m N - E) / ((m - p) N), which is 1 or more once
     E <= p N, i.e. L >= 1 / 0.335 = 2.985: there it closes the whole position, as ``whole``
     does. Bad debt over 0.1% starts at L = 1 / 0.334 = 2.994 for both, so both brackets hold it
-    and the search says partial needs the same margin. The probes cannot run partial: the
-    search says it runs whole runs, each seed bisected."""
+    and the search says partial needs the same margin. Without a fund or a cover the probe
+    books carry partial closes: the search takes them for both curves."""
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     result = CliRunner().invoke(app, [
@@ -143,14 +160,14 @@ def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_re
         "--workers", "2", "--out", str(tmp_path / "out"), "--vary", 'market.liquidation.mechanism="whole","partial"'])
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
-    assert document["method"] == "bisect" and "liquidation.mechanism 'partial'" in document["method_note"]
+    assert document["method"] == "probes" and document["method_note"] is None
     assert [curve["runs"] for curve in document["curves"]] == [2, 2]  # the first look at 50%: no seed differs
     whole, partial = document["curves"]
     for curve in (whole, partial):
         low, high = curve["bracket"]
         assert low <= 1 / 0.334 <= high and high / low < 1.1, curve["bracket"]
     assert partial["safe_leverage"] == whole["safe_leverage"]
-    assert "note: whole runs, each seed's critical leverage by bisection" in result.output
+    assert "whole runs" not in result.output
     assert ("market.liquidation.mechanism = partial needs the same margin as market.liquidation.mechanism = whole"
             in result.output)
     page = (tmp_path / "out" / "safe_leverage.html").read_text()

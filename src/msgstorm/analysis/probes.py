@@ -5,9 +5,10 @@ reading only the history (the accounts, the prices, ``probe_executions``) and th
 scenario (the grid of leverages), so ``msgstorm report`` gives the same curve as the run.
 ``probe_summary`` is summary.json's ``market.probes``: one point per leverage L of the grid,
 the book of every account at L (its collateral at the start: probes never top up) judged as
-the accounts are (``market.book_bad_debt``): what the executed probes could not pay, plus the
-rest marked to market at the true price at the horizon; ``pct_of_open_interest`` against the
-book's open interest, every probe's notional at entry (L x the accounts' collateral).
+the accounts are (``market.book_bad_debt``): what the probes closed whole could not pay, plus
+the rest marked to market at the true price at the horizon, each with its size and collateral
+after its last call (a partial close) or its own; ``pct_of_open_interest`` against the book's
+open interest, every probe's notional at entry (L x the accounts' collateral).
 """
 
 from __future__ import annotations
@@ -42,17 +43,29 @@ def probe_summary(history: History, tables: MarketTables | None = None) -> list[
     count = len(tables.side)
     collateral = history.table("accounts").column("collateral").to_numpy().astype(np.float64)  # before top-ups
     done = history.table("probe_executions")
-    probe = done.column("probe").to_numpy() if done.num_rows else np.empty(0, dtype=np.int64)
-    bad = done.column("bad_debt").to_numpy() if done.num_rows else np.empty(0, dtype=np.float64)
+
+    def column(name: str) -> np.ndarray:
+        values: np.ndarray = done.column(name).to_numpy() if done.num_rows else np.empty(0)
+        return values
+
+    probe, bad = column("probe").astype(np.int64), column("bad_debt")
+    size_after, collateral_after = column("size_after"), column("collateral_after")
+    whole = size_after <= 0
     points = []
     for book, leverage in enumerate(leverages):
         mine = (probe // count) == book if count else np.zeros(len(probe), dtype=bool)
         executed = np.zeros(count, dtype=bool)
-        executed[probe[mine] % count] = True
-        size = leverage * collateral / tables.entry
-        absolute, accounts = book_bad_debt(tables, size, collateral, executed, bad[mine])
+        executed[probe[mine & whole] % count] = True
+        size, held = leverage * collateral / tables.entry, collateral.copy()
         open_interest = float(notional(size, tables.entry).sum())
+        # Rows in commit order: a probe's last partial call holds.
+        last = np.full(count, -1, dtype=np.int64)
+        partial = np.flatnonzero(mine & ~whole)
+        np.maximum.at(last, probe[partial] % count, partial)
+        moved = np.flatnonzero(last >= 0)
+        size[moved], held[moved] = size_after[last[moved]], collateral_after[last[moved]]
+        absolute, accounts = book_bad_debt(tables, size, held, executed, bad[mine & whole])
         points.append({"leverage": leverage, "bad_debt": rounded(absolute, 2),
                        "pct_of_open_interest": rounded(100.0 * absolute / open_interest, 6) if open_interest else None,
-                       "accounts": accounts, "executed": int(np.count_nonzero(mine))})
+                       "accounts": accounts, "executed": int(np.count_nonzero(mine & whole))})
     return points

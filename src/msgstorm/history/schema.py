@@ -274,8 +274,10 @@ AUCTION_ORDERS = pa.schema([
 # ``probe_executions``: a probe (``market/probes.py``: account ``account`` again at ``leverage``)
 # liquidated at ``t`` by ``keeper`` at the on-chain ``price``; ``carrier_msg_id``: the message
 # it committed with (its own, or the first from its keeper's node sent at or after it at a fee
-# at most its); ``bad_debt``: what it could not pay there. Probes never executed are marked to
-# market at the horizon by the analysis.
+# at most its); ``bad_debt``: what it could not pay there; ``size_after`` and
+# ``collateral_after``: the probe's after the call (size 0: closed whole; above 0: a partial
+# call, the probe still open). Probes never closed whole are marked to market at the horizon by
+# the analysis, from their last row's size and collateral (or their own, without one).
 PROBE_EXECUTIONS = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("probe", pa.int64(), nullable=False),
@@ -285,6 +287,8 @@ PROBE_EXECUTIONS = pa.schema([
     pa.field("carrier_msg_id", pa.int64(), nullable=False),
     pa.field("price", pa.float64(), nullable=False),
     pa.field("bad_debt", pa.float64(), nullable=False),
+    pa.field("size_after", pa.float64(), nullable=False),
+    pa.field("collateral_after", pa.float64(), nullable=False),
 ])
 
 # ``venue``: with ``[market.liquidation]`` beyond whole liquidations without a fund

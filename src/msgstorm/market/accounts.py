@@ -30,6 +30,7 @@ entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x impact_bps(
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +38,13 @@ import numpy as np
 from msgstorm import draws
 from msgstorm.errors import DataFileError
 from msgstorm.rules.market import Execution, equity, execute, impact_bps, notional, pnl
+from msgstorm.rules.socialised import reline
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
-__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "drawn_leverage", "equity", "execute",
+__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "drawn_leverage",
+           "relined", "equity", "execute",
            "impact_bps", "line_price_pair", "line_prices", "notional", "past_line", "past_lines", "pnl"]
 
 
@@ -87,6 +90,25 @@ def line_price_pair(side: int, size: float, entry: float, collateral: float, mai
     if side > 0:
         return (notional - collateral) / (size * (1.0 - maintenance)), entry - collateral / size
     return (notional + collateral) / (size * (1.0 + maintenance)), entry + collateral / size
+
+
+def relined(side: Sequence[int] | np.ndarray, size: np.ndarray, entry: Sequence[float] | np.ndarray,
+            collateral: np.ndarray,
+            maintenance: float, accounts: list[int] | np.ndarray, line: np.ndarray,
+            bankruptcy: np.ndarray) -> None:
+    """``accounts``' lines from their size and collateral now, written to ``line`` and
+    ``bankruptcy`` in place (the reactor's accounts after a call's books moved them, and a
+    probe book's): one account (a partial close) in plain floats, which cost less than numpy's;
+    many (a socialised loss moves every account in profit) at once, compiled
+    (``rules.socialised.reline``: the same formulas, so the same numbers)."""
+    if len(accounts) > 16:
+        reline(np.asarray(side, dtype=np.float64), size, np.asarray(entry, dtype=np.float64),
+               collateral, maintenance, np.asarray(accounts, dtype=np.int64), line, bankruptcy)
+        return
+    for account in accounts:
+        line[account], bankruptcy[account] = line_price_pair(
+            int(side[account]), float(size[account]), float(entry[account]),
+            float(collateral[account]), maintenance)
 
 
 def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.random.SeedSequence) -> Accounts:

@@ -7,12 +7,13 @@ on-chain price (``Mechanism.closed_size``); ``call`` prices that close with the 
 one rule (``rules.market.liquidation_costs``, on the units closed) and splits its penalty
 between the keeper and the insurance fund (``rules.liquidation.split_fee``); the venue's
 books (``market/venue.py``) then cover a bankrupt account's shortfall. The formulas are in
-``rules/liquidation.py`` and docs/model.md; the probe books liquidate whole and refuse any
-other mechanism at validation (``scenario/market.py``).
+``rules/liquidation.py`` and docs/model.md. The probe books (``market/probes.py``) make the
+same ``call`` for a mechanism whose call reads the account and the price alone (``alone``),
+each book with its own venue's books.
 
 A new mechanism is one class registered with ``@mechanism(name)`` (here, or in an extension
 module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``. Its class
-flags (``repeats``, ``auction``, ``english``, ``closes_whole``, ``cross``) are what the
+flags (``repeats``, ``auction``, ``english``, ``closes_whole``, ``cross``, ``alone``) are what the
 scenario's checks, the cross-margin book and the sweeps read through the registry: no one
 compares a mechanism's name.
 """
@@ -62,6 +63,9 @@ class Mechanism:
     # A cross-margin account may be liquidated by it (``market/cross.py``: positions closed,
     # largest requirement first); the others price one position's close.
     cross: ClassVar[bool] = False
+    # What a call closes reads the account and the on-chain price alone (no auction the
+    # keepers share): the probe books carry it (``market/probes.py``).
+    alone: ClassVar[bool] = True
 
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         self.spec = spec
@@ -145,6 +149,7 @@ class DutchAuction(Mechanism):
     (``market/dutch.py``)."""
 
     auction = True
+    alone = False
 
 
 @mechanism("english_auction")
@@ -156,6 +161,7 @@ class EnglishAuction(Mechanism):
 
     auction = True
     english = True
+    alone = False
 
 
 def mechanism_of(market: MarketSpec) -> Mechanism:

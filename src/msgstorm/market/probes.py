@@ -39,6 +39,18 @@ by then. What the liquidation travels on:
 A liquidation that commits (or is carried) executes at the on-chain price then by the
 market's one rule (``rules.liquidation_costs``), or, its probe not past its line there, is
 recovered and the keeper looks again at its next price; one already executed is a no-op.
+With ``[market.liquidation]`` beyond today's (any mechanism whose call reads the account and
+the price alone, ``Mechanism.alone``: ``whole``, ``partial``, ``close_factor``), each
+liquidation is the venue's own ``call`` (``market/liquidation.py``), in block order, booked by
+the book's own ``Venue`` (``market/venue.py``) over the book's probes, as the reactor's over
+the accounts: each book is every account at its leverage, so its insurance fund,
+deleveraging and socialised losses are those of a whole run at that leverage. A call that
+leaves a probe open, or the books' moving others (``venue.moved_open``), gives them new lines,
+which every keeper looks at again at its next price (a lending market's keeper at once, while
+the probe stays past it); a call that closes nothing is recovered. Each call is a row with the
+probe's size and collateral after it, and at the end a row gives the state of each probe the
+books moved by another's call (``finish``); the analysis marks the probes left open at the
+horizon from their last row.
 """
 
 from __future__ import annotations
@@ -50,7 +62,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices, past_lines
+from msgstorm.market.accounts import (
+    Accounts,
+    LineCursor,
+    LineIndex,
+    line_prices,
+    past_line,
+    past_lines,
+    relined,
+)
+from msgstorm.market.liquidation import call, mechanism_of
+from msgstorm.market.venue import Venue, moved_open
 from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec, impact_exponent
@@ -158,6 +180,23 @@ class ProbeBook:
         self.fee_t: list[int] = []  # when the base fee was seen to change (at a block or a price seen)
         self.fee_base: list[float] = []
         self._instrument = self.probes.instrument
+        # The venue's mechanism, and each book's own books (an insurance fund, its cover): a
+        # Venue over the book's slice of the probes, as the reactor's over the accounts. Today's
+        # whole close at the index without them is executed for many probes at once.
+        self.rule = mechanism_of(market)
+        self.venues: list[Venue] | None = None
+        if market.liquidation is not None and not market.liquidation.keeps_today():
+            n, side = self.accounts_per_book, accounts.side.tolist()
+            entry, instrument = accounts.entry.tolist(), accounts.instrument.tolist()
+            self.venues = [Venue(market.liquidation, side, self.probes.size[at:at + n], entry,
+                                 self.probes.collateral[at:at + n], instrument,
+                                 self.liquidated[at:at + n])
+                           for at in range(0, count, n)]
+        self._whole = self.venues is None
+        # Probes a book's venue moved by another's call (deleveraged, charged), and those a call
+        # of their own closed whole: the first get a row of their state at the end.
+        self._moved = np.zeros(count, dtype=bool)
+        self._called_whole = np.zeros(count, dtype=bool)
         self._book_leverage = np.asarray(spec.leverages, dtype=np.float64)
         self._rows: list[tuple[np.ndarray, ...]] = []
         self._row_count = 0
@@ -170,6 +209,11 @@ class ProbeBook:
         view = self.keepers[keeper]
         self._note_base_fee(t)
         found = self.cursors[keeper].past_array(instrument, price)
+        if not self._whole and len(found):  # a line a call moved: looked at again at the next price
+            moved = ~past_lines(self.probes.side[found], self.probes.liquidation[found], price)
+            moved &= ~self.liquidated[found] & ~self.pending_of[keeper][found]
+            self._retry(keeper, found[moved])
+            found = found[~moved]
         if self.retries[keeper]:
             retry = self.retry_of[keeper]
             probes = self.probes
@@ -327,7 +371,7 @@ class ProbeBook:
         probe, keeper, carrier, position = probe[order], keeper[order], carrier[order], position[order]
         once = np.ones(len(probe), dtype=bool)
         once[1:] = probe[1:] != probe[:-1]
-        keep = once & ~self.liquidated[probe]
+        keep = (once | (not self._whole)) & ~self.liquidated[probe]
         probe, keeper, carrier, position = probe[keep], keeper[keep], carrier[keep], position[keep]
         if not len(probe):
             return
@@ -335,12 +379,13 @@ class ProbeBook:
         price = np.asarray(before, dtype=np.float64)[instrument]
         for at, which, new in changes:  # in block order: the last before each message holds
             price[(instrument == which) & (position > at)] = new
+        if not self._whole:
+            self._calls(t, probe, keeper, carrier, position, price)
+            return
         probes = self.probes
         past = past_lines(probes.side[probe], probes.liquidation[probe], price)
         for one, who in zip(probe[~past].tolist(), keeper[~past].tolist(), strict=True):
-            if not self.retry_of[who][one]:
-                self.retry_of[who][one] = True
-                self.retries[who] += 1
+            self._retry(who, np.array([one]))
         probe, keeper, carrier, price = probe[past], keeper[past], carrier[past], price[past]
         if not len(probe):
             return
@@ -352,20 +397,118 @@ class ProbeBook:
         self.liquidated[probe] = True
         book = probe // self.accounts_per_book
         self._rows.append((np.full(len(probe), t, dtype=np.int64), probe, probe % self.accounts_per_book,
-                           self._book_leverage[book], keeper, carrier, price, np.maximum(0.0, -after)))
+                           self._book_leverage[book], keeper, carrier, price,
+                           np.maximum(0.0, -after), np.zeros(len(probe)), after))
         self._row_count += len(probe)
         if self._row_count >= _FLUSH_ROWS:
             self.flush()
 
+    def _retry(self, keeper: int, probes: np.ndarray) -> None:
+        """``keeper`` looks at ``probes`` again at its next price (``seen``)."""
+        retry = self.retry_of[keeper]
+        fresh = probes[~retry[probes]]
+        retry[fresh] = True
+        self.retries[keeper] += len(np.unique(fresh))
+
+    def _retry_one(self, keeper: int, probe: int) -> None:
+        """``_retry`` of one probe (a call's own: numpy's cost on one element outweighs it)."""
+        retry = self.retry_of[keeper]
+        if not retry[probe]:
+            retry[probe] = True
+            self.retries[keeper] += 1
+
+    def _calls(self, t: int, probe: np.ndarray, keeper: np.ndarray, carrier: np.ndarray,
+               position: np.ndarray, price: np.ndarray) -> None:
+        """The liquidations of a block under a mechanism that may leave a position open, one
+        by one in block order (a second call in a block sees what the first left): each the
+        venue's ``call``, as the reactor's ``_call`` makes it (module docstring)."""
+        assert self.venues is not None
+        order = np.lexsort((probe, position))
+        probes, every = self.probes, range(len(self.keepers))
+        maintenance = self.market.maintenance_margin
+        rows: list[tuple[int, int, int, float, float, float, float]] = []
+        columns = (probe[order], keeper[order], carrier[order], price[order])
+        for one, who, msg_id, at in zip(*(column.tolist() for column in columns), strict=True):
+            side, entry = int(probes.side[one]), float(probes.entry[one])
+            if self.liquidated[one]:
+                continue  # closed whole earlier in this block
+            if not past_line(side, float(probes.liquidation[one]), at):
+                self._retry_one(who, one)
+                continue
+            done = call(self.rule, side, float(probes.size[one]), entry,
+                        float(probes.collateral[one]), at)
+            if done.closed <= 0:
+                self._retry_one(who, one)  # nothing material to close: recovered
+                continue
+            book, local = divmod(one, self.accounts_per_book)
+            venue = self.venues[book]
+            moves, bad = venue.book(local, done)  # the book's own fund and cover, as the reactor's
+            rows.append((one, who, msg_id, at, bad if done.whole else 0.0, done.size_after,
+                         done.collateral_after))
+            self._called_whole[one] = done.whole
+            touched = moved_open(moves, local, venue.closed)
+            if len(touched) == 1:  # most often its own partial close: in plain ints
+                moved_one = book * self.accounts_per_book + int(touched[0])
+                relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
+                        [moved_one], probes.liquidation, probes.bankruptcy)
+                for watcher in every:  # every keeper looks at it again
+                    self._retry_one(watcher, moved_one)
+                self._moved[moved_one] |= moved_one != one
+            elif len(touched):  # deleveraging or a socialised charge moved them
+                moved = book * self.accounts_per_book + np.asarray(touched, dtype=np.int64)
+                relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
+                        moved, probes.liquidation, probes.bankruptcy)
+                for watcher in every:  # every keeper looks at them again
+                    self._retry(watcher, moved)
+                self._moved[moved[moved != one]] = True
+            # A lending market's keeper calls again while the probe stays past its line.
+            if (not done.whole and self.rule.repeats
+                    and past_line(side, float(probes.liquidation[one]), at)):
+                self.seen(t, who, int(self._instrument[one]), at)
+        if rows:
+            self._call_rows(t, rows)
+
+    def _call_rows(self, t: int, rows: list[tuple[int, int, int, float, float, float, float]],
+                   ) -> None:
+        """``probe_executions`` rows of a block's calls: (probe, keeper, carrier, price, bad
+        debt, size after, collateral after) each."""
+        one, who, msg_id, at, bad, size_after, collateral_after = (np.asarray(column)
+                                                                   for column in zip(*rows))
+        probe = one.astype(np.int64)
+        book = probe // self.accounts_per_book
+        self._rows.append((np.full(len(rows), t, dtype=np.int64), probe,
+                           probe % self.accounts_per_book, self._book_leverage[book],
+                           who.astype(np.int32), msg_id.astype(np.int64), at, bad, size_after,
+                           collateral_after))
+        self._row_count += len(rows)
+        if self._row_count >= _FLUSH_ROWS:
+            self.flush()
+
+    def finish(self, t_end: int) -> None:
+        """The end of the run: a row of the state of every probe a book's venue moved by another's
+        call (deleveraged, charged a socialised loss) that no call of its own closed whole
+        (keeper "", carrier -1, price NaN), for the analysis to mark; then every row out."""
+        moved = np.flatnonzero(self._moved & ~self._called_whole)
+        if len(moved):
+            n = self.accounts_per_book
+            self._rows.append((np.full(len(moved), t_end, dtype=np.int64), moved, moved % n,
+                               self._book_leverage[moved // n],
+                               np.full(len(moved), -1, dtype=np.int32),
+                               np.full(len(moved), -1, dtype=np.int64), np.full(len(moved), np.nan),
+                               np.zeros(len(moved)), self.probes.size[moved].copy(),
+                               self.probes.collateral[moved].copy()))
+        self.flush()
+
     def flush(self) -> None:
         if not self._rows:
             return
-        t, probe, account, leverage, keeper, carrier, price, bad = (np.concatenate(column)
-                                                                    for column in zip(*self._rows, strict=True))
-        names = [view.name for view in self.keepers]
+        t, probe, account, leverage, keeper, carrier, price, bad, size_after, collateral_after = (
+            np.concatenate(column) for column in zip(*self._rows, strict=True))
+        # Keeper -1: a row of the end (``finish``).
+        names = [*(view.name for view in self.keepers), ""]
         self.host.append("probe_executions", {
             "t": t, "probe": probe, "account": account, "leverage": leverage,
             "keeper": [names[i] for i in keeper.tolist()], "carrier_msg_id": carrier, "price": price,
-            "bad_debt": bad})
+            "bad_debt": bad, "size_after": size_after, "collateral_after": collateral_after})
         self._rows = []
         self._row_count = 0

@@ -55,8 +55,8 @@ from msgstorm.market.accounts import (
     Execution,
     draw_accounts,
     execute,
-    line_price_pair,
     past_line,
+    relined,
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.cross_margin import CrossMargin
@@ -77,9 +77,8 @@ from msgstorm.market.reactor_rows import HistoryRows
 from msgstorm.market.reactor_state import Keeper, build_keepers
 from msgstorm.market.sentinel import Sentinel, health_factor
 from msgstorm.market.topups import TopUps
-from msgstorm.market.venue import Venue
+from msgstorm.market.venue import Venue, moved_open
 from msgstorm.rules.market import realised_volatility, thinned_depth
-from msgstorm.rules.socialised import reline
 from msgstorm.scenario.market import MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import MESSAGE_KINDS, OracleFault, Scenario
@@ -538,14 +537,8 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
         moves, bad_debt = self.venue.book(account, done)
         rows = len(moves.rows)
         self._venue_rows.extend([(t, msg_id, *row) for row in moves.rows])
-        liquidated = self.liquidated
         block = moves.block
-        touched: list[int] | np.ndarray
-        if block is None and not moves.others:  # only the call's own account's rows
-            touched = [] if liquidated[account] else [account]
-        elif block is None:  # a call's own rows and deleveraged accounts': as rows
-            touched = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
-        else:  # a socialised loss: a row for every account in profit, a block of columns
+        if block is not None:  # a socialised loss: a row for every account in profit, as columns
             charged, amount, size_after, collateral_after, fund = block
             at = len(self._venue_rows) - rows + moves.block_at
             if self._losses_once:
@@ -555,11 +548,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                                      shared, total, len(charged), fund, self._venue_written + at))
             else:
                 self._venue_blocks.append((at, t, msg_id, fund, charged, amount, size_after, collateral_after))
-            # The charged accounts (open, by account) and any other the call's rows name still open.
-            touched = charged[~liquidated[charged]]
-            others = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
-            if others:
-                touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
+        touched = moved_open(moves, account, self.liquidated)
         if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
             for watcher in self.keepers:
@@ -586,19 +575,12 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
 
     def _reline(self, accounts: list[int] | np.ndarray) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
-        maintenance = self.market.maintenance_margin
-        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once, compiled
-            reline(self._side_array, self._size, self._entry_array, self._collateral, maintenance,
-                   np.asarray(accounts, dtype=np.int64), self._line, self._bankruptcy)
-            return
-        side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
-        for account in accounts:  # one account (a partial close): plain floats cost less than numpy's
-            self._line[account], self._bankruptcy[account] = line_price_pair(
-                side[account], float(size[account]), entry[account], float(collateral[account]), maintenance)
+        relined(self._side, self._size, self._entry, self._collateral,
+                self.market.maintenance_margin, accounts, self._line, self._bankruptcy)
 
     def finish(self, t_end: int) -> None:
         self._flush()
         if self.probes is not None:
-            self.probes.flush()
+            self.probes.finish(t_end)
         if self.book is not None:
             self.book.finish(self.host)

@@ -39,7 +39,7 @@ from msgstorm.rules.liquidation import adl_price_per_unit
 from msgstorm.rules.market import equity, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec
 
-__all__ = ["Entry", "Moves", "Venue"]
+__all__ = ["Entry", "Moves", "Venue", "moved_open"]
 
 
 class Entry(NamedTuple):  # a tuple: a socialised loss makes one per account in profit
@@ -270,3 +270,18 @@ class Venue:
 
     def _entry(self, entries: Moves, kind: str, account: int, amount: float) -> None:
         entries.rows.append((account, kind, amount, float(self.size[account]), float(self.collateral[account]), self.fund))
+
+
+def moved_open(moves: Moves, account: int, closed: np.ndarray) -> list[int] | np.ndarray:
+    """The accounts still open whose size or collateral a call's books moved (``account``'s
+    own partial close, the deleveraged, the charged of a socialised loss), by account: their
+    lines move, and every keeper looks at them again (the reactor, and each probe book)."""
+    block = moves.block
+    if block is None and not moves.others:  # only the call's own account's rows
+        return [] if closed[account] else [account]
+    others = sorted({row[0] for row in moves.rows if not closed[row[0]]})
+    if block is None:  # a call's own rows and deleveraged accounts': as rows
+        return others
+    charged = block[0]  # a socialised loss: a row for every account in profit
+    touched: np.ndarray = charged[~closed[charged]]
+    return np.union1d(touched, np.asarray(others, dtype=np.int64)) if others else touched

@@ -652,8 +652,8 @@ class MarketSpec(Spec):
                 raise ValueError("liquidation.lump: a lot's shortfall is covered by the fund, "
                                  f"the rest bad debt; on_empty = {rule.on_empty!r} is not modelled "
                                  "for lots (set on_empty = \"none\")")
-            if self.probes is not None and not rule.keeps_today():
-                raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
-                                 f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
-                                 "(drop [market.probes] or [market.liquidation])")
+            if self.probes is not None and not LIQUIDATION_MECHANISMS[rule.mechanism].alone:
+                raise ValueError(f"probes: the probe books cannot answer for liquidation.mechanism "
+                                 f"{rule.mechanism!r} (its auctions are taken by keepers every "
+                                 "account shares; drop [market.probes])")
         return self

@@ -70,6 +70,7 @@ from msgstorm.sweep.leverage_bisect import (
     whole_runs,
 )
 from msgstorm.sweep.leverage_html import write_leverage_report
+from msgstorm.sweep.leverage_method import books_shared, probes_cannot_answer
 from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
 from msgstorm.sweep.leverage_probes import (
     PILOT_SEED_OFFSET,
@@ -85,7 +86,7 @@ from msgstorm.sweep.results import flatten
 __all__ = ["CONFIDENCE_EXPECTED", "METHODS", "OVER_BUDGET_IS", "SHARE_EXPECTED", "Tally",
            "bisect_search", "boundary_interval", "check_search", "check_seeds", "choose_method",
            "clopper_pearson", "default_range", "fraction_note", "leverage_floors", "most_runs",
-           "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
+           "books_shared", "needs_market", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
            "safe_leverage", "search", "seeds_to_show", "settled", "settled_prefix", "tally_rows",
            "uniform_leverage", "vault_liquidation_ratio"]
 
@@ -518,33 +519,15 @@ def vault_liquidation_ratio(scenario: Scenario) -> float | None:
     return 1.0 / (1.0 - market.maintenance_margin)
 
 
-def probes_cannot_answer(scenario: Scenario) -> str | None:
-    """What of ``scenario``'s market the probe books cannot answer for, or None: they
-    liquidate whole, at the index, without a fund (``market/probes.py``)."""
-    market = scenario.market
-    if market is None:
-        return None
-    rule = market.liquidation
-    if rule is not None and not rule.keeps_today():
-        mechanism = LIQUIDATION_MECHANISMS[rule.mechanism]
-        if mechanism.english:
-            return (f"liquidation.mechanism {rule.mechanism!r} (its auctions draw on the bidding "
-                    f"keepers' capital, which every vault shares: a vault's deficit depends on the "
-                    f"others')")
-        return (f"liquidation.mechanism {rule.mechanism!r}" if not mechanism.closes_whole
-                else "the venue accounting of [market.liquidation] (insurance fund, keeper share)")
-    if market.mark is not None:
-        return "[market.mark]"
-    return None
-
-
 def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | None = None,
                   vary: tuple[str, list[Any]] | None = None) -> tuple[str, str | None]:
     """The method a search uses, and a note saying why when it is not the one asked for.
 
-    ``auto`` is ``probes`` when the probe books answer for every curve's market, else
-    ``bisect`` (whole runs, with the venue's own mechanism and accounting, each seed's
-    critical leverage by bisection, ``sweep/leverage_bisect.py``);
+    ``auto`` is ``probes`` when the probe books answer for every curve's market and its
+    accounts share no venue books (``books_shared``: there whole runs are exact and, the
+    probes calling one by one, cheaper), else ``bisect`` (whole runs, with the venue's own
+    mechanism and accounting, each seed's critical leverage by bisection,
+    ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
     if method not in METHODS:
         raise ValueError(f"--method: expected auto, probes, bisect or runs, got {method!r}")
@@ -554,13 +537,23 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
         reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
         if reason is None:
             continue
-        why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
-               f"{reason}{where}")
+        why = (f"the probe books carry whole, partial and close-factor liquidations at the index, "
+               f"each book with its own fund and cover; they cannot answer for {reason}{where}")
         if method == "probes":
             raise ValueError(f"--method probes: {why}; use --method bisect (whole runs, with the "
                              f"venue's own rule, each seed's critical leverage by bisection)")
         return "bisect", (f"note: whole runs, each seed's critical leverage by bisection over the "
                           f"grid, the same seeds at every leverage (--method bisect): {why}")
+    if method == "auto":
+        for curve_sets, where in _curve_loads(list(sets or []), vary):
+            shared = books_shared(load_scenario(scenario_path, curve_sets))
+            if shared is not None:
+                return "bisect", (
+                    f"note: whole runs, each seed's critical leverage by bisection over the grid, "
+                    f"the same seeds at every leverage (--method bisect): the accounts share "
+                    f"{shared}{where}; the probe books keep each book's own (--method probes), but "
+                    f"call by call and riding the accounts' liquidations, where whole runs, "
+                    f"bisected, are exact and cost less (docs/cli.md, Safe leverage)")
     return "probes", None
 
 
