@@ -20,8 +20,7 @@ queue without hooks, every arrival admitted, the EIP-1559 price rule, waiting or
 or a mode that drops by the queue's depth, ``DroppingMode``), no controller's gate, no
 diversion, no one told of a sequencing; a call made while any of those is set (a gate a
 controller adds later) replays one message at a time, on the same arrays.
-``ShadowNetwork(block_step=False)`` keeps the per-message replay, the reference
-``tests/test_sim_block_step.py`` compares with.
+``tests/test_sim_block_step.py`` compares it with ``ShadowNetwork(reference=True)``.
 """
 
 from __future__ import annotations
