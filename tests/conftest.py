@@ -550,12 +550,10 @@ Tables = dict[str, dict[str, list[Any]]]
 SIM_TABLES = tuple(table for table in TABLES if table != "run")
 
 
-def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
-                    quiet_announcements: bool = True, kernel_intake: bool = True,
-                    block_step: bool = True) -> tuple[Tables, int, GossipState]:
-    """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` with
-    ``kernel_mempools``, ``kernel_intake`` and ``block_step``, and the gossip kernel's
-    ``quiet_announcements``): its tables (read while the directory exists), its end, and
+def simulate_tables(scenario: Scenario, out: Path, quiet_announcements: bool = True,
+                    reference: bool = False) -> tuple[Tables, int, GossipState]:
+    """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` on its Python
+    paths with ``reference``, and the gossip kernel's ``quiet_announcements``): its tables (read while the directory exists), its end, and
     the gossip kernel's state at the end (``steps``: how many events it ran)."""
     import numpy as np
 
@@ -566,8 +564,7 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
 
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools,
-                        kernel_intake=kernel_intake, block_step=block_step)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, reference=reference)
     sim.gossip.quiet_announcements = quiet_announcements
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     t_end = sim.finish()
@@ -596,14 +593,14 @@ def built_network(scenario: Scenario, read: Callable[[Any], Any]) -> Any:
     return value
 
 
-def same_both_ways(scenario: Scenario, switch: str) -> Tables:
-    """Run ``scenario`` with ``ShadowNetwork``'s ``switch`` (``kernel_mempools``,
-    ``kernel_intake``, ``block_step``) off, the reference, and on; assert equal histories, row for row, and
-    the same end; return the reference's tables."""
+def same_both_ways(scenario: Scenario) -> Tables:
+    """Run ``scenario`` on the simulator's Python paths (``ShadowNetwork(reference=True)``)
+    and on its compiled ones; assert equal histories, row for row, and the same end; return
+    the reference's tables."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", **{switch: False})
+        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
     compiled, t_compiled = default_run(scenario)
     assert t_compiled == t_reference
     for table in reference:

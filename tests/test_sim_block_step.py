@@ -1,8 +1,8 @@
-"""The block step (one compiled call per slice) against the per-message replay.
+"""The block step (one compiled call per slice) against the simulator's Python paths.
 
-With ``block_step`` (the default, ``sim/block_step.py``) a slice of the leader's logged
-intake and its service completions runs as one compiled loop over arrays;
-``block_step=False`` replays them one Python call per message, the reference. From the same
+With the block step (``sim/block_step.py``) a slice of the leader's logged intake and its
+service completions runs as one compiled loop over arrays; ``ShadowNetwork(reference=True)``
+runs the intake one Python call per message, the reference. From the same
 seed both must write the same history, row for row, and end at the same time: on the
 shipped examples the block step takes (black-thursday in full and shortened, its fee-aware
 twin, front-running, leverage-latency, the oracle attack, the venues' mechanisms), and on hypothesis-drawn small market
@@ -24,7 +24,6 @@ import tomli_w
 from conftest import (
     LEADER_CRASH,
     REACTING_EXAMPLES,
-    Tables,
     built_network,
     example_scenario,
     market_scenarios,
@@ -55,9 +54,6 @@ def _block_step_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(warm, "uses_block_step", lambda large: True)
 
 
-def _same_both_ways(scenario: Scenario) -> Tables:
-    return same_both_ways(scenario, "block_step")
-
 
 def _steps(scenario: Scenario) -> bool:
     """Whether the network built for ``scenario`` replays its slices by the block step."""
@@ -68,7 +64,7 @@ def _steps(scenario: Scenario) -> bool:
 def test_black_thursday_before_its_flood_writes_the_same_history() -> None:
     scenario = example_scenario("black-thursday", ['run.duration="3s"', 'run.drain="1s"'])
     assert _steps(scenario)
-    history = _same_both_ways(scenario)
+    history = same_both_ways(scenario)
     assert history["messages"]["status"].count("committed") > 100
 
 
@@ -76,7 +72,7 @@ def test_black_thursday_before_its_flood_writes_the_same_history() -> None:
 def test_black_thursday_with_two_seconds_of_its_flood_writes_the_same_history() -> None:
     scenario = example_scenario("black-thursday", FLOOD)
     assert _steps(scenario)
-    history = _same_both_ways(scenario)
+    history = same_both_ways(scenario)
     messages = history["messages"]
     assert messages["status"].count("committed") > 1000
     events = history["events"]
@@ -97,7 +93,7 @@ def test_black_thursday_with_two_seconds_of_its_flood_writes_the_same_history() 
 def test_black_thursday_in_full_writes_the_same_history() -> None:
     """The whole flood: the queue priced out and let back in block after block, and the
     drain after the traffic."""
-    history = _same_both_ways(example_scenario("black-thursday", []))
+    history = same_both_ways(example_scenario("black-thursday", []))
     assert EventKind.BASE_FEE in history["events"]["kind"]
 
 
@@ -122,7 +118,7 @@ def test_black_thursday_in_full_writes_the_same_history() -> None:
 def test_examples_write_the_same_history(example: str, overrides: list[str]) -> None:
     scenario = example_scenario(example, overrides)
     assert _steps(scenario)
-    history = _same_both_ways(scenario)
+    history = same_both_ways(scenario)
     if any(override.startswith("market.probes") for override in overrides):
         assert len(history["probe_executions"]["probe"]) > 100  # the probes liquidated, both ways alike
 
@@ -135,7 +131,7 @@ def test_shedding_by_depth_writes_the_same_history(extra: str) -> None:
     with its leader crashing while the burst is on or not."""
     scenario = example_scenario("flash-crash", ['run.duration="12s"', 'run.drain="2s"'], extra)
     assert _steps(scenario)
-    history = _same_both_ways(scenario)
+    history = same_both_ways(scenario)
     assert history["messages"]["status"].count("dropped") > 100
     assert history["events"]["kind"].count(EventKind.BACKPRESSURE) >= 2  # engaged, then released
 
@@ -154,9 +150,9 @@ def test_losing_what_the_loop_logged_changes_the_history(monkeypatch: pytest.Mon
     """A deliberate mutation: the loop's log never written back must show."""
     scenario = example_scenario("black-thursday", ['run.duration="3s"', 'run.drain="1s"'])
     with tempfile.TemporaryDirectory() as tmp:
-        reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", block_step=False)
+        reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
         monkeypatch.setattr(BlockStep, "_write_back", lambda self, logged: None)
-        lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost", block_step=True)
+        lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost")
     assert lost["messages"] != reference["messages"]
 
 
@@ -201,7 +197,7 @@ def test_drawn_market_scenarios_write_the_same_history() -> None:
                 "market": {**spec["market"], "liquidation": mechanism}}
         scenario = parse_scenario(tomli_w.dumps(spec), source="block-step.toml")
         assert _steps(scenario)
-        history = _same_both_ways(scenario)
+        history = same_both_ways(scenario)
         failovers += EventKind.LEADER_CHANGE in history["events"]["kind"]
         dropped.append(history["messages"]["status"].count("dropped"))
 

@@ -173,7 +173,7 @@ def _loop_history(text: str, out: Path, compiled: bool) -> dict[str, list[object
     scenario = parse_scenario(text, source="one-node.toml")
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, compiled_solo=compiled)
+    sim = ShadowNetwork(scenario, writer, sim_seed, reference=not compiled)
     assert (sim.solo is not None) == compiled
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     sim.finish()

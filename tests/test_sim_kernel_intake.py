@@ -1,8 +1,8 @@
 """The leader's intake read from the gossip kernel's log against handing every validation back.
 
-With ``kernel_intake`` (the default, ``sim/intake_log.py``) the kernel logs the leader's
+By default (``sim/intake_log.py``) the kernel logs the leader's
 validations and runs on to the next Python event that is not a service completion; Python
-replays the intakes and the completions in time order. ``kernel_intake=False`` hands back
+replays the intakes and the completions in time order. ``reference=True`` hands back
 each validation and keeps completions with the other Python events, the reference: from
 the same seed both must write the same history, row for row, and end at the same time —
 for the flash crash (with its leader crashing and the standby taking over), for every
@@ -22,7 +22,6 @@ import tomli_w
 from conftest import (
     LEADER_CRASH,
     REACTING_EXAMPLES,
-    Tables,
     built_network,
     example_scenario,
     market_scenarios,
@@ -40,10 +39,6 @@ CASES = int(os.environ.get("MSGSTORM_INTAKE_CASES", "12"))
 
 
 
-def _same_both_ways(scenario: Scenario) -> Tables:
-    return same_both_ways(scenario, "kernel_intake")
-
-
 def _logs_intake(scenario: Scenario) -> bool:
     """Whether the network built for ``scenario`` reads the leader's intake from the log."""
     return bool(built_network(scenario, lambda sim: sim.intake_log is not None))
@@ -55,7 +50,7 @@ def test_the_flash_crash_sequences_the_same_with_a_failover() -> None:
     its mempool saw (logged in the same pass as the leader's intake)."""
     scenario = example_scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
     assert _logs_intake(scenario)
-    history = _same_both_ways(scenario)
+    history = same_both_ways(scenario)
     events = history["events"]
     changes = [t for t, kind in zip(events["t"], events["kind"], strict=True) if kind == EventKind.LEADER_CHANGE]
     assert changes, "the crash must hand the sequencer to the standby"
@@ -68,9 +63,9 @@ def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPa
     """A deliberate mutation: intake that never reaches the sequencer must show."""
     scenario = example_scenario("flash-crash", ['run.duration="2s"', 'run.drain="1s"'])
     with tempfile.TemporaryDirectory() as tmp:
-        reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", kernel_intake=False)
+        reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
         monkeypatch.setattr(LoggedIntake, "replay", lambda self, t_limit, inclusive: 0)
-        lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost", kernel_intake=True)
+        lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost")
     assert lost["messages"] != reference["messages"]
 
 
@@ -88,8 +83,8 @@ def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(LoggedIntake, "before_event", counted)
     with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", kernel_intake=False)
-        logged, t_logged, _ = simulate_tables(scenario, Path(tmp) / "logged", kernel_intake=True)
+        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
+        logged, t_logged, _ = simulate_tables(scenario, Path(tmp) / "logged")
         assert (logged, t_logged) == (reference, t_reference)
         assert sum(ahead) > len(ahead) / 2, (sum(ahead), len(ahead))
 
@@ -98,7 +93,7 @@ def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.Monke
             return before_event(self, event, allowed)
 
         monkeypatch.setattr(LoggedIntake, "before_event", every_one)
-        every, _, _ = simulate_tables(scenario, Path(tmp) / "every", kernel_intake=True)
+        every, _, _ = simulate_tables(scenario, Path(tmp) / "every")
     assert every != reference
 
 
@@ -112,7 +107,7 @@ def test_policies_with_hooks_and_suspending_senders_keep_the_hand_back() -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
 def test_examples_write_the_same_history(example: str) -> None:
-    _same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
+    same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
 
 
 # Every backpressure mode the drawn scenarios run under (suspend keeps the hand-back).
@@ -139,7 +134,7 @@ def test_drawn_market_scenarios_write_the_same_history() -> None:
                 "sequencer": {**spec["sequencer"], "service": {"dist": "exponential", "mean": service}}}
         scenario = parse_scenario(tomli_w.dumps(spec), source="intake.toml")
         logged += _logs_intake(scenario)
-        history = _same_both_ways(scenario)
+        history = same_both_ways(scenario)
         failovers += EventKind.LEADER_CHANGE in history["events"]["kind"]
 
     check()

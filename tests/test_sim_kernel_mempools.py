@@ -2,7 +2,7 @@
 
 A standby's validation of a message only fills its mempool, which the chain reads when
 the standby takes over; the kernel logs it and runs on (``GossipState.set_watched``,
-``kernel.WATCH_LOG``) instead of returning to Python for each. ``kernel_mempools=False``
+``kernel.WATCH_LOG``) instead of returning to Python for each. ``reference=True``
 keeps the hand-back, the reference: from the same seed both must write the same history,
 row for row, for every example with a market, front-runners or controllers (shortened), for
 a leader crash whose standby sequences what its mempool saw, and for hypothesis-drawn small
@@ -43,15 +43,10 @@ CASES = int(os.environ.get("MSGSTORM_MEMPOOL_CASES", "12"))
 
 
 
-def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tables, int]:
+def _simulate(scenario: Scenario, out: Path, reference: bool = False) -> tuple[Tables, int]:
     """The run's tables (read while the directory exists), and its end."""
-    tables, t_end, _steps = simulate_tables(scenario, out, kernel_mempools=kernel_mempools)
+    tables, t_end, _steps = simulate_tables(scenario, out, reference=reference)
     return tables, t_end
-
-
-def _same_both_ways(scenario: Scenario) -> Tables:
-    """Run both ways; assert equal histories; return the reference's tables."""
-    return same_both_ways(scenario, "kernel_mempools")
 
 
 def _leader_crash() -> Scenario:
@@ -60,7 +55,7 @@ def _leader_crash() -> Scenario:
 
 @pytest.mark.slow
 def test_a_failover_sequences_the_same_mempool() -> None:
-    history = _same_both_ways(_leader_crash())
+    history = same_both_ways(_leader_crash())
     events = history["events"]
     changes = [i for i, kind in enumerate(events["kind"]) if kind == EventKind.LEADER_CHANGE]
     assert changes, "the crash must hand the sequencer to the standby"
@@ -75,9 +70,9 @@ def test_losing_the_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> 
     """A deliberate mutation: a kernel log that never reaches the mempools must show."""
     scenario = _leader_crash()
     with tempfile.TemporaryDirectory() as tmp:
-        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
+        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", reference=True)
         monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: np.zeros((4, 0), dtype=np.int64))
-        lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
+        lost, _ = _simulate(scenario, Path(tmp) / "lost")
     assert lost["messages"] != reference["messages"]
 
 
@@ -95,7 +90,7 @@ def test_fork_chain_producers_fill_the_same_mempools() -> None:
     """The Bitcoin preset (every node mines) at 300 nodes, a block a minute and a
     transaction every 2 s: the producers' mempools, logged in the kernel, make the same
     blocks and commits."""
-    history = _same_both_ways(example_scenario("bitcoin", [
+    history = same_both_ways(example_scenario("bitcoin", [
         "network.total_nodes=300", "agents.0.count=300", 'agents.0.arrival.rate="6/h"',
         'blocks.interval="1min"', 'run.duration="15min"']))
     messages = history["messages"]
@@ -110,7 +105,7 @@ def test_fork_chain_producers_fill_the_same_mempools() -> None:
 def test_a_producer_crash_empties_the_same_mempool() -> None:
     """Every node of the forks example produces (equal shares); one crashes with a mempool
     of messages, which its restart starts without."""
-    history = _same_both_ways(example_scenario("forks", [
+    history = same_both_ways(example_scenario("forks", [
         'run.duration="12s"', 'run.drain="4s"', "blocks.producers.count=30", "blocks.producers.shares=[]"],
         PRODUCER_CRASH))
     assert EventKind.NODE_DOWN in history["events"]["kind"]
@@ -149,7 +144,7 @@ def _largest_producer(scenario: Scenario) -> str:
 def test_views_split_and_equivocated_connect_the_same_blocks() -> None:
     overrides = ['run.duration="20s"', 'run.drain="4s"', "blocks.producers.confirmations=1"]
     node = _largest_producer(example_scenario("forks", overrides))
-    history = _same_both_ways(example_scenario("forks", overrides, SPLIT_AND_EQUIVOCATE.format(node=node)))
+    history = same_both_ways(example_scenario("forks", overrides, SPLIT_AND_EQUIVOCATE.format(node=node)))
     assert len(history["reorgs"]["depth"]) >= 5
     blocks = history["blocks"]
     assert blocks["canonical"].count(False) >= 2
@@ -170,16 +165,16 @@ def test_views_split_and_equivocated_connect_the_same_blocks() -> None:
 def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = example_scenario("forks", ['run.duration="6s"', 'run.drain="3s"'])
     with tempfile.TemporaryDirectory() as tmp:
-        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
+        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", reference=True)
         monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: np.zeros((4, 0), dtype=np.int64))
-        lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
+        lost, _ = _simulate(scenario, Path(tmp) / "lost")
     assert lost["messages"] != reference["messages"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
 def test_examples_write_the_same_history(example: str) -> None:
-    _same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
+    same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
 
 
 @pytest.mark.slow
@@ -191,7 +186,7 @@ def test_drawn_market_scenarios_write_the_same_history() -> None:
     @given(market_scenarios())
     def check(spec: dict[str, Any]) -> None:
         nonlocal failovers
-        history = _same_both_ways(parse_scenario(tomli_w.dumps(spec), source="mempools.toml"))
+        history = same_both_ways(parse_scenario(tomli_w.dumps(spec), source="mempools.toml"))
         failovers += EventKind.LEADER_CHANGE in history["events"]["kind"]
 
     check()

@@ -209,7 +209,7 @@ def test_a_policys_hooks_are_found_once_and_no_method_is_swapped(policy: str, tm
 
     text = _text(duration="1s", drain="1s", nodes=3, policy=policy)
     writer = HistoryWriter(tmp_path / "probe")
-    sim = ShadowNetwork(parse_scenario(text, source="t.toml"), writer, np.random.SeedSequence(1), compiled_solo=False)
+    sim = ShadowNetwork(parse_scenario(text, source="t.toml"), writer, np.random.SeedSequence(1), reference=True)
     writer.close()
     ordering = sim.sequencer.ordering
     hooks = {name for name in ("attach", "ready", "sequenced", "received", "execution_rank", "hides")

@@ -153,7 +153,7 @@ def test_a_sampled_run_is_deterministic(tmp_path) -> None:
     assert first == second
     # The producers' validations handed back one by one instead of logged by the kernel
     # (the reference path) give the same history.
-    handed_back, end_handed_back, _ = simulate_tables(scenario, tmp_path / "c", kernel_mempools=False)
+    handed_back, end_handed_back, _ = simulate_tables(scenario, tmp_path / "c", reference=True)
     assert (handed_back, end_handed_back) == (first, end_first)
     statuses = set(first["messages"]["status"])
     assert "committed" in statuses and len(first["messages"]["msg_id"]) > 200

@@ -177,7 +177,7 @@ def _history(scenario_text: str, out: Path, compiled: bool) -> tuple[dict[str, d
     scenario = parse_scenario(scenario_text, source="deep.toml")
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, compiled_solo=compiled)
+    sim = ShadowNetwork(scenario, writer, sim_seed, reference=not compiled)
     assert (sim.solo is not None) == compiled
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     t_end = sim.finish()

@@ -102,7 +102,7 @@ def one_node_scenarios(draw: st.DrawFn) -> dict[str, Any]:
 def _simulate(scenario: Scenario, out: Path, compiled: bool) -> tuple[History, int, bool]:
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, compiled_solo=compiled)
+    sim = ShadowNetwork(scenario, writer, sim_seed, reference=not compiled)
     used_solo = sim.solo is not None
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     t_end = sim.finish()

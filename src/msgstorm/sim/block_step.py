@@ -3,7 +3,7 @@
 Place in the pipeline: inside the simulator, under ``LoggedIntake`` (``sim/intake_log.py``).
 Between two Python events the gossip kernel logs the leader's validations; ``LoggedIntake``
 replays them with the service completions due in that slice, one Python call per message
-(``Sequencer.intake``, ``_take``, ``_serve``, ``_service_done``). The block step does the
+(``Sequencer.intake``, ``_take``, ``_serve``, ``service_done``). The block step does the
 same in one call of a compiled loop (``sim/block_step_loop.py``) over arrays: the queue
 (``ArrayQueue``, in place of the FIFO or fee-priority policy), the pending completions,
 the service times drawn; Python stays at the edges: it reads each logged message's record
@@ -20,8 +20,7 @@ queue without hooks, every arrival admitted, the EIP-1559 price rule, waiting or
 or a mode that drops by the queue's depth, ``DroppingMode``), no controller's gate, no
 diversion, no one told of a sequencing; a call made while any of those is set (a gate a
 controller adds later) replays one message at a time, on the same arrays.
-``ShadowNetwork(block_step=False)`` keeps the per-message replay, the reference
-``tests/test_sim_block_step.py`` compares with.
+``tests/test_sim_block_step.py`` compares it with ``ShadowNetwork(reference=True)``.
 """
 
 from __future__ import annotations
@@ -74,8 +73,8 @@ class BlockStep:
         self.ctx = ctx
         self.sequencer = sequencer
         self.queue = queue
-        sequencer.policy = queue
-        self.done_fn = sequencer._service_done
+        sequencer.lend_queue(queue)
+        self.done_fn = sequencer.service_done
         self.done = np.zeros((loop.C_ROWS, 64), np.int64)
         self.log = np.zeros(loop.LOG_WIDTH * 1024, np.int64)
         self.joins = np.zeros(1024, np.int64)
@@ -148,13 +147,7 @@ class BlockStep:
         policy again, holding what the queue holds in the same order (``push`` of each in
         pop order keeps it)."""
         self.export(heap)
-        seq = self.sequencer
-        msgs, fees = self.queue.take_all()
-        policy: FifoPolicy | FeePriorityPolicy = (FeePriorityPolicy() if self.queue.by_fee
-                                                  else FifoPolicy())
-        for m, fee in zip(msgs, fees, strict=True):
-            policy.push(m, fee, 0)
-        seq.policy = policy
+        self.sequencer.take_queue_back()
 
     def pending(self, heap: list[Event]) -> list[Event]:
         """Every pending completion as ``export`` would give it (``heap`` unchanged)."""

@@ -3,7 +3,7 @@
 Place in the pipeline: inside the simulator, under ``BlockStep`` (``sim/block_step.py``),
 which owns the arrays and writes what the loop logs into the message records. ``replay``
 does, for one slice of virtual time, what ``LoggedIntake.replay`` and ``before`` do one
-Python call per message (``Sequencer.intake``, ``_take``, ``_serve``, ``_service_done``):
+Python call per message (``Sequencer.intake``, ``_take``, ``_serve``, ``service_done``):
 the same operations in the same order, on the configurations ``BlockStep.fits`` allows (the
 shared workers only, no hooks, a FIFO or fee-ordered queue, every arrival admitted, the
 EIP-1559 price rule or dropping by depth), so the history is the same bit for bit.
@@ -180,7 +180,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
             if not due:
                 break
             step_row = False
-        if not step_row:  # ``Sequencer._service_done``
+        if not step_row:  # ``Sequencer.service_done``
             tc = done[C_T, 0]
             m = done[C_M, 0]
             m_epoch = done[C_EPOCH, 0]

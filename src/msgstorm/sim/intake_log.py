@@ -39,12 +39,12 @@ them, and the next other event, notice or send pays what is owed (``behind``) in
 
 A standby's logged validations go to its mempool in the same pass, in order. Python
 counts each service completion as a Python event, as the one-heap loop does, so the end
-checks fall on the same events. ``ShadowNetwork(kernel_intake=False)`` keeps every
-validation handed back (the reference; ``tests/test_sim_kernel_intake.py`` compares both).
+checks fall on the same events. ``ShadowNetwork(reference=True)`` keeps every
+validation handed back (``tests/test_sim_kernel_intake.py`` compares both).
 
 Where the sequencer's rules allow it, a slice is replayed by one compiled call instead of
-one Python call per message (``sim/block_step.py``); ``block_step=False`` keeps the
-per-message replay (the reference ``tests/test_sim_block_step.py`` compares with).
+one Python call per message (``sim/block_step.py``); a run too small to be worth compiling
+for, or a call made while a gate is set, keeps the per-message replay.
 """
 
 from __future__ import annotations

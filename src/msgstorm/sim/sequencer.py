@@ -19,7 +19,7 @@ One class, built from parts composed at construction and never swapped afterward
   (the do-nothing lane when the scenario sets none).
 
 The service loop is written once: ``_take`` is where workers of any pool take messages
-from the shared queue, and ``_service_done`` is where any worker's service ends. A
+from the shared queue, and ``service_done`` is where any worker's service ends. A
 service's event carries its pool's index.
 
 Lifecycle: built once per run; ``reset`` empties it when the leader crashes (what it held
@@ -27,7 +27,7 @@ goes back in flight); the same object serves whichever node leads. The compiled 
 loop (``sim/solo.py``) takes its rule tables from this object's policy hooks and
 backpressure (``sim/solo_plan.py``), so both loops follow one description of the rules.
 
-The hot path (``intake``, ``_serve``, ``_service_done``) is written for speed: locals for
+The hot path (``intake``, ``_serve``, ``service_done``) is written for speed: locals for
 attributes, the sampler's buffer read inline; the comments say where. A hook a policy does
 not have, or a lane the scenario does not set, costs a check of an attribute per message.
 """
@@ -50,7 +50,7 @@ from msgstorm.sim.changes import ChangedSamples
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.fee_wait import FeeWaitList
 from msgstorm.sim.lane import SHARED, Lane, Workers, fill_block
-from msgstorm.sim.policies import Ordering
+from msgstorm.sim.policies import Ordering, QueuePolicy
 from msgstorm.sim.state import (
     DROPPED,
     FEE,
@@ -143,6 +143,22 @@ class Sequencer:
         # own while the leader's intake is read from the gossip kernel's log
         # (``sim/intake_log.py``); either way numbered by the one ``eid`` counter.
         self.service_heap = ctx.events.heap
+
+    def lend_queue(self, queue: QueuePolicy) -> None:
+        """``queue`` (the block step's ``ArrayQueue``, ``sim/block_step.py``) holds the
+        queue in the policy's order from now on, in the place of the policy (empty: see
+        ``array_queue.replaces``), until ``take_queue_back``."""
+        self.policy = queue
+
+    def take_queue_back(self) -> None:
+        """The policy holds the queue again: what the lent queue holds, in its pop order
+        (``push`` of each in that order keeps it)."""
+        lent = self.policy
+        assert isinstance(lent, _TakesAll), "take_queue_back without a lent queue"
+        msgs, fees = lent.take_all()
+        policy = self.policy = self.ordering.policy
+        for m, fee in zip(msgs, fees, strict=True):
+            policy.push(m, fee, 0)
 
     def divert_with(self, divert: Callable[[int, int, int], bool] | None) -> None:
         """While set, ``divert(t, m, kind)`` may take an arriving message elsewhere (a
@@ -316,10 +332,10 @@ class Sequencer:
             service.index += 1
         else:
             duration = service()
-        heappush(self.service_heap, (t + duration, next(ctx.events.eid), self._service_done, m, ctx.cluster.epoch,
+        heappush(self.service_heap, (t + duration, next(ctx.events.eid), self.service_done, m, ctx.cluster.epoch,
                                      pool.index, 0))
 
-    def _service_done(self, t: int, m: int, epoch: int, pool_index: int, _d: int) -> None:
+    def service_done(self, t: int, m: int, epoch: int, pool_index: int, _d: int) -> None:
         """A worker of the pool ``pool_index`` gave ``m`` its sequence number; it takes the
         next message: from its pool's own queue (a lane's) first, else from the shared queue."""
         if epoch != self.ctx.cluster.epoch:
@@ -370,7 +386,7 @@ class Sequencer:
 
     def serve_own(self, t: int, pool: Workers) -> None:
         """An idle worker of ``pool`` takes the first message of the pool's own queue (a
-        lane's), as ``_service_done`` does when it frees one."""
+        lane's), as ``service_done`` does when it frees one."""
         self._serve(t, pool.own.popleft(), pool)
 
     def wake(self, t: int) -> None:

@@ -40,7 +40,7 @@ message at every node (all messages then travel as watched items).
 
 A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
 whole loop runs compiled instead (``sim/solo.py``, driven by ``SoloDriver``), built from
-the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests compare the two).
+the same ``Sequencer`` rules. ``reference=True`` keeps it here (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -172,22 +172,16 @@ class ShadowNetwork:
         writer: HistoryWriter,
         seed: np.random.SeedSequence,
         progress: Progress | None = None,
-        compiled_solo: bool = True,
         helper_cpus: int | None = None,
-        kernel_mempools: bool = True,
-        kernel_intake: bool = True,
-        block_step: bool = True,
+        reference: bool = False,
     ) -> None:
-        """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
-        compare the two loops); ``kernel_mempools=False`` hands every validation at a
-        standby or a fork chain's producer, and every block at every node, back to Python
-        instead of logging it in the gossip kernel (the tests compare the two as well);
-        ``kernel_intake=False`` hands back every validation at the leader too, and keeps
-        service completions with the other Python events (``sim/intake_log.py``; compared
-        in the tests); ``block_step=False`` replays that intake one message at a time
-        instead of one compiled call per slice (``sim/block_step.py``; compared in the
-        tests). ``helper_cpus`` is how many CPUs a helper compiling the loop may
-        count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
+        """``reference=True`` runs every part on its Python path, the reference the tests
+        compare the compiled paths with, history for history: a one-node network in the
+        Python loop (not ``sim/solo.py``'s), every validation and block handed back to Python
+        rather than logged in the gossip kernel, and the leader's intake and service
+        completions with the other Python events (no ``sim/intake_log.py``, so no block
+        step). ``helper_cpus`` is how many CPUs a helper compiling the loop may count on
+        (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
         topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
@@ -234,7 +228,7 @@ class ShadowNetwork:
         self.cluster = cluster
         # The standbys' validations of messages fill their mempools only: the kernel logs
         # them and runs on (Chain reads the log before it reads a mempool).
-        self.gossip.log_mempools = kernel_mempools
+        self.gossip.log_mempools = not reference
         self.gossip.set_watched([cluster.leader], self.ctx.watched, logged=cluster.standby)
         # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
         # validations at the reactors' nodes, and only theirs.
@@ -268,7 +262,7 @@ class ShadowNetwork:
                                on_commit)
         else:
             self.chain = ForkChain(self.ctx, self.gossip, self.links, writer, gas_of, on_commit,
-                                   np.random.default_rng(seed.spawn(1)[0]), kernel_blocks=kernel_mempools)
+                                   np.random.default_rng(seed.spawn(1)[0]), kernel_blocks=not reference)
             # Their validations of messages only fill their mempools: logged by the kernel
             # (ForkChain.take_logged, after every kernel run).
             self.gossip.set_watched([], self.ctx.watched, logged=self.chain.producers)
@@ -283,7 +277,7 @@ class ShadowNetwork:
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
         plan = (solo_plan(scenario, cluster.size, self.sequencer, gas_of)
-                if compiled_solo and not self.reactors and ordering.attach is None else None)
+                if not reference and not self.reactors and ordering.attach is None else None)
         # On a cold numba cache a helper process compiles the loop this run uses while this
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
@@ -299,8 +293,8 @@ class ShadowNetwork:
         # The leader's intake from the kernel's log, when nothing the sequencer does reaches
         # the kernel (sim/intake_log.py).
         self.intake_log = (LoggedIntake(self.ctx, self.sequencer, self.chain, self.gossip,
-                                        block_step and warm.uses_block_step(big))
-                           if kernel_intake and self.solo is None and isinstance(self.chain, Chain)
+                                        warm.uses_block_step(big))
+                           if not reference and self.solo is None and isinstance(self.chain, Chain)
                            and LoggedIntake.fits(self.sequencer, self.chain, not any(cluster.isolated)) else None)
         if self.helper is not None:
             if self.solo is None:

@@ -132,7 +132,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
 
     Each step is ShadowNetwork's handler of the same name, in the same order: a send is
     ``_inject`` + ``_validate_alone``; an arrival at the sequencer ``_intake``; then
-    ``_start_service`` / ``_serve``, ``_depth_changed``, ``_service_done``,
+    ``_start_service`` / ``_serve``, ``_depth_changed``, ``service_done``,
     ``_block_tick`` (with ``_send_vote``, ``_vote`` and ``_commit``: the node is its own
     quorum) and ``_sample``. Messages are named by their row in ``records`` (the heaps,
     the queue, the sequenced ring and the settle log hold rows); send ``i`` is message
@@ -254,7 +254,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
             hn -= 1
             etype = value & 3
             row = value >> 2
-            if etype == E_SERVICE_DONE:  # _service_done
+            if etype == E_SERVICE_DONE:  # service_done
                 busy -= 1
                 records[row, SEQ_NO] = next_seq
                 next_seq += 1
