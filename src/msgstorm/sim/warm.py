@@ -258,8 +258,9 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 def start(name: str, cpus: int | None = None, relays: bool = True, large: bool = True) -> Helper | None:
     """Start a helper for ``SPLITS[name]`` when numba's cache lacks the loop it is for (the
     first of its helper loops; the others come after it) and this process may use two CPUs
-    or more (``cpus``; default: as the OS says); None otherwise. ``relays`` False: a gossip network's items all go by push ("gossip-push");
-    ``large`` False: the run is too small to compile the split's ``paying`` loops.
+    or more (``cpus``; default: as the OS says); None otherwise. ``relays`` False: a gossip
+    network's items all go by push ("gossip-push"); ``large`` False: the run is too small to
+    compile the split's ``paying`` loops.
 
     On one CPU a helper would only take turns with this process. With numba's JIT disabled
     there is nothing to compile."""
