@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from msgstorm import draws
+from msgstorm.jit import interpreted
 
 
 def _ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -120,3 +121,79 @@ def test_vectorised_exponentials_are_the_scalar_ones_bit_for_bit() -> None:
     values = outside.copy()
     draws.neg_log1m_into(values, len(values))
     np.testing.assert_array_equal(values, expected)
+
+
+def _uniforms_and_edges() -> np.ndarray:
+    """Uniforms, and the values where the normal quantile and log change branch."""
+    rng = np.random.default_rng(31)
+    return np.concatenate([
+        rng.random(100_000), rng.random(2_000) * 2.0**-40, 1.0 - rng.random(2_000) * 2.0**-40,
+        [0.0, 2.0**-60, 2.0**-61, 2.0**-53, 0.075, np.nextafter(0.075, 0.0), np.nextafter(0.075, 1.0), 0.5,
+         0.925, np.nextafter(0.925, 0.0), np.nextafter(0.925, 1.0), 1.0 - 2.0**-53, 1.3887943864964039e-11],
+    ])
+
+
+def test_the_numpy_forms_give_the_compiled_loops_bits() -> None:
+    """A small run draws by numpy what it has not compiled (``numpy_until_compiled``): the
+    same values as the compiled loops, to the last bit, for uniforms anywhere in [0, 1), in
+    either branch of the normal quantile's tail (r = 5 at p = 1.39e-11) and of log's reduction."""
+    u = _uniforms_and_edges()
+    lognormal = 40_000.0 * draws._exp_numpy(0.4 * draws._normal_ppf_numpy(u))
+    assert np.array_equal(draws._lognormal_loop(u, 40_000.0, 0.4), lognormal)
+    assert np.array_equal(draws._normal_loop(u, 3.0, 2.0), 3.0 + 2.0 * draws._normal_ppf_numpy(u))
+    assert np.array_equal(draws._pareto_loop(u, 1.5), draws._exp_numpy(-draws._log_normal_numpy(1.0 - u) / 1.5))
+    values = u.copy()
+    draws.neg_log1m_into(values, len(values))
+    assert np.array_equal(values, -draws._log_normal_numpy(1.0 - u))
+
+
+def test_exp_by_numpy_takes_the_scalar_code_where_exp_branches() -> None:
+    x = np.concatenate([np.random.default_rng(32).uniform(-800.0, 800.0, 50_000),
+                        [math.nan, math.inf, -math.inf, 709.78, 709.8, -745.13, -745.2, -708.4, 0.0, -0.0]])
+    got = draws._exp_numpy(x)
+    assert np.array_equal(got, draws.exp_array(x), equal_nan=True)
+    assert got[-9:-7].tolist() == [math.inf, 0.0] and 0.0 < got[-5] < 1e-320  # inf, -inf; a subnormal
+
+
+def test_the_interpreted_poisson_fill_draws_the_compiled_variates() -> None:
+    rng = np.random.default_rng(33)
+    by_interpreter = interpreted(draws._poisson_fill)
+    for lam in (0.0, 0.7, 9.99, 10.0, 80.0, 2_000.0):
+        uniform = rng.random(4096)
+        compiled, python = np.zeros(300, dtype=np.int64), np.zeros(300, dtype=np.int64)
+        assert draws._poisson_fill(uniform, lam, compiled, 3) == by_interpreter(uniform, lam, python, 3), lam
+        assert np.array_equal(compiled, python), lam
+
+
+@pytest.mark.parametrize("sample", [
+    lambda rng: draws.lognormal(rng, 2.0, 0.5, 5_000),
+    lambda rng: draws.normal(rng, 3.0, 2.0, 5_000),
+    lambda rng: draws.exponential(rng, 250.0, 5_000),
+    lambda rng: draws.pareto_multiplier(rng, 1.5, 5_000),
+    lambda rng: draws.poisson_many(rng, 3.0, 500).astype(float),
+    lambda rng: np.array([draws.poisson(rng, 2_000.0) for _ in range(20)], dtype=float),
+], ids=["lognormal", "normal", "exponential", "pareto", "poisson small", "poisson large"])
+def test_a_run_that_draws_by_numpy_draws_the_same_stream(sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(draws, "available", lambda function, signature: False)  # as on an empty cache
+    monkeypatch.setattr(draws._UNCOMPILED, "drawn", {})
+    compiled = sample(np.random.default_rng(34))
+    with draws.numpy_until_compiled():
+        by_numpy = sample(np.random.default_rng(34))
+    assert np.array_equal(by_numpy, compiled)
+    assert draws._UNCOMPILED.drawn  # it did draw by numpy
+    assert not draws._UNCOMPILED.active  # and only within
+
+
+def test_the_numpy_forms_have_a_budget_and_take_uniforms_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(draws, "available", lambda function, signature: False)
+    monkeypatch.setattr(draws, "NUMPY_VALUES", 1_000)
+    monkeypatch.setattr(draws._UNCOMPILED, "drawn", {})
+    with draws.numpy_until_compiled():
+        assert draws._by_numpy(draws._lognormal_loop, np.full(600, 0.5), 1.0, 1.0)
+        assert not draws._by_numpy(draws._lognormal_loop, np.full(600, 0.5), 1.0, 1.0)  # 1,200 > 1,000
+        assert draws._by_numpy(draws._normal_loop, np.full(600, 0.5), 1.0, 1.0)  # a budget per loop
+        assert not draws._by_numpy(draws._normal_loop, np.array([0.5, 1.0]), 1.0, 1.0)  # 1.0 is no uniform
+        assert not draws._by_numpy(draws._normal_loop, np.array([0.5, math.nan]), 1.0, 1.0)
+    monkeypatch.setattr(draws, "available", lambda function, signature: True)  # compiled already
+    with draws.numpy_until_compiled():
+        assert not draws._by_numpy(draws._pareto_loop, np.full(10, 0.5), 1.0)

@@ -23,10 +23,12 @@ checks the compiled code bit for bit against the same functions run by the Pytho
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
-from msgstorm.jit import bits_float, float_bits, frexp, nb
+from msgstorm.jit import available, bits_float, float_bits, frexp, interpreted, nb
 
 __all__ = [
     "exp",
@@ -41,6 +43,7 @@ __all__ = [
     "normal",
     "normal_from",
     "normal_ppf",
+    "numpy_until_compiled",
     "pareto_from",
     "pareto_multiplier",
     "poisson",
@@ -72,11 +75,13 @@ _EXP_UNDERFLOW = -7.45133219101941108420e02
 _P_FLOOR = 2.0**-60
 
 
+# The arithmetic of log, exp and the normal quantile: inlined by numba into the scalar
+# functions below, and run by numpy over arrays as they are (``py_func``, below).
+
 @nb.njit(cache=True, inline="always")
-def _log_reduced(m: float, e: int) -> float:
-    """fdlibm's log of ``m * 2**e`` for ``sqrt(1/2) <= m < sqrt(2)``."""
+def _log_reduced(m: float, k: float) -> float:
+    """fdlibm's log of ``m * 2**k`` for ``sqrt(1/2) <= m < sqrt(2)`` and an integer ``k``."""
     f = m - 1.0  # exact: m is within a factor 2 of 1
-    k = float(e)
     s = f / (2.0 + f)
     z = s * s
     w = z * z
@@ -100,7 +105,7 @@ def log(x: float) -> float:
     if m < _SQRT_HALF:
         m = m + m
         e = e - 1
-    return _log_reduced(m, e)
+    return _log_reduced(m, float(e))
 
 
 @nb.njit(cache=True, inline="always")
@@ -113,7 +118,7 @@ def _log_normal(x: float) -> float:
     m = bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000)  # frexp's mantissa
     e = ((bits >> 52) & 0x7FF) - 1022
     small = m < _SQRT_HALF
-    return _log_reduced(m + m if small else m, e - 1 if small else e)
+    return _log_reduced(m + m if small else m, float(e - 1 if small else e))
 
 
 @nb.njit(cache=True, inline="always")
@@ -138,6 +143,17 @@ def neg_log1m_into(values: np.ndarray, n: int) -> None:
             values[i] = -log(1.0 - values[i])
 
 
+@nb.njit(cache=True, inline="always")
+def _exp_reduced(x: float, k: float) -> float:
+    """fdlibm's ``e**x / 2**k`` for ``k = floor(x / ln 2 + 1/2)`` (in [0.7, 1.42])."""
+    hi = x - k * _LN2_HI
+    lo = k * _LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+    return 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+
+
 @nb.njit(cache=True)
 def exp(x: float) -> float:
     """e**x (fdlibm e_exp.c); overflows to inf, underflows to 0, nan stays nan."""
@@ -148,18 +164,56 @@ def exp(x: float) -> float:
     if x < _EXP_UNDERFLOW:
         return 0.0
     k = math.floor(x * _INV_LN2 + 0.5)
-    hi = x - k * _LN2_HI
-    lo = k * _LN2_LO
-    r = hi - lo
-    t = r * r
-    c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    y = _exp_reduced(x, k)
     e = int(k)
     if -1021 <= e <= 1022:
         # y is within [0.7, 1.42], so y * 2**e is a normal number: the product is exact, the
         # value ldexp gives, without numba's call into the C library.
         return y * bits_float((e + 1023) << 52)
     return math.ldexp(y, e)
+
+
+@nb.njit(cache=True, inline="always")
+def _ppf_central(q: float) -> float:
+    """AS241's quantile for ``|q| <= 0.425``, ``q = p - 1/2``."""
+    r = 0.180625 - q * q
+    num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
+                + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
+              + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
+            + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q
+    den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
+                + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
+              + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
+            + 4.2313330701600911252e+1) * r + 1.0)
+    return num / den
+
+
+@nb.njit(cache=True, inline="always")
+def _ppf_near(r: float) -> float:
+    """AS241's quantile (of the tail's sign) for ``r - 1.6``, ``r = sqrt(-log(tail)) <= 5``."""
+    num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
+                + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
+              + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
+            + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
+    den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
+                + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
+              + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
+            + 2.05319162663775882187e+0) * r + 1.0)
+    return num / den
+
+
+@nb.njit(cache=True, inline="always")
+def _ppf_far(r: float) -> float:
+    """AS241's quantile (of the tail's sign) for ``r - 5``, ``r = sqrt(-log(tail)) > 5``."""
+    num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
+                + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
+              + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
+            + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
+    den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
+                + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
+              + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
+            + 5.99832206555887937690e-1) * r + 1.0)
+    return num / den
 
 
 @nb.njit(cache=True)
@@ -170,39 +224,10 @@ def normal_ppf(p: float) -> float:
         p = _P_FLOOR
     q = p - 0.5
     if abs(q) <= 0.425:
-        r = 0.180625 - q * q
-        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
-                    + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
-                  + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
-                + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q
-        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
-                    + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
-                  + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
-                + 4.2313330701600911252e+1) * r + 1.0)
-        return num / den
+        return _ppf_central(q)
     r = p if q <= 0.0 else 1.0 - p
     r = math.sqrt(-log(r))
-    if r <= 5.0:
-        r = r - 1.6
-        num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
-                    + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
-                  + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
-                + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
-        den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
-                    + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
-                  + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
-                + 2.05319162663775882187e+0) * r + 1.0)
-    else:
-        r = r - 5.0
-        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                    + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
-                  + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
-                + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
-        den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
-                    + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
-                  + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
-                + 5.99832206555887937690e-1) * r + 1.0)
-    x = num / den
+    x = _ppf_near(r - 1.6) if r <= 5.0 else _ppf_far(r - 5.0)
     return -x if q < 0.0 else x
 
 
@@ -224,6 +249,142 @@ def exp_array(x: np.ndarray) -> np.ndarray:
     return out
 
 
+@nb.njit(cache=True)
+def _normal_loop(u: np.ndarray, mean: float, std: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = mean + std * normal_ppf(u[i])
+    return out
+
+
+@nb.njit(cache=True)
+def _lognormal_loop(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = median * exp(sigma * normal_ppf(u[i]))
+    return out
+
+
+@nb.njit(cache=True)
+def _pareto_loop(u: np.ndarray, alpha: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = exp(-log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
+    return out
+
+
+# --- the same draws by numpy, for a run too small to win their compile back ---------------
+# Each applies the scalar function's operations, in its order, to whole arrays: numpy's
+# + - * / and sqrt are correctly rounded too, so every value has the scalar's bits. Where
+# the scalar branches, the values are taken apart by mask; a value that takes a branch for
+# the exceptional (exp out of range) goes through the scalar code, interpreted.
+
+def _on_arrays(scalar: Callable[..., float], *arrays: np.ndarray) -> np.ndarray:
+    """A scalar core's Python source (``py_func``) run on whole arrays: numpy's operations."""
+    return np.asarray(scalar(*arrays))
+
+
+def _log_normal_numpy(x: np.ndarray) -> np.ndarray:
+    """``_log_normal`` of each value of ``x`` (normal, finite, above 0; C-contiguous)."""
+    bits = x.view(np.int64)
+    m = ((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000).view(np.float64)
+    e = ((bits >> 52) & 0x7FF) - 1022
+    small = m < _SQRT_HALF
+    k = np.where(small, e - 1, e).astype(np.float64)
+    return _on_arrays(_log_reduced.py_func, np.where(small, m + m, m), k)
+
+
+def _exp_numpy(x: np.ndarray) -> np.ndarray:
+    """``exp`` of each value of ``x``."""
+    with np.errstate(all="ignore"):  # out-of-range values are the scalar code's below
+        k = np.floor(x * _INV_LN2 + 0.5)
+    scaled = (k >= -1021.0) & (k <= 1022.0)  # exp's y * 2**e branch (not nan, not out of range)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    e = k[scaled]
+    powers = ((e.astype(np.int64) + 1023) << 52).view(np.float64)  # 2**e
+    out[scaled] = _on_arrays(_exp_reduced.py_func, x[scaled], e) * powers
+    rest = np.flatnonzero(~scaled)
+    if rest.size:
+        scalar = interpreted(exp)
+        out[rest] = [scalar(float(value)) for value in x[rest]]
+    return out
+
+
+def _normal_ppf_numpy(p: np.ndarray) -> np.ndarray:
+    """``normal_ppf`` of each value of ``p`` (in [0, 1))."""
+    p = np.where(p < _P_FLOOR, _P_FLOOR, p)
+    q = p - 0.5
+    out = np.empty(p.shape[0], dtype=np.float64)
+    central = np.abs(q) <= 0.425
+    out[central] = _on_arrays(_ppf_central.py_func, q[central])
+    q, p = q[~central], p[~central]
+    r = np.sqrt(-_log_normal_numpy(np.where(q <= 0.0, p, 1.0 - p)))
+    near = r <= 5.0
+    x = np.empty(r.shape[0], dtype=np.float64)
+    x[near] = _on_arrays(_ppf_near.py_func, r[near] - 1.6)
+    x[~near] = _on_arrays(_ppf_far.py_func, r[~near] - 5.0)
+    out[~central] = np.where(q < 0.0, -x, x)
+    return out
+
+
+def _uniforms(u: np.ndarray) -> bool:
+    """Whether ``u`` is a flat float64 array of values in [0, 1), which the numpy forms take."""
+    return u.dtype == np.float64 and u.ndim == 1 and bool(((u >= 0.0) & (u < 1.0)).all())
+
+
+# Values the numpy forms may draw in place of one compiled loop within
+# ``numpy_until_compiled``, and variates the interpreter may draw in place of
+# ``_poisson_fill``: past them, compiling costs less than going on without it
+# (docs/dev/performance-log.md, "A cold start that draws by numpy").
+NUMPY_VALUES = 8_000_000
+INTERPRETED_VARIATES = 20_000
+
+
+class _Uncompiled:
+    """What this process does with a draw whose compiled loop it lacks (neither compiled
+    here nor in numba's cache): compile it (the default), or within ``numpy_until_compiled``
+    draw by numpy (or the interpreter) up to a budget per loop. Both give the same bits."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.drawn: dict[str, int] = {}  # values drawn without each loop
+
+    def without(self, loop: Callable[..., object], args: tuple[object, ...], n: int,
+                budget: int) -> bool:
+        """Whether to draw ``n`` values without ``loop`` (called with ``args``)."""
+        if not self.active:
+            return False
+        name = getattr(loop, "__name__", "")
+        drawn = self.drawn.get(name, 0) + n
+        signature = tuple(nb.typeof(arg) for arg in args)  # type: ignore[no-untyped-call]
+        if drawn > budget or available(loop, signature):
+            return False
+        self.drawn[name] = drawn
+        return True
+
+
+_UNCOMPILED = _Uncompiled()
+
+
+@contextmanager
+def numpy_until_compiled(active: bool = True) -> Iterator[None]:
+    """Within (``active``): a draw whose compiled loop this process lacks goes by numpy,
+    the same values, instead of compiling it, while its budget lasts. For a run too small to
+    win the compile back (``sim/warm.py``, ``worth_compiling``): the quick start's cold
+    start would compile them for about 4 s of CPU."""
+    before = _UNCOMPILED.active
+    _UNCOMPILED.active = active
+    try:
+        yield
+    finally:
+        _UNCOMPILED.active = before
+
+
+def _by_numpy(loop: Callable[..., object], u: np.ndarray, *args: object) -> bool:
+    return (_UNCOMPILED.active and _uniforms(u)
+            and _UNCOMPILED.without(loop, (u, *args), u.shape[0], NUMPY_VALUES))
+
+
 def exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
     """Exponential variates of ``mean``, one per uniform in ``u`` (a new array).
 
@@ -233,33 +394,36 @@ def exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
     module (``numba.np.arrayobj``) with it from the cache, 0.03-0.1 s of a one-node run's
     start, and none of the others on that path allocates."""
     out = np.array(u, dtype=np.float64)  # a C-contiguous copy, as the compiled loop wants it
-    neg_log1m_into(out, out.shape[0])  # -log(1 - u): 1 - u is exact and in (0, 1]
+    if _by_numpy(neg_log1m_into, out, out.shape[0]):
+        out = -_log_normal_numpy(1.0 - out)
+    else:
+        neg_log1m_into(out, out.shape[0])  # -log(1 - u): 1 - u is exact and in (0, 1]
     out *= mean
     return out
 
 
-@nb.njit(cache=True)
 def normal_from(u: np.ndarray, mean: float, std: float) -> np.ndarray:
-    out = np.empty(u.shape[0], dtype=np.float64)
-    for i in range(u.shape[0]):
-        out[i] = mean + std * normal_ppf(u[i])
-    return out
+    """``mean + std * Z`` for the standard normal Z of each uniform in ``u``."""
+    if _by_numpy(_normal_loop, u, mean, std):
+        return mean + std * _normal_ppf_numpy(u)
+    normal: np.ndarray = _normal_loop(u, mean, std)
+    return normal
 
 
-@nb.njit(cache=True)
 def lognormal_from(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
-    out = np.empty(u.shape[0], dtype=np.float64)
-    for i in range(u.shape[0]):
-        out[i] = median * exp(sigma * normal_ppf(u[i]))
-    return out
+    """``median * exp(sigma * Z)`` for the standard normal Z of each uniform in ``u``."""
+    if _by_numpy(_lognormal_loop, u, median, sigma):
+        return median * _exp_numpy(sigma * _normal_ppf_numpy(u))
+    lognormal: np.ndarray = _lognormal_loop(u, median, sigma)
+    return lognormal
 
 
-@nb.njit(cache=True)
 def pareto_from(u: np.ndarray, alpha: float) -> np.ndarray:
-    out = np.empty(u.shape[0], dtype=np.float64)
-    for i in range(u.shape[0]):
-        out[i] = exp(-log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
-    return out
+    """``(1 - u) ** (-1 / alpha)`` for each uniform in ``u``."""
+    if _by_numpy(_pareto_loop, u, alpha):
+        return _exp_numpy(-_log_normal_numpy(1.0 - u) / alpha)
+    pareto: np.ndarray = _pareto_loop(u, alpha)
+    return pareto
 
 
 def exponential(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
@@ -386,12 +550,15 @@ def poisson_many(rng: np.random.Generator, lam: float, n: int) -> np.ndarray:
     if not math.isfinite(lam):
         raise ValueError(f"Poisson mean must be finite, got {lam}")
     per_draw = 1.0 + lam if lam < 10.0 else 2.5
+    fill: Callable[..., tuple[int, int]] = _poisson_fill
+    if _UNCOMPILED.without(_poisson_fill, (np.empty(0), 0.0, out, 0), n, INTERPRETED_VARIATES):
+        fill = interpreted(_poisson_fill)  # the same source, run by the interpreter
     filled = 0
     spare = np.empty(0, dtype=np.float64)
     while filled < n:
         want = max(_POISSON_BLOCK, int((n - filled) * per_draw * 1.1) + 16)
         uniform = np.concatenate((spare, rng.random(want)))
-        filled, used = _poisson_fill(uniform, float(lam), out, filled)
+        filled, used = fill(uniform, float(lam), out, filled)
         spare = uniform[used:]
     return out
 

@@ -18,7 +18,9 @@ the same process compiles as before.
 
 from __future__ import annotations
 
+import functools
 import os
+import types as pytypes
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -26,16 +28,18 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
+from numba.core.dispatcher import Dispatcher
 from numba.core.extending import intrinsic, overload
 
-__all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp", "lean_cache_loads", "nb",
-           "types_key"]
+__all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp",
+           "interpreted", "lean_cache_loads", "nb", "types_key"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = "python") -> Callable[[_F], _F]:
+def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = "python",
+              internal: bool = False) -> Callable[[_F], _F]:
     """``nb.njit(cache=True)`` for a compiled function that only reads and writes arrays its
     caller passed in (and views of them): the simulator's loops and their helpers.
 
@@ -47,9 +51,17 @@ def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = 
     (50 nodes, 6.8M receipts: 0.52 s, 0.39 s). The caller's references keep the
     arrays alive for the whole call, so there is nothing to count. A function compiled this
     way cannot allocate an array or return one it did not get: numba refuses to compile it,
-    so a later change that allocates fails at once instead of leaking."""
-    without_runtime: dict[str, Any] = {"_nrt": False}  # numba's flag has no typed parameter
-    decorate: Callable[[_F], _F] = nb.njit(cache=True, nogil=nogil, error_model=error_model, **without_runtime)
+    so a later change that allocates fails at once instead of leaking.
+
+    Nor has it the wrapper numba makes for calls through a C function pointer (a compiled
+    function passed as a value, which msgstorm never does); ``internal``: nor the one Python
+    calls it through either (only other compiled functions call it). numba links a function's
+    wrappers into the machine code of every function that calls it, and LLVM optimises and
+    compiles them again in each: without them, a cold start compiles less."""
+    # numba's flags have no typed parameters
+    flags: dict[str, Any] = {"_nrt": False, "no_cfunc_wrapper": True, "no_cpython_wrapper": internal}
+    decorate: Callable[[_F], _F] = nb.njit(cache=True, nogil=nogil, error_model=error_model,
+                                           **flags)
     return decorate
 
 
@@ -170,6 +182,22 @@ def available(function: Any, signature: tuple[Any, ...]) -> bool:
         return bool(os.path.exists(function._cache._cache_file._index_path))
     except Exception:  # noqa: BLE001 - numba's layout moved
         return True
+
+
+@functools.cache
+def interpreted(function: Any) -> Callable[..., Any]:
+    """A compiled ``function``'s Python source run by the interpreter, and so the compiled
+    functions it calls (the names of its module that hold one), without compiling anything:
+    the same IEEE operations in the same order, the same bits (``tests/test_draws.py`` holds
+    the draws so). For a function called a few times, whose compile costs more than the
+    interpreter does (``draws.numpy_until_compiled``)."""
+    source = function.py_func
+    names = dict(source.__globals__)
+    for name in source.__code__.co_names:
+        if isinstance(names.get(name), Dispatcher):
+            names[name] = interpreted(names[name])
+    return pytypes.FunctionType(source.__code__, names, source.__name__, source.__defaults__,
+                                source.__closure__)
 
 
 def lean_cache_loads() -> bool:

@@ -250,7 +250,7 @@ def _field(payload: np.ndarray, idx: int, field: int) -> int:
     return payload[nb.uint64(4 * idx + field)]  # type: ignore[no-any-return]
 
 
-@borrowing()
+@borrowing(internal=True)
 def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
     """Place key (t, key) at entry ``i`` (a hole) or above: parents move down into the hole."""
     while i > 0:
@@ -264,23 +264,26 @@ def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
     _set_key(keys, i, t, key)
 
 
-@borrowing()
+@borrowing(internal=True)
 def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int]:
     """The smallest of the children ``first``.. (at most four, at least one) of a heap of
     ``n`` entries, as (t, key, entry).
 
     Four children are compared as a tournament of selects, not branches: which child wins
     is unpredictable, a mispredicted branch costs more than the compares. Not inlined by
-    numba (LLVM inlines it): that cost each sift's compile about 0.9 s of a cold start."""
+    numba (LLVM inlines it): that cost each sift's compile about 0.9 s of a cold start. The
+    keys are read as ``_key_t`` and ``_key_seq`` read them, written out: numba inlines a
+    function anew at each of its calls, twelve here, about 0.4 s of a cold start."""
     if first + 3 < n:
-        t0 = _key_t(keys, first)
-        k0 = _key_seq(keys, first)
-        t1 = _key_t(keys, first + 1)
-        k1 = _key_seq(keys, first + 1)
-        t2 = _key_t(keys, first + 2)
-        k2 = _key_seq(keys, first + 2)
-        t3 = _key_t(keys, first + 3)
-        k3 = _key_seq(keys, first + 3)
+        at = 2 * (ROOT + first)  # the first child's time, then its key, then the next child's
+        t0 = keys[nb.uint64(at)]
+        k0 = keys[nb.uint64(at + 1)]
+        t1 = keys[nb.uint64(at + 2)]
+        k1 = keys[nb.uint64(at + 3)]
+        t2 = keys[nb.uint64(at + 4)]
+        k2 = keys[nb.uint64(at + 5)]
+        t3 = keys[nb.uint64(at + 6)]
+        k3 = keys[nb.uint64(at + 7)]
         b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
         ta = t1 if b01 else t0
         ka = k1 if b01 else k0
@@ -292,11 +295,12 @@ def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int
         bab = (tb < ta) | ((tb == ta) & (kb < ka))
         return (tb if bab else ta), (kb if bab else ka), (ib if bab else ia)
     best = first
-    bt = _key_t(keys, first)
-    bk = _key_seq(keys, first)
+    bt = keys[nb.uint64(2 * (ROOT + first))]
+    bk = keys[nb.uint64(2 * (ROOT + first) + 1)]
     for c in range(first + 1, n):
-        ct = _key_t(keys, c)
-        ck = _key_seq(keys, c)
+        at = 2 * (ROOT + c)
+        ct = keys[nb.uint64(at)]
+        ck = keys[nb.uint64(at + 1)]
         if ct < bt or (ct == bt and ck < bk):
             best = c
             bt = ct
@@ -304,7 +308,7 @@ def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int
     return bt, bk, best
 
 
-@borrowing()
+@borrowing(internal=True)
 def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
     """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise."""
     i = 0
@@ -317,7 +321,7 @@ def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
     _set_key(keys, i, t, key)
 
 
-@borrowing()
+@borrowing(internal=True)
 def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
     """As ``_sift_down``, for a (t, key) that belongs near the bottom (the heap's last entry):
     move the hole down to a leaf without comparing, then sift (t, key) up from there. That
@@ -363,7 +367,7 @@ def _log_hop(hop_log: np.ndarray, i: int, slots: np.ndarray, slot: int, stride: 
     return i + 1
 
 
-@borrowing()
+@borrowing(internal=True)
 def _pop(keys: np.ndarray, n: int) -> int:
     """Remove the root (already read; its row freed by the caller); return the new size."""
     n -= 1
@@ -411,151 +415,175 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     return 0
 
 
-@borrowing()
-def _forward(t: int, node: int, slot: int, sender: int, hops: int,
-             keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
-             n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
-             fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-             fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
-             ns_per_byte: np.ndarray, n_deg: int,
-             deg_nodes: np.ndarray, deg_params: np.ndarray,
-             order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
-             control: int, high_bw: int, scalars: np.ndarray, seen: np.ndarray,
-             quiet: np.ndarray) -> tuple[int, int, int, int]:
-    """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
-    item (sim/fair_order.py); return the new (n, rows, seq, unif).
+def _forwarder(relays: bool) -> Callable[..., tuple[int, int, int, int]]:  # noqa: C901
+    """``_forward`` compiled whole (``relays``), or for an item that goes by push
+    (``_forward_push``, which the push loop calls: every item it forwards goes by push). As in
+    ``_event_loop``, the branches of the relay protocols are left out before numba types it."""
 
-    A payload copy to ``peer`` takes ``size`` × the larger of the node's upload and the
-    peer's download ns per byte. Serial uplink: the copies go one after another, after
-    what the uplink already had to send. Fair share: the ``k`` copies of this forward start
-    together (when the uplink is free) and share the upload equally, each at upload / k or
-    its peer's download if that is lower; the uplink is free again when the last ends.
-    Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
-    copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
-    COMPACT the first ``high_bw`` peers of the order that speak compact relay (N_COMPACT)
-    get the compact block (a CMPCT receipt), the rest an announcement; a node that does not
-    speak it announces the block to every peer (who asks for the full block). Otherwise an
-    announcement to a peer that holds the payload or has asked for it is quiet (see Q_T):
-    appended to ``quiet``, which has room for ``degree`` entries."""
-    mine = nodes[N_COLOUR, node]
-    size = slots[SL_SIZE, slot]
-    up = ns_per_byte[0, node]
-    free = nodes[N_UPLINK, node]
-    sent = 0
-    last = -1  # row of the previous receipt sent, the tail of the current run
-    last_t = 0
-    degree = fwd_ptr[node + 1] - fwd_ptr[node]
-    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot] & ~ITEM_CENSORABLE),
-               fwd_ptr[node], degree, order)
-    # The first ``pushes`` peers of the order get the payload, the rest an announcement.
-    relay = slots[SL_RELAY, slot]
-    pushes = degree
-    if relay == ANNOUNCE_FETCH:
-        pushes = 0
-    elif relay == PUSH_SQRT:
-        pushes = 0
-        while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
-            pushes += 1
-    elif relay == COMPACT:
-        pushes = high_bw if high_bw < degree else degree
-        if nodes[N_COMPACT, node] == 0:
-            pushes = 0
-    payload_type = CMPCT if relay == COMPACT else RECV
-    may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
-    copies_sent = 0
-    start = free if free > t else t  # fair share: when this forward's copies start
-    if fair_share == UPLINK_FAIR_SHARE:
-        copies = 0
+    def forward(t: int, node: int, slot: int, sender: int, hops: int,  # noqa: C901
+                keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
+                n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray,
+                slots: np.ndarray,
+                fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+                fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray,
+                uniform: np.ndarray, ns_per_byte: np.ndarray, n_deg: int,
+                deg_nodes: np.ndarray, deg_params: np.ndarray,
+                order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
+                control: int, high_bw: int, scalars: np.ndarray, seen: np.ndarray,
+                quiet: np.ndarray) -> tuple[int, int, int, int]:
+        """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
+        item (sim/fair_order.py); return the new (n, rows, seq, unif).
+
+        A payload copy to ``peer`` takes ``size`` × the larger of the node's upload and the
+        peer's download ns per byte. Serial uplink: the copies go one after another, after
+        what the uplink already had to send. Fair share: the ``k`` copies of this forward start
+        together (when the uplink is free) and share the upload equally, each at upload / k or
+        its peer's download if that is lower; the uplink is free again when the last ends.
+        Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
+        copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
+        COMPACT the first ``high_bw`` peers of the order that speak compact relay (N_COMPACT)
+        get the compact block (a CMPCT receipt), the rest an announcement; a node that does not
+        speak it announces the block to every peer (who asks for the full block). Otherwise an
+        announcement to a peer that holds the payload or has asked for it is quiet (see Q_T):
+        appended to ``quiet``, which has room for ``degree`` entries."""
+        mine = nodes[N_COLOUR, node]
+        size = slots[SL_SIZE, slot]
+        up = ns_per_byte[0, node]
+        free = nodes[N_UPLINK, node]
+        sent = 0
+        last = -1  # row of the previous receipt sent, the tail of the current run
+        last_t = 0
+        degree = fwd_ptr[node + 1] - fwd_ptr[node]
+        item_kind = slots[SL_KIND, slot] & ~ITEM_CENSORABLE
+        peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], item_kind), fwd_ptr[node], degree,
+                   order)
+        # The first ``pushes`` peers of the order get the payload, the rest an announcement.
+        relay = slots[SL_RELAY, slot]
+        pushes = degree
+        payload_type = RECV
+        may_quiet = False
+        if relays:
+            if relay == ANNOUNCE_FETCH:
+                pushes = 0
+            elif relay == PUSH_SQRT:
+                pushes = 0
+                while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
+                    pushes += 1
+            elif relay == COMPACT:
+                pushes = high_bw if high_bw < degree else degree
+                if nodes[N_COMPACT, node] == 0:
+                    pushes = 0
+            if relay == COMPACT:
+                payload_type = CMPCT
+            may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
+        copies_sent = 0
+        start = free if free > t else t  # fair share: when this forward's copies start
+        if fair_share == UPLINK_FAIR_SHARE:
+            copies = 0
+            high_left = pushes
+            reach = pushes
+            if relays and relay == COMPACT:
+                reach = degree
+            for c in range(reach):
+                peer = fwd_idx[order[c]]
+                # The high-bandwidth slots go to peers that speak compact relay.
+                if relays and relay == COMPACT:
+                    if high_left == 0 or nodes[N_COMPACT, peer] == 0:
+                        continue
+                    high_left -= 1
+                if peer != sender and nodes[N_COLOUR, peer] == mine:
+                    copies += 1
+            up = up * copies
+        tx = int(size * up)  # each copy's time, unless its peer's download is slower
+        # COMPACT: high-bandwidth slots left (a slot whose peer is skipped below stays used).
         high_left = pushes
-        for c in range(degree if relay == COMPACT else pushes):
-            peer = fwd_idx[order[c]]
-            if relay == COMPACT:  # the high-bandwidth slots go to peers that speak compact relay
-                if high_left == 0 or nodes[N_COMPACT, peer] == 0:
+        for c in range(degree):
+            e = order[c]
+            peer = fwd_idx[e]
+            push = c < pushes
+            if relays and relay == COMPACT:
+                push = high_left > 0 and nodes[N_COMPACT, peer] != 0
+                if push:
+                    high_left -= 1
+            if peer == sender or nodes[N_COLOUR, peer] != mine:
+                continue
+            d = fwd_base[e]
+            model = fwd_model[e]
+            if model != 0:  # constant links draw nothing
+                d, unif = link_delay(d, model, fwd_param[e], uniform, unif, samples)
+            if n_deg > 0:
+                d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+                if lost:
                     continue
-                high_left -= 1
-            if peer != sender and nodes[N_COLOUR, peer] == mine:
-                copies += 1
-        up = up * copies
-    tx = int(size * up)  # each copy's time, unless its peer's download is slower
-    high_left = pushes  # COMPACT: high-bandwidth slots left (a slot whose peer is skipped below stays used)
-    for c in range(degree):
-        e = order[c]
-        peer = fwd_idx[e]
-        push = c < pushes
-        if relay == COMPACT:
-            push = high_left > 0 and nodes[N_COMPACT, peer] != 0
-            if push:
-                high_left -= 1
-        if peer == sender or nodes[N_COLOUR, peer] != mine:
-            continue
-        d = fwd_base[e]
-        model = fwd_model[e]
-        if model != 0:  # constant links draw nothing
-            d, unif = link_delay(d, model, fwd_param[e], uniform, unif, samples)
-        if n_deg > 0:
-            d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
-            if lost:
-                continue
-        etype = payload_type
-        if downloads != 0:  # a download limit: this peer's copy may take longer
-            down = ns_per_byte[1, peer]
-            tx = int(size * (up if up >= down else down))
-        if not push:  # an announcement: a few bytes, not queued behind payloads
-            etype = ANNOUNCE
-            arrive = t + d + control
-            if may_quiet and seen[slot, peer] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
-                q = scalars[S_QUIET]
-                quiet[Q_T, q] = arrive
-                quiet[Q_NODE, q] = peer
-                quiet[Q_SLOT, q] = slot
-                quiet[Q_SEQ, q] = seq
-                quiet[Q_SENDER, q] = node
-                quiet[Q_HOPS, q] = hops
-                scalars[S_QUIET] = q + 1
-                seq += 1
-                sent += 1
-                last = -1  # the next receipt's seq is not this run's next: it starts a run of its own
-                continue
-        elif tx > 0:
-            if fair_share == UPLINK_FAIR_SHARE:
-                if start + tx > free:
-                    free = start + tx
-                arrive = start + tx + d
+            etype = payload_type
+            if downloads != 0:  # a download limit: this peer's copy may take longer
+                down = ns_per_byte[1, peer]
+                tx = int(size * (up if up >= down else down))
+            if relays and not push:  # an announcement: a few bytes, not queued behind payloads
+                etype = ANNOUNCE
+                arrive = t + d + control
+                if may_quiet and seen[slot, peer] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
+                    q = scalars[S_QUIET]
+                    quiet[Q_T, q] = arrive
+                    quiet[Q_NODE, q] = peer
+                    quiet[Q_SLOT, q] = slot
+                    quiet[Q_SEQ, q] = seq
+                    quiet[Q_SENDER, q] = node
+                    quiet[Q_HOPS, q] = hops
+                    scalars[S_QUIET] = q + 1
+                    seq += 1
+                    sent += 1
+                    # The next receipt's seq is not this run's next: it starts a run of its own.
+                    last = -1
+                    continue
+            elif tx > 0:
+                if fair_share == UPLINK_FAIR_SHARE:
+                    if start + tx > free:
+                        free = start + tx
+                    arrive = start + tx + d
+                else:
+                    if free < t:
+                        free = t
+                    free += tx
+                    arrive = free + d
+                    if fair_share == UPLINK_HELD:
+                        free = arrive
             else:
-                if free < t:
-                    free = t
-                free += tx
-                arrive = free + d
-                if fair_share == UPLINK_HELD:
-                    free = arrive
-        else:
-            arrive = t + d
-        if etype != ANNOUNCE:
-            copies_sent += 1
-        idx = pool[nb.uint64(rows)]
-        rows += 1
-        _write_row(payload, idx, etype, peer, slot, node, hops)
-        if last >= 0 and arrive >= last_t:  # extends the run: seq is the tail's + 1
-            payload[nb.uint64(4 * last + P_NEXT)] = idx
-            payload[nb.uint64(4 * last + P_NEXT_T)] = arrive
-        else:
-            _sift_up(keys, n, arrive, (seq << idx_bits) | idx)
-            n += 1
-        last = idx
-        last_t = arrive
-        seq += 1
-        sent += 1
-    slots[SL_OUTSTANDING, slot] += sent
-    nodes[N_UPLINK, node] = free
-    nodes[N_UP_BYTES, node] += copies_sent * size
-    kind = slots[SL_KIND, slot]
-    if kind != ITEM_BLOCK and kind != ITEM_INVALID:
-        nodes[N_UP_MSG_BYTES, node] += copies_sent * size
-    scalars[S_PAYLOADS] += copies_sent
-    return n, rows, seq, unif
+                arrive = t + d
+            if etype != ANNOUNCE:
+                copies_sent += 1
+            idx = pool[nb.uint64(rows)]
+            rows += 1
+            _write_row(payload, idx, etype, peer, slot, node, hops)
+            if last >= 0 and arrive >= last_t:  # extends the run: seq is the tail's + 1
+                payload[nb.uint64(4 * last + P_NEXT)] = idx
+                payload[nb.uint64(4 * last + P_NEXT_T)] = arrive
+            else:
+                _sift_up(keys, n, arrive, (seq << idx_bits) | idx)
+                n += 1
+            last = idx
+            last_t = arrive
+            seq += 1
+            sent += 1
+        slots[SL_OUTSTANDING, slot] += sent
+        nodes[N_UPLINK, node] = free
+        nodes[N_UP_BYTES, node] += copies_sent * size
+        kind = slots[SL_KIND, slot]
+        if kind != ITEM_BLOCK and kind != ITEM_INVALID:
+            nodes[N_UP_MSG_BYTES, node] += copies_sent * size
+        scalars[S_PAYLOADS] += copies_sent
+        return n, rows, seq, unif
+
+    # Each its own name, so that each has its own file in numba's cache.
+    forward.__name__ = forward.__qualname__ = "_forward" if relays else "_forward_push"
+    return borrowing(internal=True)(forward)
 
 
-@borrowing()
+_forward = _forwarder(True)
+_forward_push = _forwarder(False)
+
+
+@borrowing(internal=True)
 def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int:
     """``node``'s edge to ``peer`` in the forwarding graph (-1: none)."""
     for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
@@ -564,7 +592,7 @@ def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int
     return -1
 
 
-@borrowing()
+@borrowing(internal=True)
 def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray,
           fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, unif: int,
           n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int]:
@@ -583,7 +611,7 @@ def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, 
     return d, unif
 
 
-@borrowing()
+@borrowing(internal=True)
 def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int,
           slots: np.ndarray, t: int, etype: int, node: int, slot: int, sender: int, hops: int) -> tuple[int, int, int]:
     """One event of its own (not in a run) into the heap; return the new (n, rows, seq)."""
@@ -594,7 +622,7 @@ def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows:
     return n + 1, rows + 1, seq + 1
 
 
-@borrowing()
+@borrowing(internal=True)
 def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, payload: np.ndarray,
          pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, unif: int, scalars: np.ndarray,
          nodes: np.ndarray, slots: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
@@ -615,7 +643,7 @@ def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, p
     return n, rows, seq, unif
 
 
-@borrowing()
+@borrowing(internal=True)
 def _transfer(t: int, d: int, node: int, peer: int, size: int, scalars: np.ndarray, nodes: np.ndarray,
               ns_per_byte: np.ndarray) -> int:
     """Send ``size`` bytes from ``node`` to ``peer`` on request (a transfer of its own, after
@@ -636,7 +664,7 @@ def _transfer(t: int, d: int, node: int, peer: int, size: int, scalars: np.ndarr
     return arrive
 
 
-@borrowing()
+@borrowing(internal=True)
 def _missing(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> tuple[int, int]:
     """How many of a block's transactions (``contents[:, first:first + count]``) ``node``
     has not validated, and their bytes."""
@@ -650,7 +678,7 @@ def _missing(held: np.ndarray, contents: np.ndarray, first: int, count: int, nod
     return missing, missing_bytes
 
 
-@borrowing()
+@borrowing(internal=True)
 def _hold_contents(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> None:
     """``node`` now holds every transaction of a block it rebuilt."""
     for c in range(first, first + count):
@@ -658,7 +686,7 @@ def _hold_contents(held: np.ndarray, contents: np.ndarray, first: int, count: in
         held[node, item >> 3] |= 1 << (item & 7)
 
 
-@borrowing()
+@borrowing(internal=True)
 def _validate_block(t: int, node: int, slot: int, sender: int, hops: int, keys: np.ndarray, payload: np.ndarray,
                     pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, proc: int, nodes: np.ndarray,
                     slots: np.ndarray, seen: np.ndarray, processing: np.ndarray) -> tuple[int, int, int, int]:
@@ -675,7 +703,7 @@ def _validate_block(t: int, node: int, slot: int, sender: int, hops: int, keys: 
     return n, rows, seq, proc + 1
 
 
-@borrowing()
+@borrowing(internal=True)
 def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int, asked_bytes: int,
                    keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                    idx_bits: int, unif: int, proc: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
@@ -751,7 +779,7 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
     return n, rows, seq, unif, proc
 
 
-@borrowing()
+@borrowing(internal=True)
 def _full_block(slot: int, node: int, track: int, seen: np.ndarray, held: np.ndarray, contents: np.ndarray,
                 slots: np.ndarray) -> bool:
     """Compact relay's full block at ``node``, over a link an end of which does not speak
@@ -765,7 +793,7 @@ def _full_block(slot: int, node: int, track: int, seen: np.ndarray, held: np.nda
     return True
 
 
-@borrowing()
+@borrowing(internal=True)
 def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
@@ -848,7 +876,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     return n, rows, seq, unif
 
 
-@borrowing()
+@borrowing(internal=True)
 def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.ndarray, nodes: np.ndarray,
                   slots: np.ndarray, free_slots: np.ndarray, n_free: int) -> int:
     """Settle the quiet announcements (Q_T) that come before (``bound``, ``bound_seq``) in
@@ -877,7 +905,7 @@ def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.nda
     return n_free
 
 
-@borrowing()
+@borrowing(internal=True)
 def _wake_quiet(t: int, after_seq: int, node: int, slot: int, quiet: np.ndarray, scalars: np.ndarray,
                 keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, idx_bits: int) -> tuple[int, int]:
     """``node`` forgot its request for ``slot``'s item at the event (``t``, ``after_seq``):
@@ -904,7 +932,7 @@ def _wake_quiet(t: int, after_seq: int, node: int, slot: int, quiet: np.ndarray,
     return n, rows
 
 
-@borrowing()
+@borrowing(internal=True)
 def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
     """The earliest quiet announcement's time (-1: none)."""
     first = -1
@@ -914,7 +942,7 @@ def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
     return first
 
 
-@borrowing()
+@borrowing(internal=True)
 def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarray, total: int,
                 votes_held: np.ndarray) -> bool:
     """A consensus message ``m`` validated at ``node``: whether Python must hear of it now.
@@ -1272,11 +1300,18 @@ def _event_loop(relays: bool) -> Callable[..., int]:  # noqa: C901
                             t_forward += int(uniform[unif] * spread)
                             unif += 1
                         release[slot, nodes[N_HOLD_COL, node]] = t_forward  # what it serves waits as long
-                    n, rows, seq, unif = _forward(t_forward, node, slot, sender, hops + 1, keys, payload, pool,
-                                                  n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                                  fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
-                                                  deg_nodes, deg_params, order, order_seed, fair_share, downloads,
-                                                  control, high_bw, scalars, seen, quiet)
+                    if relays:
+                        n, rows, seq, unif = _forward(
+                            t_forward, node, slot, sender, hops + 1, keys, payload, pool, n, rows,
+                            seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base, fwd_model,
+                            fwd_param, samples, uniform, ns_per_byte, n_deg, deg_nodes, deg_params, order,
+                            order_seed, fair_share, downloads, control, high_bw, scalars, seen, quiet)
+                    else:  # every item this loop forwards goes by push
+                        n, rows, seq, unif = _forward_push(
+                            t_forward, node, slot, sender, hops + 1, keys, payload, pool, n, rows,
+                            seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base, fwd_model,
+                            fwd_param, samples, uniform, ns_per_byte, n_deg, deg_nodes, deg_params, order,
+                            order_seed, fair_share, downloads, control, high_bw, scalars, seen, quiet)
             slots[SL_OUTSTANDING, slot] -= 1
             if notify:
                 scalars[S_NT] = t

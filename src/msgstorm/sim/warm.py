@@ -8,7 +8,8 @@ then the kernel, one after the other (docs/performance.md, "The examples", cold 
 since numba's compiler is Python under one global lock and threads cannot share the work. A
 second process can. When the loop a run will use has no cache entry and this process may use
 a second CPU, ``start`` launches ``python -m msgstorm.sim.warm``, which compiles the loop
-into the same cache while this process generates traffic (and compiles the draws). Before
+into the same cache while this process generates traffic (a run too small to win a compile
+back draws it without compiling: ``draws.numpy_until_compiled``). Before
 its first call the simulator waits for the helper (``Helper.wait``), and numba loads the
 loop from the cache instead of compiling it.
 
@@ -160,9 +161,11 @@ TRAFFIC_WINDOWS = Loop(poisson_kernel.windows, poisson_kernel.WINDOWS_SIGNATURE)
 def gossip_split(relays: bool = True) -> Split:
     """The gossip kernel: its loop with the relay protocols' events, or (``relays`` False)
     the one for a network whose items all go by push (``kernel._event_loop``). The helper
-    compiles the loop (with the heap functions and _forward); this process compiles the
-    link model, which the loop's typing reaches last (in _forward: link_delay, then degrade)
-    and which LinkState calls from Python too, then inject; then, paying, the traffic
+    compiles the loop (with the heap functions and _forward), then the link model, which the
+    loop's typing compiled already (in _forward: link_delay, then degrade) and which
+    LinkState calls from Python too, then inject: this process compiles nothing of the
+    kernel, so that a run which compiles nothing else (a small one:
+    ``draws.numpy_until_compiled``) never starts numba's compiler. Paying: the traffic
     windows and the block step's loop."""
     loop = kernel.run_until if relays else kernel.run_until_push
     return Split(
@@ -174,8 +177,6 @@ def gossip_split(relays: bool = True) -> Split:
                     sends=I64_2D, order=I64, held=U8_2D, contents=I64_2D, block_parent=I64,
                     block_holds=U8_2D, hop_log=I64_2D, release=I64_2D, quiet=I64_2D, votes=I64_2D,
                     tally=I64_2D, votes_held=U8_2D),
-        ),
-        here=(
             Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT, samples=I64),
             Loop.of(link_model.degrade, d=INT, node=INT, peer=INT, n_deg=INT, deg_nodes=U8_2D,
                     deg_params=F64_2D, uniform=F64, unif=INT),
@@ -255,10 +256,11 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 
 def start(name: str, cpus: int | None = None, relays: bool = True, large: bool = True) -> Helper | None:
-    """Start a helper for ``SPLITS[name]`` when numba's cache lacks any of its helper loops
-    and this process may use two CPUs or more (``cpus``; default: as the OS says); None
-    otherwise. ``relays`` False: a gossip network's items all go by push ("gossip-push");
-    ``large`` False: the run is too small to compile the split's ``paying`` loops.
+    """Start a helper for ``SPLITS[name]`` when numba's cache lacks the loop it is for (the
+    first of its helper loops; the others come after it) and this process may use two CPUs
+    or more (``cpus``; default: as the OS says); None otherwise. ``relays`` False: a gossip
+    network's items all go by push ("gossip-push"); ``large`` False: the run is too small to
+    compile the split's ``paying`` loops.
 
     On one CPU a helper would only take turns with this process. With numba's JIT disabled
     there is nothing to compile."""
@@ -266,7 +268,7 @@ def start(name: str, cpus: int | None = None, relays: bool = True, large: bool =
         return None
     name = "gossip-push" if name == "gossip" and not relays else name
     split = SPLITS[name]()
-    todo = missing(split.helper)
+    todo = missing(split.helper[:1])
     if not todo:
         return None
     # The helper uses this process's cache directory, even one set in code rather than in
@@ -274,6 +276,9 @@ def start(name: str, cpus: int | None = None, relays: bool = True, large: bool =
     # working directory), and compiles only if that is this very package: its cache path,
     # derived from the source files' directory, must be this one (main).
     env = dict(os.environ)
+    # Its output goes nowhere: numba need not colour the messages of the typings it tries
+    # and drops while it compiles (with colorama installed, about 0.4 s of the quick start's).
+    env["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"] = "1"
     if _config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = str(_config.CACHE_DIR)
     else:

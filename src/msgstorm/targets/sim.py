@@ -66,6 +66,7 @@ TARGETS.register("sim")(SimTarget())
 
 def _record_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.SeedSequence,
                 sim_seed: np.random.SeedSequence, progress: Progress | None) -> None:
+    from msgstorm.draws import numpy_until_compiled
     from msgstorm.history.run_row import write_run_row
     from msgstorm.sim.rollup.stage import write_rollup
     from msgstorm.sim.shadow import ShadowNetwork
@@ -75,8 +76,10 @@ def _record_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.rand
     write_run_row(writer, scenario, sim, 0, completed=False)  # a killed run still says what ran
     writer.sync()
     try:
-        sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
-                                compile_windows=sim.helper is None and sim.compile_all))
+        # A run too small to win a compile back draws by numpy what numba has not compiled.
+        with numpy_until_compiled(not sim.compile_all):
+            sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window,
+                                     min_rows=sim.traffic_rows, compile_windows=sim.helper is None and sim.compile_all))
     except KeyboardInterrupt:  # raised outside the loop (e.g. while generating traffic)
         sim.interrupted = True
     finally:
