@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import tomli_w
 from conftest import EXAMPLES, Tables, simulate_tables
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from msgstorm.history.events import EventKind
@@ -118,6 +118,20 @@ def announce_networks(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def _quiet_network(protocol: str, size: int) -> dict[str, Any]:
+    """Five nodes a region on slow links, relaying by ``protocol``: many announcements go
+    quiet (an item asked for already), whatever the drawn cases hold."""
+    regions = ["us-east", "us-west", "ap-northeast"]
+    return {"run": {"name": "quiet", "seed": 7, "duration": "2s", "drain": "1s"},
+            "network": {"regions": regions, "nodes_per_region": 5, "processing": "100us", "bandwidth": "2Mbit/s",
+                        "relay": {"protocol": protocol, "timeout": "1s"}},
+            "gossip": {"mode": "flood", "degree": 4, "peers": 3}, "blocks": {"interval": "250ms"},
+            "history": {"delivery_sample": 1.0},
+            "agents": [{"name": "traders", "count": 10, "size": size,
+                        "arrival": {"process": "poisson", "rate": "200/s"}}],
+            "faults": [{"kind": "crash", "node": "ap-northeast-1", "at": "1s", "restart_after": "700ms"}]}
+
+
 @pytest.mark.slow
 def test_drawn_announce_networks_write_the_same_history() -> None:
     saved = []
@@ -125,6 +139,8 @@ def test_drawn_announce_networks_write_the_same_history() -> None:
     @settings(max_examples=8, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(announce_networks())
+    @example(_quiet_network("announce", 5000))
+    @example(_quiet_network("push_sqrt", 200))
     def check(spec: dict[str, Any]) -> None:
         _, events_saved, woken = _same_both_ways(parse_scenario(tomli_w.dumps(spec), source="quiet.toml"))
         saved.append(events_saved)
@@ -132,8 +148,9 @@ def test_drawn_announce_networks_write_the_same_history() -> None:
 
     wakes: list[int] = []
     check()
-    # The drawn cases must include quiet announcements (a two-node region has few).
-    assert sum(count > 0 for count in saved) >= 3, saved
+    # The cases include quiet announcements: the two given ones, run first, whatever the
+    # drawn ones hold (which cases hypothesis draws is its own: a two-node region has few).
+    assert saved[0] > 0 and saved[1] > 0 and len(saved) >= 8, saved
 
 
 def test_a_forgotten_request_puts_its_quiet_announcements_back() -> None:
