@@ -95,10 +95,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from msgstorm.targets.base import Target
+from typing import Any, TypeVar
 
 __all__ = [
     "ARRIVAL_PROCESSES",
@@ -258,6 +255,6 @@ LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgs
                                                  ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))
 # The target a scenario that names none runs on: the shadow network (``targets/sim.py``).
 DEFAULT_TARGET = "sim"
-TARGETS: Registry[Target] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
+TARGETS: Registry[Any] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
                                   ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
                                    "cometbft"))
