@@ -199,6 +199,7 @@ class WorkerPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._interrupted = False
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -224,8 +225,9 @@ class WorkerPool:
         run settles and returns an interrupted outcome), for a sweep stopped by a signal that
         reached only its own process (SIGTERM, a Ctrl-C sent to its pid): ``close`` would
         otherwise wait for each run to finish."""
-        if self._executor is None:
-            return
+        if self._executor is None or self._interrupted:
+            return  # once: a second SIGINT would cut short a run that is settling
+        self._interrupted = True
         # The executor's worker processes (CPython keeps them in ``_processes``, a private
         # mapping of pid to process; the workers are the fork server's children, not ours).
         for pid in list(getattr(self._executor, "_processes", None) or {}):
