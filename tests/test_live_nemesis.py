@@ -217,7 +217,12 @@ duration = "0.5s"
     # Each corrupted chunk is about one message at this rate; two writes read as one chunk
     # can leave one of them intact, and that one is rightly delivered.
     assert len(delivered) <= 0.1 * len(sent), (len(delivered), len(sent))
-    assert all(m["status"] == "committed" for m in messages if m["t_sent"] is not None and m["t_sent"] < corrupt_start)
+    # Before the window every message is delivered, but for those the proxy read only after the
+    # switch: a stall of the proxy on a loaded machine carries a few sent just before it into the
+    # corrupted window (as the blackhole's edges above), never more than 250 ms of them.
+    early = [m for m in messages if m["t_sent"] is not None and m["t_sent"] < corrupt_start]
+    assert all(m["status"] == "committed" for m in early if m["t_sent"] < corrupt_start - 250_000_000)
+    assert sum(m["status"] != "committed" for m in early) <= 250_000_000 // 5_000_000
     # Detected: the server's protocol errors, damaged payloads, and the audit's verdict.
     errors = [e["detail"] for e in _events(result, "client_error") + _events(result, "disconnected")]
     assert any("damaged" in e or "Unknown Protocol" in str(e.get("error")) for e in errors), errors
