@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -118,18 +118,8 @@ def find_failure(
     (see the module docstring); ``shed``: per interval, the drops a throttle made on purpose
     (not loss); ``consensus``: per interval, a height committed in a round above 0, a node's
     height lag above the bound; ``faults``: the run's fault spans."""
-    desynced = np.zeros(load.count, dtype=np.bool_)
-    for episode in episodes:
-        end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
-        span = overlap_range(load.edges, episode.t_start_ns, end, clip_last)
-        if span is not None:
-            desynced[span[0] : span[1] + 1] = True
-    active: list[list[FaultWindow]] = [[] for _ in range(load.count)]
-    for fault in faults:
-        span = overlap_range(load.edges, fault.t_start_ns, fault.t_end_ns if fault.t_end_ns is not None
-                             else horizon_ns, clip_last)
-        for index in range(span[0], span[1] + 1) if span is not None else ():
-            active[index].append(fault)
+    desynced = [bool(spans) for spans in _covering(load, episodes, horizon_ns, clip_last)]
+    active = _covering(load, faults, horizon_ns, clip_last)
     offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
     previous_offered = 0.0
     for index in order:
@@ -163,6 +153,21 @@ def find_failure(
                 found["faults"] = [{"fault_id": fault.fault_id, "kind": fault.kind} for fault in active[index]]
             return found
     return None
+
+
+_Span = TypeVar("_Span", DesyncEpisode, FaultWindow)
+
+
+def _covering(load: IntervalLoad, spans: Sequence[_Span], horizon_ns: int, clip_last: bool) -> list[list[_Span]]:
+    """Per interval of ``load``, the spans (desync episodes or faults) that overlap it; a span
+    still open at the end lasts to ``horizon_ns``."""
+    covering: list[list[_Span]] = [[] for _ in range(load.count)]
+    for span in spans:
+        end = span.t_end_ns if span.t_end_ns is not None else horizon_ns
+        overlap = overlap_range(load.edges, span.t_start_ns, end, clip_last)
+        for index in range(overlap[0], overlap[1] + 1) if overlap is not None else ():
+            covering[index].append(span)
+    return covering
 
 
 @dataclass(frozen=True)
