@@ -9,7 +9,7 @@ A plain function; ``msgstorm.cli`` registers it on the typer app.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from msgstorm.commands.common import (
     say_error,
 )
 from msgstorm.errors import ExitCode
+
+if TYPE_CHECKING:
+    from msgstorm.analysis.calibrate import Calibration
 
 
 def calibrate(
@@ -47,7 +50,6 @@ def calibrate(
     from msgstorm.analysis.calibrate import CalibrationError
     from msgstorm.analysis.calibrate import calibrate as fit_twin
     from msgstorm.history import read_history
-    from msgstorm.report.text import duration_ms
     from msgstorm.scenario.units import parse_fraction
 
     try:
@@ -75,6 +77,17 @@ def calibrate(
         say_error(f"{run_dir}: history unreadable: {error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     _write_twin_or_exit(calibration, output, run_dir)
+    _print_fit(calibration)
+    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
+    if check:
+        _check_twin(output, calibration, history)
+
+
+def _print_fit(calibration: Calibration) -> None:
+    """What the fit of a one-node or chain twin found: its steps, service or block figures,
+    each server's CPU, and the doubts that keep its knee from being a prediction."""
+    from msgstorm.report.text import duration_ms
+
     fit = calibration.service
     if calibration.low_load_note:
         err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
@@ -107,9 +120,6 @@ def calibrate(
     if calibration.machine_limit:
         err.print(f"note: a twin's knee off the measured one will not be a miss: {calibration.machine_limit}",
                   highlight=False, markup=False)
-    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
-    if check:
-        _check_twin(output, calibration, history)
 
 
 def _calibrate_comet(history: Any, run_dir: Path, output: Path, fraction: float, check: bool) -> None:
