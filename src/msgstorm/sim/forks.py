@@ -422,27 +422,10 @@ class ForkChain(ForkTree):
         each, in bulk: the pools in log order, a message's first logged time its
         ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
         is crossed at most once in a call: the live messages do not change here)."""
-        live = self.ctx.msgs.live
         if self.consensus is not None:  # capped mempools
-            nodes, ms, times = rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist()
-            if not self._room_for_all(nodes):  # one may fill: each arrival in order
-                for node, m, t in zip(nodes, ms, times, strict=True):
-                    self._into_mempool(t, node, m)
-                return
-            mempool = self.mempool
-            for node, m, t in zip(nodes, ms, times, strict=True):  # as _into_mempool, room known
-                record = live.get(m)
-                if record is None:
-                    continue
-                mempool[node].append(m)
-                if record[WHERE] < QUEUED:
-                    record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
-                    record[T_RECEIVED] = t
-            for node in set(nodes):
-                pool = mempool[node]
-                if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
-                    mempool[node] = [m for m in pool if m in live]
+            self._into_capped_mempools(rows)
             return
+        live = self.ctx.msgs.live
         items = rows[LOG_ITEM]
         unique, first = np.unique(items, return_index=True)
         keep = [m in live for m in unique.tolist()]
@@ -466,6 +449,29 @@ class ForkChain(ForkTree):
         for node in set(nodes):
             pool = mempool[node]
             if len(pool) > bound:
+                mempool[node] = [m for m in pool if m in live]
+
+    def _into_capped_mempools(self, rows: np.ndarray) -> None:
+        """``_into_mempools`` where mempools are capped: in bulk while every pool has room for
+        all, else each arrival in order as ``_into_mempool`` puts it."""
+        live = self.ctx.msgs.live
+        nodes, ms, times = rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist()
+        if not self._room_for_all(nodes):  # one may fill: each arrival in order
+            for node, m, t in zip(nodes, ms, times, strict=True):
+                self._into_mempool(t, node, m)
+            return
+        mempool = self.mempool
+        for node, m, t in zip(nodes, ms, times, strict=True):  # as _into_mempool, room known
+            record = live.get(m)
+            if record is None:
+                continue
+            mempool[node].append(m)
+            if record[WHERE] < QUEUED:
+                record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+                record[T_RECEIVED] = t
+        for node in set(nodes):
+            pool = mempool[node]
+            if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
                 mempool[node] = [m for m in pool if m in live]
 
     def _take_logged_sampled(self) -> int:
