@@ -347,13 +347,7 @@ class ChainTarget(NoSteps):
         # event loop in one call (10 ms and more on a busy machine: a stall of the sender).
         # The few hashes not known (an answer not yet read, another sender's) are read whole.
         blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in range(last + 1, through + 1)])
-        unknown = [h for block in blocks for h in block["transactions"] if h not in sender.ours]
-        for first in range(0, len(unknown), 1000):
-            part = unknown[first:first + 1000]
-            for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
-                header = decode(tx.get("input", "")) if tx is not None else None
-                if header is not None:
-                    sender.ours[tx_hash] = (header[0], header[1])
+        await self._learn_unknown(rpc, [h for block in blocks for h in block["transactions"] if h not in sender.ours])
         for block in blocks:
             number = int(block["number"], 16)
             if self.blocks and number <= self.blocks[-1].number:
@@ -391,6 +385,17 @@ class ChainTarget(NoSteps):
                 await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
             except RpcError as error:  # not looked for this block; the next one looks again
                 self.state.on_error("blocks", error)
+
+    async def _learn_unknown(self, rpc: JsonRpc, unknown: list[str]) -> None:
+        """Read whole the transactions of ``unknown`` hashes (a thousand a call); those that carry
+        msgstorm's header become the sender's own, with their message id and kind."""
+        ours = self.sender.ours
+        for first in range(0, len(unknown), 1000):
+            part = unknown[first:first + 1000]
+            for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
+                header = decode(tx.get("input", "")) if tx is not None else None
+                if header is not None:
+                    ours[tx_hash] = (header[0], header[1])
 
     async def _find_dropped_market(self, rpc: JsonRpc, base_fee_wei: int) -> None:
         """The market's transactions in the pool whose fee cap is under the newest block's base
