@@ -406,18 +406,9 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
                     self.host.schedule_send(t, self._release, mined)
             row = price_of.get(msg_id)
             if row is not None:
-                instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
-                if step > self.chain_step[instrument]:
-                    if not self.host.final_commits:
-                        self._price_before[msg_id] = (self.chain_step[instrument], self.chain_price[instrument],
-                                                      self.chain_row[instrument])
-                    self.chain_step[instrument] = step
-                    if self.thinning:
-                        self._moved(t, instrument, float(self.updates.price[row]))
-                    self.chain_price[instrument] = float(self.updates.price[row])
-                    self.chain_row[instrument] = row
-                    if probes is not None:
-                        changes.append((position, instrument, self.chain_price[instrument]))
+                moved = self._price_committed(t, msg_id, row)
+                if moved is not None and probes is not None:
+                    changes.append((position, moved, self.chain_price[moved]))
                 continue
             owner = liquidation_of.pop(msg_id, None)
             if owner is not None:
@@ -439,6 +430,22 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self._unpause(t)
         if probes is not None:
             probes.committed(t, msg_ids, before, changes)
+
+    def _price_committed(self, t: int, msg_id: int, row: int) -> int | None:
+        """An oracle update of ``row`` committed: the on-chain price moves to it unless a later
+        step of its instrument is already there; the instrument it moved, else None."""
+        instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
+        if step <= self.chain_step[instrument]:
+            return None
+        if not self.host.final_commits:
+            self._price_before[msg_id] = (self.chain_step[instrument], self.chain_price[instrument],
+                                          self.chain_row[instrument])
+        self.chain_step[instrument] = step
+        if self.thinning:
+            self._moved(t, instrument, float(self.updates.price[row]))
+        self.chain_price[instrument] = float(self.updates.price[row])
+        self.chain_row[instrument] = row
+        return instrument
 
     def _release(self, t: int, keeper_index: int, _b: int, _c: int, _d: int) -> None:
         """A nonce-ordered keeper's transaction out was mined: its waiting sends are decided
