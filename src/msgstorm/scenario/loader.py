@@ -141,17 +141,8 @@ _KEY_PART = r""""[^"]*"|'[^']*'|[^."']+"""
 _DOTTED_KEY = re.compile(rf"(?:{_KEY_PART})(?:\.(?:{_KEY_PART}))*")
 
 
-def apply_override(raw: dict[str, Any], override: str) -> Loc:
-    """Apply ``dotted.key=value`` to a raw table; the value is read as TOML, else a string."""
-    if "=" not in override:
-        raise ValueError("expected dotted.key=value, e.g. run.seed=7")
-    dotted, value_text = override.split("=", 1)
-    # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'. A list element is
-    # a segment of its own (agents.0.count), or an index after its list (agents[0].count).
-    if _DOTTED_KEY.fullmatch(dotted.strip()) is None:
-        parts_written = re.findall(_KEY_PART, dotted)
-        raise ValueError(f"bad key {dotted!r}: a part of it is empty (two dots in a row, or a dot at an end); "
-                         f"did you mean {'.'.join(parts_written)!r}?")
+def _key_parts(dotted: str) -> list[str | int]:
+    """The parts of an override's dotted key: a quoted segment whole, a list index an int."""
     segments = re.findall(r""""[^"]*"|'[^']*'|[^.]+""", dotted.strip())
     parts: list[str | int] = []
     for segment in segments:
@@ -167,6 +158,21 @@ def apply_override(raw: dict[str, Any], override: str) -> Loc:
             raise ValueError(f"bad key {dotted!r}: a list element is agents.0 or agents[0]")
         else:
             parts.append(int(segment) if segment.isdigit() else segment)
+    return parts
+
+
+def apply_override(raw: dict[str, Any], override: str) -> Loc:
+    """Apply ``dotted.key=value`` to a raw table; the value is read as TOML, else a string."""
+    if "=" not in override:
+        raise ValueError("expected dotted.key=value, e.g. run.seed=7")
+    dotted, value_text = override.split("=", 1)
+    # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'. A list element is
+    # a segment of its own (agents.0.count), or an index after its list (agents[0].count).
+    if _DOTTED_KEY.fullmatch(dotted.strip()) is None:
+        parts_written = re.findall(_KEY_PART, dotted)
+        raise ValueError(f"bad key {dotted!r}: a part of it is empty (two dots in a row, or a dot at an end); "
+                         f"did you mean {'.'.join(parts_written)!r}?")
+    parts = _key_parts(dotted)
     if not parts or any(p == "" for p in parts):
         raise ValueError(f"bad key {dotted!r}")
     try:
