@@ -56,12 +56,13 @@ def _copy(source: np.ndarray, target: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, x_lo: np.ndarray,
-             x_hi: np.ndarray, t0: int, starts: np.ndarray, cum: np.ndarray, period: np.ndarray, instances: int,
-             kind_cdf: np.ndarray, kind_codes: np.ndarray, keys: int, size_draw: bool, fee_draw: bool,
-             times: np.ndarray, instance: np.ndarray, kind: np.ndarray, key: np.ndarray,
-             size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray,
-             scratch: np.ndarray, saved_arrival: np.ndarray, saved_attribute: np.ndarray) -> tuple[int, int]:
+def windows(  # noqa: C901
+    arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, x_lo: np.ndarray,
+    x_hi: np.ndarray, t0: int, starts: np.ndarray, cum: np.ndarray, period: np.ndarray, instances: int,
+    kind_cdf: np.ndarray, kind_codes: np.ndarray, keys: int, size_draw: bool, fee_draw: bool,
+    times: np.ndarray, instance: np.ndarray, kind: np.ndarray, key: np.ndarray,
+    size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray,
+    scratch: np.ndarray, saved_arrival: np.ndarray, saved_attribute: np.ndarray) -> tuple[int, int]:
     """Windows ``[lo[w], hi[w])``, whose expected counts per instance are ``x_hi[w] -
     x_lo[w]`` (Λ at their edges), in order while their messages fit the output arrays:
     (windows done, messages written). A window that does not fit is left undrawn (both

@@ -50,7 +50,7 @@ def validate(
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True, markup=False)
 
 
-def run(
+def run(  # noqa: C901 - the run command's option checks, in the order its help lists them
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>, "
                                                  "always new)")] = None,

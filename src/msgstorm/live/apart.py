@@ -59,7 +59,8 @@ class RecordingEnded(RuntimeError):
     memory): the history keeps what was flushed before."""
 
 
-def record_apart(record: Callable[[Progress | None], None], progress: Progress | None) -> None:
+def record_apart(  # noqa: C901
+    record: Callable[[Progress | None], None], progress: Progress | None) -> None:
     """Run ``record(progress)`` (the live run and its recording: it writes the history and
     returns nothing) in a child process, and return when it has ended; raise what it raised."""
     if not hasattr(os, "fork") or threading.current_thread() is not threading.main_thread():

@@ -310,8 +310,9 @@ def _why(error: BaseException) -> str:
     return text[-1] if text else type(error).__name__
 
 
-def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path, seed: np.random.SeedSequence,
-                       address: str | None) -> None:
+def record_distributed(  # noqa: C901
+    scenario: Scenario, writer: HistoryWriter, run_dir: Path, seed: np.random.SeedSequence,
+    address: str | None) -> None:
     """Run ``scenario`` on ``live.generators`` Ray actors (or one per node of the cluster at
     ``address`` when it says 1), merge what they wrote into ``writer``, and write the run row.
     ``address``: a Ray address (``auto``, host:port, ``ray://``), or None for the one

@@ -598,7 +598,7 @@ class MarketSpec(Spec):
         return matrix
 
     @model_validator(mode="after")
-    def _check(self) -> MarketSpec:
+    def _check(self) -> MarketSpec:  # noqa: C901 - one check a field
         names = [instrument.name for instrument in self.instruments]
         if len(set(names)) != len(names):
             raise ValueError(f"instrument names must differ, got {names}")

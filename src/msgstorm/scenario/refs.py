@@ -290,8 +290,9 @@ def _relay_sample_problems(scenario: Scenario) -> list[Problem]:
     return [] if overload is None else [(place, overload)]
 
 
-def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], agent_names: set[str],
-                       hint_nodes: str) -> list[Problem]:
+def _market_references(  # noqa: C901
+    scenario: Scenario, regions: set[str], nodes: set[str], agent_names: set[str],
+    hint_nodes: str) -> list[Problem]:
     """``[market]``: its nodes and regions exist, its agents' names are not the traffic
     agents', its files exist, and it runs on the simulator."""
     market = scenario.market

@@ -245,9 +245,10 @@ class WorkerPool:
         self.close()
 
 
-def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs_dir: Path, workers: int,
-            keep_runs: bool, attempt: int = 1, wanted: Callable[[RunSpec], bool] | None = None,
-            pool: WorkerPool | None = None) -> Iterator[RunOutcome]:
+def run_all(  # noqa: C901
+    scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs_dir: Path, workers: int,
+    keep_runs: bool, attempt: int = 1, wanted: Callable[[RunSpec], bool] | None = None,
+    pool: WorkerPool | None = None) -> Iterator[RunOutcome]:
     """Run ``specs`` on ``workers`` processes (``pool``'s when given, else started and stopped
     here), yielding each outcome as it comes (a few runs queued ahead of the workers, so a
     Ctrl-C leaves little to cancel). ``wanted``, asked again after each outcome, leaves out

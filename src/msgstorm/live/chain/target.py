@@ -392,7 +392,8 @@ class ChainTarget(NoSteps):
         ours = self.sender.ours
         for first in range(0, len(unknown), 1000):
             part = unknown[first:first + 1000]
-            for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
+            found = await rpc.calls("eth_getTransactionByHash", [[h] for h in part])
+            for tx_hash, tx in zip(part, found, strict=True):
                 header = decode(tx.get("input", "")) if tx is not None else None
                 if header is not None:
                     ours[tx_hash] = (header[0], header[1])

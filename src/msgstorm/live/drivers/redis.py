@@ -532,8 +532,9 @@ class RedisDriver:
 
     # --- consuming ------------------------------------------------------------------------
 
-    async def _consume(self, index: int, client: redis.asyncio.Redis, on_receipt: OnReceipt,
-                       wire: RespPublisher | None) -> None:
+    async def _consume(  # noqa: C901
+        self, index: int, client: redis.asyncio.Redis, on_receipt: OnReceipt,
+        wire: RespPublisher | None) -> None:
         name = f"msgstorm-consumer-{index}"
         stream, group, count = self.settings.stream, self.settings.group, self.settings.read_count
         # Fan-out: the last entry id read. Group: ">" (entries never delivered) or "0" (this
