@@ -163,17 +163,19 @@ target = "nats"
 
 [run]
 name = "live-calibrate"
-duration = "6s"
+duration = "10s"
 drain = "30s"
 
 [live]
 consumers = 1
 
 [analysis]
-# No latency bar to speak of, so the knee is the last step (about 1,200/s: low enough that a
-# loaded machine keeps up with every step, so the low-load steps do not hang on its load): the wire client's
-# first-step p99 is a fraction of a ms, so on a shared machine one stall of a few ms would
-# fail a step under any modest factor, and this test is about the path from a live history
+# No latency bar to speak of, so the knee is the last step the generator keeps up with: 500/s
+# on an idle machine, less on a loaded one (beside two CPU hogs it fell behind its schedule at
+# 840/s in one run, at 400/s in another: a knee of the machine's). Steps of 50/s leave three
+# low-load steps under 60% of any knee from 250/s up, so the fit does not hang on the machine's
+# load. The wire client's first-step p99 is a fraction of a ms, so on a shared machine one
+# stall of a few ms would fail a step under any modest factor, and this test is about the path from a live history
 # to a twin, not about where the knee lies (throughput still has to keep up with half the
 # offered rate: a stall at a 1 s step's end moves its commits into the next step).
 knee_latency_factor = 100000.0
@@ -181,7 +183,7 @@ throughput_fraction = "50%"
 
 [[agents]]
 name = "ramp"
-arrival = { process = "step_ramp", start = "200/s", step = "200/s", every = "1s", steps = 6 }
+arrival = { process = "step_ramp", start = "50/s", step = "50/s", every = "1s", steps = 10 }
 size = "128B"
 """
 
@@ -199,7 +201,7 @@ def test_a_live_nats_ramp_gives_a_twin_that_loads_and_runs(tmp_path: Path) -> No
     calibration = calibrate(read_history(source), 0.6)
     assert "send lag" in calibration.wait_source
     _assert_only_low_load_steps(calibration, 0.6)
-    assert len(calibration.steps) == 3  # 200, 400 and 600/s: at most 60% of about 1,200/s
+    assert len(calibration.steps) >= 3  # 50, 100 and 150/s at least: under 60% of a knee from 250/s
     knee = live.summary["capacity"]
     assert isinstance(knee, dict)
     assert all(step.offered_per_s < knee["knee_rate_per_s"] for step in calibration.steps)
@@ -208,7 +210,7 @@ def test_a_live_nats_ramp_gives_a_twin_that_loads_and_runs(tmp_path: Path) -> No
     assert scenario.target == "sim" and scenario.network.nodes_per_region == 1
     twin_run = run(scenario, tmp_path / "twin")
     assert twin_run.summary["messages"]["committed"] > 0  # type: ignore[index]
-    assert twin_run.analysis.steps is not None and twin_run.analysis.steps.num_rows == 6
+    assert twin_run.analysis.steps is not None and twin_run.analysis.steps.num_rows == 10
 
 
 # --- refusals ------------------------------------------------------------------------------
