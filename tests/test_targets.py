@@ -74,6 +74,14 @@ def test_its_checks_and_its_estimate_are_its_own(wire: object) -> None:
     assert estimate_work(simulated) == estimate_simulated(simulated)
 
 
+def test_a_fault_on_a_target_that_drives_no_live_system_is_refused_naming_the_entry(wire: object) -> None:
+    with pytest.raises(ScenarioError) as error:
+        msgstorm.parse_scenario(SCENARIO + '[[faults]]\nkind = "crash"\nat = "1s"\nnode = "wire"\n', source="wire.toml")
+    said = str(error.value)
+    assert "faults[0].kind" in said or "faults.0.kind" in said, said
+    assert "target 'wire' drives no live system, so it applies no fault" in said
+
+
 def test_an_unknown_target_names_the_registrys_targets(wire: object) -> None:
     with pytest.raises(ScenarioError) as error:
         msgstorm.parse_scenario(SCENARIO.replace('"wire"', '"wirex"'), source="wire.toml")

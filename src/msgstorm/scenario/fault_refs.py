@@ -280,6 +280,9 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
                         f"applies {', '.join(repr(k) for k in FAULT_KINDS.names())}. Drop the entry or run on a "
                         "live target (--target nats, ...)")
             problems.append(((*where, "kind"), said))
+        elif live and TARGETS[scenario.target].driver() is None:
+            problems.append(((*where, "kind"), f"target {scenario.target!r} drives no live system, so "
+                             "it applies no fault: drop the entry (--set faults=[])"))
         elif live:
             problems += [((*where, *field), message) for field, message in kinds[fault.kind].problems(scenario, fault)]
     return problems

@@ -3,7 +3,8 @@
 Place in the pipeline: the scenario layer, below every engine. Thirteen registries map a name
 that appears in a scenario or a report to its implementation:
 
-- ``TARGETS``: ``target`` -> a ``Target`` (``targets/base.py``): what the scenario runs on,
+- ``TARGETS``: ``target`` -> a ``TargetFace`` (``scenario/target_face.py``; ``Target`` of
+  ``targets/base.py``): what the scenario runs on,
   its own checks, its cost estimate and the recording of a run (``targets/sim.py``: the
   shadow network; ``targets/live.py``: every broker driver, ``anvil``, ``cometbft``).
   ``runner.run`` is the entry's ``record`` followed by the analysis; nothing else tells
@@ -95,7 +96,10 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from msgstorm.scenario.target_face import TargetFace
 
 __all__ = [
     "ARRIVAL_PROCESSES",
@@ -255,6 +259,6 @@ LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgs
                                                  ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))
 # The target a scenario that names none runs on: the shadow network (``targets/sim.py``).
 DEFAULT_TARGET = "sim"
-TARGETS: Registry[Any] = Registry("target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
-                                  ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil",
-                                   "cometbft"))
+TARGETS: Registry[TargetFace] = Registry(
+    "target", ("msgstorm.targets.sim", "msgstorm.targets.live"),
+    ("sim", "nats", "jetstream", "zmq", "redis", "mqtt", "rabbitmq", "kafka", "anvil", "cometbft"))

@@ -13,16 +13,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from msgstorm.scenario.target_face import Problem, TargetFace
+
 if TYPE_CHECKING:
     from msgstorm.history.writer import HistoryWriter
     from msgstorm.progress import Progress
-    from msgstorm.scenario.budget import WorkEstimate
-    from msgstorm.scenario.live import LiveSpec, OwnNames
     from msgstorm.scenario.schema import Scenario
 
 __all__ = ["Problem", "RunContext", "Target"]
-
-Problem = tuple[tuple[str | int, ...], str]  # (the field's path in the scenario, what is wrong)
 
 
 @dataclass(frozen=True)
@@ -44,36 +42,8 @@ class RunContext:
     ray: str | None = None
 
 
-class Target(Protocol):
-    """A target: what ``scenario.target`` names.
-
-    ``simulated``: it runs the simulator's model, so the sections and settings only a model
-    applies (ordering protocols, a liquidation lane, producers, controllers, relay samples,
-    simulated fault kinds) are its to run; a real system refuses them, naming the field.
-    ``sections``: the optional scenario sections it runs (``rollup``, ``crosschain``,
-    ``sentinel``: ``[market.sentinel]``); the others are refused. ``analyse_apart``: the
-    run's analysis goes to a new interpreter (one whose recording loaded clients and
-    compiled code the analysis need not start on top of). ``problems``: what of a
-    scenario it cannot run, each with its field, before anything starts (validation).
-    ``estimate``: the work and memory a run of the scenario takes (``scenario/budget.py``),
-    refused before it starts when it will not fit. ``record``: run the scenario, writing
-    the history's tables (``history/schema.py``) through ``run.writer``, and close it; a
-    Ctrl-C ends the run with what it recorded. ``url_schemes``: the schemes of a server's
-    URL that pick it on the command line (``--target SCHEME://host:port``), each with the
-    scheme its client connects with (none: it is picked by name only). ``generator_names``:
-    the ``[live]`` fields generator ``index`` of a run spread over a Ray cluster names on
-    its own (``scenario/generators.py``); None: its runs are not spread."""
-
-    simulated: bool
-    sections: frozenset[str]
-    analyse_apart: bool
-
-    def problems(self, scenario: Scenario) -> list[Problem]: ...
-
-    def estimate(self, scenario: Scenario) -> WorkEstimate: ...
+class Target(TargetFace, Protocol):
+    """A target (``scenario/target_face.py`` says what each member is), its ``record`` given
+    the run as the runner hands it."""
 
     def record(self, run: RunContext) -> None: ...
-
-    def url_schemes(self) -> dict[str, str]: ...
-
-    def generator_names(self, live: LiveSpec, index: int) -> OwnNames | None: ...

@@ -49,6 +49,9 @@ class SimTarget:
     def generator_names(self, live: LiveSpec, index: int) -> OwnNames | None:
         return None
 
+    def driver(self) -> type | None:
+        return None  # it drives no live system
+
     def record(self, run: RunContext) -> None:
         from msgstorm.heap import release_freed_memory
         from msgstorm.report.rerun import without_cycle_collection

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, Part, declares, server_names
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS, TARGETS
-from msgstorm.scenario.schema import Scenario, ToxicFault
+from msgstorm.scenario.schema import FaultSpec, Scenario, ToxicFault
 
 if TYPE_CHECKING:
     from msgstorm.live.faults.handle import FaultHandle
@@ -53,7 +53,7 @@ def cannot(driver: type, who: str, kind: str, needs: tuple[Part, ...]) -> list[s
             for part in needs if not declares(driver, part)]
 
 
-def needs_of(spec: Any) -> tuple[Part, ...]:
+def needs_of(spec: FaultSpec) -> tuple[Part, ...]:
     """What a driver must declare to apply ``spec``: its kind's ``needs``; a toxic on a
     cluster's routes needs the routes, not the clients'."""
     if isinstance(spec, ToxicFault) and spec.link == "routes":
@@ -65,7 +65,9 @@ def needs_of(spec: Any) -> tuple[Part, ...]:
 def driver_of(scenario: Scenario) -> type:
     """The class whose ``capabilities`` say what the scenario's live target can do
     (``LiveRun.driver``: a broker's driver, the EVM node's, the validators')."""
-    driver: type = TARGETS[scenario.target].driver()
+    driver = TARGETS[scenario.target].driver()
+    if driver is None:
+        raise TypeError(f"target {scenario.target!r} drives no live system")
     return driver
 
 
