@@ -281,8 +281,9 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
                         "live target (--target nats, ...)")
             problems.append(((*where, "kind"), said))
         elif live and TARGETS[scenario.target].driver() is None:
-            problems.append(((*where, "kind"), f"target {scenario.target!r} drives no live system, so "
-                             "it applies no fault: drop the entry (--set faults=[])"))
+            said = (f"target {scenario.target!r} drives no live system, so it applies no fault: "
+                    "drop the entry (--set faults=[])")
+            problems.append(((*where, "kind"), said))
         elif live:
             problems += [((*where, *field), message) for field, message in kinds[fault.kind].problems(scenario, fault)]
     return problems
