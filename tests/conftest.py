@@ -301,14 +301,13 @@ def run_scenario(tmp_path: Path) -> Callable[..., object]:
 
 
 @pytest.fixture(scope="session")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunResult]:
+def example_run() -> Callable[..., RunResult]:
     """``example_run(NAME, *OVERRIDES)``: the run of ``examples/NAME.toml`` (``--set``
     OVERRIDES), made the first time a test of the session asks for it and handed as the same
-    ``RunResult`` to every test after. A simulator run is deterministic (same seed, same
-    history), so the tests that assert on the same run (the README's excerpt of an example,
-    a claim of the example's own) share one instead of each running it again. A test reads
-    the run; none writes into its directory."""
-    from msgstorm.runner import run
+    ``RunResult`` to every test after (``shared_run``: on every pytest-xdist worker). A
+    simulator run is deterministic (same seed, same history), so the tests that assert on the
+    same run (the README's excerpt of an example, a claim of the example's own) share one
+    instead of each running it again. A test reads the run; none writes into its directory."""
     from msgstorm.scenario import load_scenario
 
     runs: dict[tuple[str, tuple[str, ...]], RunResult] = {}
@@ -316,11 +315,37 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunRe
     def get(name: str, *overrides: str) -> RunResult:
         key = (name, overrides)
         if key not in runs:
-            scenario = load_scenario(EXAMPLES / f"{name}.toml", list(overrides))
-            runs[key] = run(scenario, tmp_path_factory.mktemp(f"example-{name}") / "run")
+            runs[key] = shared_run(load_scenario(EXAMPLES / f"{name}.toml", list(overrides)))
         return runs[key]
 
     return get
+
+
+def shared_run(scenario: Scenario) -> RunResult:
+    """``run`` of a simulated ``scenario`` (its report too), made once a session for all its
+    pytest-xdist workers, as ``default_run`` makes its runs: in pytest's base temporary
+    directory, keyed by the scenario's pickle, under a lock; a worker that finds it done (or
+    being made) reads its history back and its analysis from the pickle written beside it."""
+    import fcntl
+    import hashlib
+    import pickle
+
+    from msgstorm.history import read_history
+    from msgstorm.runner import RunResult, run
+
+    root = _session_shared_dir() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(pickle.dumps(scenario)).hexdigest()[:20]
+    out, made = root / key, root / f"{key}.analysis"
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if made.exists():
+            analysis, wall_s = pickle.loads(made.read_bytes())
+            return RunResult(scenario, out, read_history(out), analysis, wall_s)
+        shutil.rmtree(out, ignore_errors=True)  # what a run that failed half-way wrote
+        result = run(scenario, out)
+        made.write_bytes(pickle.dumps((result.analysis, result.wall_s)))
+        return result
 
 
 @pytest.fixture(scope="session")
