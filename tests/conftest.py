@@ -58,6 +58,11 @@ MODULE_SECONDS: dict[str, float] = {}
 SERIAL_SLOW_SECONDS = 30.0
 SERIAL_TEST_SECONDS = 2.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
+# Modules of tests/test_live_*.py whose tests run on paper: no server, node, socket or process,
+# no wall clock (the recorder's, the payloads' and the receipts' forms on drawn runs, the event
+# log, when the validators' target decodes): any free worker's, not a lane's.
+PAPER_LIVE_MODULES = frozenset({"test_live_recorder.py", "test_live_payload.py", "test_live_receipts.py",
+                                "test_live_event_log.py", "test_live_comet_decoding.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
 # Session (or module) fixtures that cost minutes: the tests that use one are one unit of work,
@@ -123,10 +128,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def is_serial_module(nodeid: str) -> bool:
-    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) or of
-    ``SERIAL_MODULES``: serial whether marked or not."""
+    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) but
+    ``PAPER_LIVE_MODULES``, or of ``SERIAL_MODULES``: serial whether marked or not."""
     module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return module.startswith("test_live_") or module in SERIAL_MODULES
+    return (module.startswith("test_live_") and module not in PAPER_LIVE_MODULES) or module in SERIAL_MODULES
 
 
 @pytest.hookimpl(optionalhook=True)
