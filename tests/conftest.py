@@ -58,6 +58,11 @@ MODULE_SECONDS: dict[str, float] = {}
 SERIAL_SLOW_SECONDS = 30.0
 SERIAL_TEST_SECONDS = 2.0
 SERIAL_MODULES = frozenset({"test_cli_signals.py"})
+# Modules of tests/test_live_*.py whose tests run on paper: no server, node, socket or process,
+# no wall clock (the recorder's, the payloads' and the receipts' forms on drawn runs, the event
+# log, when the validators' target decodes): any free worker's, not a lane's.
+PAPER_LIVE_MODULES = frozenset({"test_live_recorder.py", "test_live_payload.py", "test_live_receipts.py",
+                                "test_live_event_log.py", "test_live_comet_decoding.py"})
 # Fixtures of a real server, node or cluster of processes: a test that uses one is serial.
 SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluster"})
 # Session (or module) fixtures that cost minutes: the tests that use one are one unit of work,
@@ -123,10 +128,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def is_serial_module(nodeid: str) -> bool:
-    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) or of
-    ``SERIAL_MODULES``: serial whether marked or not."""
+    """A test of ``tests/test_live_*.py`` (real servers and nodes on the wall clock) but
+    ``PAPER_LIVE_MODULES``, or of ``SERIAL_MODULES``: serial whether marked or not."""
     module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return module.startswith("test_live_") or module in SERIAL_MODULES
+    return (module.startswith("test_live_") and module not in PAPER_LIVE_MODULES) or module in SERIAL_MODULES
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -301,14 +306,13 @@ def run_scenario(tmp_path: Path) -> Callable[..., object]:
 
 
 @pytest.fixture(scope="session")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunResult]:
+def example_run() -> Callable[..., RunResult]:
     """``example_run(NAME, *OVERRIDES)``: the run of ``examples/NAME.toml`` (``--set``
     OVERRIDES), made the first time a test of the session asks for it and handed as the same
-    ``RunResult`` to every test after. A simulator run is deterministic (same seed, same
-    history), so the tests that assert on the same run (the README's excerpt of an example,
-    a claim of the example's own) share one instead of each running it again. A test reads
-    the run; none writes into its directory."""
-    from msgstorm.runner import run
+    ``RunResult`` to every test after (``shared_run``: on every pytest-xdist worker). A
+    simulator run is deterministic (same seed, same history), so the tests that assert on the
+    same run (the README's excerpt of an example, a claim of the example's own) share one
+    instead of each running it again. A test reads the run; none writes into its directory."""
     from msgstorm.scenario import load_scenario
 
     runs: dict[tuple[str, tuple[str, ...]], RunResult] = {}
@@ -316,11 +320,37 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunRe
     def get(name: str, *overrides: str) -> RunResult:
         key = (name, overrides)
         if key not in runs:
-            scenario = load_scenario(EXAMPLES / f"{name}.toml", list(overrides))
-            runs[key] = run(scenario, tmp_path_factory.mktemp(f"example-{name}") / "run")
+            runs[key] = shared_run(load_scenario(EXAMPLES / f"{name}.toml", list(overrides)))
         return runs[key]
 
     return get
+
+
+def shared_run(scenario: Scenario) -> RunResult:
+    """``run`` of a simulated ``scenario`` (its report too), made once a session for all its
+    pytest-xdist workers, as ``default_run`` makes its runs: in pytest's base temporary
+    directory, keyed by the scenario's pickle, under a lock; a worker that finds it done (or
+    being made) reads its history back and its analysis from the pickle written beside it."""
+    import fcntl
+    import hashlib
+    import pickle
+
+    from msgstorm.history import read_history
+    from msgstorm.runner import RunResult, run
+
+    root = _session_shared_dir() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(pickle.dumps(scenario)).hexdigest()[:20]
+    out, made = root / key, root / f"{key}.analysis"
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if made.exists():
+            analysis, wall_s = pickle.loads(made.read_bytes())
+            return RunResult(scenario, out, read_history(out), analysis, wall_s)
+        shutil.rmtree(out, ignore_errors=True)  # what a run that failed half-way wrote
+        result = run(scenario, out)
+        made.write_bytes(pickle.dumps((result.analysis, result.wall_s)))
+        return result
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,18 @@ def test_live_and_serial_tests_run_in_lanes_a_module_on_one_worker(suite: pytest
     assert len([line for line in result.stdout.lines if "::" in line]) == 14
 
 
+def test_a_live_module_on_paper_is_any_workers_and_the_others_a_lanes() -> None:
+    """tests/test_live_*.py is serial by its name, but for the modules that run on paper
+    (``PAPER_LIVE_MODULES``, each a file of the suite); SERIAL_MODULES are serial too."""
+    from conftest import PAPER_LIVE_MODULES, is_serial_module
+
+    assert not is_serial_module("tests/test_live_recorder.py::test_drawn_runs[3]")
+    assert is_serial_module("tests/test_live_nats.py::test_a_run") and is_serial_module("tests/test_cli_signals.py::t")
+    assert is_serial_module("tests/test_live_jetstream_wire.py::t")  # asyncio on the wall clock: a lane's
+    assert not is_serial_module("tests/test_sim.py::t")
+    assert all((Path(__file__).parent / module).is_file() for module in PAPER_LIVE_MODULES)
+
+
 def test_serial_lanes_keep_a_module_whole_and_balance_the_seconds() -> None:
     from conftest import SERIAL_SLOW_SECONDS, SERIAL_TEST_SECONDS, serial_lanes
 

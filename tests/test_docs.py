@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from conftest import shared_run
 from rich.console import Console
 from test_live_distributed import ray_nodes  # noqa: F401 (the fixture)
 
@@ -904,7 +905,7 @@ def test_the_tour_cross_book_without_correlation_is_what_its_command_gives(tmp_p
 
 
 @pytest.mark.slow
-def test_the_tour_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(tmp_path: Path) -> None:
+def test_the_tour_bad_debt_without_the_lane_is_the_run_docs_examples_md_names() -> None:
     """black-thursday-lane's "against N on the same workers without the lane": the command
     docs/examples.md names for that run (black-thursday on the same 4 workers), its bad debt."""
     text = " ".join(_text(DOCS / "examples.md").split())
@@ -914,9 +915,9 @@ def test_the_tour_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(tm
     said = re.search(r"bad debt is 0 \(against ([\d,]+) on the same workers without the lane",
                      " ".join(_text(EXAMPLES_PAGE).split()))
     assert said is not None and said.group(1) == named.group(3)
-    summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml",
-                                                  [named.group(1), named.group(2)]), tmp_path / "run",
-                           write_report=False).summary
+    # The run tests/test_sim_lane.py holds against the lane's (``shared_run``: made once).
+    summary = shared_run(msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml",
+                                                [named.group(1), named.group(2)])).summary
     assert _matches(said.group(1), summary["market"]["bad_debt"]["absolute"]), summary["market"]["bad_debt"]
     executed = re.search(r"without the lane \(`[^`]+`: ([\d,]+) executed, delay p99 ([\d.]+) s", text)
     assert executed is not None

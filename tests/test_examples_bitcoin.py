@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_run
 from rich.console import Console
 from scipy.stats import binomtest
 
@@ -137,9 +138,10 @@ SIMBLOCK_STALE_COUNT = (16, 796)
 
 
 @pytest.fixture(scope="module")
-def preset_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float], dict[str, object]]:
-    """The whole preset: its block arrival statistics and its summary's forks."""
-    result = msgstorm.run(msgstorm.load_scenario(PRESET), tmp_path_factory.mktemp("bitcoin") / "run")
+def preset_run() -> tuple[dict[str, float], dict[str, object]]:
+    """The whole preset: its block arrival statistics and its summary's forks (the run the
+    tour's test of the preset reads too, ``shared_run``)."""
+    result = shared_run(msgstorm.load_scenario(PRESET))
     arrivals = _arrivals(result.history)
     canonical = result.history.table("blocks").to_pydict()["canonical"]
     assert all(len(times) == 6000 for times in arrivals.values())

@@ -348,14 +348,15 @@ def test_the_report_shows_what_delay_cost(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_liquidations_starve_behind_a_fifo_flood_and_survive_priority_shedding(tmp_path: Path) -> None:
+def test_liquidations_starve_behind_a_fifo_flood_and_survive_priority_shedding(tmp_path: Path,
+                                                                                 example_run: Any) -> None:
     """solana-spam: 400,000 spam messages/s for 2 s against 4,000/s. FIFO: the queue holds
     hundreds of thousands, the nodes desynchronise, most liquidations never execute and
     those that do are late. Priority shedding (spam first, liquidations and prices
     protected): the queue stays bounded and every liquidation triggered executes, with less
     bad debt."""
     example = str(EXAMPLES / "solana-spam.toml")
-    fifo = run(load_scenario(example), tmp_path / "fifo").summary
+    fifo = example_run("solana-spam").summary  # the tour's run of it (tests/test_docs.py)
     shed = run(load_scenario(example, ['backpressure={mode="shed", capacity=8000, levels={spam="10%"}, '
                                        'protect=["liquidation", "price"]}']), tmp_path / "shed").summary
     assert fifo["queue"]["max_depth"] > 100_000 and fifo["desync"]["episodes"] >= 1

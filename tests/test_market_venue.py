@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import shared_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -381,6 +382,14 @@ def _run(tmp_path: Path, example: str, overrides: list[str]) -> tuple[History, d
     return read_history(result.run_dir), result.summary
 
 
+def _shared_run(example: str, overrides: list[str]) -> tuple[History, dict[str, Any]]:
+    """``_run`` made once a session (``shared_run``), for a test that changes nothing the run
+    takes: the tour's tests (tests/test_docs.py) read the examples' runs, and two tests here
+    the same close-factor run."""
+    result = shared_run(load_scenario(str(EXAMPLES / f"{example}.toml"), overrides))
+    return result.history, result.summary
+
+
 def _column(table: pa.Table, name: str) -> list[Any]:
     values: list[Any] = table.column(name).to_pylist()
     return values
@@ -401,7 +410,7 @@ def _column(table: pa.Table, name: str) -> list[Any]:
 ])
 def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
                                                          moved: str) -> None:
-    history, summary = _run(tmp_path, example, overrides)
+    history, summary = _shared_run(example, overrides)
     # A socialised loss is recorded once (``socialised_losses``); ``venue_table`` replays its rows.
     accounts, executions, venue = history.table("accounts"), history.table("executions"), venue_table(history)
     side, entry = _column(accounts, "side"), _column(accounts, "entry")
@@ -539,7 +548,7 @@ def test_with_top_ups_a_socialised_loss_keeps_a_row_per_charged_account(tmp_path
 
 
 def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:
-    history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
+    history, summary = _shared_run("venue-close-factor", ["market.accounts.0.count=600"])
     executions = history.table("executions")
     calls: dict[tuple[int, float], list[str]] = {}
     for account, price, outcome in zip(*(_column(executions, name) for name in ("account", "price", "outcome")),

@@ -183,12 +183,12 @@ def test_the_throughput_charts_bars_count_a_live_generators_unsent_messages() ->
     assert bars["x"] == pytest.approx([0.5, 2.0, 3.5])
 
 
-def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_path: Path) -> None:
+def test_latency_vs_load_plots_the_throughput_committed_during_each_step(example_run: Any) -> None:
     """examples/ramp.toml's steps past its knee (about 5,000/s) commit near 5,000/s while
     their own messages miss the latency bar, so the knee credits them 0. The chart's
     throughput, read back from report.html, is every message committed while the step lasted
     per second of it, counted here from the history, and says so in its name."""
-    result = run(msgstorm.load_scenario(EXAMPLES / "ramp.toml"), tmp_path / "r")
+    result = example_run("ramp")  # the tour's run of it (tests/test_docs.py)
     traces = {trace["name"]: trace for trace in _plotted((result.run_dir / "report.html").read_text(),
                                                           "latency-load")["data"]}
     assert set(traces) == {"p99 per step", "throughput (committed/s during the step)"}

@@ -98,9 +98,9 @@ max_interval = "100ms"
 
 
 @pytest.mark.slow
-def test_self_healing_example_trades_spam_for_liquidations(tmp_path) -> None:
+def test_self_healing_example_trades_spam_for_liquidations(tmp_path, example_run) -> None:
     examples = Path(__file__).resolve().parent.parent / "examples"
-    healing = run(load_scenario(examples / "self-healing.toml"), tmp_path / "healing")
+    healing = example_run("self-healing")  # the tour's run of it (tests/test_docs.py)
     without = run(load_scenario(examples / "self-healing.toml", ["controllers=[]"]), tmp_path / "without")
     market = [result.summary["market"] for result in (without, healing)]
     assert market[1]["bad_debt"]["absolute"] <= 0.1 * market[0]["bad_debt"]["absolute"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from conftest import shared_run
 
-from msgstorm.runner import run
 from msgstorm.scenario import load_scenario
 from msgstorm.scenario.errors import ScenarioError
 
@@ -129,12 +129,13 @@ def test_lane_must_leave_the_rest_a_worker(scenario_from) -> None:
 
 
 @pytest.mark.slow
-def test_the_lane_cuts_black_thursdays_bad_debt_by_nine_tenths(tmp_path) -> None:
+def test_the_lane_cuts_black_thursdays_bad_debt_by_nine_tenths(example_run) -> None:
     # The same sequencer (4 workers at 1 ms) and seed, without and with the lane.
     examples = Path(__file__).resolve().parent.parent / "examples"
-    without = run(load_scenario(examples / "black-thursday.toml", [
-        "sequencer.workers=4", 'sequencer.service={dist="exponential",mean="1ms"}']), tmp_path / "without")
-    with_lane = run(load_scenario(examples / "black-thursday-lane.toml"), tmp_path / "lane")
+    # The run docs/examples.md names for "without the lane" (tests/test_docs.py): made once.
+    without = shared_run(load_scenario(examples / "black-thursday.toml", [
+        "sequencer.workers=4", 'sequencer.service={dist="exponential",mean="1ms"}']))
+    with_lane = example_run("black-thursday-lane")  # the tour's run of it (tests/test_docs.py)
     assert without.scenario.run.seed == with_lane.scenario.run.seed
     debt_without = without.summary["market"]["bad_debt"]["absolute"]
     debt_with = with_lane.summary["market"]["bad_debt"]["absolute"]
