@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from msgstorm.jit import direct_call, types_key
+from msgstorm.draws import uncompiled
+from msgstorm.jit import direct_call, interpreted, types_key
 from msgstorm.sampling import Drawn, sample_array
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
@@ -41,6 +42,11 @@ _LOG_BLOCK = 1 << 14
 _HOP_LOG_BLOCK = 1 << 14
 _NO_LOG = np.zeros((4, 0), dtype=np.int64)  # an empty log, shared: it has nothing to write to
 _QUIET_BLOCK = 1 << 12
+# Items (blocks, spam) a run too small to compile (``draws.numpy_until_compiled``) starts
+# by ``kernel.inject``'s source run by the interpreter, about 30 us each, before it compiles
+# it (0.5 s of a cold start's CPU), asking ``draws.uncompiled`` again every batch.
+INTERPRETED_INJECTS = 10_000
+INJECT_BATCH = 500
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -183,6 +189,7 @@ class GossipState:
         self._run_until: Callable[..., int] | None = None
         self._inject_args: tuple[object, ...] = ()
         self._inject: Callable[..., int] | None = None
+        self._interpreted_injects = 0  # calls left to the interpreted inject (_injector)
         self._bind()
 
     def _edges(self) -> None:
@@ -226,6 +233,16 @@ class GossipState:
         self.scalars[k.S_FREE] = old
         self._bind()
 
+    def _injector(self, *args: int) -> Callable[..., int]:
+        """``kernel.inject`` for these arguments: compiled, or (``draws.uncompiled``: a run
+        too small to win its compile back, without it in numba's cache) its source run by
+        the interpreter, the same integers, for the next ``INJECT_BATCH`` calls."""
+        if uncompiled(k.inject, (*self._inject_args, *args), INJECT_BATCH, INTERPRETED_INJECTS):
+            self._interpreted_injects = INJECT_BATCH
+            return interpreted(k.inject)
+        self._interpreted_injects = 0
+        return direct_call(k.inject, *self._inject_args, *args)
+
     def relay_of(self, message_kinds: np.ndarray) -> np.ndarray:
         """The relay protocol's code of each message of these kind codes."""
         return self.message_relay[np.asarray(message_kinds, dtype=np.int64)]
@@ -253,14 +270,17 @@ class GossipState:
         while True:
             inject = self._inject
             if inject is None:
-                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay,
-                                                    first, ntx, full_size)
+                inject = self._inject = self._injector(t, node, item, kind, size, relay, first, ntx, full_size)
             if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
                 break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
                 self._grow_heap()
+        if self._interpreted_injects > 0:
+            self._interpreted_injects -= 1
+            if self._interpreted_injects == 0:
+                self._inject = None  # the next asks again: more by the interpreter, or compiled
         self.t_next = t if self.t_next < 0 or t < self.t_next else self.t_next
 
     # --- sends run by the kernel -------------------------------------------------------
