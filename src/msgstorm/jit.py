@@ -65,7 +65,7 @@ def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = 
     return decorate
 
 
-def internal_twin(function: Any, name: str) -> Any:
+def internal_twin(function: Dispatcher, name: str) -> Callable[..., float]:
     """``function``'s source compiled a second time as a ``borrowing(internal=True)``
     function named ``name`` (its own file in numba's cache), for other compiled functions to
     call: the same operations, so the same bits, without the wrappers that ``function``

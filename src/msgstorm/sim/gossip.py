@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from msgstorm.draws import uncompiled
-from msgstorm.jit import direct_call, interpreted, types_key
+from msgstorm.jit import direct_call, types_key
 from msgstorm.sampling import Drawn, sample_array
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
 from msgstorm.sim.block_contents import BlockContents, CompactRelay
 from msgstorm.sim.forwarding import forwarding_columns
+from msgstorm.sim.inject_calls import InjectCalls
 from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.topology import Topology
 
@@ -42,11 +42,6 @@ _LOG_BLOCK = 1 << 14
 _HOP_LOG_BLOCK = 1 << 14
 _NO_LOG = np.zeros((4, 0), dtype=np.int64)  # an empty log, shared: it has nothing to write to
 _QUIET_BLOCK = 1 << 12
-# Items (blocks, spam) a run too small to compile (``draws.numpy_until_compiled``) starts
-# by ``kernel.inject``'s source run by the interpreter, about 30 us each, before it compiles
-# it (0.5 s of a cold start's CPU), asking ``draws.uncompiled`` again every batch.
-INTERPRETED_INJECTS = 10_000
-INJECT_BATCH = 500
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -188,8 +183,7 @@ class GossipState:
         self._args: tuple[object, ...] = ()
         self._run_until: Callable[..., int] | None = None
         self._inject_args: tuple[object, ...] = ()
-        self._inject: Callable[..., int] | None = None
-        self._interpreted_injects = 0  # calls left to the interpreted inject (_injector)
+        self._inject = InjectCalls()
         self._bind()
 
     def _edges(self) -> None:
@@ -233,16 +227,6 @@ class GossipState:
         self.scalars[k.S_FREE] = old
         self._bind()
 
-    def _injector(self, *args: int) -> Callable[..., int]:
-        """``kernel.inject`` for these arguments: compiled, or (``draws.uncompiled``: a run
-        too small to win its compile back, without it in numba's cache) its source run by
-        the interpreter, the same integers, for the next ``INJECT_BATCH`` calls."""
-        if uncompiled(k.inject, (*self._inject_args, *args), INJECT_BATCH, INTERPRETED_INJECTS):
-            self._interpreted_injects = INJECT_BATCH
-            return interpreted(k.inject)
-        self._interpreted_injects = 0
-        return direct_call(k.inject, *self._inject_args, *args)
-
     def relay_of(self, message_kinds: np.ndarray) -> np.ndarray:
         """The relay protocol's code of each message of these kind codes."""
         return self.message_relay[np.asarray(message_kinds, dtype=np.int64)]
@@ -268,19 +252,12 @@ class GossipState:
         if self.before_first_call is not None:
             self._first_call()
         while True:
-            inject = self._inject
-            if inject is None:
-                inject = self._inject = self._injector(t, node, item, kind, size, relay, first, ntx, full_size)
-            if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
+            if self._inject(self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
                 break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
                 self._grow_heap()
-        if self._interpreted_injects > 0:
-            self._interpreted_injects -= 1
-            if self._interpreted_injects == 0:
-                self._inject = None  # the next asks again: more by the interpreter, or compiled
         self.t_next = t if self.t_next < 0 or t < self.t_next else self.t_next
 
     # --- sends run by the kernel -------------------------------------------------------
@@ -415,7 +392,7 @@ class GossipState:
         argument has the types it had: ``jit.types_key``)."""
         inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
         if types_key(inject_args) != types_key(self._inject_args):
-            self._inject = None
+            self._inject.reset()
         self._inject_args = inject_args
         args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                 self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
