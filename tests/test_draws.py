@@ -54,7 +54,8 @@ def test_compiled_code_gives_the_bits_the_interpreter_gives() -> None:
     y = np.random.default_rng(5).uniform(-745, 709, 10_000)
     assert all(draws.exp(v) == draws.exp.py_func(v) for v in y)
     p = np.random.default_rng(6).random(10_000)
-    assert all(draws.normal_ppf(v) == draws.normal_ppf.py_func(v) for v in p)
+    # Its source calls the compiled callers' log (jit.internal_twin), which Python cannot call.
+    assert all(draws.normal_ppf(v) == interpreted(draws.normal_ppf)(v) for v in p)
 
 
 def test_normal_quantile_matches_the_standard_library() -> None:

@@ -80,3 +80,4 @@ def test_mesh_forwarding_degree_is_bounded(scenario_from) -> None:
     assert np.mean(degrees) <= 6.5
     assert all(len(c) >= len(f) for c, f in zip(topo.connections, topo.forward))
     assert min(hop_distances(topo.forward, 0)) >= 0
+

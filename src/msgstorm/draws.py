@@ -28,13 +28,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from msgstorm.jit import available, bits_float, float_bits, frexp, interpreted, nb
+from msgstorm.jit import available, bits_float, float_bits, frexp, internal_twin, interpreted, nb
 
 __all__ = [
     "exp",
     "exp_array",
     "exponential",
     "exponential_from",
+    "inner_exp",
+    "inner_log",
+    "inner_normal_ppf",
     "log",
     "log_array",
     "neg_log1m_into",
@@ -49,6 +52,7 @@ __all__ = [
     "poisson",
     "poisson_many",
     "standard_normal",
+    "uncompiled",
 ]
 
 # fdlibm e_log.c / e_exp.c constants: ln 2 split so that k * _LN2_HI is exact for |k| < 2**11.
@@ -106,6 +110,12 @@ def log(x: float) -> float:
         m = m + m
         e = e - 1
     return _log_reduced(m, float(e))
+
+
+# The compiled callers' log, exp and normal quantile: the same source without the wrappers
+# the public ones keep for Python (``jit.internal_twin``), about 0.3 s of a cold start's
+# compiling (the link model and the gossip kernel link them in).
+inner_log: Callable[[float], float] = internal_twin(log, "inner_log")
 
 
 @nb.njit(cache=True, inline="always")
@@ -173,6 +183,9 @@ def exp(x: float) -> float:
     return math.ldexp(y, e)
 
 
+inner_exp: Callable[[float], float] = internal_twin(exp, "inner_exp")
+
+
 @nb.njit(cache=True, inline="always")
 def _ppf_central(q: float) -> float:
     """AS241's quantile for ``|q| <= 0.425``, ``q = p - 1/2``."""
@@ -226,9 +239,12 @@ def normal_ppf(p: float) -> float:
     if abs(q) <= 0.425:
         return _ppf_central(q)
     r = p if q <= 0.0 else 1.0 - p
-    r = math.sqrt(-log(r))
+    r = math.sqrt(-inner_log(r))
     x = _ppf_near(r - 1.6) if r <= 5.0 else _ppf_far(r - 5.0)
     return -x if q < 0.0 else x
+
+
+inner_normal_ppf: Callable[[float], float] = internal_twin(normal_ppf, "inner_normal_ppf")
 
 
 # --- arrays: one loop over the scalar, so both forms give the same bits -------------------
@@ -237,7 +253,7 @@ def normal_ppf(p: float) -> float:
 def log_array(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
-        out[i] = log(x[i])
+        out[i] = inner_log(x[i])
     return out
 
 
@@ -245,7 +261,7 @@ def log_array(x: np.ndarray) -> np.ndarray:
 def exp_array(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
-        out[i] = exp(x[i])
+        out[i] = inner_exp(x[i])
     return out
 
 
@@ -253,7 +269,7 @@ def exp_array(x: np.ndarray) -> np.ndarray:
 def _normal_loop(u: np.ndarray, mean: float, std: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
-        out[i] = mean + std * normal_ppf(u[i])
+        out[i] = mean + std * inner_normal_ppf(u[i])
     return out
 
 
@@ -261,7 +277,7 @@ def _normal_loop(u: np.ndarray, mean: float, std: float) -> np.ndarray:
 def _lognormal_loop(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
-        out[i] = median * exp(sigma * normal_ppf(u[i]))
+        out[i] = median * inner_exp(sigma * inner_normal_ppf(u[i]))
     return out
 
 
@@ -269,7 +285,7 @@ def _lognormal_loop(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
 def _pareto_loop(u: np.ndarray, alpha: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
-        out[i] = exp(-log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
+        out[i] = inner_exp(-inner_log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
     return out
 
 
@@ -364,6 +380,14 @@ class _Uncompiled:
 
 
 _UNCOMPILED = _Uncompiled()
+
+
+def uncompiled(loop: Callable[..., object], args: tuple[object, ...], n: int, budget: int) -> bool:
+    """Whether, within ``numpy_until_compiled``, ``n`` more calls or values of ``loop``
+    (called with ``args``) go without it, by its source run by the interpreter
+    (``jit.interpreted``), up to ``budget`` in all: for a compiled function elsewhere
+    (``GossipState.inject``) that gives the same results either way."""
+    return _UNCOMPILED.without(loop, args, n, budget)
 
 
 @contextmanager
@@ -471,9 +495,9 @@ def _log_gamma(x: float) -> float:
     gl0 = gl0 * x2 + 7.936507936507937e-04
     gl0 = gl0 * x2 - 2.777777777777778e-03
     gl0 = gl0 * x2 + 8.333333333333333e-02
-    gl = gl0 / x0 + 0.5 * 1.8378770664093453e+00 + (x0 - 0.5) * log(x0) - x0
+    gl = gl0 / x0 + 0.5 * 1.8378770664093453e+00 + (x0 - 0.5) * inner_log(x0) - x0
     for _ in range(n):
-        gl -= log(x0 - 1.0)
+        gl -= inner_log(x0 - 1.0)
         x0 -= 1.0
     return gl
 
@@ -485,7 +509,7 @@ def _poisson_one(uniform: np.ndarray, at: int, lam: float) -> tuple[int, int]:
     if lam <= 0.0:
         return 0, at
     if lam < 10.0:  # multiplication method
-        limit = exp(-lam)
+        limit = inner_exp(-lam)
         count = 0
         prod = 1.0
         i = at
@@ -499,7 +523,7 @@ def _poisson_one(uniform: np.ndarray, at: int, lam: float) -> tuple[int, int]:
         return -1, at
     # PTRS (Hörmann 1993), as numpy's random_poisson_ptrs
     slam = math.sqrt(lam)
-    loglam = log(lam)
+    loglam = inner_log(lam)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     invalpha = 1.1239 + 1.1328 / (b - 3.4)
@@ -515,7 +539,8 @@ def _poisson_one(uniform: np.ndarray, at: int, lam: float) -> tuple[int, int]:
             return int(k), i
         if k < 0.0 or (us < 0.013 and v > us):
             continue
-        if (log(v) + log(invalpha) - log(a / (us * us) + b)) <= (-lam + k * loglam - _log_gamma(k + 1.0)):
+        if (inner_log(v) + inner_log(invalpha) - inner_log(a / (us * us) + b)
+                <= -lam + k * loglam - _log_gamma(k + 1.0)):
             return int(k), i
     return -1, at
 

@@ -32,7 +32,7 @@ from numba.core.dispatcher import Dispatcher
 from numba.core.extending import intrinsic, overload
 
 __all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp",
-           "interpreted", "lean_cache_loads", "nb", "types_key"]
+           "internal_twin", "interpreted", "lean_cache_loads", "nb", "types_key"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -63,6 +63,21 @@ def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = 
     decorate: Callable[[_F], _F] = nb.njit(cache=True, nogil=nogil, error_model=error_model,
                                            **flags)
     return decorate
+
+
+def internal_twin(function: Dispatcher, name: str) -> Callable[..., float]:
+    """``function``'s source compiled a second time as a ``borrowing(internal=True)``
+    function named ``name`` (its own file in numba's cache), for other compiled functions to
+    call: the same operations, so the same bits, without the wrappers that ``function``
+    keeps for Python's calls (numba links those into every caller, and LLVM optimises them
+    again there). For a small function that both compiled code and Python call
+    (``draws.log``)."""
+    source = function.py_func
+    twin = pytypes.FunctionType(source.__code__, source.__globals__, name, source.__defaults__,
+                                source.__closure__)
+    twin.__qualname__ = name
+    twin.__doc__ = source.__doc__
+    return borrowing(internal=True)(twin)
 
 
 def float_bits(x: float) -> int:

@@ -29,6 +29,7 @@ from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
 from msgstorm.sim.block_contents import BlockContents, CompactRelay
 from msgstorm.sim.forwarding import forwarding_columns
+from msgstorm.sim.inject_calls import InjectCalls
 from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.topology import Topology
 
@@ -182,7 +183,7 @@ class GossipState:
         self._args: tuple[object, ...] = ()
         self._run_until: Callable[..., int] | None = None
         self._inject_args: tuple[object, ...] = ()
-        self._inject: Callable[..., int] | None = None
+        self._inject = InjectCalls()
         self._bind()
 
     def _edges(self) -> None:
@@ -251,11 +252,7 @@ class GossipState:
         if self.before_first_call is not None:
             self._first_call()
         while True:
-            inject = self._inject
-            if inject is None:
-                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay,
-                                                    first, ntx, full_size)
-            if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
+            if self._inject(self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
                 break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
@@ -395,7 +392,7 @@ class GossipState:
         argument has the types it had: ``jit.types_key``)."""
         inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
         if types_key(inject_args) != types_key(self._inject_args):
-            self._inject = None
+            self._inject.reset()
         self._inject_args = inject_args
         args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                 self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from msgstorm.draws import exp, log, normal_ppf
+from msgstorm.draws import inner_exp, inner_log, inner_normal_ppf
 from msgstorm.jit import borrowing, nb
 
 # Only a type here: without the scenario schema (pydantic) imported, a helper process
@@ -80,13 +80,13 @@ def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int,
         return base + int(uniform[unif] * param), unif + 1
     if model == 2 or model == 3:
         # One standard normal per transmission, by inverse CDF from one uniform.
-        z = normal_ppf(uniform[unif])
+        z = inner_normal_ppf(uniform[unif])
         if model == 2:
             d = base + int(z * param)
             return (d if d > 0 else 0), unif + 1
-        return int(base * exp(param * z)), unif + 1
+        return int(base * inner_exp(param * z)), unif + 1
     # Pareto(1, alpha) multiplier: (1 - u) ** (-1 / alpha)
-    return int(base * exp(-log(1.0 - uniform[unif]) / param)), unif + 1
+    return int(base * inner_exp(-inner_log(1.0 - uniform[unif]) / param)), unif + 1
 
 
 @borrowing()
@@ -108,7 +108,7 @@ def degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, deg
                     return d, unif, True
             d += int(deg_params[k, D_LATENCY])
             if deg_params[k, D_JITTER] > 0.0:
-                z = normal_ppf(uniform[unif])
+                z = inner_normal_ppf(uniform[unif])
                 unif += 1
                 d += int(abs(z) * deg_params[k, D_JITTER])
     return d, unif, False

@@ -32,6 +32,7 @@ exception is stopped when its ``Helper`` is collected or the interpreter exits.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import subprocess
@@ -163,10 +164,11 @@ def gossip_split(relays: bool = True) -> Split:
     the one for a network whose items all go by push (``kernel._event_loop``). The helper
     compiles the loop (with the heap functions and _forward), then the link model, which the
     loop's typing compiled already (in _forward: link_delay, then degrade) and which
-    LinkState calls from Python too, then inject: this process compiles nothing of the
-    kernel, so that a run which compiles nothing else (a small one:
-    ``draws.numpy_until_compiled``) never starts numba's compiler. Paying: the traffic
-    windows and the block step's loop."""
+    LinkState calls from Python too: this process compiles nothing of the kernel, so that a
+    run which compiles nothing else (a small one: ``draws.numpy_until_compiled``) never
+    starts numba's compiler. Paying: the traffic windows, the block step's loop, and
+    ``inject``, which a small run calls by the interpreter instead (``GossipState.inject``:
+    a block or spam item at a time, 0.5 s of compiling for about 30 us a call)."""
     loop = kernel.run_until if relays else kernel.run_until_push
     return Split(
         helper=(
@@ -180,11 +182,11 @@ def gossip_split(relays: bool = True) -> Split:
             Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT, samples=I64),
             Loop.of(link_model.degrade, d=INT, node=INT, peer=INT, n_deg=INT, deg_nodes=U8_2D,
                     deg_params=F64_2D, uniform=F64, unif=INT),
-            Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
-                    free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
-                    ntx=INT, full_size=INT),
         ),
-        paying=(TRAFFIC_WINDOWS, block_step_loop()),
+        paying=(TRAFFIC_WINDOWS, block_step_loop(),
+                Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
+                        free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
+                        ntx=INT, full_size=INT)),
     )
 
 
@@ -302,6 +304,10 @@ def main(argv: Sequence[str]) -> int:
     loops = SPLITS[name]().helper
     if str(loops[0].function.stats.cache_path) != cache_path:
         return 2
+    # numba's compiler makes objects by the million and few cycles; this process ends when
+    # it has compiled, so Python's cycle collector only costs it time (about 0.6 s of the
+    # quick start's 10 s of compiling).
+    gc.disable()
     for loop in loops:
         loop.function.compile(loop.signature)
     return 0
