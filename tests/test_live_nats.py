@@ -146,7 +146,11 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) 
     result = run(_scenario(duration="6s", rate=500), run_dir)
     pauser.join()
     summary = result.summary
-    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == 3000
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late): every message sent arrives, those sent in the pause too.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 3000 and sent >= 1500
+    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == sent
     assert summary["latency_ms"]["p99"] >= 500
     assert summary["latency_ms"]["p50"] < 100
     assert_nothing_left(run_dir)
@@ -235,7 +239,10 @@ def test_a_live_run_writes_an_hdrhistogram_log_hdr_tools_can_read(tmp_path: Path
         intervals += 1
     reader.close()
     assert intervals == 3  # one per 1 s window
-    assert total.get_total_count() == result.summary["messages"]["committed"] == 3000
+    # (A generator behind at the run's end on a loaded machine leaves the rest unsent.)
+    messages = result.summary["messages"]
+    assert messages["sent"] + messages["unsent"] == 3000 and messages["committed"] == messages["sent"] >= 1500
+    assert total.get_total_count() == messages["committed"]
     exact_p99_us = result.summary["latency_ms"]["p99"] * 1000
     # HdrHistogram keeps 3 significant digits; the history's exact value is within them.
     assert abs(total.get_value_at_percentile(99) - exact_p99_us) <= max(0.002 * exact_p99_us, 2)
