@@ -165,9 +165,13 @@ def test_without_record_every_the_rows_are_written_once_at_the_end_and_are_the_s
     monkeypatch.setattr(writer, "FLUSH_INTERVAL_S", 3600.0)
     result = run(load_scenario(_scenario_file(tmp_path, duration="2s")), tmp_path / "run")
     history = result.history
-    assert result.summary["messages"]["sent"] == 4000 and result.summary["messages"]["committed"] == 4000
+    counts = result.summary["messages"]
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late): each still has its row, written with the others at the end.
+    assert counts["sent"] + counts["unsent"] == 4000 and counts["sent"] >= 2000
+    assert counts["committed"] == counts["sent"]
     assert sorted(history.messages["msg_id"].to_pylist()) == list(range(4000))
-    assert history.deliveries.num_rows == 8000
+    assert history.deliveries.num_rows == 2 * counts["sent"]
     _assert_received_in_order(history)
     assert _parts(result.run_dir, "messages") == 1, "nothing written before the end"
 
@@ -309,8 +313,10 @@ def test_the_drain_does_not_wait_for_publishes_the_broker_refused(tmp_path: Path
     result = run(scenario, tmp_path / "run")
     elapsed = time.monotonic() - started
     messages = result.summary["messages"]
-    assert messages["sent"] == 2000 and 0 < messages["committed"] < 2000
-    assert messages["lost"] == 2000 - messages["committed"]
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late); of those sent, what the full store refused is lost.
+    assert messages["sent"] + messages["unsent"] == 2000 and 0 < messages["committed"] < messages["sent"]
+    assert messages["lost"] == messages["sent"] - messages["committed"]
     refused = [json.loads(e["detail"]) for e in result.history.events.to_pylist() if e["kind"] == "client_error"]
     assert sum(e.get("refused", 0) for e in refused) == messages["lost"]
     assert elapsed < 40, f"the run waited for refused publishes ({elapsed:.0f} s; drain 60 s)"
