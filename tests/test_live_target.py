@@ -263,7 +263,11 @@ duration = "1s"
     assert summary["cut_off"] is True
     [fault] = summary["faults"]
     assert fault["kind"] == "pause" and fault["end_s"] is not None
-    assert fault["end_s"] - fault["start_s"] == pytest.approx(1.0, abs=0.2)
+    # The report's window is the one the events recorded. Each edge took effect at its time or
+    # after (a run stalled by a loaded machine applies it late, so the window's length moves).
+    resumed = next(event for event in events if event["kind"] == "fault_end")
+    assert (fault["start_s"], fault["end_s"]) == (paused["t"] / 1e9, resumed["t"] / 1e9)
+    assert fault["start_s"] >= 1.0 and fault["end_s"] >= 2.0
     if not live:
         assert "cut off before any message was recorded" in done.stderr and "record_every" in done.stderr
 
