@@ -487,11 +487,13 @@ def test_a_latency_toxic_on_the_rpc_link_delays_each_answer_sent_under_it(tmp_pa
     messages = _rows(result.run_dir, "messages")
     sent = [m for m in messages if m["t_sent"] is not None]
     under = [m for m in sent if start <= m["t_sent"] and m["t_received"] < end]
-    before = [m for m in sent if m["t_received"] < start]
-    assert under and before
-    # Each answer under the toxic waited its 300 ms on the link; those before it did not.
+    outside = [m for m in sent if m["t_received"] < start or m["t_sent"] >= end]
+    assert under and outside
+    # Each answer under the toxic waited its 300 ms on the link. Outside its window the link adds
+    # nothing: most answers come back in less. Not every one: a stall of the node or the proxy
+    # on a loaded machine holds the answers due while it lasts, a second's worth at most.
     assert all(m["t_received"] - m["t_sent"] >= 300_000_000 for m in under)
-    assert all(m["t_received"] - m["t_sent"] < 300_000_000 for m in before)
+    assert np.median([m["t_received"] - m["t_sent"] for m in outside]) < 300_000_000
     statuses = Counter(m["status"] for m in messages)
     assert statuses["committed"] == len(sent) and statuses["lost"] == 0
     cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
