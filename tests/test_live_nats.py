@@ -192,17 +192,29 @@ def _wait_for_server(run_dir: Path, deadline: float) -> int:
     return int(found.group(1))
 
 
-def _wait_for_traffic(run_dir: Path, timeout_s: float) -> None:
+def _wait_for_traffic(run_dir: Path, timeout_s: float, messages: int = 1, quiet_s: float = 0.0) -> None:
     """Until the run's server carries the run's messages: subscribe to them on a socket of
-    our own and wait for the first MSG."""
+    our own and wait for ``messages`` of them (what the run has sent by then, however a
+    loaded machine paced it); with ``quiet_s``, then for none to come for that long (the
+    schedule has paused or ended)."""
     deadline = time.monotonic() + timeout_s
     port = _wait_for_server(run_dir, deadline)
+    marker = b"MSG msgstorm "
+    seen, tail, last = 0, b"", time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
         sock.sendall(b'CONNECT {"verbose":false}\r\nSUB msgstorm 1\r\n')
-        received = b""
-        while b"MSG msgstorm" not in received:
-            assert time.monotonic() < deadline, "nothing was sent"
-            received = received[-64:] + sock.recv(65536)
+        sock.settimeout(0.05)
+        while seen < messages or time.monotonic() - last < quiet_s:
+            assert time.monotonic() < deadline, f"{seen} of {messages} messages seen, quiet for {quiet_s} s"
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            assert chunk, "the server closed the connection"
+            data = tail + chunk  # a marker split between two reads is counted once
+            found = data.count(marker) - tail.count(marker)
+            seen, tail = seen + found, data[-64:]
+            last = time.monotonic() if found else last
 
 
 @pytest.mark.slow
@@ -213,8 +225,9 @@ def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_pat
     with subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
                            "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         try:  # (``with``: the process is waited for however the test ends, not left to the next test)
-            _wait_for_traffic(run_dir, timeout_s=120)  # a loaded machine starts a process slowly
-            time.sleep(1.0)
+            # 400 messages through the server (under a second at 500/s), however slowly a loaded
+            # machine starts the process and paces it.
+            _wait_for_traffic(run_dir, timeout_s=120, messages=400)
         finally:
             process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
