@@ -257,9 +257,16 @@ def test_a_live_run_writes_an_hdrhistogram_log_hdr_tools_can_read(tmp_path: Path
     messages = result.summary["messages"]
     assert messages["sent"] + messages["unsent"] == 3000 and messages["committed"] == messages["sent"] >= 1500
     assert total.get_total_count() == messages["committed"]
-    exact_p99_us = result.summary["latency_ms"]["p99"] * 1000
+    done = result.history.messages.filter(pc.is_valid(result.history.messages["t_committed"]))
+    latency_us = np.sort((done["t_committed"].to_numpy() - done["t_intended"].to_numpy()) // 1000)
+    n = latency_us.size
+    # msgstorm's p99 is the exact value at the nearest rank, ceil(0.99 n); HdrHistogram's is
+    # at rank round(0.99 n), the one below when 0.99 n is not whole (an unsent tail leaves n
+    # other than 3,000), and a loaded machine's sparse tail puts those two far apart.
+    assert abs(result.summary["latency_ms"]["p99"] * 1000 - latency_us[-(-99 * n // 100) - 1]) <= 1
+    at_its_rank = float(latency_us[max(int(0.99 * n + 0.5), 1) - 1])
     # HdrHistogram keeps 3 significant digits; the history's exact value is within them.
-    assert abs(total.get_value_at_percentile(99) - exact_p99_us) <= max(0.002 * exact_p99_us, 2)
+    assert abs(total.get_value_at_percentile(99) - at_its_rank) <= max(0.002 * at_its_rank, 2)
 
 
 def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> None:
