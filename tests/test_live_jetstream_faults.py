@@ -501,8 +501,12 @@ def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path
     _finish(process)
     summary = json.loads((run_dir / "summary.json").read_text())
     read_back = summary["delivery"]["read_back"]
-    assert read_back["done"] is True and read_back["stored"] == 2000 and read_back["seconds"] >= 0
-    assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == 2000
+    # Every message sent is stored; a generator behind at the run's end on a loaded machine
+    # leaves the rest of the schedule unsent (never sent late).
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 2000 and sent >= 1000
+    assert read_back["done"] is True and read_back["stored"] == sent and read_back["seconds"] >= 0
+    assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == sent
     assert read_back["timeout_s"] == 10.0  # live.read_back_timeout's default
     run_end = next(t for t, kind, _ in _events(run_dir) if kind == "run_end")
     assert all(t <= run_end for t, _, _ in _events(run_dir))
