@@ -289,9 +289,10 @@ def test_a_validator_killed_below_one_third_does_not_stop_the_chain_and_catches_
     require_cometbft()
     from msgstorm.runner import run
 
-    text = SCENARIO.format(duration="12s", validators=4, rate="30/s").replace(
+    # Down 8 s: long beside the two rounds a height validator-3 was to propose takes.
+    text = SCENARIO.format(duration="16s", validators=4, rate="30/s").replace(
         "validators = 4", "validators = 4\nentry = 0") + (
-        '[[faults]]\nkind = "crash"\nat = "3s"\nrestart_after = "4s"\nnode = "validator-3"\n')
+        '[[faults]]\nkind = "crash"\nat = "3s"\nrestart_after = "8s"\nnode = "validator-3"\n')
     run(parse_scenario(text, source="c.toml"), tmp_path / "run")
     run_dir = tmp_path / "run"
     events = _rows(run_dir, "events")
@@ -301,12 +302,14 @@ def test_a_validator_killed_below_one_third_does_not_stop_the_chain_and_catches_
         if e["kind"] == "block_committed":
             by_node[e["node"]].append((e["t"] / 1e9, e["height"]))
     # Three of four validators hold 3/4 > 2/3 of the votes: they go on committing while
-    # validator-3 is down, never more than a round and a block apart.
+    # validator-3 is down, never more than two rounds and a block apart. A height validator-3
+    # was to propose waits out round 0's timeouts and commits in round 1, whose steps on a
+    # loaded machine take up to their timeouts too (one such height took 3 s at load).
     for name in ("validator-0", "validator-1", "validator-2"):
         during = [t for t, _ in sorted(by_node[name]) if start <= t <= end]
         assert len(during) >= 2, name
         marks = [start, *during, end]
-        assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) < _ROUND_S + 1.5, name
+        assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) < 2 * _ROUND_S + 1.5, name
     # validator-3 commits nothing while killed, and after its restart (its home kept) it
     # commits the heights it missed and the chain's top.
     assert [t for t, _ in by_node["validator-3"] if start + 0.5 < t < end] == []

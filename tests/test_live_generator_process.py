@@ -24,6 +24,7 @@ from conftest import (
     run_in_process,
     wait_for_logs,
 )
+from test_live_nats import _wait_for_traffic
 
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.live.drivers.base import STOP_GRACE_NS
@@ -65,9 +66,13 @@ def _events(run_dir: Path) -> list[dict[str, object]]:
     return read_history(run_dir).events.to_pylist()
 
 
-def _wait_until_connected(run_dir: Path, process: subprocess.Popen[bytes], processes: int) -> None:
+def _wait_until_sending(run_dir: Path, process: subprocess.Popen[bytes], processes: int, messages: int,
+                        quiet_s: float = 0.0) -> None:
+    """Until every generator process has connected and the server has carried ``messages`` of
+    the run's (however a loaded machine paced them); with ``quiet_s``, then none for that long."""
     wait_for_logs(process, [run_dir / "servers" / f"msgstorm-generator-{i}.log" for i in range(1, processes)],
-                  "connected", 1.5)
+                  "connected", 0.0)
+    _wait_for_traffic(run_dir, 120, messages, quiet_s)
 
 
 def test_shares_split_the_keys() -> None:
@@ -136,7 +141,7 @@ def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_p
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)
     try:
-        _wait_until_connected(run_dir, process, 2)
+        _wait_until_sending(run_dir, process, 2, 400)  # each process has sent its share of them
         victim = next(iter(_generator_processes(process.pid)))
         os.kill(victim, signal.SIGKILL)
         _, stderr = process.communicate(timeout=120)
@@ -170,7 +175,7 @@ def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> No
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)
     try:
-        _wait_until_connected(run_dir, process, 3)
+        _wait_until_sending(run_dir, process, 3, 400)
     finally:
         process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -201,8 +206,9 @@ arrival = { process = "constant", rate = "300/s" }
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)
     try:
-        _wait_until_connected(run_dir, process, 2)
-        time.sleep(2.0)  # past the first agent's stop: nothing due for 45 s
+        # Past the first agent's stop (its messages came, then none for a second: at 300/s, a
+        # second without one is the gap): nothing due for 45 s.
+        _wait_until_sending(run_dir, process, 2, 300, quiet_s=1.0)
     finally:
         process.send_signal(signal.SIGTERM)
     started = time.monotonic()

@@ -200,14 +200,18 @@ def test_a_three_server_cluster_keeps_a_replicated_stream(tmp_path: Path) -> Non
     # start_timeout: three servers, then their leaders elected, on a loaded machine too.
     result = run(_scenario(duration="1s", live='start_timeout = "60s"', jetstream="replicas = 3"), tmp_path / "run")
     summary = result.summary
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 1000
-    verdicts = {c["name"]: c["verdict"] for c in summary["checks"]}
     # Three servers' Raft and the client on two shared cores: the generator may lag past its
-    # 1 ms limit and say so; that check is about this machine, not the stream.
+    # 1 ms limit and say so (that check is about this machine, not the stream), and one still
+    # behind at the run's end leaves the schedule's last few unsent (never sent late): every
+    # message it sent, a prefix of the ids, is acked, delivered to each consumer and stored.
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 1000 and sent >= 500
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
+    verdicts = {c["name"]: c["verdict"] for c in summary["checks"]}
     assert {name: v for name, v in verdicts.items() if name != "generator"} == {
         name: v for name, v in ALL_VALID.items() if name != "generator"}
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(1000))
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(sent))
     events = _events(result.run_dir)
     names = ["nats-server-0", "nats-server-1", "nats-server-2"]
     assert [json.loads(str(e["detail"]))["name"] for e in events if e["kind"] == "server_start"] == names
@@ -328,7 +332,8 @@ def test_each_client_acks_every_message_in_stream_order_and_leaves_nothing_to_re
     # of them a few seconds after its subscriber left, which a loaded machine's analysis may outlast.
     assert len(infos) <= 2, "no consumer but the two consumers' push consumers"
     for info in infos:
-        assert info.delivered.stream_seq == 4000 and info.num_redelivered == 0 and info.num_ack_pending == 0
+        # Delivered to the stream's last message: the last one sent (an unsent tail never is).
+        assert info.delivered.stream_seq == sent and info.num_redelivered == 0 and info.num_ack_pending == 0
 
 
 async def _consumer_infos(js: Any) -> Any:

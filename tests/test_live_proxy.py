@@ -161,9 +161,11 @@ async def _echo_after(proxy_toxic: Toxic, clear_after_s: float, wait_s: float) -
 
 def test_a_connection_toxic_cleared_before_its_timeout_does_nothing_after_it_ended() -> None:
     # reset_peer and timeout act ``timeout`` after they start: cleared before that, they
-    # never act (their timers go with them).
+    # never act (their timers go with them). Cleared 0.1 s in, 0.9 s before they would act: a
+    # stall of this process shorter than that still clears first (after a longer one, both
+    # timers are due at once and the toxic's runs before the clear's task).
     for kind in (ResetPeer, Timeout):
-        ended, received = asyncio.run(_echo_after(kind("both", timeout_ns=500_000_000), 0.1, 1.0))
+        ended, received = asyncio.run(_echo_after(kind("both", timeout_ns=1_000_000_000), 0.1, 1.5))
         assert not ended and received == b"after", kind
 
 

@@ -282,7 +282,9 @@ def test_a_paused_l2_soft_confirms_nothing_while_the_l1_goes_on(tmp_path: Path) 
     events = _rows(result.run_dir, "events")
     start, end = (next(e["t"] for e in events if e["kind"] == kind and e["node"] == "anvil")
                   for kind in ("fault_start", "fault_end"))
-    assert end - start >= 3_000_000_000 - 50_000_000
+    # Each edge at its time or after (a loaded machine's stall of the run's loop sends a signal
+    # late, and the window's length moves by as much).
+    assert start >= 2_000_000_000 and end >= 5_000_000_000
     commits = _rows(result.run_dir, "commits")
     # The sequencer is down: no message is soft-confirmed between the pause and the resume.
     assert not [c for c in commits if start + 50_000_000 < c["t_soft"] < end], "soft during the outage"

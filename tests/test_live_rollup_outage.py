@@ -100,9 +100,10 @@ def test_forced_inclusion_through_the_l1_anvil_and_the_backlog_after_the_return(
     start = next(e["t"] for e in events if e["kind"] == "fault_start")
     end_event = next(e for e in events if e["kind"] == "fault_end")
     end = end_event["t"]
-    # Not before its 6 s; its end is stamped when the sequencer is back, after the L1 sends
-    # under way were answered (200 ms idle, 2.25 s seen at load 9).
-    assert 6 * S - 50 * MS <= end - start <= 6 * S + 3 * S
+    # Each edge at its time or after (a loaded machine's stall of the run's loop starts it
+    # late); its end is stamped when the sequencer is back, after the L1 sends under way were
+    # answered (200 ms idle, 2.25 s seen at load 9).
+    assert start >= 2 * S and end >= 8 * S and end - start <= 6 * S + 3 * S
     messages = {m["msg_id"]: m for m in _rows(result.run_dir, "messages")}
     # Everything accounted for: 11 s at 10/s and 4/s, each message committed once.
     assert len(messages) == 110 + 44

@@ -165,9 +165,13 @@ def test_without_record_every_the_rows_are_written_once_at_the_end_and_are_the_s
     monkeypatch.setattr(writer, "FLUSH_INTERVAL_S", 3600.0)
     result = run(load_scenario(_scenario_file(tmp_path, duration="2s")), tmp_path / "run")
     history = result.history
-    assert result.summary["messages"]["sent"] == 4000 and result.summary["messages"]["committed"] == 4000
+    counts = result.summary["messages"]
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late): each still has its row, written with the others at the end.
+    assert counts["sent"] + counts["unsent"] == 4000 and counts["sent"] >= 2000
+    assert counts["committed"] == counts["sent"]
     assert sorted(history.messages["msg_id"].to_pylist()) == list(range(4000))
-    assert history.deliveries.num_rows == 8000
+    assert history.deliveries.num_rows == 2 * counts["sent"]
     _assert_received_in_order(history)
     assert _parts(result.run_dir, "messages") == 1, "nothing written before the end"
 
@@ -182,7 +186,11 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
         while (written := _rows(run_dir)) < 1000:  # the run sends, and writes its rows as it goes
             assert process.poll() is None and time.monotonic() < deadline, "no messages written"
             time.sleep(0.1)
-        time.sleep(3.0)
+        # A second more of them on disk (the rows of the last second or two before it are not
+        # written yet): waited for, since a loaded machine sends and writes them later.
+        while (on_disk := _rows(run_dir)) < written + 2000:
+            assert process.poll() is None and time.monotonic() < deadline, (written, on_disk)
+            time.sleep(0.1)
     finally:
         process.kill()
     process.communicate(timeout=60)
@@ -190,9 +198,8 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
     assert history.cut_off
     messages = history.messages
     ids = messages["msg_id"].to_pylist()
-    # 3 s more at 2000/s: at least one more second of them (the rows of the last second or
-    # two before the kill were not written yet).
-    assert len(ids) == len(set(ids)) and len(ids) >= written + 2000
+    # Every row on disk before the kill is kept, once.
+    assert len(ids) == len(set(ids)) and len(ids) >= on_disk
     assert set(messages["status"].to_pylist()) == {"committed"}
     assert max(ids) < len(ids) + 4000, "what is written is what came first"
     delivered = set(history.deliveries["msg_id"].to_pylist())
@@ -256,7 +263,11 @@ duration = "1s"
     assert summary["cut_off"] is True
     [fault] = summary["faults"]
     assert fault["kind"] == "pause" and fault["end_s"] is not None
-    assert fault["end_s"] - fault["start_s"] == pytest.approx(1.0, abs=0.2)
+    # The report's window is the one the events recorded. Each edge took effect at its time or
+    # after (a run stalled by a loaded machine applies it late, so the window's length moves).
+    resumed = next(event for event in events if event["kind"] == "fault_end")
+    assert (fault["start_s"], fault["end_s"]) == (paused["t"] / 1e9, resumed["t"] / 1e9)
+    assert fault["start_s"] >= 1.0 and fault["end_s"] >= 2.0
     if not live:
         assert "cut off before any message was recorded" in done.stderr and "record_every" in done.stderr
 
@@ -309,8 +320,10 @@ def test_the_drain_does_not_wait_for_publishes_the_broker_refused(tmp_path: Path
     result = run(scenario, tmp_path / "run")
     elapsed = time.monotonic() - started
     messages = result.summary["messages"]
-    assert messages["sent"] == 2000 and 0 < messages["committed"] < 2000
-    assert messages["lost"] == 2000 - messages["committed"]
+    # A generator behind at the run's end on a loaded machine leaves the rest unsent (never sent
+    # late); of those sent, what the full store refused is lost.
+    assert messages["sent"] + messages["unsent"] == 2000 and 0 < messages["committed"] < messages["sent"]
+    assert messages["lost"] == messages["sent"] - messages["committed"]
     refused = [json.loads(e["detail"]) for e in result.history.events.to_pylist() if e["kind"] == "client_error"]
     assert sum(e.get("refused", 0) for e in refused) == messages["lost"]
     assert elapsed < 40, f"the run waited for refused publishes ({elapsed:.0f} s; drain 60 s)"

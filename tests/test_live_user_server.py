@@ -139,9 +139,10 @@ def test_a_users_broker_killed_mid_run_is_named_once_and_ends_the_sending(tmp_pa
     detail = json.loads(str(down[0]["detail"]))
     assert detail["url"] == url and url in detail["error"] and detail["name"] == target
     assert "server_start" not in {e["kind"] for e in events}  # the user's: msgstorm started nothing
-    # The sending ended with the server: no drain waited (5 s), no read-back.
+    # The sending ended with the server: no drain waited (5 s), no read-back. Within 2 s, not
+    # at once: the run's process, stalled by a loaded machine, closes its clients when it runs.
     end = next(e["t"] for e in events if e["kind"] == "run_end")
-    assert down[0]["t"] <= end < down[0]["t"] + S // 2 and end < SECONDS * S - S
+    assert down[0]["t"] <= end < down[0]["t"] + 2 * S and end < SECONDS * S - S
     assert "read_back" not in {e["kind"] for e in events}
     assert time.monotonic() - started < SECONDS + 30  # not run.duration + run.drain + a read-back's wait
     # Every message of the schedule has its one row: committed before the loss, lost in it,
@@ -151,7 +152,7 @@ def test_a_users_broker_killed_mid_run_is_named_once_and_ends_the_sending(tmp_pa
     statuses = Counter(m["status"] for m in messages)
     assert set(statuses) <= {"committed", "lost", "unsent"} and statuses["committed"] > 0 and statuses["unsent"] > 0
     assert all(m["t_received"] is None and m["t_committed"] is None for m in messages if m["status"] != "committed")
-    assert {m["status"] for m in messages if m["t_intended"] > down[0]["t"] + S // 2} == {"unsent"}
+    assert {m["status"] for m in messages if m["t_intended"] > down[0]["t"] + 2 * S} == {"unsent"}
     assert all(m["t_sent"] is None for m in messages if m["status"] == "unsent")
     summary = result.summary
     assert summary["messages"]["sent"] == statuses["committed"] + statuses["lost"]
