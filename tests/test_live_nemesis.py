@@ -549,8 +549,3 @@ duration = "1s"
     # each end in another; not all of those turns stalled. (How late a switch on time lands is
     # the machine's: docs/live.md gives the bound measured.)
     assert any(detail["command_ahead_ms"] > 0 for detail in seen.values()), seen
-    # The second start did not wait for the first's answer: when the first came ahead, the
-    # second was in the proxy before the first took effect (one answer later, it came after).
-    first, second = seen[("fault_start", 0)], seen[("fault_start", 1)]
-    if first["command_ahead_ms"] > 0:
-        assert due[("fault_start", 1)] - second["command_ahead_ms"] * 1e6 <= first["t"] + 1_000, (first, second)

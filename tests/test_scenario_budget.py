@@ -225,10 +225,12 @@ def test_the_wall_time_estimate_is_within_a_fifth_and_three_times_of_the_run(tmp
 
     path = EXAMPLES / f"{example}.toml"
     estimate = estimate_work(msgstorm.load_scenario(path, sets)).wall_s
+    command = [sys.executable, "-m", "msgstorm", "run", str(path), "-q", *[arg for item in sets for arg in ("--set", item)]]
+    # The estimate is for a warm compiled-code cache (docs/performance.md): a first run in a
+    # fresh clone compiles first (15.6 s for the quickstart's 3 s in one), so one run warms it.
+    subprocess.run([*command, "--out", str(tmp_path / "warm")], capture_output=True, check=False)
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "msgstorm", "run", str(path), "-q", "--out", str(tmp_path / "r"),
-                           *[arg for item in sets for arg in ("--set", item)]], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([*command, "--out", str(tmp_path / "r")], capture_output=True, text=True, check=False)
     measured = time.perf_counter() - began
     assert done.returncode in (0, 1), done.stderr
     # Past three times the estimate a run would be refused too late; below a fifth it is
