@@ -436,6 +436,15 @@ def assert_checks_valid(summary: dict[str, Any], names: list[str]) -> None:
     assert verdicts == dict.fromkeys(verdicts, "valid"), verdicts
 
 
+def sent_of(summary: dict[str, Any], scheduled: int) -> int:
+    """Messages a live run sent of the ``scheduled``: a generator behind at the run's end
+    leaves the last few unsent (never sent late), and the checks count what was sent. Half at
+    least: at load 10 on two cores a 2 s run's generator has ended 356 ms behind (18% unsent)."""
+    messages = summary["messages"]
+    assert messages["sent"] + messages["unsent"] == scheduled and messages["sent"] >= 0.5 * scheduled
+    return int(messages["sent"])
+
+
 def run_in_process(scenario: Path, run_dir: Path, **popen: Any) -> subprocess.Popen[bytes]:
     """``msgstorm run SCENARIO --out RUN_DIR -q`` as a process of its own (to signal it)."""
     return subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),

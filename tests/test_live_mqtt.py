@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import assert_checks_valid, require_program
+from conftest import assert_checks_valid, require_program, sent_of
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
@@ -90,16 +90,6 @@ def _receipts(result: RunResult) -> dict[str, list[int]]:
 
 def _kinds(result: RunResult) -> Counter[str]:
     return Counter(e["kind"] for e in result.history.events.to_pylist())
-
-
-def _sent(summary: dict[str, object], scheduled: int) -> int:
-    """Messages sent of ``scheduled``: on a busy machine a generator behind at the run's end
-    leaves the last few unsent (never sent late), and the checks count what was sent."""
-    messages = summary["messages"]
-    assert isinstance(messages, dict)
-    # Half at least: at load 10 on 2 cores a 2 s run's generator ended 356 ms behind (18% unsent).
-    assert messages["sent"] + messages["unsent"] == scheduled and messages["sent"] >= 0.5 * scheduled
-    return int(messages["sent"])
 
 
 def assert_nothing_left(run_dir: Path) -> None:
@@ -198,7 +188,7 @@ def test_every_acknowledged_message_is_received_once_by_every_consumer(tmp_path:
     result = run(_scenario(qos), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "mqtt"
-    sent = _sent(summary, 2000)
+    sent = sent_of(summary, 2000)
     assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety",
                                   "liveness", "delivery", "generator"])
@@ -222,7 +212,7 @@ def test_every_acknowledged_message_is_received_once_by_every_consumer(tmp_path:
 @pytest.mark.usefixtures("_mosquitto")
 def test_a_shared_subscription_splits_the_messages_between_consumers_without_duplicates(tmp_path: Path) -> None:
     result = run(_scenario(1, mqtt='share_group = "desk"'), tmp_path / "run")
-    sent = _sent(result.summary, 2000)
+    sent = sent_of(result.summary, 2000)
     receipts = _receipts(result)
     first, second = receipts["consumer-0"], receipts["consumer-1"]
     assert first and second, "both consumers of the group took a share"
@@ -240,7 +230,7 @@ def test_qos0_under_a_broker_restart_reports_exactly_the_messages_never_received
     result = run(_scenario(0, duration="4s", faults=RESTART, drain="2s"), tmp_path / "run")
     summary = result.summary
     receipts = _receipts(result)
-    sent = _sent(summary, 4000)
+    sent = sent_of(summary, 4000)
     received = set(receipts["consumer-0"]) | set(receipts["consumer-1"])
     never = sent - len(received)
     assert never >= 500, "a 1 s outage at 1000/s loses at least half a second's messages"
@@ -269,7 +259,7 @@ def test_qos2_with_persistent_sessions_under_a_broker_restart_counts_each_duplic
     loss; only what was in flight at the stop can be either."""
     result = run(_scenario(2, duration="4s", clean=False, faults=RESTART, drain="5s"), tmp_path / "run")
     summary = result.summary
-    sent = _sent(summary, 4000)
+    sent = sent_of(summary, 4000)
     assert summary["messages"]["committed"] == sent
     receipts = _receipts(result)
     delivery = summary["delivery"]
@@ -438,7 +428,7 @@ def test_on_a_users_broker_a_session_an_earlier_client_left_is_not_taken_over(tm
     scenario = _scenario(1, duration="1s", consumers=1, clean=False, drain="10s")
     result = run(scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": user_broker})}),
                  tmp_path / "run")
-    sent = _sent(result.summary, 1000)
+    sent = sent_of(result.summary, 1000)
     assert _receipts(result)["consumer-0"] == list(range(sent)), "not the message queued before the run"
     delivery = result.summary["delivery"]
     assert delivery["unexpected"] == delivery["duplicated"] == delivery["lost"]["total"] == 0
@@ -461,7 +451,7 @@ def test_a_paused_broker_delays_qos1_messages_and_loses_none(tmp_path: Path) -> 
     pause = '\n[[faults]]\nkind = "pause"\nnode = "mosquitto"\nat = "700ms"\nduration = "600ms"\n'
     result = run(_scenario(1, faults=pause), tmp_path / "run")
     summary = result.summary
-    sent = _sent(summary, 2000)
+    sent = sent_of(summary, 2000)
     assert summary["messages"]["committed"] == sent
     receipts = _receipts(result)
     assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent))
