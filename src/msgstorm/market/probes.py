@@ -71,7 +71,7 @@ from msgstorm.market.accounts import (
     past_lines,
     relined,
 )
-from msgstorm.market.liquidation import call, mechanism_of
+from msgstorm.market.liquidation import Calls, call, calls, mechanism_of
 from msgstorm.market.venue import Venue, moved_open
 from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
@@ -85,6 +85,14 @@ _RECENT = 64
 
 
 _NONE = np.iinfo(np.int64).max  # no carrier
+
+
+def _distinct(probe: np.ndarray) -> int:
+    """How many of ``probe``'s first entries are each a probe of its own (the calls that can be
+    made at once: a probe's second call sees what its first left)."""
+    order = np.argsort(probe, kind="stable")
+    again = order[1:][probe[order][1:] == probe[order][:-1]]  # each probe's later calls
+    return int(again.min()) if len(again) else len(probe)
 
 
 def _earliest_after(times: np.ndarray, positions: np.ndarray, eligible: np.ndarray, arrive: np.ndarray) -> np.ndarray:
@@ -154,6 +162,10 @@ class ProbeBook:
     keepers sees a new price, ``committed`` with every block, after its own accounts, and
     ``flush`` at the end."""
 
+    # A block's calls under a venue's mechanism made many at once where they can be (``_calls``);
+    # False: one by one, the same rows (``tests/test_market_probes.py`` compares the two).
+    batched = True
+
     def __init__(self, spec: ProbeSpec, market: MarketSpec, accounts: Accounts, keepers: Sequence[KeeperView],
                  instruments: int, host: Any, seed: np.random.SeedSequence) -> None:
         self.spec = spec
@@ -217,8 +229,9 @@ class ProbeBook:
         if self.retries[keeper]:
             retry = self.retry_of[keeper]
             probes = self.probes
-            again = np.flatnonzero(retry & (self._instrument == instrument)
-                                   & past_lines(probes.side, probes.liquidation, price))
+            again = np.flatnonzero(retry)  # those it looks at again, then those past their line
+            again = again[(self._instrument[again] == instrument)
+                          & past_lines(probes.side[again], probes.liquidation[again], price)]
             retry[again] = False
             self.retries[keeper] -= len(again)
             found = np.concatenate([found, again])
@@ -419,68 +432,136 @@ class ProbeBook:
 
     def _calls(self, t: int, probe: np.ndarray, keeper: np.ndarray, carrier: np.ndarray,
                position: np.ndarray, price: np.ndarray) -> None:
-        """The liquidations of a block under a mechanism that may leave a position open, one
-        by one in block order (a second call in a block sees what the first left): each the
-        venue's ``call``, as the reactor's ``_call`` makes it (module docstring)."""
+        """The liquidations of a block under a mechanism that may leave a position open, in
+        block order (a second call in a block sees what the first left): each the venue's
+        ``call``, as the reactor's ``_call`` makes it (module docstring).
+
+        A book's calls touch only its own probes, so each book's are made apart, many at once
+        (``_book_calls``) where nothing but the call's own probe moves, and the rows put back in
+        block order: the same rows as one call after another. A mechanism whose keeper calls
+        again at once (``repeats``) looks at every probe between two calls (``seen``), so its
+        calls are made one by one (``_call_one``)."""
         assert self.venues is not None
         order = np.lexsort((probe, position))
-        probes, every = self.probes, range(len(self.keepers))
-        maintenance = self.market.maintenance_margin
-        rows: list[tuple[int, int, int, float, float, float, float]] = []
-        columns = (probe[order], keeper[order], carrier[order], price[order])
-        for one, who, msg_id, at in zip(*(column.tolist() for column in columns), strict=True):
-            side, entry = int(probes.side[one]), float(probes.entry[one])
-            if self.liquidated[one]:
-                continue  # closed whole earlier in this block
-            if not past_line(side, float(probes.liquidation[one]), at):
-                self._retry_one(who, one)
-                continue
-            done = call(self.rule, side, float(probes.size[one]), entry,
-                        float(probes.collateral[one]), at)
-            if done.closed <= 0:
-                self._retry_one(who, one)  # nothing material to close: recovered
-                continue
-            book, local = divmod(one, self.accounts_per_book)
-            venue = self.venues[book]
-            moves, bad = venue.book(local, done)  # the book's own fund and cover, as the reactor's
-            rows.append((one, who, msg_id, at, bad if done.whole else 0.0, done.size_after,
-                         done.collateral_after))
-            self._called_whole[one] = done.whole
-            touched = moved_open(moves, local, venue.closed)
-            if len(touched) == 1:  # most often its own partial close: in plain ints
-                moved_one = book * self.accounts_per_book + int(touched[0])
-                relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
-                        [moved_one], probes.liquidation, probes.bankruptcy)
-                for watcher in every:  # every keeper looks at it again
-                    self._retry_one(watcher, moved_one)
-                self._moved[moved_one] |= moved_one != one
-            elif len(touched):  # deleveraging or a socialised charge moved them
-                moved = book * self.accounts_per_book + np.asarray(touched, dtype=np.int64)
-                relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
-                        moved, probes.liquidation, probes.bankruptcy)
-                for watcher in every:  # every keeper looks at them again
-                    self._retry(watcher, moved)
-                self._moved[moved[moved != one]] = True
-            # A lending market's keeper calls again while the probe stays past its line.
-            if (not done.whole and self.rule.repeats
-                    and past_line(side, float(probes.liquidation[one]), at)):
-                self.seen(t, who, int(self._instrument[one]), at)
-        if rows:
-            self._call_rows(t, rows)
+        probe, keeper, carrier, price = probe[order], keeper[order], carrier[order], price[order]
+        chunks: list[tuple[np.ndarray, ...]] = []
+        if self.rule.repeats or not self.batched:
+            rows = [(index, *row) for index, row in enumerate(
+                self._call_one(t, *one) for one in zip(probe.tolist(), keeper.tolist(), carrier.tolist(),
+                                                       price.tolist(), strict=True)) if row is not None]
+            if rows:
+                chunks.append(tuple(np.asarray(column) for column in zip(*rows, strict=True)))
+        else:
+            book = probe // self.accounts_per_book
+            for number in np.unique(book).tolist():
+                mine = np.flatnonzero(book == number)
+                self._book_calls(t, number, mine, probe[mine], keeper[mine], carrier[mine], price[mine], chunks)
+        if chunks:
+            index, *columns = (np.concatenate(column) for column in zip(*chunks, strict=True))
+            in_order = np.argsort(index, kind="stable")
+            self._call_rows(t, *(column[in_order] for column in columns))
 
-    def _call_rows(self, t: int, rows: list[tuple[int, int, int, float, float, float, float]],
-                   ) -> None:
-        """``probe_executions`` rows of a block's calls: (probe, keeper, carrier, price, bad
-        debt, size after, collateral after) each."""
-        one, who, msg_id, at, bad, size_after, collateral_after = (np.asarray(column)
-                                                                   for column in zip(*rows))
-        probe = one.astype(np.int64)
+    def _book_calls(self, t: int, number: int, index: np.ndarray, probe: np.ndarray, keeper: np.ndarray,
+                    carrier: np.ndarray, price: np.ndarray, chunks: list[tuple[np.ndarray, ...]]) -> None:
+        """Book ``number``'s calls of a block, in block order (``index`` in the block's): as many
+        at once as touch only their own probe, each probe once (``_distinct``); where the fund
+        cannot cover a shortfall (its cover moves others) that call alone, then the rest again.
+        Rows (index, probe, keeper, carrier, price, bad debt, size after, collateral after) into
+        ``chunks``."""
+        assert self.venues is not None
+        venue, probes, start = self.venues[number], self.probes, 0
+        base = number * self.accounts_per_book
+        while start < len(probe):
+            end = start + _distinct(probe[start:])
+            one, who, at = probe[start:end], keeper[start:end], price[start:end]
+            live = ~self.liquidated[one]
+            past = live & past_lines(probes.side[one], probes.liquidation[one], at)
+            called = np.flatnonzero(past)
+            done = calls(self.rule, probes.side[one[called]], probes.size[one[called]], probes.entry[one[called]],
+                         probes.collateral[one[called]], at[called])
+            material = done.closed > 0
+            made = called[material]
+            done = Calls(*(field[material] for field in done))
+            count, bad = venue.book_many(one[made] - base, done)
+            every = count == len(made)
+            stop = len(one) if every else int(made[count])  # the first call booked alone
+            recovered = (live & ~past)
+            recovered[called[~material]] = True
+            recovered[stop:] = False
+            for watcher in np.unique(who[recovered]).tolist():  # nothing material to close, or not past its line
+                self._retry(watcher, one[recovered & (who == watcher)])
+            made = made[:count]
+            whole = done.whole[:count]
+            if count:
+                self._called_whole[one[made]] = whole
+                left_open = one[made[~whole]]  # a partial close: its new line, which every keeper looks at
+                relined(probes.side, probes.size, probes.entry, probes.collateral, self.market.maintenance_margin,
+                        left_open, probes.liquidation, probes.bankruptcy)
+                for watcher in range(len(self.keepers)):
+                    self._retry(watcher, left_open)
+                chunks.append((index[start:end][made], one[made], who[made], carrier[start:end][made], at[made],
+                               np.where(whole, bad, 0.0), done.size_after[:count], done.collateral_after[:count]))
+            if every:
+                start = end
+                continue
+            start += stop  # the call the fund could not cover, alone, then the rest again
+            row = self._call_one(t, int(probe[start]), int(keeper[start]), int(carrier[start]), float(price[start]))
+            if row is not None:
+                chunks.append(tuple(np.array([value]) for value in (index[start], *row)))
+            start += 1
+
+    def _call_one(self, t: int, one: int, who: int, msg_id: int, at: float,
+                  ) -> tuple[int, int, int, float, float, float, float] | None:
+        """One liquidation call of ``one`` by ``who``, carried by ``msg_id``, at ``at``: its row
+        (probe, keeper, carrier, price, bad debt, size after, collateral after), or None when it
+        is a no-op or recovered."""
+        assert self.venues is not None
+        probes, maintenance = self.probes, self.market.maintenance_margin
+        side, entry = int(probes.side[one]), float(probes.entry[one])
+        if self.liquidated[one]:
+            return None  # closed whole earlier in this block
+        if not past_line(side, float(probes.liquidation[one]), at):
+            self._retry_one(who, one)
+            return None
+        done = call(self.rule, side, float(probes.size[one]), entry, float(probes.collateral[one]), at)
+        if done.closed <= 0:
+            self._retry_one(who, one)  # nothing material to close: recovered
+            return None
+        book, local = divmod(one, self.accounts_per_book)
+        venue = self.venues[book]
+        moves, bad = venue.book(local, done)  # the book's own fund and cover, as the reactor's
+        self._called_whole[one] = done.whole
+        touched = moved_open(moves, local, venue.closed)
+        if len(touched) == 1:  # most often its own partial close: in plain ints
+            moved_one = book * self.accounts_per_book + int(touched[0])
+            relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
+                    [moved_one], probes.liquidation, probes.bankruptcy)
+            for watcher in range(len(self.keepers)):  # every keeper looks at it again
+                self._retry_one(watcher, moved_one)
+            self._moved[moved_one] |= moved_one != one
+        elif len(touched):  # deleveraging or a socialised charge moved them
+            moved = book * self.accounts_per_book + np.asarray(touched, dtype=np.int64)
+            relined(probes.side, probes.size, probes.entry, probes.collateral, maintenance,
+                    moved, probes.liquidation, probes.bankruptcy)
+            for watcher in range(len(self.keepers)):  # every keeper looks at them again
+                self._retry(watcher, moved)
+            self._moved[moved[moved != one]] = True
+        # A lending market's keeper calls again while the probe stays past its line.
+        if not done.whole and self.rule.repeats and past_line(side, float(probes.liquidation[one]), at):
+            self.seen(t, who, int(self._instrument[one]), at)
+        return (one, who, msg_id, at, bad if done.whole else 0.0, done.size_after, done.collateral_after)
+
+    def _call_rows(self, t: int, probe: np.ndarray, who: np.ndarray, msg_id: np.ndarray, at: np.ndarray,
+                   bad: np.ndarray, size_after: np.ndarray, collateral_after: np.ndarray) -> None:
+        """``probe_executions`` rows of a block's calls, in block order."""
+        probe = probe.astype(np.int64)
         book = probe // self.accounts_per_book
-        self._rows.append((np.full(len(rows), t, dtype=np.int64), probe,
+        self._rows.append((np.full(len(probe), t, dtype=np.int64), probe,
                            probe % self.accounts_per_book, self._book_leverage[book],
-                           who.astype(np.int32), msg_id.astype(np.int64), at, bad, size_after,
-                           collateral_after))
-        self._row_count += len(rows)
+                           who.astype(np.int32), msg_id.astype(np.int64), at.astype(np.float64),
+                           bad.astype(np.float64), size_after.astype(np.float64),
+                           collateral_after.astype(np.float64)))
+        self._row_count += len(probe)
         if self._row_count >= _FLUSH_ROWS:
             self.flush()
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from msgstorm.market.liquidation import Call
+from msgstorm.market.liquidation import Call, Calls
 from msgstorm.rules.liquidation import adl_price_per_unit
 from msgstorm.rules.market import equity, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec
@@ -150,6 +150,38 @@ class Venue:
         self._entry(entries, "bad_debt", account, left)
         return entries, left
 
+    def book_many(self, accounts: np.ndarray, done: Calls) -> tuple[int, np.ndarray]:
+        """``book`` of calls on distinct ``accounts``, in order, as far as the fund covers each
+        shortfall: a cover beyond it (``on_empty``) moves other accounts, so the caller books
+        that call with ``book`` and the rest after it again. How many calls it booked, and the
+        bad debt each left (the same numbers as ``book``'s, call by call: the fund's sums in
+        the same order). The probe books book a block's calls so (``market/probes.py``)."""
+        covers = self.spec.on_empty != "none"
+        fund = self.fund
+        bad = [0.0] * len(accounts)
+        count = len(accounts)
+        for at, (fee, whole, after) in enumerate(zip(done.fund_fee.tolist(), done.whole.tolist(),
+                                                      done.collateral_after.tolist(), strict=True)):
+            held = fund + fee
+            if whole and after < 0.0:  # a shortfall: the fund first
+                shortfall = -after
+                used = min(held, shortfall)
+                left = shortfall - used
+                if left > 0 and covers:
+                    count = at
+                    break
+                held -= used
+                bad[at] = 0.0 if left <= shortfall * 1e-12 else left
+            fund = held
+        self.fund = fund
+        booked = accounts[:count]
+        whole = done.whole[:count]
+        after = done.collateral_after[:count]
+        self.size[booked] = done.size_after[:count]
+        self.collateral[booked] = np.where(whole & (after < 0.0), 0.0, after)
+        self.closed[booked[whole]] = True
+        return count, np.asarray(bad[:count], dtype=np.float64)
+
     def book_lot(self, account: int, done: Call) -> tuple[Moves, float]:
         """A lot bitten from ``account`` with a ``lump`` (``market/flip.py``) closed by
         ``done``, a close of the lot's own units and share of the collateral value: its
@@ -224,12 +256,12 @@ class Venue:
             score = -profits * (notional(sizes, prices) / held)
         order = np.lexsort((found, score)).tolist()
         made_of = profits.tolist()
-        ranked = [(others[at], made_of[at]) for at in order]
         per_unit = adl_price_per_unit(left, done.closed)
         units = done.closed
-        for other, made in ranked:
+        for at in order:  # the ranking's head: a few of them take the closed units
             if units <= 0 or left <= 0:
                 break
+            other, made = others[at], made_of[at]
             size = float(self.size[other])
             taken = min(size, units)
             transfer = min(taken * per_unit, made * taken / size, left)

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from msgstorm.rules.market import Number
+
 __all__ = ["adl_price_per_unit", "auction_price", "close_factor_notional", "debt", "decay", "health_factor",
-           "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "slippage_coefficient", "split_fee"]
+           "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "partial_close_notionals", "slippage_coefficient", "split_fee"]
 
 
 def slippage_coefficient(slippage_bps: float, depth: float, exponent: float = 1.0) -> float:
@@ -59,6 +63,20 @@ def partial_close_notional(equity_value: float, notional_value: float, target: f
         return None
     closed = 2.0 * need / (gain + math.sqrt(discriminant))
     return closed if closed < notional_value else None
+
+
+def partial_close_notionals(equity_value: np.ndarray, notional_value: np.ndarray, target: float, fee_rate: float,
+                            slippage_k: float) -> np.ndarray:
+    """``partial_close_notional`` of many accounts on the linear depth curve (the probe books'
+    calls of a block): the same operations in the same order, so the same numbers, with NaN
+    where it gives None (``tests/test_market_liquidity.py`` draws accounts and compares)."""
+    need = target * notional_value - equity_value
+    gain = target - fee_rate
+    discriminant = gain * gain - 4.0 * slippage_k * need
+    none = (equity_value <= 0) | (discriminant < 0) if gain > 0 else np.ones(len(need), dtype=bool)
+    closed = 2.0 * need / (gain + np.sqrt(np.where(none, 0.0, discriminant)))
+    closed = np.where(none | (closed >= notional_value), np.nan, closed)
+    return np.where(need <= 0, 0.0, closed)
 
 
 def _partial_on_a_curve(need: float, notional_value: float, gain: float, slippage_k: float,
@@ -105,11 +123,12 @@ def close_factor_notional(side: int, equity_value: float, notional_value: float,
     return min(close_factor * debt(side, equity_value, notional_value), notional_value)
 
 
-def split_fee(fee: float, keeper_share: float) -> tuple[float, float]:
+def split_fee(fee: Number, keeper_share: float) -> tuple[Number, Number]:
     """A liquidation's penalty split ``(keeper, insurance fund)``: ``keeper_share`` to the
     keeper, the rest to the fund."""
-    keeper = fee * keeper_share
-    return keeper, fee - keeper
+    keeper: Number = fee * keeper_share
+    fund: Number = fee - keeper
+    return keeper, fund
 
 
 def adl_price_per_unit(shortfall: float, closed_size: float) -> float:
