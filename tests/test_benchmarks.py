@@ -135,6 +135,9 @@ SMOKES = [
     Smoke("live_signing", ("--smoke",),
           (r"^calibration \(crypto-costs\.json\): ", r"^none\s+knee ", r"^hmac-sha256\s+knee ", r"^ed25519\s+knee "),
           _nats_server),
+    Smoke("probe_calls", ("--smoke",),
+          (rf"^pair 1: at once {NUMBER} s CPU, one by one {NUMBER} s CPU, {NUMBER} probe rows$",
+           rf"one by one / at once, median over 1 pairs: {NUMBER}x; probe tables the same$")),
     Smoke("market", ("--smoke", "--black-thursday", "--replay-2020"),
           (rf"^  ratio {NUMBER}x \(target: at most 2\.5x\) (met|NOT MET)$", r"^  liquidations: \{'eligible': \d+",
            rf"^examples/black-thursday-2020\.toml cut to 20 min \(a smoke run\), by CPU time: {NUMBER} s \(runs: "

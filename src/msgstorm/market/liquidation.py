@@ -36,7 +36,8 @@ from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
-__all__ = ["MATERIAL_SHARE", "Call", "Calls", "CloseFactor", "DutchAuction", "EnglishAuction", "Mechanism", "Partial", "Whole", "call", "calls",
+__all__ = ["MATERIAL_SHARE", "Call", "Calls", "CloseFactor", "DutchAuction", "EnglishAuction",
+           "Mechanism", "Partial", "Whole", "call", "calls",
            "mechanism", "mechanism_of"]
 
 # A close within this share of the whole position closes it whole (no dust left open).
@@ -84,14 +85,14 @@ class Mechanism:
     def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
         return size
 
-    def closed_sizes(self, side: np.ndarray, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,
-                     price: np.ndarray) -> np.ndarray:
+    def closed_sizes(self, side: np.ndarray, size: np.ndarray, entry: np.ndarray,
+                     collateral: np.ndarray, price: np.ndarray) -> np.ndarray:
         """``closed_size`` of many positions (``calls``): the rule itself, position by position
         (a mechanism whose close is the whole position says so at once)."""
         if self.closes_whole:
             return np.array(size, dtype=np.float64)
-        closed = [self.closed_size(*one) for one in zip(side.tolist(), size.tolist(), entry.tolist(),
-                                                         collateral.tolist(), price.tolist(), strict=True)]
+        columns = (side.tolist(), size.tolist(), entry.tolist(), collateral.tolist(), price.tolist())
+        closed = [self.closed_size(*one) for one in zip(*columns, strict=True)]
         return np.array(closed, dtype=np.float64)
 
 
@@ -137,14 +138,15 @@ class Partial(Mechanism):
                                         self.target, self.market.liquidation_penalty, self.slippage_k, self.exponent)
         return size if closed is None else closed / price
 
-    def closed_sizes(self, side: np.ndarray, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,
-                     price: np.ndarray) -> np.ndarray:
+    def closed_sizes(self, side: np.ndarray, size: np.ndarray, entry: np.ndarray,
+                     collateral: np.ndarray, price: np.ndarray) -> np.ndarray:
         if self.exponent != 1.0:  # a bisection each: position by position
             return super().closed_sizes(side, size, entry, collateral, price)
         signed = side.astype(np.float64)
+        held = equity(signed, size, entry, collateral, price)
         with np.errstate(divide="ignore", invalid="ignore"):
-            closed = partial_close_notionals(equity(signed, size, entry, collateral, price), notional(size, price),
-                                             self.target, self.market.liquidation_penalty, self.slippage_k)
+            closed = partial_close_notionals(held, notional(size, price), self.target,
+                                             self.market.liquidation_penalty, self.slippage_k)
         return np.where(np.isnan(closed), size, closed / price)
 
 
@@ -255,8 +257,8 @@ class Calls(NamedTuple):
     collateral_after: np.ndarray
 
 
-def calls(rule: Mechanism, side: np.ndarray, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,
-          price: np.ndarray) -> Calls:
+def calls(rule: Mechanism, side: np.ndarray, size: np.ndarray, entry: np.ndarray,
+          collateral: np.ndarray, price: np.ndarray) -> Calls:
     """``call`` of many positions at once, each on the market's depth (the probe books' calls
     of a block, ``market/probes.py``): the same steps on arrays, so the same numbers, bit for
     bit (``tests/test_market_probes.py`` draws positions and compares them with ``call``)."""
@@ -267,8 +269,9 @@ def calls(rule: Mechanism, side: np.ndarray, size: np.ndarray, entry: np.ndarray
     whole = closed >= size * (1.0 - _DUST)
     closed = np.where(whole, size, closed)
     signed = side.astype(np.float64)
-    penalty, slippage, bps, after = liquidation_costs(signed, closed, entry, collateral, price, rule.penalty_rate,
-                                                      rule.slippage_bps, rule.depth, rule.exponent)
+    penalty, slippage, bps, after = liquidation_costs(signed, closed, entry, collateral, price,
+                                                      rule.penalty_rate, rule.slippage_bps,
+                                                      rule.depth, rule.exponent)
     keeper_fee, fund_fee = split_fee(penalty, rule.keeper_share)
-    return Calls(price, closed, whole, pnl(signed, closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
-                 bps, np.where(whole, 0.0, size - closed), after)
+    return Calls(price, closed, whole, pnl(signed, closed, entry, price), penalty, keeper_fee,
+                 fund_fee, slippage, bps, np.where(whole, 0.0, size - closed), after)

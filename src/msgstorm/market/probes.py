@@ -446,23 +446,25 @@ class ProbeBook:
         probe, keeper, carrier, price = probe[order], keeper[order], carrier[order], price[order]
         chunks: list[tuple[np.ndarray, ...]] = []
         if self.rule.repeats or not self.batched:
-            rows = [(index, *row) for index, row in enumerate(
-                self._call_one(t, *one) for one in zip(probe.tolist(), keeper.tolist(), carrier.tolist(),
-                                                       price.tolist(), strict=True)) if row is not None]
+            lists = (probe.tolist(), keeper.tolist(), carrier.tolist(), price.tolist())
+            made = (self._call_one(t, *one) for one in zip(*lists, strict=True))
+            rows = [(index, *row) for index, row in enumerate(made) if row is not None]
             if rows:
                 chunks.append(tuple(np.asarray(column) for column in zip(*rows, strict=True)))
         else:
             book = probe // self.accounts_per_book
             for number in np.unique(book).tolist():
                 mine = np.flatnonzero(book == number)
-                self._book_calls(t, number, mine, probe[mine], keeper[mine], carrier[mine], price[mine], chunks)
+                self._book_calls(t, number, mine, probe[mine], keeper[mine], carrier[mine], price[mine],
+                                 chunks)
         if chunks:
             index, *columns = (np.concatenate(column) for column in zip(*chunks, strict=True))
             in_order = np.argsort(index, kind="stable")
             self._call_rows(t, *(column[in_order] for column in columns))
 
-    def _book_calls(self, t: int, number: int, index: np.ndarray, probe: np.ndarray, keeper: np.ndarray,
-                    carrier: np.ndarray, price: np.ndarray, chunks: list[tuple[np.ndarray, ...]]) -> None:
+    def _book_calls(self, t: int, number: int, index: np.ndarray, probe: np.ndarray,
+                    keeper: np.ndarray, carrier: np.ndarray, price: np.ndarray,
+                    chunks: list[tuple[np.ndarray, ...]]) -> None:
         """Book ``number``'s calls of a block, in block order (``index`` in the block's): as many
         at once as touch only their own probe, each probe once (``_distinct``); where the fund
         cannot cover a shortfall (its cover moves others) that call alone, then the rest again.
@@ -477,8 +479,9 @@ class ProbeBook:
             live = ~self.liquidated[one]
             past = live & past_lines(probes.side[one], probes.liquidation[one], at)
             called = np.flatnonzero(past)
-            done = calls(self.rule, probes.side[one[called]], probes.size[one[called]], probes.entry[one[called]],
-                         probes.collateral[one[called]], at[called])
+            each = one[called]
+            done = calls(self.rule, probes.side[each], probes.size[each], probes.entry[each],
+                         probes.collateral[each], at[called])
             material = done.closed > 0
             made = called[material]
             done = Calls(*(field[material] for field in done))
@@ -488,24 +491,28 @@ class ProbeBook:
             recovered = (live & ~past)
             recovered[called[~material]] = True
             recovered[stop:] = False
-            for watcher in np.unique(who[recovered]).tolist():  # nothing material to close, or not past its line
+            # Nothing material to close, or not past its line: looked at again.
+            for watcher in np.unique(who[recovered]).tolist():
                 self._retry(watcher, one[recovered & (who == watcher)])
             made = made[:count]
             whole = done.whole[:count]
             if count:
                 self._called_whole[one[made]] = whole
-                left_open = one[made[~whole]]  # a partial close: its new line, which every keeper looks at
-                relined(probes.side, probes.size, probes.entry, probes.collateral, self.market.maintenance_margin,
-                        left_open, probes.liquidation, probes.bankruptcy)
+                left_open = one[made[~whole]]  # a partial close: a new line, every keeper looks at
+                relined(probes.side, probes.size, probes.entry, probes.collateral,
+                        self.market.maintenance_margin, left_open, probes.liquidation,
+                        probes.bankruptcy)
                 for watcher in range(len(self.keepers)):
                     self._retry(watcher, left_open)
-                chunks.append((index[start:end][made], one[made], who[made], carrier[start:end][made], at[made],
-                               np.where(whole, bad, 0.0), done.size_after[:count], done.collateral_after[:count]))
+                chunks.append((index[start:end][made], one[made], who[made],
+                               carrier[start:end][made], at[made], np.where(whole, bad, 0.0),
+                               done.size_after[:count], done.collateral_after[:count]))
             if every:
                 start = end
                 continue
             start += stop  # the call the fund could not cover, alone, then the rest again
-            row = self._call_one(t, int(probe[start]), int(keeper[start]), int(carrier[start]), float(price[start]))
+            row = self._call_one(t, int(probe[start]), int(keeper[start]), int(carrier[start]),
+                                 float(price[start]))
             if row is not None:
                 chunks.append(tuple(np.array([value]) for value in (index[start], *row)))
             start += 1
@@ -523,7 +530,8 @@ class ProbeBook:
         if not past_line(side, float(probes.liquidation[one]), at):
             self._retry_one(who, one)
             return None
-        done = call(self.rule, side, float(probes.size[one]), entry, float(probes.collateral[one]), at)
+        done = call(self.rule, side, float(probes.size[one]), entry, float(probes.collateral[one]),
+                    at)
         if done.closed <= 0:
             self._retry_one(who, one)  # nothing material to close: recovered
             return None
@@ -547,12 +555,15 @@ class ProbeBook:
                 self._retry(watcher, moved)
             self._moved[moved[moved != one]] = True
         # A lending market's keeper calls again while the probe stays past its line.
-        if not done.whole and self.rule.repeats and past_line(side, float(probes.liquidation[one]), at):
+        if (not done.whole and self.rule.repeats
+                and past_line(side, float(probes.liquidation[one]), at)):
             self.seen(t, who, int(self._instrument[one]), at)
-        return (one, who, msg_id, at, bad if done.whole else 0.0, done.size_after, done.collateral_after)
+        return (one, who, msg_id, at, bad if done.whole else 0.0, done.size_after,
+                done.collateral_after)
 
-    def _call_rows(self, t: int, probe: np.ndarray, who: np.ndarray, msg_id: np.ndarray, at: np.ndarray,
-                   bad: np.ndarray, size_after: np.ndarray, collateral_after: np.ndarray) -> None:
+    def _call_rows(self, t: int, probe: np.ndarray, who: np.ndarray, msg_id: np.ndarray,
+                   at: np.ndarray, bad: np.ndarray, size_after: np.ndarray,
+                   collateral_after: np.ndarray) -> None:
         """``probe_executions`` rows of a block's calls, in block order."""
         probe = probe.astype(np.int64)
         book = probe // self.accounts_per_book

@@ -21,7 +21,8 @@ import numpy as np
 from msgstorm.rules.market import Number
 
 __all__ = ["adl_price_per_unit", "auction_price", "close_factor_notional", "debt", "decay", "health_factor",
-           "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "partial_close_notionals", "slippage_coefficient", "split_fee"]
+           "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "partial_close_notionals",
+           "slippage_coefficient", "split_fee"]
 
 
 def slippage_coefficient(slippage_bps: float, depth: float, exponent: float = 1.0) -> float:
@@ -65,8 +66,8 @@ def partial_close_notional(equity_value: float, notional_value: float, target: f
     return closed if closed < notional_value else None
 
 
-def partial_close_notionals(equity_value: np.ndarray, notional_value: np.ndarray, target: float, fee_rate: float,
-                            slippage_k: float) -> np.ndarray:
+def partial_close_notionals(equity_value: np.ndarray, notional_value: np.ndarray, target: float,
+                            fee_rate: float, slippage_k: float) -> np.ndarray:
     """``partial_close_notional`` of many accounts on the linear depth curve (the probe books'
     calls of a block): the same operations in the same order, so the same numbers, with NaN
     where it gives None (``tests/test_market_liquidity.py`` draws accounts and compares)."""

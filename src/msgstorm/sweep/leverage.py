@@ -553,9 +553,10 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
                 return "bisect", (
                     f"note: whole runs, each seed's critical leverage by bisection over the grid, "
                     f"the same seeds at every leverage (--method bisect): the accounts share "
-                    f"{shared}{where} and the keepers call again at once while an account stays past "
-                    f"its line; the probe books keep each book's own (--method probes), but then make "
-                    f"their calls one by one, where whole runs, bisected, are exact and cost less "
+                    f"{shared}{where} and the keepers call again at once while an account stays "
+                    f"past its line; the probe books keep each book's own (--method probes), but "
+                    f"then make their calls one by one, where whole runs, bisected, are exact and "
+                    f"cost less "
                     f"(docs/cli.md, Safe leverage)")
     return "probes", None
 
