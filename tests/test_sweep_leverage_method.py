@@ -32,17 +32,11 @@ def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() 
     assert choose_method(PARTIAL, "auto", sets=alone) == ("probes", None)
     assert choose_method(PARTIAL, "auto", sets=[*alone, 'market.liquidation.mechanism="close_factor"']) == (
         "probes", None)
-    # A fund, a keeper share feeding one, or a cover: each book keeps its own, many calls at once,
-    # but a close factor's keepers call again at once, so its books call one by one: whole runs.
-    assert choose_method(PARTIAL, "auto") == ("probes", None)
-    close_factor = 'market.liquidation.mechanism="close_factor"'
+    # A fund, a keeper share feeding one, or a cover: whole runs, exact and cheaper; probes if asked.
     for held, words in zip(alone, ["an insurance fund", "an insurance fund", "on_empty = 'adl'"], strict=True):
-        shared = [value for value in alone if value != held]
-        assert choose_method(PARTIAL, "auto", sets=shared) == ("probes", None), held
-        method, note = choose_method(PARTIAL, "auto", sets=[*shared, close_factor])
+        method, note = choose_method(PARTIAL, "auto", sets=[value for value in alone if value != held])
         assert method == "bisect" and note is not None and f"the accounts share {words}" in note, held
-        assert "call again at once" in note
-    assert choose_method(PARTIAL, "probes", sets=[close_factor]) == ("probes", None)
+    assert choose_method(PARTIAL, "probes") == ("probes", None)
     method, note = choose_method(DUTCH, "auto")
     assert method == "bisect" and note is not None
     assert "--method bisect" in note and "liquidation.mechanism 'dutch_auction' (its auctions" in note

@@ -70,7 +70,7 @@ from msgstorm.sweep.leverage_bisect import (
     whole_runs,
 )
 from msgstorm.sweep.leverage_html import write_leverage_report
-from msgstorm.sweep.leverage_method import books_shared, probes_cannot_answer, repeats_at_once
+from msgstorm.sweep.leverage_method import books_shared, probes_cannot_answer
 from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
 from msgstorm.sweep.leverage_probes import (
     PILOT_SEED_OFFSET,
@@ -523,10 +523,9 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
                   vary: tuple[str, list[Any]] | None = None) -> tuple[str, str | None]:
     """The method a search uses, and a note saying why when it is not the one asked for.
 
-    ``auto`` is ``probes`` when the probe books answer for every curve's market, unless its
-    accounts share venue books (``books_shared``) under a mechanism whose keepers call again at
-    once (``repeats_at_once``: the probes then call one by one, and whole runs cost less), else
-    ``bisect`` (whole runs, with the venue's own
+    ``auto`` is ``probes`` when the probe books answer for every curve's market and its
+    accounts share no venue books (``books_shared``: there whole runs are exact and, most
+    seeds' critical leverage alike, cheaper), else ``bisect`` (whole runs, with the venue's own
     mechanism and accounting, each seed's critical leverage by bisection,
     ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
@@ -547,17 +546,15 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
                           f"grid, the same seeds at every leverage (--method bisect): {why}")
     if method == "auto":
         for curve_sets, where in _curve_loads(list(sets or []), vary):
-            curve = load_scenario(scenario_path, curve_sets)
-            shared = books_shared(curve)
-            if shared is not None and repeats_at_once(curve):
+            shared = books_shared(load_scenario(scenario_path, curve_sets))
+            if shared is not None:
                 return "bisect", (
                     f"note: whole runs, each seed's critical leverage by bisection over the grid, "
                     f"the same seeds at every leverage (--method bisect): the accounts share "
-                    f"{shared}{where} and the keepers call again at once while an account stays "
-                    f"past its line; the probe books keep each book's own (--method probes), but "
-                    f"then make their calls one by one, where whole runs, bisected, are exact and "
-                    f"cost less "
-                    f"(docs/cli.md, Safe leverage)")
+                    f"{shared}{where}; the probe books keep each book's own (--method probes), but "
+                    f"ride the accounts' liquidations at one leverage, where whole runs, bisected, "
+                    f"are exact and, most seeds' critical leverage alike, cost less (docs/cli.md, "
+                    f"Safe leverage)")
     return "probes", None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["books_shared", "probes_cannot_answer", "repeats_at_once"]
+__all__ = ["books_shared", "probes_cannot_answer"]
 
 
 def probes_cannot_answer(scenario: Scenario) -> str | None:
@@ -46,12 +46,3 @@ def books_shared(scenario: Scenario) -> str | None:
     shared = [*(["an insurance fund"] if rule.insurance_fund > 0 or rule.keeper_share < 1 else []),
               *([f"on_empty = {rule.on_empty!r}"] if rule.on_empty != "none" else [])]
     return " and ".join(shared) if shared else None
-
-
-def repeats_at_once(scenario: Scenario) -> bool:
-    """Whether ``scenario``'s keepers call again at once while an account stays past its line
-    (``Mechanism.repeats``, a close factor): a probe book then makes a block's calls one by one
-    (``market/probes.py``), where it otherwise makes them many at once."""
-    market = scenario.market
-    rule = None if market is None else market.liquidation
-    return rule is not None and LIQUIDATION_MECHANISMS[rule.mechanism].repeats
