@@ -18,6 +18,7 @@ it holds the queue until it is mined.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
 
@@ -35,6 +36,10 @@ class Nonces:
         self.ordered = ordered
         self.out: dict[int, dict[int, float]] = {}  # keeper -> {msg_id: fee}: its transactions out
         self.keeper_of: dict[int, int] = {}  # msg_id out -> its keeper
+        # keeper -> (fee, msg_id) of its transactions out, lowest fee first; a mined one stays
+        # until it reaches the top (``stuck`` drops it there), so a send reads the lowest fee
+        # out without a pass over all of them.
+        self._lowest: dict[int, list[tuple[float, int]]] = {}
         self.waiting: dict[int, deque[Send]] = {}
         self.held = 0  # sends that waited behind a stuck transaction
         self.turn = -1  # the keeper whose waiting send is being decided (``next`` gave it its turn)
@@ -44,7 +49,10 @@ class Nonces:
         out = self.out.get(keeper)
         if not out or base_fee is None:
             return False
-        return min(out.values()) < base_fee
+        lowest = self._lowest[keeper]
+        while lowest[0][1] not in out:  # mined
+            heapq.heappop(lowest)
+        return lowest[0][0] < base_fee
 
     def holds(self, keeper: int, base_fee: float | None, handler: Handler, a: int, b: int, c: int,
               d: int) -> bool:
@@ -69,6 +77,7 @@ class Nonces:
         if self.ordered[keeper]:
             self.out.setdefault(keeper, {})[msg_id] = fee
             self.keeper_of[msg_id] = keeper
+            heapq.heappush(self._lowest.setdefault(keeper, []), (fee, msg_id))
 
     def mined(self, msg_id: int) -> int | None:
         """``msg_id`` committed: its keeper when sends wait (its queue may move), else None."""
