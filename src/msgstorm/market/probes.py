@@ -43,7 +43,8 @@ With ``[market.liquidation]`` beyond today's (any mechanism whose call reads the
 the price alone, ``Mechanism.alone``: ``whole``, ``partial``, ``close_factor``), each
 liquidation is the venue's own ``call`` (``market/liquidation.py``), in block order, booked by
 the book's own ``Venue`` (``market/venue.py``) over the book's probes, as the reactor's over
-the accounts: each book is every account at its leverage, so its insurance fund,
+the accounts (a block's calls of a book many at once, ``calls`` and ``Venue.book_many``, as
+far as each touches only its own probe): each book is every account at its leverage, so its insurance fund,
 deleveraging and socialised losses are those of a whole run at that leverage. A call that
 leaves a probe open, or the books' moving others (``venue.moved_open``), gives them new lines,
 which every keeper looks at again at its next price (a lending market's keeper at once, while
@@ -163,7 +164,7 @@ class ProbeBook:
     ``flush`` at the end."""
 
     # A block's calls under a venue's mechanism made many at once where they can be (``_calls``);
-    # False: one by one, the same rows (``tests/test_market_probes.py`` compares the two).
+    # False: one by one, the same rows (``tests/test_market_probe_calls.py`` compares the two).
     batched = True
 
     def __init__(self, spec: ProbeSpec, market: MarketSpec, accounts: Accounts, keepers: Sequence[KeeperView],
