@@ -71,6 +71,23 @@ def test_a_reversal_is_counted_and_the_seed_runs_every_leverage_below_never_bise
     assert over.tolist() == [_envelope(row)] and unmeasured == 0
 
 
+def test_a_reversed_seed_over_budget_at_a_run_is_run_only_below_that_run() -> None:
+    """16 points. Bisection asks 7 (0.01, within), 11 (0.5, over), 9 (0.4, over), 8 (0.0,
+    within): the share falls from 0.01 at 7 to 0.0 at 8, a reversal. From 9, its lowest run
+    over, the seed is over whatever lies above: it runs 0 to 6, not 10 (within, 0.0, which
+    would change nothing), and counts over budget from 9. Over at 2 as well: from 2."""
+    for low, first_over in ((0.0, 9), (0.3, 2)):
+        row: list[float | None] = [0.0, 0.0, low, 0.0, 0.0, 0.0, 0.0, 0.01, 0.0, 0.4, 0.0, 0.5, 0.6, 0.7, 0.8,
+                                   0.9]
+        run_at, asked = _table({1: row})
+        (state,) = bisect_seeds(run_at, [1], 16, BUDGET)
+        assert [at for _, at in asked][:4] == [7, 11, 9, 8], asked
+        assert state.reversal and state.critical == first_over - 1, state
+        assert sorted(at for _, at in asked) == [*range(10), 11], asked
+        over, _ = seeds_judged(seed_rows([state], list(range(16))), 16)
+        assert over.tolist() == [_envelope(row)]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.sampled_from([0.0, 0.05, 0.2, None]), min_size=6, max_size=6), min_size=1, max_size=12))
 def test_the_bisection_gives_every_monotone_seed_its_outcome_at_every_leverage(draws: list[list[float | None]]) -> None:

@@ -437,8 +437,8 @@ def bisect_search(run_at: Callable[[list[tuple[int, int]]], Mapping[tuple[int, i
         named = ", ".join(str(seed) for seed in reversed_seeds[:10])
         more = ", ..." if len(reversed_seeds) > 10 else ""
         said = (f"{len(reversed_seeds)} seed(s) reversed (bad debt lower at a higher leverage run: "
-                f"seed {named}{more}): each was run at every leverage below and counts over budget "
-                f"from its first leverage over")
+                f"seed {named}{more}): each was run at every leverage below its lowest over "
+                f"budget and counts over budget from its first leverage over")
         curve["note"] = f"{curve['note']}; {said}" if curve["note"] else said
     return {**curve, "method": "bisect", "whole_runs": sum(row["runs"] for row in rows),
             "reversals": reversed_seeds, "seeds": rows}

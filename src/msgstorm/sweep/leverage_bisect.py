@@ -18,9 +18,10 @@ at the top of the grid).
 
 **Reversals.** The shares at the leverages run on a seed are checked: one at a higher leverage
 below one at a lower is a *reversal*, and the seed is counted and said (``reversals``), never
-bisected past: it is run at every leverage of the grid below its highest run, and counts over
-budget from its first leverage over (the envelope of the probe search), so the answer errs low,
-never high. A run with no share (failed) counts as over budget at its leverage and above
+bisected past: it is run at every leverage of the grid below its lowest run over budget (below
+its highest run when none is over), and counts over budget from its first leverage over (the
+envelope of the probe search; from its lowest run over on it is over whatever the runs above
+show), so the answer errs low, never high. A run with no share (failed) counts as over budget at its leverage and above
 (``unmeasured``).
 
 A seed's outcome at every leverage of the grid is then that of whole runs at each leverage on
@@ -138,15 +139,24 @@ def _next_index(state: SeedBisection, guess: int | None) -> int | None:
     return (state.lo + state.hi) // 2
 
 
+def _unsettled(state: SeedBisection, budget_pct: float) -> int:
+    """How many of a reversed seed's lowest indices it must be run at: every one below its
+    lowest run over budget (from there on it is over, whatever lies above), or below its
+    highest run when none is over."""
+    over = [at for at, share in state.shares.items() if _over(share, budget_pct)]
+    return min(over) if over else max(state.shares)
+
+
 def _settle_reversals(run_at: RunAt, states: list[SeedBisection], budget_pct: float) -> None:
-    """Run each reversed seed at every index below its highest run; it is over budget from
-    its first leverage over."""
-    asked = [(state.seed, at) for state in states for at in range(max(state.shares))
+    """Run each reversed seed at every index below its lowest run over budget (its highest
+    run, none over); it is over budget from its first leverage over."""
+    below = {state.seed: _unsettled(state, budget_pct) for state in states}
+    asked = [(state.seed, at) for state in states for at in range(below[state.seed])
              if at not in state.shares]
     shares = run_at(asked) if asked else {}
     for state in states:
         state.reversal = True
-        for at in range(max(state.shares)):
+        for at in range(below[state.seed]):
             state.shares.setdefault(at, shares.get((state.seed, at)))
         first_over = next((at for at in sorted(state.shares)
                            if _over(state.shares[at], budget_pct)), None)
