@@ -26,7 +26,7 @@ from msgstorm.cli import app
 from msgstorm.sweep import sweep
 from msgstorm.sweep.leverage import bisect_search, safe_leverage, uniform_leverage
 from msgstorm.sweep.leverage_bisect import FIRST_WAVE, WAVE, bisect_seeds, seed_rows, seeds_judged
-from msgstorm.sweep.leverage_probes import probe_grid, probe_search
+from msgstorm.sweep.leverage_probes import looks, probe_grid, probe_search
 
 BUDGET = 0.1
 
@@ -211,3 +211,21 @@ def test_the_bisection_on_a_two_node_ray_cluster_gives_the_local_answer(tmp_path
     assert local["safe_leverage"] is not None and local["whole_runs"] > 0
     for key in ("safe_leverage", "boundary", "runs", "whole_runs", "seeds", "points", "reversals"):
         assert on_ray[key] == local[key], key
+
+
+@pytest.mark.parametrize(("method", "cap"), [("bisect", None), ("bisect", 3), ("probes", None), ("probes", 3)])
+def test_the_progress_bound_is_never_passed(tmp_path: Path, method: str, cap: int | None) -> None:
+    """The most a search says it can make (the progress's ``N/≤T``) holds its runs: the probe
+    search's with its pilot, the bisection's at every grid leverage a seed (``--max-runs``
+    capping seeds); the LEVERAGE market at 50%, a grid of 8, capped or not."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    bound: list[int] = []
+    made: list[object] = []
+    safe_leverage(scenario, budget=0.001, confidence=0.5, low=1.0, high=5.0, method=method, workers=2,
+                  out_dir=tmp_path / "out", probe_points=8, max_runs=cap, on_start=bound.append,
+                  on_outcome=made.append)
+    (most,) = bound
+    assert 0 < len(made) <= most, (len(made), most)
+    seeds = cap or looks(0.5)[-1].seeds  # the last look's seeds, 16 at 50%
+    assert most == (seeds + 2 if method == "probes" else seeds * 8), most

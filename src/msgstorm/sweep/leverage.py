@@ -622,11 +622,14 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     values = vary[1] if vary is not None else [None]
     grid = probe_grid(low, high, probe_points or PROBE_POINTS)
     if on_start is not None:
+        # The most a curve can make: the probes' seeds (--max-runs caps them) and the pilot's;
+        # the bisection's seeds (--max-runs caps them too), each at every grid leverage at
+        # most (a reversed seed); the runs method's grid and refinements at every seed.
         last = looks(confidence)[-1].seeds
-        most = (last if method == "probes" else
-                last * math.ceil(math.log2(len(grid) + 1)) if method == "bisect" else
-                (grid_points + refine) * seeds)
-        on_start(len(values) * (min(most, max_runs) if max_runs is not None else most))
+        capped = last if max_runs is None else min(last, max_runs)
+        most = (capped + PILOT_SEEDS if method == "probes" else capped * len(grid) if method == "bisect"
+                else (grid_points + refine) * seeds)
+        on_start(len(values) * most)
     curves = []
     with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
         for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
