@@ -261,7 +261,7 @@ def calls(rule: Mechanism, side: np.ndarray, size: np.ndarray, entry: np.ndarray
           collateral: np.ndarray, price: np.ndarray) -> Calls:
     """``call`` of many positions at once, each on the market's depth (the probe books' calls
     of a block, ``market/probes.py``): the same steps on arrays, so the same numbers, bit for
-    bit (``tests/test_market_probes.py`` draws positions and compares them with ``call``)."""
+    bit (``tests/test_market_probe_calls.py`` draws positions and compares them with ``call``)."""
     closed = rule.closed_sizes(side, size, entry, collateral, price)
     closed = np.where(0.0 > closed, 0.0, closed)
     closed = np.where(size < closed, size, closed)

@@ -70,7 +70,7 @@ def partial_close_notionals(equity_value: np.ndarray, notional_value: np.ndarray
                             fee_rate: float, slippage_k: float) -> np.ndarray:
     """``partial_close_notional`` of many accounts on the linear depth curve (the probe books'
     calls of a block): the same operations in the same order, so the same numbers, with NaN
-    where it gives None (``tests/test_market_liquidity.py`` draws accounts and compares)."""
+    where it gives None (``tests/test_market_probe_calls.py`` draws accounts and compares)."""
     need = target * notional_value - equity_value
     gain = target - fee_rate
     discriminant = gain * gain - 4.0 * slippage_k * need
