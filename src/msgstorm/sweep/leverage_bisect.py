@@ -21,8 +21,8 @@ below one at a lower is a *reversal*, and the seed is counted and said (``revers
 bisected past: it is run at every leverage of the grid below its lowest run over budget (below
 its highest run when none is over), and counts over budget from its first leverage over (the
 envelope of the probe search; from its lowest run over on it is over whatever the runs above
-show), so the answer errs low, never high. A run with no share (failed) counts as over budget at its leverage and above
-(``unmeasured``).
+show), so the answer errs low, never high. A run with no share (failed) counts as over budget
+at its leverage and above (``unmeasured``).
 
 A seed's outcome at every leverage of the grid is then that of whole runs at each leverage on
 the same seed (``tests/test_sweep_leverage_bisect.py`` checks it), and the looks judge it as
