@@ -524,8 +524,8 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
     """The method a search uses, and a note saying why when it is not the one asked for.
 
     ``auto`` is ``probes`` when the probe books answer for every curve's market and its
-    accounts share no venue books (``books_shared``: there whole runs are exact and, most
-    seeds' critical leverage alike, cheaper), else ``bisect`` (whole runs, with the venue's own
+    accounts share no venue books (``books_shared``: there whole runs are exact and, the
+    seeds' critical leverages close together, cheaper), else ``bisect`` (whole runs, with the venue's own
     mechanism and accounting, each seed's critical leverage by bisection,
     ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
@@ -553,8 +553,8 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
                     f"the same seeds at every leverage (--method bisect): the accounts share "
                     f"{shared}{where}; the probe books keep each book's own (--method probes), but "
                     f"ride the accounts' liquidations at one leverage, where whole runs, bisected, "
-                    f"are exact and, most seeds' critical leverage alike, cost less (docs/cli.md, "
-                    f"Safe leverage)")
+                    f"are exact and, the seeds' critical leverages close together, cost less "
+                    f"(docs/cli.md, Safe leverage)")
     return "probes", None
 
 
