@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
-from test_market_probes import _GRID, EXAMPLES, _drawn_market
+from test_market_probes import _GRID, EXAMPLES, _drawn_market, _table
 
 from msgstorm import load_scenario, run
 from msgstorm.market.liquidation import Call, call, calls, mechanism_of
@@ -83,8 +82,7 @@ def test_partial_close_notionals_are_the_rule_account_by_account() -> None:
 
 def _probe_rows(sets: list[str], out: Path) -> list[dict[str, object]]:
     run(load_scenario(EXAMPLES / "venue-partial.toml", sets), out)
-    return [row for part in sorted((out / "history" / "probe_executions").glob("part-*.parquet"))
-            for row in pq.read_table(part).to_pylist()]
+    return _table(out, "probe_executions")
 
 
 @pytest.mark.parametrize("draw", [0, 1, 2, 3])

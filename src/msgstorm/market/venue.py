@@ -39,7 +39,7 @@ from msgstorm.rules.liquidation import adl_price_per_unit
 from msgstorm.rules.market import equity, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec
 
-__all__ = ["Entry", "Moves", "Venue", "moved_open"]
+__all__ = ["Entry", "Moves", "Venue", "fund_draw", "moved_open", "unrounded"]
 
 
 class Entry(NamedTuple):  # a tuple: a socialised loss makes one per account in profit
@@ -135,17 +135,15 @@ class Venue:
         shortfall = max(0.0, -done.collateral_after)
         if shortfall <= 0:
             return entries, 0.0
-        used = min(self.fund, shortfall)
+        used, left = fund_draw(self.fund, shortfall)
         self.fund -= used
         self.collateral[account] += used
         self._entry(entries, "insurance_used", account, used)
-        left = shortfall - used
         if left > 0 and self.spec.on_empty == "adl":
             left = self._deleverage(account, done, left, entries)
         elif left > 0 and self.spec.on_empty == "socialise":
             left = self._socialise(account, done.price, left, entries)
-        if left <= shortfall * 1e-12:
-            left = 0.0  # what the cover's sums leave of rounding
+        left = unrounded(left, shortfall)
         self.collateral[account] = 0.0  # covered, or the rest is the venue's bad debt
         self._entry(entries, "bad_debt", account, left)
         return entries, left
@@ -165,13 +163,12 @@ class Venue:
             held = fund + fee
             if whole and after < 0.0:  # a shortfall: the fund first
                 shortfall = -after
-                used = min(held, shortfall)
-                left = shortfall - used
+                used, left = fund_draw(held, shortfall)
                 if left > 0 and covers:
                     count = at
                     break
                 held -= used
-                bad[at] = 0.0 if left <= shortfall * 1e-12 else left
+                bad[at] = unrounded(left, shortfall)
             fund = held
         self.fund = fund
         booked = accounts[:count]
@@ -204,12 +201,10 @@ class Venue:
         shortfall = max(0.0, -done.collateral_after)
         if shortfall <= 0:
             return entries, 0.0
-        used = min(self.fund, shortfall)
+        used, left = fund_draw(self.fund, shortfall)
         self.fund -= used
         entries.rows.append((account, "insurance_used", used, size, collateral, self.fund))
-        left = shortfall - used
-        if left <= shortfall * 1e-12:
-            left = 0.0  # what the cover's sums leave of rounding
+        left = unrounded(left, shortfall)
         entries.rows.append((account, "bad_debt", left, size, collateral, self.fund))
         return entries, left
 
@@ -302,6 +297,20 @@ class Venue:
 
     def _entry(self, entries: Moves, kind: str, account: int, amount: float) -> None:
         entries.rows.append((account, kind, amount, float(self.size[account]), float(self.collateral[account]), self.fund))
+
+
+def fund_draw(fund: float, shortfall: float) -> tuple[float, float]:
+    """What the insurance fund pays of a ``shortfall`` (all it holds, at most the shortfall),
+    and what is left of it: the first cover of every book (``book``, ``book_lot``,
+    ``book_many``)."""
+    used = min(fund, shortfall)
+    return used, shortfall - used
+
+
+def unrounded(left: float, shortfall: float) -> float:
+    """What is left of a ``shortfall`` once covered, 0 where it is what the cover's sums leave
+    of rounding (at most 1e-12 of the shortfall)."""
+    return 0.0 if left <= shortfall * 1e-12 else left
 
 
 def moved_open(moves: Moves, account: int, closed: np.ndarray) -> list[int] | np.ndarray:
