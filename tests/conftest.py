@@ -68,7 +68,7 @@ SERIAL_FIXTURES = frozenset({"user_nats", "user_node", "anvil_ramp", "ray_cluste
 # Session (or module) fixtures that cost minutes: the tests that use one are one unit of work,
 # so one worker computes it once (two workers would compute it twice).
 SHARED_FIXTURES = ("readme_safe_leverage", "cold_runs")
-# This session's pytest config (``default_run`` finds pytest's temporary directory through it).
+# This session's pytest config (``shared_tables`` finds pytest's temporary directory through it).
 _SESSION: dict[str, Any] = {}
 # The key of pytest-xdist's worker input naming where a worker writes its serial tests' ids.
 _SERIAL_IDS = "msgstorm_serial_ids"
@@ -328,7 +328,7 @@ def example_run() -> Callable[..., RunResult]:
 
 def shared_run(scenario: Scenario) -> RunResult:
     """``run`` of a simulated ``scenario`` (its report too), made once a session for all its
-    pytest-xdist workers, as ``default_run`` makes its runs: in pytest's base temporary
+    pytest-xdist workers, as ``shared_tables`` makes its runs: in pytest's base temporary
     directory, keyed by the scenario's pickle, under a lock; a worker that finds it done (or
     being made) reads its history back and its analysis from the pickle written beside it."""
     import fcntl
@@ -637,27 +637,26 @@ def same_both_ways(scenario: Scenario) -> Tables:
     """Run ``scenario`` on the simulator's Python paths (``ShadowNetwork(reference=True)``)
     and on its compiled ones; assert equal histories, row for row, and the same end; return
     the reference's tables."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
-    compiled, t_compiled = default_run(scenario)
+    reference, t_reference = shared_tables(scenario, reference=True)
+    compiled, t_compiled = shared_tables(scenario)
     assert t_compiled == t_reference
     for table in reference:
         assert compiled[table] == reference[table], table
     return reference
 
 
-def default_run(scenario: Scenario) -> tuple[Tables, int]:
-    """``simulate_tables`` of ``scenario`` with every switch as a run has it (on): its
-    tables and end. Every module of ``same_both_ways`` compares its own switch off against
-    this same run (the reacting examples, the leader crash), so the session keeps each one
-    made, keyed by the scenario's pickle, in a directory every pytest-xdist worker shares
-    (pytest's base temporary directory), and a worker that finds it done, or being made
-    (a lock), reads it instead of running it again. A simulator run is deterministic: the
-    history read back is the one it would write again. Whether a small run takes the block
-    step's loop is part of the key (tests/test_sim_block_step.py has it always taken); a
-    test that changes the code the run takes in any other way calls ``simulate_tables``."""
+def shared_tables(scenario: Scenario, reference: bool = False) -> tuple[Tables, int]:
+    """``simulate_tables`` of ``scenario``, on its Python paths with ``reference`` and with
+    every switch as a run has it (on) without: its tables and end. Several modules compare
+    the same scenarios both ways (the reacting examples, the leader crash, with the block
+    step forced or not), so the session keeps each run made, keyed by the scenario's pickle
+    and the path, in a directory every pytest-xdist worker shares (pytest's base temporary
+    directory), and a worker that finds it done, or being made (a lock), reads it instead of
+    running it again. A simulator run is deterministic: the history read back is the one it
+    would write again. Whether a small run takes the block step's loop is part of a compiled
+    run's key (tests/test_sim_block_step.py has it always taken; the reference never takes
+    it); a test that changes the code the run takes in any other way calls
+    ``simulate_tables``."""
     import fcntl
     import hashlib
     import pickle
@@ -665,9 +664,10 @@ def default_run(scenario: Scenario) -> tuple[Tables, int]:
     from msgstorm.history import read_history
     from msgstorm.sim import warm
 
-    root = _session_shared_dir() / "default-runs"
+    root = _session_shared_dir() / "shared-runs"
     root.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(pickle.dumps((scenario, warm.uses_block_step(False)))).hexdigest()[:20]
+    path = "reference" if reference else warm.uses_block_step(False)
+    key = hashlib.sha256(pickle.dumps((scenario, path))).hexdigest()[:20]
     out, end = root / key, root / f"{key}.end"
     with (root / f"{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -675,7 +675,7 @@ def default_run(scenario: Scenario) -> tuple[Tables, int]:
             history = read_history(out)
             return {table: history.table(table).to_pydict() for table in SIM_TABLES}, int(end.read_text())
         shutil.rmtree(out, ignore_errors=True)  # what a run that failed half-way wrote
-        tables, t_end, _ = simulate_tables(scenario, out)
+        tables, t_end, _ = simulate_tables(scenario, out, reference=reference)
         end.write_text(str(t_end))
         return tables, t_end
 

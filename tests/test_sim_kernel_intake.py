@@ -5,9 +5,11 @@ validations and runs on to the next Python event that is not a service completio
 replays the intakes and the completions in time order. ``reference=True`` hands back
 each validation and keeps completions with the other Python events, the reference: from
 the same seed both must write the same history, row for row, and end at the same time —
-for the flash crash (with its leader crashing and the standby taking over), for every
-example with a market, front-runners or controllers (shortened), and for hypothesis-drawn
-small market scenarios with a crash, under each backpressure mode.
+for the flash crash (with its leader crashing and the standby taking over: its mempool is
+what the standby sequences), for every example with a market, front-runners or controllers
+(shortened), and for hypothesis-drawn small market scenarios with a crash, under each
+backpressure mode. The reference runs every part on its Python path (the standbys'
+mempools too), so these whole-run checks are written here once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from conftest import (
     example_scenario,
     market_scenarios,
     same_both_ways,
+    shared_tables,
     simulate_tables,
 )
 from hypothesis import HealthCheck, given, settings
@@ -63,10 +66,9 @@ def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPa
     """A deliberate mutation: intake that never reaches the sequencer must show."""
     scenario = example_scenario("flash-crash", ['run.duration="2s"', 'run.drain="1s"'])
     with tempfile.TemporaryDirectory() as tmp:
-        reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
         monkeypatch.setattr(LoggedIntake, "replay", lambda self, t_limit, inclusive: 0)
         lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost")
-    assert lost["messages"] != reference["messages"]
+    assert lost["messages"] != shared_tables(scenario, reference=True)[0]["messages"]
 
 
 def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +85,7 @@ def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(LoggedIntake, "before_event", counted)
     with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", reference=True)
+        reference, t_reference = shared_tables(scenario, reference=True)
         logged, t_logged, _ = simulate_tables(scenario, Path(tmp) / "logged")
         assert (logged, t_logged) == (reference, t_reference)
         assert sum(ahead) > len(ahead) / 2, (sum(ahead), len(ahead))
