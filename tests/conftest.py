@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from msgstorm.runner import RunResult
     from msgstorm.sim.gossip import GossipState
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 pytest_plugins = ["pytester"]  # tests/test_conftest.py runs pytest on small test files
 
@@ -678,6 +679,35 @@ def shared_tables(scenario: Scenario, reference: bool = False) -> tuple[Tables, 
         tables, t_end, _ = simulate_tables(scenario, out, reference=reference)
         end.write_text(str(t_end))
         return tables, t_end
+
+
+def mypy_on(snippet: Path) -> tuple[list[str], str, int]:
+    """mypy, strict under this tree's pyproject, on ``snippet`` (a module that imports
+    msgstorm from this tree's sources, installed or not): its error lines, its whole output
+    and its exit status. The msgstorm modules the snippet follows into are checked once a
+    session: every call shares one incremental cache in the directory the session's
+    pytest-xdist workers share, one call at a time (a lock), and reads what an earlier call
+    checked from it instead of checking it again."""
+    import fcntl
+
+    from mypy import api
+
+    source = ROOT / "src"
+    cache = _session_shared_dir() / "mypy-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("MYPYPATH")
+    with (cache.parent / "mypy-cache.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.environ["MYPYPATH"] = str(source)
+        try:
+            out, _, status = api.run([str(snippet), "--strict", "--follow-imports=silent", "--cache-dir", str(cache),
+                                      "--python-version", "3.11", "--config-file", str(ROOT / "pyproject.toml")])
+        finally:
+            if before is None:
+                os.environ.pop("MYPYPATH", None)
+            else:
+                os.environ["MYPYPATH"] = before
+    return [line for line in out.splitlines() if ": error:" in line], out, status
 
 
 def _session_shared_dir() -> Path:

@@ -141,13 +141,11 @@ def test_live_status_codes_name_the_history_s_statuses() -> None:
 
 
 @pytest.mark.slow
-def test_mypy_checks_what_a_report_reads_of_a_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mypy_checks_what_a_report_reads_of_a_section(tmp_path: Path) -> None:
     """Reports read typed fields: a misspelt field or a section used as the wrong type is a
     mypy error, where a string key read with ``.get`` gave None and showed nothing."""
-    from mypy import api
+    from conftest import mypy_on
 
-    source = Path(__file__).resolve().parent.parent / "src"
-    monkeypatch.setenv("MYPYPATH", str(source))  # this tree's sources, installed or not
     snippet = tmp_path / "reader.py"
     snippet.write_text(
         "from msgstorm.analysis.summary_model import Summary\n"
@@ -164,10 +162,7 @@ def test_mypy_checks_what_a_report_reads_of_a_section(tmp_path: Path, monkeypatc
         "def wrong_type(summary: Summary) -> str:\n"
         "    return summary.messages.committed\n"
     )
-    out, _, status = api.run([str(snippet), "--strict", "--follow-imports=silent", "--no-incremental",
-                              "--cache-dir", str(tmp_path / "cache"), "--python-version", "3.11",
-                              "--config-file", str(source.parent / "pyproject.toml")])
-    errors = [line for line in out.splitlines() if ": error:" in line]
+    errors, out, status = mypy_on(snippet)
     assert status == 1
     assert any('reader.py:9: error: "Queue" has no attribute "max_dpeth"' in line for line in errors), out
     assert any("reader.py:13: error: Incompatible return value type" in line for line in errors), out

@@ -392,13 +392,11 @@ def test_a_run_without_an_optional_section_compares_with_it_absent(tmp_path) -> 
 
 
 @pytest.mark.slow
-def test_mypy_checks_the_field_a_metric_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mypy_checks_the_field_a_metric_reads(tmp_path: Path) -> None:
     """A metric reads a typed field: a misspelt one is a mypy error, where a misspelt path
     of string keys gave None and its row silently went missing from the comparison."""
-    from mypy import api
+    from conftest import mypy_on
 
-    source = Path(__file__).resolve().parent.parent / "src"
-    monkeypatch.setenv("MYPYPATH", str(source))
     snippet = tmp_path / "metrics.py"
     snippet.write_text(
         "from msgstorm.report.compare import Metric, _within\n"
@@ -407,10 +405,7 @@ def test_mypy_checks_the_field_a_metric_reads(tmp_path: Path, monkeypatch: pytes
         'misspelt = Metric("bad debt", _within(lambda s: s.market, lambda m: m.bad_debt.absolut))\n'
         'unguarded = Metric("bad debt", lambda s: s.market.bad_debt.absolute)\n'
     )
-    out, _, status = api.run([str(snippet), "--strict", "--follow-imports=silent", "--no-incremental",
-                              "--cache-dir", str(tmp_path / "cache"), "--python-version", "3.11",
-                              "--config-file", str(source.parent / "pyproject.toml")])
-    errors = [line for line in out.splitlines() if ": error:" in line]
+    errors, out, status = mypy_on(snippet)
     assert status == 1
     assert any('metrics.py:4: error: "BadDebt" has no attribute "absolut"' in line for line in errors), out
     assert any('metrics.py:5: error: Item "None" of "Market | None" has no attribute "bad_debt"' in line
