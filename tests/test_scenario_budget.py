@@ -217,11 +217,13 @@ def test_the_wall_time_estimate_is_within_a_fifth_and_three_times_of_the_run(tmp
                                                                      sets: list[str]) -> None:
     """Two differently sized runs (12 nodes and 30,000 messages; 6,000 nodes and about 19
     blocks), each in a fresh process as a user starts it. The factor is wide: the estimate is
-    for the machine of docs/performance.md, and a shared machine drifts (1.0-2.1 times the
-    estimate under a load average of 5 on its 2 cores)."""
+    for the machine of docs/performance.md, and another machine drifts. The run is measured
+    by the CPU it used (its process and theirs), not by the wall clock: a run on a loaded
+    machine took 3.4 times its estimate on the wall clock (29.3 s for 8.5 s, two other jobs
+    beside it on two cores) for the same work."""
+    import resource
     import subprocess
     import sys
-    import time
 
     path = EXAMPLES / f"{example}.toml"
     estimate = estimate_work(msgstorm.load_scenario(path, sets)).wall_s
@@ -229,9 +231,14 @@ def test_the_wall_time_estimate_is_within_a_fifth_and_three_times_of_the_run(tmp
     # The estimate is for a warm compiled-code cache (docs/performance.md): a first run in a
     # fresh clone compiles first (15.6 s for the quickstart's 3 s in one), so one run warms it.
     subprocess.run([*command, "--out", str(tmp_path / "warm")], capture_output=True, check=False)
-    began = time.perf_counter()
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    began = children_cpu()
     done = subprocess.run([*command, "--out", str(tmp_path / "r")], capture_output=True, text=True, check=False)
-    measured = time.perf_counter() - began
+    measured = children_cpu() - began
     assert done.returncode in (0, 1), done.stderr
     # Past three times the estimate a run would be refused too late; below a fifth it is
     # refused too soon (a quiet machine ran the 6,000-node case in a third of its estimate).
