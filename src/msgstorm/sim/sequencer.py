@@ -43,6 +43,7 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
+from msgstorm.sim import seq_core
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.block_packing import BlockFill
@@ -69,6 +70,9 @@ from msgstorm.sim.state import (
 )
 
 __all__ = ["Gate", "Sequencer"]
+
+# The core's rule (``sim/seq_core.py``), uncompiled: the compiled loops inline the same one.
+_serves_at_once = seq_core.serves_at_once.py_func
 
 
 @runtime_checkable
@@ -214,7 +218,7 @@ class Sequencer:
             decision = self.backpressure.admit(kind, record[FEE], self.depth)
         if decision == ADMIT:
             shared = self.shared
-            if not self.depth and shared.busy < shared.slots and self.serve_when_idle:
+            if _serves_at_once(self.depth, shared.busy, shared.slots, self.serve_when_idle):
                 # An idle server and an empty queue: any work-conserving policy would
                 # hand this message over at once, so skip the push and pop.
                 self._serve(t, m, shared)
