@@ -2,9 +2,9 @@
 
 Place in the pipeline: inside the simulator, under the compiled one-node loop
 (``sim/solo_loop.py``), the block step's loop (``sim/block_step_loop.py``) and the array
-queue (``sim/array_queue.py``); the Python ``Sequencer``'s backpressure
-(``sim/backpressure.py``) runs the same functions uncompiled (``py_func``), so a rule here
-is the one statement of it every path follows:
+queue (``sim/array_queue.py``); the Python ``Sequencer`` (its hand-over to an idle worker)
+and its backpressure (``sim/backpressure.py``) run the same functions uncompiled
+(``py_func``), so a rule here is the one statement of it every path follows:
 
 - ``heap_push`` / ``heap_pop``: the binary heap ordered by ``(key, tie)`` that holds the
   events, the pending service completions and the fee-ordered queue. A payload moves with
