@@ -107,12 +107,16 @@ class Sampler:
     def __call__(self) -> int:
         if self.constant is not None:
             return self.constant
+        if self.index >= len(self.buffer):
+            self.refill()
         index = self.index
-        if index >= len(self.buffer):
-            self.buffer = self.draw_block().tolist()
-            index = 0
         self.index = index + 1
         return self.buffer[index]
+
+    def refill(self) -> None:
+        """The next block of draws into ``buffer``, read from its start."""
+        self.buffer = self.draw_block().tolist()
+        self.index = 0
 
     def draw_block(self, blocks: int = 1) -> np.ndarray:
         """The next ``blocks`` blocks of draws as int64, exactly as refills of ``buffer`` take

@@ -98,8 +98,7 @@ class BlockStep:
         self.p[loop.P_SERVE_IDLE] = sequencer.serve_when_idle
         self.p[loop.P_REJECT] = sequencer.priced and bp.priced_out() == REJECT
         self.p[loop.P_ADMITS_ALL] = sequencer.admits_all
-        constant = sequencer.service.constant
-        self.p[loop.P_SVC_CONST] = -1 if constant is None else constant
+        self.p[loop.P_SVC_CONST] = sequencer.service_constant
         # A mode that only drops (``DropRule``): its tables; it engages and releases in the loop.
         self.drops = bp if isinstance(bp, DroppingMode) else None
         rule = None if self.drops is None else self.drops.rule

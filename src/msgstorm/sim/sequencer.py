@@ -71,8 +71,9 @@ from msgstorm.sim.state import (
 
 __all__ = ["Gate", "Sequencer"]
 
-# The core's rule (``sim/seq_core.py``), uncompiled: the compiled loops inline the same one.
+# The core's rules (``sim/seq_core.py``), uncompiled: the compiled loops inline the same ones.
 _serves_at_once = seq_core.serves_at_once.py_func
+_service_time = seq_core.service_time.py_func
 
 
 @runtime_checkable
@@ -111,6 +112,8 @@ class Sequencer:
         # (``when_sequenced``); empty on most runs, and the hot path checks that first.
         self.told: dict[int, Callable[[int, int], None]] = {}
         self.service = service
+        # The core's form of a constant service time (``seq_core.service_time``): -1 for none.
+        self.service_constant = -1 if service.constant is None else service.constant
         self.release = release
         self.lane = Lane(ctx.scenario.sequencer.lane) if lane is None else lane
         lane_workers = self.lane.workers
@@ -329,13 +332,10 @@ class Sequencer:
         pool.busy += 1
         self.in_service.add(m)
         service = self.service
-        if service.constant is not None:
-            duration = service.constant
-        elif service.index < len(service.buffer):  # Sampler.__call__ inlined
-            duration = service.buffer[service.index]
-            service.index += 1
-        else:
-            duration = service()
+        constant = self.service_constant
+        if constant < 0 and service.index >= len(service.buffer):
+            service.refill()
+        duration, service.index = _service_time(service.buffer, service.index, constant)
         heappush(self.service_heap, (t + duration, next(ctx.events.eid), self.service_done, m, ctx.cluster.epoch,
                                      pool.index, 0))
 
