@@ -150,10 +150,11 @@ def test_the_step_stands_aside_where_its_loop_would_differ() -> None:
 def test_losing_what_the_loop_logged_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberate mutation: the loop's log never written back must show."""
     scenario = example_scenario("black-thursday", ['run.duration="3s"', 'run.drain="1s"'])
+    reference = shared_tables(scenario, reference=True)[0]  # made before the mutation
     with tempfile.TemporaryDirectory() as tmp:
         monkeypatch.setattr(BlockStep, "_write_back", lambda self, logged: None)
         lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost")
-    assert lost["messages"] != shared_tables(scenario, reference=True)[0]["messages"]
+    assert lost["messages"] != reference["messages"]
 
 
 # The modes the step takes: every arrival admitted, the EIP-1559 price rule, or dropping by

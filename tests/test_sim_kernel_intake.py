@@ -65,10 +65,11 @@ def test_the_flash_crash_sequences_the_same_with_a_failover() -> None:
 def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberate mutation: intake that never reaches the sequencer must show."""
     scenario = example_scenario("flash-crash", ['run.duration="2s"', 'run.drain="1s"'])
+    reference = shared_tables(scenario, reference=True)[0]  # made before the mutation
     with tempfile.TemporaryDirectory() as tmp:
         monkeypatch.setattr(LoggedIntake, "replay", lambda self, t_limit, inclusive: 0)
         lost, _, _ = simulate_tables(scenario, Path(tmp) / "lost")
-    assert lost["messages"] != shared_tables(scenario, reference=True)[0]["messages"]
+    assert lost["messages"] != reference["messages"]
 
 
 def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,9 +84,9 @@ def test_events_that_only_send_run_ahead_of_the_replay(monkeypatch: pytest.Monke
         ahead.append(allowed and event[2] in self.ahead)
         return before_event(self, event, allowed)
 
+    reference, t_reference = shared_tables(scenario, reference=True)  # made before the counting
     monkeypatch.setattr(LoggedIntake, "before_event", counted)
     with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference = shared_tables(scenario, reference=True)
         logged, t_logged, _ = simulate_tables(scenario, Path(tmp) / "logged")
         assert (logged, t_logged) == (reference, t_reference)
         assert sum(ahead) > len(ahead) / 2, (sum(ahead), len(ahead))
