@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import four_validators
+from sim_runs import four_validators
 from test_crosschain import REORG
 from test_crosschain import _table as page_table
 from test_docs import table_rows, terminal_lines

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sim_runs import simulate_tables
 
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.network import RELAY_PROTOCOLS
 from msgstorm.scenario.sample_load import RHO_CAP, derating, download_copies, upload_copies
-from tests.conftest import simulate_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "examples" / "bitcoin.toml"

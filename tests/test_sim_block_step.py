@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 import tomli_w
-from conftest import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sim_runs import (
     LEADER_CRASH,
     REACTING_EXAMPLES,
     built_network,
@@ -31,8 +33,6 @@ from conftest import (
     shared_tables,
     simulate_tables,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import delivered_when_quiet, deliveries_by_message, eight_nodes, gossip_on
+from sim_runs import delivered_when_quiet, deliveries_by_message, eight_nodes, gossip_on
 
 from msgstorm.analysis._common import events_of
 from msgstorm.analysis.safety import dishonest_nodes

@@ -231,7 +231,7 @@ def test_censoring_producers_leave_the_censored_kind_out_and_say_which(scenario_
     """Two of four validators censor orders: no order commits in a block of theirs, each of
     their blocks lists the orders it held and left out (orders only), and the victims' rate is
     the share of orders some such block left out."""
-    from conftest import four_validators
+    from sim_runs import four_validators
 
     from msgstorm.analysis._common import events_of
     from msgstorm.analysis.byzantine import censorship_by_victim

@@ -8,7 +8,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 import pytest
-from conftest import deliveries_by_message, eight_nodes
+from sim_runs import deliveries_by_message, eight_nodes
 
 from msgstorm.analysis.safety import dishonest_nodes
 from msgstorm.analysis.summary import analyse

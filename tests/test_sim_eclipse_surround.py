@@ -6,7 +6,7 @@ hand, and through a scenario the target's arrivals are checked against the attac
 from __future__ import annotations
 
 import pytest
-from conftest import delivered_when_quiet, deliveries_by_message, eight_nodes, gossip_on
+from sim_runs import delivered_when_quiet, deliveries_by_message, eight_nodes, gossip_on
 
 from msgstorm.analysis.safety import dishonest_nodes
 from msgstorm.analysis.summary import analyse

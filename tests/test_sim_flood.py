@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from conftest import delivered_when_quiet, eight_nodes, gossip_on
+from sim_runs import delivered_when_quiet, eight_nodes, gossip_on
 
 from msgstorm.analysis.summary import analyse
 from msgstorm.history import read_history

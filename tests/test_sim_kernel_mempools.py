@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tomli_w
-from conftest import (
+from hypothesis import HealthCheck, given, settings
+from sim_runs import (
     LEADER_CRASH,
     Tables,
     example_scenario,
@@ -31,7 +32,6 @@ from conftest import (
     shared_tables,
     simulate_tables,
 )
-from hypothesis import HealthCheck, given, settings
 
 from msgstorm.history import HistoryWriter
 from msgstorm.history.events import EventKind

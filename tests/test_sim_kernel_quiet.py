@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 import tomli_w
-from conftest import EXAMPLES, Tables, simulate_tables
+from conftest import EXAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sim_runs import Tables, simulate_tables
 
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario

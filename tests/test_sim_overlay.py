@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pyarrow.compute as pc
-from conftest import gossip_on
+from sim_runs import gossip_on
 
 from msgstorm.scenario import parse_scenario
 from msgstorm.sim.kernel import N_CPU

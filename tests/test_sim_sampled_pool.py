@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sim_runs import simulate_tables
 
 import msgstorm
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.sim.sampled_pool import SampledPool
 from msgstorm.sim.state import LOST, NULL, PENDING, T_RECEIVED, WHERE
 from msgstorm.traffic.generate import MessageBatch
-from tests.conftest import simulate_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "examples" / "bitcoin.toml"

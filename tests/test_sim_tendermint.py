@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import four_tendermint
+from sim_runs import four_tendermint
 
 from msgstorm.analysis.consensus import consensus_marks
 from msgstorm.history import read_history

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import four_tendermint
+from sim_runs import four_tendermint
 
 from msgstorm.analysis.summary import analyse
 from msgstorm.history import read_history

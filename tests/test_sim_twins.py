@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from conftest import four_validators
+from sim_runs import four_validators
 
 from msgstorm.analysis._common import events_of
 from msgstorm.analysis.safety import conflicts, dishonest_nodes

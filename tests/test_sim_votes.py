@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from conftest import four_validators
+from sim_runs import four_validators
 
 from msgstorm.analysis.safety import conflicts, dishonest_nodes, finality_stall
 from msgstorm.history import read_history

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from conftest import four_validators
+from sim_runs import four_validators
 
 from msgstorm.analysis.summary import analyse
 from msgstorm.history import read_history

@@ -44,14 +44,14 @@ the price alone, ``Mechanism.alone``: ``whole``, ``partial``, ``close_factor``),
 liquidation is the venue's own ``call`` (``market/liquidation.py``), in block order, booked by
 the book's own ``Venue`` (``market/venue.py``) over the book's probes, as the reactor's over
 the accounts (a block's calls of a book many at once, ``calls`` and ``Venue.book_many``, as
-far as each touches only its own probe): each book is every account at its leverage, so its insurance fund,
-deleveraging and socialised losses are those of a whole run at that leverage. A call that
-leaves a probe open, or the books' moving others (``venue.moved_open``), gives them new lines,
-which every keeper looks at again at its next price (a lending market's keeper at once, while
-the probe stays past it); a call that closes nothing is recovered. Each call is a row with the
-probe's size and collateral after it, and at the end a row gives the state of each probe the
-books moved by another's call (``finish``); the analysis marks the probes left open at the
-horizon from their last row.
+far as each touches only its own probe): each book is every account at its leverage, so its
+insurance fund, deleveraging and socialised losses are those of a whole run at that leverage.
+A call that leaves a probe open, or the books' moving others (``venue.moved_open``), gives them
+new lines, which every keeper looks at again at its next price (a lending market's keeper at
+once, while the probe stays past it); a call that closes nothing is recovered. Each call is a
+row with the probe's size and collateral after it, and at the end a row gives the state of each
+probe the books moved by another's call (``finish``); the analysis marks the probes left open
+at the horizon from their last row.
 """
 
 from __future__ import annotations

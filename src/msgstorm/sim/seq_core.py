@@ -174,7 +174,8 @@ def serves_at_once(depth: int, busy: int, slots: int, serve_idle: bool) -> bool:
 
 
 @nb.njit(cache=True, inline="always")
-def service_time(service: np.ndarray | list[int], service_i: int, constant: int) -> tuple[int, int]:
+def service_time(service: np.ndarray | list[int], service_i: int,
+                 constant: int) -> tuple[int, int]:
     """A service's duration: ``constant`` when it is one (>= 0), else the next drawn time;
     ``(duration, service_i)`` after."""
     if constant >= 0:

@@ -525,8 +525,8 @@ def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | N
 
     ``auto`` is ``probes`` when the probe books answer for every curve's market and its
     accounts share no venue books (``books_shared``: there whole runs are exact and, the
-    seeds' critical leverages close together, cheaper), else ``bisect`` (whole runs, with the venue's own
-    mechanism and accounting, each seed's critical leverage by bisection,
+    seeds' critical leverages close together, cheaper), else ``bisect`` (whole runs, with the
+    venue's own mechanism and accounting, each seed's critical leverage by bisection,
     ``sweep/leverage_bisect.py``);
     ``probes`` asked for a market they cannot answer for is refused, naming what."""
     if method not in METHODS:
@@ -627,7 +627,8 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
         # most (a reversed seed); the runs method's grid and refinements at every seed.
         last = looks(confidence)[-1].seeds
         capped = last if max_runs is None else min(last, max_runs)
-        most = (capped + PILOT_SEEDS if method == "probes" else capped * len(grid) if method == "bisect"
+        most = (capped + PILOT_SEEDS if method == "probes"
+                else capped * len(grid) if method == "bisect"
                 else (grid_points + refine) * seeds)
         on_start(len(values) * most)
     curves = []
