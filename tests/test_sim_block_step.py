@@ -37,9 +37,9 @@ from sim_runs import (
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim import warm
-from msgstorm.sim.array_queue import ArrayQueue
 from msgstorm.sim.block_step import BlockStep
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
+from msgstorm.sim.seq_core import ArrayQueue
 
 CASES = int(os.environ.get("MSGSTORM_BLOCK_STEP_CASES", "10"))
 SHORT = ['run.duration="6s"', 'run.drain="3s"']

@@ -1,10 +1,10 @@
 """The sequencer core's rules (``sim/seq_core.py``) against a small model of a sequencer.
 
 The core's compiled steps are driven here as the one-node loop and the block step drive
-them (an arrival: the depth rule, the hand-over to an idle worker or the queue, idle workers
-taking from the queue, the engage/release state; a completion: a worker freed takes the
-next), on hypothesis-drawn arrivals, kinds, fees, workers, drop tables, thresholds, queue
-orders and service times. The model states each rule in plain Python with ``heapq``; both
+them (an arrival: the depth rule, the price rule, the hand-over to an idle worker or the
+queue; idle workers taking from the queue, the engage/release state; a completion: a worker
+freed takes the next), on hypothesis-drawn arrivals, kinds, fees, base fees, workers, drop
+tables, thresholds, queue orders and service times. The model states each rule in plain Python with ``heapq``; both
 must give the same trace of drops, services, completions and state changes, step for step.
 Python's backpressure modes, which run the same rules uncompiled, are held to the model too,
 and ``covers``, which every compiled path's gate asks, to the sequencers the core serves.
@@ -28,12 +28,16 @@ from msgstorm.sim.backpressure import ADMIT, DROP, DroppingMode, DropRule, make_
 from msgstorm.sim.lane import Lane
 from msgstorm.sim.policies import Ordering
 from msgstorm.sim.seq_core import (
+    ARRIVE_DROPPED,
+    ARRIVE_PRICED_OUT,
+    ARRIVE_SERVED,
+    ArrayQueue,
+    arrive,
     covers,
-    drops,
     engaged_after,
     heap_pop,
     heap_push,
-    serves_at_once,
+    queue_pop,
     service_time,
 )
 
@@ -52,6 +56,7 @@ class Case:
     protected: list[bool]
     engage_at: int
     by_fee: bool
+    base_fee: float  # an arrival under it is priced out
     serve_idle: bool
     service_constant: int  # -1: the drawn times
     service: list[int]
@@ -67,6 +72,7 @@ CASES = st.builds(
     protected=st.lists(st.booleans(), min_size=KINDS, max_size=KINDS),
     engage_at=st.integers(1, 12),
     by_fee=st.booleans(),
+    base_fee=st.sampled_from([0.0, 0.0, 1.0, 2.0]),
     serve_idle=st.booleans(),
     service_constant=st.sampled_from([-1, -1, 0, 3, 7]),
     service=st.lists(st.integers(0, 12), min_size=80, max_size=80),
@@ -80,9 +86,9 @@ def _core(case: Case) -> Trace:
     protected = np.array(case.protected, np.uint8)
     service = np.array(case.service, np.int64)
     done_t, done_eid, done_m = (np.zeros(n, np.int64) for _ in range(3))
-    keys, fees = np.zeros(n, np.float64), np.zeros(n, np.float64)
-    ties, msgs = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    state = {"cn": 0, "depth": 0, "busy": 0, "engaged": 0, "svc_i": 0, "eid": 0, "arrivals": 0}
+    keys, ties, msgs, fees, qs, run, run_fees = ArrayQueue("fee" if case.by_fee else "arrival",
+                                                           capacity=n).arrays()
+    state = {"cn": 0, "depth": 0, "busy": 0, "engaged": 0, "svc_i": 0, "eid": 0}
     trace: Trace = []
 
     def serve(t: int, m: int) -> None:
@@ -102,8 +108,7 @@ def _core(case: Case) -> Trace:
 
     def take(t: int) -> None:
         while state["busy"] < case.workers and state["depth"]:
-            m = int(msgs[0])
-            heap_pop(keys, ties, (msgs, fees), state["depth"])
+            m, _ = queue_pop(keys, ties, msgs, fees, qs, run, run_fees, case.by_fee)
             state["depth"] -= 1
             serve(t, m)
         depth_changed(t)
@@ -122,17 +127,17 @@ def _core(case: Case) -> Trace:
         t += gap
         while state["cn"] and done_t[0] <= t:
             complete()
-        kind, depth = case.kinds[m], state["depth"]
-        if drops(limit, protected, kind, depth):
+        fee = case.fees[m]
+        came = arrive(keys, ties, msgs, fees, qs, case.by_fee, True, limit, protected,
+                      case.kinds[m], fee >= case.base_fee, state["depth"], state["busy"],
+                      case.workers, case.serve_idle, m, fee)
+        if came == ARRIVE_DROPPED:
             trace.append(("drop", m, t))
-        elif serves_at_once(depth, state["busy"], case.workers, case.serve_idle):
+        elif came == ARRIVE_PRICED_OUT:
+            trace.append(("priced out", m, t))
+        elif came == ARRIVE_SERVED:
             serve(t, m)
         else:
-            fee = case.fees[m]
-            state["arrivals"] += 1
-            key = -fee if case.by_fee else 0.0
-            slot = heap_push(keys, ties, (msgs, fees), depth, key, state["arrivals"])
-            msgs[slot], fees[slot] = m, fee
             state["depth"] += 1
             if state["busy"] < case.workers:
                 take(t)
@@ -141,6 +146,19 @@ def _core(case: Case) -> Trace:
     while state["cn"]:
         complete()
     return trace
+
+
+def _comes_to(case: Case, m: int, depth: int, busy: int) -> str:
+    """What arrival ``m`` comes to, plainly: dropped at its kind's limit (unless protected),
+    priced out under the base fee, served by an idle worker when none waits, or queued."""
+    kind = case.kinds[m]
+    if not case.protected[kind] and depth >= case.limit[kind]:
+        return "drop"
+    if case.fees[m] < case.base_fee:
+        return "priced out"
+    if not depth and busy < case.workers and case.serve_idle:
+        return "serve"
+    return "queue"
 
 
 def _model(case: Case) -> Trace:
@@ -187,10 +205,10 @@ def _model(case: Case) -> Trace:
         t += gap
         while done and done[0][0] <= t:
             complete()
-        kind = case.kinds[m]
-        if not case.protected[kind] and len(queue) >= case.limit[kind]:
-            trace.append(("drop", m, t))
-        elif not queue and busy < case.workers and case.serve_idle:
+        came = _comes_to(case, m, len(queue), busy)
+        if came in ("drop", "priced out"):
+            trace.append((came, m, t))
+        elif came == "serve":
             serve(t, m)
         else:
             heapq.heappush(queue, (-case.fees[m] if case.by_fee else 0.0, m, m))
@@ -215,7 +233,7 @@ def test_the_model_drops_serves_and_engages_where_worked_by_hand() -> None:
     # engaged); 3 and 4 are dropped; at 10, 1 is served (depth 1: released); 2 at 20.
     case = Case(gaps=[0, 1, 1, 1, 1], kinds=[0] * 40, fees=[1.0] * 40, workers=1,
                 limit=[2, 2, 2], protected=[False] * 3, engage_at=2, by_fee=False,
-                serve_idle=True, service_constant=10, service=[0] * 80)
+                base_fee=0.0, serve_idle=True, service_constant=10, service=[0] * 80)
     expected = [("serve", 0, 0), ("state", 1, 2), ("drop", 3, 3), ("drop", 4, 4),
                 ("done", 0, 10), ("serve", 1, 10), ("state", 0, 1), ("done", 1, 20),
                 ("serve", 2, 20), ("done", 2, 30)]

@@ -34,11 +34,10 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.jit import direct_call
 from msgstorm.sim import block_step_loop as loop
-from msgstorm.sim.array_queue import ArrayQueue, replaces
 from msgstorm.sim.backpressure import REJECT, DroppingMode, FeeEscalation
 from msgstorm.sim.context import Event, SimContext
 from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
-from msgstorm.sim.seq_core import covers
+from msgstorm.sim.seq_core import ArrayQueue, covers, replaces
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     DROPPED,

@@ -21,13 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
-from msgstorm.sim.array_queue import queue_pop, queue_push
 from msgstorm.sim.seq_core import (
-    drops,
+    ARRIVE_DROPPED,
+    ARRIVE_PRICED_OUT,
+    ARRIVE_SERVED,
+    arrive,
     engaged_after,
     heap_pop,
     heap_push,
-    serves_at_once,
+    queue_pop,
     service_time,
 )
 
@@ -205,16 +207,20 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                 continue
             m = rows[1, i]
             fee = fees[i]
-            if by_depth and drops(limits, protected, kinds[i], depth):
+            came = arrive(keys, ties, msgs, qfees, qs, fee_ordered, by_depth, limits, protected,
+                          kinds[i], admits_all or by_depth or fee >= base_fee, depth, busy, slots,
+                          serve_idle, m, fee)
+            if came == ARRIVE_DROPPED:
                 logged = _log(log, logged, LOG_DROP, m, t, 0, 0)
-                continue
-            if admits_all or by_depth or fee >= base_fee:
-                if serves_at_once(depth, busy, slots, serve_idle):
-                    # An idle server and an empty queue: served at once.
-                    busy += 1
-                    svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, t, eid, m, epoch)
-                    continue
-                queue_push(keys, ties, msgs, qfees, qs, fee_ordered, m, fee)
+            elif came == ARRIVE_PRICED_OUT:
+                if reject:
+                    logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
+                else:
+                    logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, t)
+            elif came == ARRIVE_SERVED:
+                busy += 1
+                svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, t, eid, m, epoch)
+            else:  # queued
                 depth += 1
                 if busy < slots:
                     take_at = t
@@ -223,14 +229,10 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                         depth_max = depth
                     if by_depth:
                         engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, t)
-            elif reject:
-                logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
-            else:
-                logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, t)
         if take_at < 0:
             continue
         while busy < slots and depth:  # ``Sequencer._take``
-            m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
+            m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, fee_ordered)
             depth -= 1
             if priced and not fee >= base_fee:  # ``Sequencer._priced_out``
                 if reject:
@@ -239,7 +241,7 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                     logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, take_at)
                 if fee_ordered:  # ``Sequencer._price_out_rest``: the rest in pop order
                     while depth:
-                        m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees)
+                        m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, fee_ordered)
                         depth -= 1
                         if reject:
                             logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)

@@ -1,14 +1,19 @@
 """The sequencer's queueing rules, each written once, as compiled steps over arrays.
 
 Place in the pipeline: inside the simulator, under the compiled one-node loop
-(``sim/solo_loop.py``), the block step's loop (``sim/block_step_loop.py``) and the array
-queue (``sim/array_queue.py``); the Python ``Sequencer`` (its hand-over to an idle worker)
-and its backpressure (``sim/backpressure.py``) run the same functions uncompiled
-(``py_func``), so a rule here is the one statement of it every path follows:
+(``sim/solo_loop.py``) and the block step's loop (``sim/block_step_loop.py``), which keep
+their queue in the one layout here (``ArrayQueue``'s arrays) and take arrivals and the next
+message by the same steps; the Python ``Sequencer`` (its hand-over to an idle worker) and
+its backpressure (``sim/backpressure.py``) run the same functions uncompiled (``py_func``),
+so a rule here is the one statement of it every path follows:
 
 - ``heap_push`` / ``heap_pop``: the binary heap ordered by ``(key, tie)`` that holds the
   events, the pending service completions and the fee-ordered queue. A payload moves with
   each entry: one array, the rows of a 2-D array, or a pair of arrays (``_move``).
+- ``queue_push`` / ``queue_pop``: the queue in arrival order (a FIFO ring) or highest fee
+  first (the heap on minus the fee, then arrival), with a run given in order beside it.
+- ``arrive``: what an arrival comes to, in ``Sequencer.intake``'s order: dropped by depth,
+  turned away by the price rule, handed to an idle worker, or queued.
 - ``drops``: an arrival dropped by the queue's depth (the ``DropRule`` tables).
 - ``engaged_after``: a dropping mode engaging at a depth and releasing below
   ``HYSTERESIS`` of it.
@@ -30,18 +35,21 @@ import numpy as np
 from numba.core import types
 from numba.core.extending import overload
 
-from msgstorm.jit import nb
+from msgstorm.jit import borrowing, nb
 
 if TYPE_CHECKING:
     from msgstorm.sim.sequencer import Sequencer
 
-__all__ = ["COVERS", "HYSTERESIS", "covers", "drops", "engaged_after", "heap_pop", "heap_push",
+__all__ = ["ARRIVE_DROPPED", "ARRIVE_PRICED_OUT", "ARRIVE_QUEUED", "ARRIVE_SERVED", "COVERS",
+           "HYSTERESIS", "ArrayQueue", "arrive", "covers", "doubled_ring", "drops",
+           "engaged_after", "heap_pop", "heap_push", "queue_pop", "queue_push", "replaces",
            "serves_at_once", "service_time"]
 
 # What the compiled steps state, by rule: the Python sequencer keeps the rest (lanes, a
 # controller's gate, diversions, hooks of a policy, suspend/resume, the fee waiting list).
-COVERS = ("the (key, tie) heap", "drop by depth", "engage/release with hysteresis",
-          "idle worker, empty queue: serve at once", "service draw")
+COVERS = ("the (key, tie) heap", "the queue in arrival or fee order", "drop by depth",
+          "engage/release with hysteresis", "idle worker, empty queue: serve at once",
+          "service draw")
 
 
 def covers(sequencer: Sequencer) -> bool:
@@ -181,3 +189,221 @@ def service_time(service: np.ndarray | list[int], service_i: int,
     if constant >= 0:
         return constant, service_i
     return service[service_i], service_i + 1
+
+
+# --- the queue -------------------------------------------------------------------------------
+# One layout for both compiled loops (``ArrayQueue.arrays``): ``keys`` and ``ties`` (the
+# heap's order: minus the fee, then the arrival number), ``msgs`` and ``fees`` (what is
+# queued: a message id, or the one-node loop's record row, and its fee), the scalars ``qs``,
+# and a run (``push_arrays``) with ``run`` holding its keys, arrivals and messages (float64
+# rows: the arrivals and messages are exact below 2**53) and ``run_fees`` their fees.
+#
+# In arrival order the queue is a ring (arrival ``a`` at ``a & (size - 1)``, a size a power
+# of two): the heap's order would be the same (equal keys, ties by arrival), at a sift a pop.
+# In fee order, beside the heap, a run, as ``FeePriorityPolicy`` keeps one: messages given at
+# once in the queue's order while no run is being read become the run, read from its front,
+# and a pop takes the lesser of the run's front and the heap's top. Under a base fee that
+# swings around a flood's fees the whole queue comes in and goes out every few blocks: as heap
+# entries each would cost a sift each way. Arrival numbers are unique, so the order is total
+# and pops what ``FifoPolicy`` and ``FeePriorityPolicy`` pop, message for message.
+
+# The scalars: messages on the heap or the ring, arrivals numbered so far, the run's front
+# and length.
+Q_N, Q_ARRIVALS, Q_RUN_AT, Q_RUN_N = range(4)
+
+
+@nb.njit(cache=True, inline="always")
+def queue_push(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+               qs: np.ndarray, by_fee: bool, m: int, fee: float) -> None:
+    """Queue ``m`` with ``fee`` behind every earlier arrival of its key (room assumed)."""
+    tie = qs[Q_ARRIVALS] + 1
+    qs[Q_ARRIVALS] = tie
+    n = qs[Q_N]
+    qs[Q_N] = n + 1
+    if by_fee:
+        i = heap_push(keys, ties, (msgs, fees), n, -fee, tie)
+    else:
+        i = tie & (msgs.shape[0] - 1)
+    msgs[i] = m
+    fees[i] = fee
+
+
+@nb.njit(cache=True, inline="always")
+def queue_pop(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+              qs: np.ndarray, run: np.ndarray, run_fees: np.ndarray,
+              by_fee: bool) -> tuple[int, float]:
+    """Remove the first message of a non-empty queue: ``(message, fee)``."""
+    n = qs[Q_N]
+    if not by_fee:  # the ring's oldest
+        i = (qs[Q_ARRIVALS] - n + 1) & (msgs.shape[0] - 1)
+        qs[Q_N] = n - 1
+        return msgs[i], fees[i]
+    at = qs[Q_RUN_AT]
+    if at < qs[Q_RUN_N]:
+        if n == 0 or run[0, at] < keys[0] or (run[0, at] == keys[0] and run[1, at] < ties[0]):
+            qs[Q_RUN_AT] = at + 1
+            return int(run[2, at]), run_fees[at]
+    top = msgs[0]
+    top_fee = fees[0]
+    qs[Q_N] = n - 1
+    heap_pop(keys, ties, (msgs, fees), n)
+    return top, top_fee
+
+
+# What an arrival comes to (``arrive``).
+ARRIVE_DROPPED, ARRIVE_PRICED_OUT, ARRIVE_SERVED, ARRIVE_QUEUED = range(4)
+
+
+@nb.njit(cache=True, inline="always")
+def arrive(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+           qs: np.ndarray, by_fee: bool, by_depth: bool, limit: np.ndarray,
+           protected: np.ndarray, kind: int, admitted: bool, depth: int, busy: int, slots: int,
+           serve_idle: bool, m: int, fee: float) -> int:
+    """An arrival of ``m`` (of ``kind``, at ``fee``) with ``depth`` queued, in
+    ``Sequencer.intake``'s order: dropped by the depth (``by_depth``: the ``DropRule``
+    tables); else turned away by the price rule (``admitted`` false: the caller's rule);
+    else served at once by an idle worker (the caller starts the service); else queued.
+    Returns ``ARRIVE_DROPPED``, ``ARRIVE_PRICED_OUT``, ``ARRIVE_SERVED`` or
+    ``ARRIVE_QUEUED``."""
+    if by_depth and drops(limit, protected, kind, depth):
+        return ARRIVE_DROPPED
+    if not admitted:
+        return ARRIVE_PRICED_OUT
+    if serves_at_once(depth, busy, slots, serve_idle):
+        return ARRIVE_SERVED
+    queue_push(keys, ties, msgs, fees, qs, by_fee, m, fee)
+    return ARRIVE_QUEUED
+
+
+@borrowing()
+def _push_many(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+               qs: np.ndarray, by_fee: bool, new_msgs: np.ndarray, new_fees: np.ndarray) -> None:
+    for i in range(len(new_msgs)):
+        queue_push(keys, ties, msgs, fees, qs, by_fee, new_msgs[i], new_fees[i])
+
+
+@borrowing()
+def _pop_many(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+              qs: np.ndarray, run: np.ndarray, run_fees: np.ndarray, by_fee: bool,
+              out_msgs: np.ndarray, out_fees: np.ndarray) -> None:
+    for i in range(len(out_msgs)):
+        out_msgs[i], out_fees[i] = queue_pop(keys, ties, msgs, fees, qs, run, run_fees, by_fee)
+
+
+def doubled_ring(ring: np.ndarray, head: int, tail: int) -> np.ndarray:
+    """A ring buffer (power-of-two size, position ``i`` at ``i & (size - 1)``) unrolled into one
+    twice as large: entries ``head .. tail - 1`` keep their positions."""
+    doubled = np.zeros(2 * ring.shape[0], dtype=ring.dtype)
+    positions = np.arange(head, tail)
+    doubled[positions & (doubled.shape[0] - 1)] = ring[positions & (ring.shape[0] - 1)]
+    return doubled
+
+
+class ArrayQueue:
+    """A queue policy's order (``order_key`` ``"fee"`` or ``"arrival"``) kept in the core's
+    arrays: ``keys``, ``ties``, ``msgs``, ``fees``, ``qs``, ``run`` and ``run_fees``. The
+    block step's queue in place of the policy (``replaces``), and the one-node loop's."""
+
+    work_conserving = True
+    __slots__ = ("by_fee", "fees", "keys", "msgs", "order_key", "qs", "run", "run_fees", "ties")
+
+    def __init__(self, order_key: str, capacity: int = 1024) -> None:
+        if order_key not in ("fee", "arrival"):
+            raise ValueError(f"an array queue orders by fee or arrival, not {order_key!r}")
+        self.order_key = order_key
+        self.by_fee = order_key == "fee"
+        size = 1 << max(capacity - 1, 0).bit_length()  # a power of two: the ring's
+        self.keys = np.zeros(size, np.float64)
+        self.ties = np.zeros(size, np.int64)
+        self.msgs = np.zeros(size, np.int64)
+        self.fees = np.zeros(size, np.float64)
+        self.qs = np.zeros(4, np.int64)
+        self.run = np.zeros((3, 0), np.float64)
+        self.run_fees = np.zeros(0, np.float64)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """``keys, ties, msgs, fees, qs, run, run_fees``, as the compiled loops take them."""
+        return self.keys, self.ties, self.msgs, self.fees, self.qs, self.run, self.run_fees
+
+    def reserve(self, more: int) -> None:
+        """Room for ``more`` pushes beyond what is queued (the arrays double, never shrink)."""
+        while int(self.qs[Q_N]) + more > len(self.msgs):
+            if self.by_fee:  # a heap: its entries stay where they are
+                arrays = (self.keys, self.ties, self.msgs, self.fees)
+                self.keys, self.ties, self.msgs, self.fees = (
+                    np.concatenate([a, np.zeros_like(a)]) for a in arrays)
+            else:  # a ring: its entries move to their places in the larger one
+                last = int(self.qs[Q_ARRIVALS]) + 1
+                first = last - int(self.qs[Q_N])
+                self.msgs, self.fees = (doubled_ring(a, first, last)
+                                        for a in (self.msgs, self.fees))
+
+    def push(self, msg: int, fee: float, t_ns: int) -> None:
+        self.reserve(1)
+        _push_many(self.keys, self.ties, self.msgs, self.fees, self.qs, self.by_fee,
+                   np.array([msg], np.int64), np.array([fee], np.float64))
+
+    def pop(self) -> int:
+        out_msgs, _ = self._pop(1)
+        return int(out_msgs[0])
+
+    def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None:
+        """``push`` of each in turn."""
+        self.push_arrays(np.array(msgs, np.int64), np.array(fees, np.float64))
+
+    def push_arrays(self, msgs: np.ndarray, fees: np.ndarray) -> None:
+        """``push_all`` of arrays (int64, float64): in fee order, given in the queue's order
+        while no run is being read, they become the run; otherwise they join the heap (or
+        the ring)."""
+        qs = self.qs
+        n = len(msgs)
+        if not n:
+            return
+        if self.by_fee and qs[Q_RUN_AT] >= qs[Q_RUN_N] and (fees[1:] <= fees[:-1]).all():
+            first = int(qs[Q_ARRIVALS]) + 1
+            run = np.empty((3, n), np.float64)
+            run[0] = -fees
+            run[1] = np.arange(first, first + n)
+            run[2] = msgs
+            self.run = run
+            self.run_fees = np.array(fees, np.float64)
+            qs[Q_ARRIVALS] += n
+            qs[Q_RUN_AT] = 0
+            qs[Q_RUN_N] = n
+            return
+        self.reserve(n)
+        _push_many(self.keys, self.ties, self.msgs, self.fees, self.qs, self.by_fee,
+                   np.ascontiguousarray(msgs, np.int64), np.ascontiguousarray(fees, np.float64))
+
+    def take_all(self) -> tuple[list[int], list[float]]:
+        """Every queued message in pop order and their fees, emptying the queue."""
+        out_msgs, out_fees = self._pop(len(self))
+        return out_msgs.tolist(), out_fees.tolist()
+
+    def _pop(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        if count > len(self):
+            raise IndexError("pop from an empty queue")
+        out_msgs = np.zeros(count, np.int64)
+        out_fees = np.zeros(count, np.float64)
+        _pop_many(self.keys, self.ties, self.msgs, self.fees, self.qs, self.run, self.run_fees,
+                  self.by_fee, out_msgs, out_fees)
+        return out_msgs, out_fees
+
+    def __len__(self) -> int:
+        qs = self.qs
+        return int(qs[Q_N] + qs[Q_RUN_N] - qs[Q_RUN_AT])
+
+    def __repr__(self) -> str:
+        return f"ArrayQueue({self.order_key!r}, {len(self)} queued)"
+
+
+def replaces(policy: object) -> ArrayQueue | None:
+    """The array queue for ``policy`` (an empty ``FifoPolicy`` or ``FeePriorityPolicy``), or
+    None for any other policy."""
+    from msgstorm.sim.policies import FeePriorityPolicy, FifoPolicy
+
+    if type(policy) is FifoPolicy and not len(policy):
+        return ArrayQueue("arrival")
+    if type(policy) is FeePriorityPolicy and not len(policy):
+        return ArrayQueue("fee")
+    return None

@@ -154,7 +154,7 @@ class Sequencer:
     def lend_queue(self, queue: QueuePolicy) -> None:
         """``queue`` (the block step's ``ArrayQueue``, ``sim/block_step.py``) holds the
         queue in the policy's order from now on, in the place of the policy (empty: see
-        ``array_queue.replaces``), until ``take_queue_back``."""
+        ``seq_core.replaces``), until ``take_queue_back``."""
         self.policy = queue
 
     def take_queue_back(self) -> None:

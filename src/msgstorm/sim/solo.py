@@ -31,7 +31,7 @@ from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.block_packing import NO_GAS_LIMIT
 from msgstorm.sim.changes import close_rows
 from msgstorm.sim.recorder import Recorder
-from msgstorm.sim.seq_core import heap_push
+from msgstorm.sim.seq_core import ArrayQueue, doubled_ring, heap_push
 from msgstorm.sim.solo_loop import (
     _FREE,
     E_SAMPLE,
@@ -67,7 +67,6 @@ from msgstorm.sim.solo_loop import (
     P_WATCH_DEPTH,
     P_WORKERS,
     REFILL,
-    S_ARRIVALS,
     S_COUNT,
     S_DELIVERED,
     S_DELIVERY_BUDGET,
@@ -111,15 +110,6 @@ _REFILL_BLOCKS = 16  # Sampler blocks drawn per refill of the loop's service and
 # --- the Python side -------------------------------------------------------------------------
 
 
-def _doubled_ring(ring: np.ndarray, head: int, tail: int) -> np.ndarray:
-    """A ring buffer (power-of-two size, position ``i`` at ``i & (size - 1)``) unrolled into one
-    twice as large: entries ``head .. tail - 1`` keep their positions."""
-    doubled = np.zeros(2 * ring.shape[0], dtype=ring.dtype)
-    positions = np.arange(head, tail)
-    doubled[positions & (doubled.shape[0] - 1)] = ring[positions & (ring.shape[0] - 1)]
-    return doubled
-
-
 class SoloSequencer:
     """Owns the compiled loop's arrays, feeds it traffic batches and draws, and turns its
     logs into history rows and events through ``ShadowNetwork``'s recorder."""
@@ -154,9 +144,7 @@ class SoloSequencer:
         self.ev_t = np.zeros(1 << 10, dtype=np.int64)
         self.ev_eid = np.zeros(1 << 10, dtype=np.int64)
         self.ev_val = np.zeros(1 << 10, dtype=np.int64)
-        self.qkey = np.zeros(1 << 10, dtype=np.float64)
-        self.qarr = np.zeros(1 << 10, dtype=np.int64)
-        self.qrow = np.zeros(1 << 10, dtype=np.int64)
+        self.queue = ArrayQueue("fee" if plan.key_fee else "arrival")
         self.seqring = np.zeros(1 << 10, dtype=np.int64)
         # Message records, a row each, and the rows free for new messages (a stack).
         self.records = np.full((1 << 12, FIELDS), NULL, dtype=np.int64)
@@ -261,8 +249,10 @@ class SoloSequencer:
             wait, self.before_first_call = self.before_first_call, None
             wait()
         while True:
-            code = advance(self.p, self.sc, self.ev_t, self.ev_eid, self.ev_val, self.qkey, self.qarr,
-                           self.qrow, self.seqring, self.records, self.fees, self.slog, self.elog,
+            q = self.queue
+            code = advance(self.p, self.sc, self.ev_t, self.ev_eid, self.ev_val, q.keys, q.ties,
+                           q.msgs, q.fees, q.qs, q.run, q.run_fees, self.seqring, self.records,
+                           self.fees, self.slog, self.elog,
                            self.evalue, self.dlog, self.service, self.processing, self.gas_of,
                            self.limit, self.protected, self.send_t, self.send_row)
             if code == GROW:
@@ -280,15 +270,9 @@ class SoloSequencer:
         while sc[S_HEAP] + self.p[P_WORKERS] + 2 > self.ev_t.shape[0]:
             self.ev_t, self.ev_eid, self.ev_val = (np.concatenate([a, np.zeros_like(a)])
                                                    for a in (self.ev_t, self.ev_eid, self.ev_val))
-        if sc[S_DEPTH] + 1 > self.qkey.shape[0]:
-            self.qkey = np.concatenate([self.qkey, np.zeros_like(self.qkey)])
-            self.qarr = np.concatenate([self.qarr, np.zeros_like(self.qarr)])
-            if self.p[P_KEY_FEE]:  # a heap: its first entries stay where they are
-                self.qrow = np.concatenate([self.qrow, np.zeros_like(self.qrow)])
-            else:  # a FIFO ring of arrival numbers
-                self.qrow = _doubled_ring(self.qrow, int(sc[S_ARRIVALS] - sc[S_DEPTH]), int(sc[S_ARRIVALS]))
+        self.queue.reserve(1)
         if backlog + 1 > self.seqring.shape[0]:
-            self.seqring = _doubled_ring(self.seqring, int(sc[S_SEQ_HEAD]), int(sc[S_SEQ_TAIL]))
+            self.seqring = doubled_ring(self.seqring, int(sc[S_SEQ_HEAD]), int(sc[S_SEQ_TAIL]))
         if sc[S_SETTLED] + backlog + 1 > self.slog.shape[0]:
             self._keep_settled()
             size = self.slog.shape[0]

@@ -21,11 +21,13 @@ import numpy as np
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.block_packing import fits_compiled
 from msgstorm.sim.seq_core import (
-    drops,
+    ARRIVE_DROPPED,
+    ARRIVE_SERVED,
+    arrive,
     engaged_after,
     heap_pop,
     heap_push,
-    serves_at_once,
+    queue_pop,
     service_time,
 )
 from msgstorm.sim.state import (
@@ -69,13 +71,13 @@ E_TICK, E_SAMPLE, E_VALIDATED, E_SERVICE_DONE = 0, 1, 2, 3
  P_SERVE_IDLE, P_FINAL, P_FIRST_ID, P_SENDS) = range(18)
 N_PARAMS = 18
 # Scalars (int64).
-(S_NOW, S_EID, S_HEAP, S_DEPTH, S_ARRIVALS, S_BUSY, S_SEQ_HEAD, S_SEQ_TAIL, S_NEXT_SEQ, S_HEIGHT,
- S_CPU, S_SERVICE_I, S_PROCESSING_I, S_DEPTH_MAX, S_STEPS, S_SETTLED, S_EVENTS, S_DELIVERED,
- S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED, S_SAMPLE_T) = range(24)
+(S_NOW, S_EID, S_HEAP, S_DEPTH, S_BUSY, S_SEQ_HEAD, S_SEQ_TAIL, S_NEXT_SEQ, S_HEIGHT, S_CPU,
+ S_SERVICE_I, S_PROCESSING_I, S_DEPTH_MAX, S_STEPS, S_SETTLED, S_EVENTS, S_DELIVERED,
+ S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED, S_SAMPLE_T) = range(23)
 # The sampled series as ``sim/changes.py`` writes them: per series (EV_QUEUE_DEPTH,
 # EV_QUEUE_DEPTH_MAX, EV_BLOCK_BACKLOG, in that order) the value written last and when
 # (``-1``: none yet), from ``S_WRITTEN``; ``S_SAMPLE_T`` is the last sample's time.
-S_WRITTEN = 24
+S_WRITTEN = 23
 N_SCALARS = S_WRITTEN + 6
 FIELDS = WHERE + 1
 _FREE = -2  # WHERE of a record row that holds no message
@@ -121,8 +123,9 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
 
 @borrowing(nogil=True)
 def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
-            ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray, qkey: np.ndarray,
-            qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
+            ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray, keys: np.ndarray,
+            ties: np.ndarray, msgs: np.ndarray, qfees: np.ndarray, qs: np.ndarray,
+            run: np.ndarray, run_fees: np.ndarray, seqring: np.ndarray,
             records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,
             evalue: np.ndarray, dlog: np.ndarray, service: np.ndarray, processing: np.ndarray,
             gas_of: np.ndarray, limit: np.ndarray, protected: np.ndarray, send_t: np.ndarray,
@@ -136,12 +139,12 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
     ``_block_tick`` (with ``_send_vote``, ``_vote`` and ``_commit``: the node is its own
     quorum) and ``_sample``. Messages are named by their row in ``records`` (the heaps,
     the queue, the sequenced ring and the settle log hold rows); send ``i`` is message
-    ``first_id + i`` in row ``send_row[i]``.
+    ``first_id + i`` in row ``send_row[i]``. The queue is the core's (``keys`` to
+    ``run_fees``: ``ArrayQueue.arrays``), taken in and out by its steps.
     """
     seq_mask = seqring.shape[0] - 1
     heap_cap = ev_t.shape[0]
-    queue_cap = qkey.shape[0]
-    queue_mask = queue_cap - 1  # FIFO ring positions (the queue arrays' size is a power of two)
+    queue_cap = msgs.shape[0]
     slog_cap = slog.shape[0]
     elog_cap = elog.shape[1]
     dlog_cap = dlog.shape[1]
@@ -171,7 +174,6 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
     eid = sc[S_EID]
     hn = sc[S_HEAP]
     depth = sc[S_DEPTH]
-    arrivals = sc[S_ARRIVALS]
     busy = sc[S_BUSY]
     seq_head = sc[S_SEQ_HEAD]
     seq_tail = sc[S_SEQ_TAIL]
@@ -317,23 +319,17 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
         if arrived >= 0:  # _intake
             row = arrived
             records[row, T_RECEIVED] = t
-            kind = records[row, KIND]
-            if drops(limit, protected, kind, depth):
+            came = arrive(keys, ties, msgs, qfees, qs, key_fee, True, limit, protected,
+                          records[row, KIND], True, depth, busy, workers, serve_idle, row,
+                          fees[row])
+            if came == ARRIVE_DROPPED:
                 records[row, WHERE] = DROPPED
                 slog[settled] = row
                 settled += 1
                 terminal += 1
-            elif serves_at_once(depth, busy, workers, serve_idle):
+            elif came == ARRIVE_SERVED:
                 direct = row  # an idle worker and an empty queue: straight to service
-            else:
-                if key_fee:
-                    qrow[heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals)] = row
-                else:
-                    # FIFO: the heap's order would be arrival order (equal keys, ties by
-                    # arrival number), so the queue is a ring: queued messages are
-                    # arrivals - depth .. arrivals - 1, at their number & queue_mask.
-                    qrow[arrivals & queue_mask] = row
-                arrivals += 1
+            else:  # queued
                 depth += 1
                 records[row, WHERE] = QUEUED
                 if busy < workers:
@@ -346,11 +342,7 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                     row = direct
                     direct = -1
                 elif busy < workers and depth > 0:
-                    if key_fee:
-                        row = qrow[0]
-                        heap_pop(qkey, qarr, qrow, depth)
-                    else:
-                        row = qrow[(arrivals - depth) & queue_mask]
+                    row, _ = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, key_fee)
                     depth -= 1
                 else:
                     break
@@ -383,7 +375,6 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
     sc[S_EID] = eid
     sc[S_HEAP] = hn
     sc[S_DEPTH] = depth
-    sc[S_ARRIVALS] = arrivals
     sc[S_BUSY] = busy
     sc[S_SEQ_HEAD] = seq_head
     sc[S_SEQ_TAIL] = seq_tail

@@ -200,8 +200,9 @@ def solo_split() -> Split:
 
     return Split(
         helper=(
-            Loop.of(solo_loop.advance, p=I64, sc=I64, ev_t=I64, ev_eid=I64, ev_val=I64, qkey=F64, qarr=I64,
-                    qrow=I64, seqring=I64, records=I64_2D, fees=F64, slog=I64, elog=I64_2D, evalue=F64,
+            Loop.of(solo_loop.advance, p=I64, sc=I64, ev_t=I64, ev_eid=I64, ev_val=I64, keys=F64,
+                    ties=I64, msgs=I64, qfees=F64, qs=I64, run=F64_2D, run_fees=F64, seqring=I64,
+                    records=I64_2D, fees=F64, slog=I64, elog=I64_2D, evalue=F64,
                     dlog=I64_2D, service=I64, processing=I64, gas_of=I64, limit=I64, protected=U8,
                     send_t=I64, send_row=I64),
         ),
