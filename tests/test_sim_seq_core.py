@@ -2,10 +2,11 @@
 
 The core's compiled steps are driven here as the one-node loop and the block step drive
 them (an arrival: the depth rule, the price rule, the hand-over to an idle worker or the
-queue; idle workers taking from the queue, the engage/release state; a completion: a worker
-freed takes the next), on hypothesis-drawn arrivals, kinds, fees, base fees, workers, drop
-tables, thresholds, queue orders and service times. The model states each rule in plain Python with ``heapq``; both
-must give the same trace of drops, services, completions and state changes, step for step.
+queue; idle workers taking from the queue, or pricing out what the base fee has risen above;
+the engage/release state; a completion: a worker freed takes the next), on hypothesis-drawn
+arrivals, kinds, fees, base fees, workers, drop tables, thresholds, queue orders and service
+times. The model states each rule in plain Python with ``heapq``; both must give the same
+trace of drops, prices out, services, completions and state changes, step for step.
 Python's backpressure modes, which run the same rules uncompiled, are held to the model too,
 and ``covers``, which every compiled path's gate asks, to the sequencers the core serves.
 """
@@ -31,17 +32,21 @@ from msgstorm.sim.seq_core import (
     ARRIVE_DROPPED,
     ARRIVE_PRICED_OUT,
     ARRIVE_SERVED,
+    TAKE_NONE,
+    TAKE_PRICED_OUT,
     ArrayQueue,
     arrive,
     covers,
     engaged_after,
     heap_pop,
     heap_push,
-    queue_pop,
     service_time,
+    take_next,
 )
 
 KINDS = 3
+# An arrival that never queues, as the trace names it.
+TURNED_AWAY = {ARRIVE_DROPPED: "drop", ARRIVE_PRICED_OUT: "priced out"}
 NEVER = 1 << 62
 Trace = list[tuple[str, int, int]]
 
@@ -56,7 +61,9 @@ class Case:
     protected: list[bool]
     engage_at: int
     by_fee: bool
-    base_fee: float  # an arrival under it is priced out
+    # The base fee from each arrival on (before the completions due then): an arrival under
+    # it, or a message taken from the queue under it, is priced out.
+    base_fees: list[float]
     serve_idle: bool
     service_constant: int  # -1: the drawn times
     service: list[int]
@@ -72,7 +79,7 @@ CASES = st.builds(
     protected=st.lists(st.booleans(), min_size=KINDS, max_size=KINDS),
     engage_at=st.integers(1, 12),
     by_fee=st.booleans(),
-    base_fee=st.sampled_from([0.0, 0.0, 1.0, 2.0]),
+    base_fees=st.lists(st.sampled_from([0.0, 0.0, 1.0, 2.0]), min_size=40, max_size=40),
     serve_idle=st.booleans(),
     service_constant=st.sampled_from([-1, -1, 0, 3, 7]),
     service=st.lists(st.integers(0, 12), min_size=80, max_size=80),
@@ -88,7 +95,7 @@ def _core(case: Case) -> Trace:
     done_t, done_eid, done_m = (np.zeros(n, np.int64) for _ in range(3))
     keys, ties, msgs, fees, qs, run, run_fees = ArrayQueue("fee" if case.by_fee else "arrival",
                                                            capacity=n).arrays()
-    state = {"cn": 0, "depth": 0, "busy": 0, "engaged": 0, "svc_i": 0, "eid": 0}
+    state = {"cn": 0, "depth": 0, "busy": 0, "engaged": 0, "svc_i": 0, "eid": 0, "base": 0.0}
     trace: Trace = []
 
     def serve(t: int, m: int) -> None:
@@ -107,10 +114,14 @@ def _core(case: Case) -> Trace:
             trace.append(("state", engaged, state["depth"]))
 
     def take(t: int) -> None:
-        while state["busy"] < case.workers and state["depth"]:
-            m, _ = queue_pop(keys, ties, msgs, fees, qs, run, run_fees, case.by_fee)
+        while (took := take_next(keys, ties, msgs, fees, qs, run, run_fees, case.by_fee,
+                                 state["depth"], state["busy"], case.workers, True,
+                                 state["base"]))[0] != TAKE_NONE:
             state["depth"] -= 1
-            serve(t, m)
+            if took[0] == TAKE_PRICED_OUT:
+                trace.append(("priced out", took[1], t))
+            else:
+                serve(t, took[1])
         depth_changed(t)
 
     def complete() -> None:
@@ -125,16 +136,15 @@ def _core(case: Case) -> Trace:
     t = 0
     for m, gap in enumerate(case.gaps):
         t += gap
+        state["base"] = case.base_fees[m]
         while state["cn"] and done_t[0] <= t:
             complete()
         fee = case.fees[m]
         came = arrive(keys, ties, msgs, fees, qs, case.by_fee, True, limit, protected,
-                      case.kinds[m], fee >= case.base_fee, state["depth"], state["busy"],
+                      case.kinds[m], fee >= state["base"], state["depth"], state["busy"],
                       case.workers, case.serve_idle, m, fee)
-        if came == ARRIVE_DROPPED:
-            trace.append(("drop", m, t))
-        elif came == ARRIVE_PRICED_OUT:
-            trace.append(("priced out", m, t))
+        if came in TURNED_AWAY:
+            trace.append((TURNED_AWAY[came], m, t))
         elif came == ARRIVE_SERVED:
             serve(t, m)
         else:
@@ -154,11 +164,20 @@ def _comes_to(case: Case, m: int, depth: int, busy: int) -> str:
     kind = case.kinds[m]
     if not case.protected[kind] and depth >= case.limit[kind]:
         return "drop"
-    if case.fees[m] < case.base_fee:
+    if case.fees[m] < case.base_fees[m]:
         return "priced out"
     if not depth and busy < case.workers and case.serve_idle:
         return "serve"
     return "queue"
+
+
+def _engaged_plainly(engaged: int, depth: int, engage_at: int) -> int:
+    """Engaged (1) from ``engage_at`` queued on, released (0) below 90% of it."""
+    if not engaged and depth >= engage_at:
+        return 1
+    if engaged and depth < 0.9 * engage_at:
+        return 0
+    return engaged
 
 
 def _model(case: Case) -> Trace:
@@ -168,6 +187,7 @@ def _model(case: Case) -> Trace:
     draws = iter(case.service)
     trace: Trace = []
     busy = engaged = eid = 0
+    base = 0.0
 
     def serve(t: int, m: int) -> None:
         nonlocal busy, eid
@@ -179,17 +199,18 @@ def _model(case: Case) -> Trace:
 
     def depth_changed() -> None:
         nonlocal engaged
-        depth = len(queue)
-        if not engaged and depth >= case.engage_at:
-            engaged = 1
-            trace.append(("state", 1, depth))
-        elif engaged and depth < 0.9 * case.engage_at:
-            engaged = 0
-            trace.append(("state", 0, depth))
+        now = _engaged_plainly(engaged, len(queue), case.engage_at)
+        if now != engaged:
+            engaged = now
+            trace.append(("state", now, len(queue)))
 
     def take(t: int) -> None:
         while busy < case.workers and queue:
-            serve(t, heapq.heappop(queue)[2])
+            m = heapq.heappop(queue)[2]
+            if case.fees[m] < base:
+                trace.append(("priced out", m, t))
+            else:
+                serve(t, m)
         depth_changed()
 
     def complete() -> None:
@@ -203,6 +224,7 @@ def _model(case: Case) -> Trace:
     t = 0
     for m, gap in enumerate(case.gaps):
         t += gap
+        base = case.base_fees[m]
         while done and done[0][0] <= t:
             complete()
         came = _comes_to(case, m, len(queue), busy)
@@ -233,7 +255,7 @@ def test_the_model_drops_serves_and_engages_where_worked_by_hand() -> None:
     # engaged); 3 and 4 are dropped; at 10, 1 is served (depth 1: released); 2 at 20.
     case = Case(gaps=[0, 1, 1, 1, 1], kinds=[0] * 40, fees=[1.0] * 40, workers=1,
                 limit=[2, 2, 2], protected=[False] * 3, engage_at=2, by_fee=False,
-                base_fee=0.0, serve_idle=True, service_constant=10, service=[0] * 80)
+                base_fees=[0.0] * 40, serve_idle=True, service_constant=10, service=[0] * 80)
     expected = [("serve", 0, 0), ("state", 1, 2), ("drop", 3, 3), ("drop", 4, 4),
                 ("done", 0, 10), ("serve", 1, 10), ("state", 0, 1), ("done", 1, 20),
                 ("serve", 2, 20), ("done", 2, 30)]

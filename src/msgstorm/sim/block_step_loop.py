@@ -25,12 +25,15 @@ from msgstorm.sim.seq_core import (
     ARRIVE_DROPPED,
     ARRIVE_PRICED_OUT,
     ARRIVE_SERVED,
+    TAKE_NONE,
+    TAKE_PRICED_OUT,
     arrive,
     engaged_after,
     heap_pop,
     heap_push,
     queue_pop,
     service_time,
+    take_next,
 )
 
 # Scalars (int64), written at the exit (a call's state comes in as arguments). The
@@ -115,6 +118,16 @@ def _hold(log: np.ndarray, n: int, joins: np.ndarray, join_fees: np.ndarray, joi
     joins[joined] = m
     join_fees[joined] = fee
     return _log(log, n, LOG_HOLD, m, t, 0, 0), joined + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _turn_away(log: np.ndarray, n: int, joins: np.ndarray, join_fees: np.ndarray, joined: int,
+               reject: bool, m: int, fee: float, t: int) -> tuple[int, int]:
+    """A message priced out (on arrival, or taken from the queue under a risen base fee):
+    rejected, or marked held and joining the fee waiting list; ``(log entries, joined)``."""
+    if reject:
+        return _log(log, n, LOG_REJECT, m, t, 0, 0), joined
+    return _hold(log, n, joins, join_fees, joined, m, fee, t)
 
 
 @nb.njit(cache=True, inline="always")
@@ -213,10 +226,8 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
             if came == ARRIVE_DROPPED:
                 logged = _log(log, logged, LOG_DROP, m, t, 0, 0)
             elif came == ARRIVE_PRICED_OUT:
-                if reject:
-                    logged = _log(log, logged, LOG_REJECT, m, t, 0, 0)
-                else:
-                    logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, t)
+                logged, joined = _turn_away(log, logged, joins, join_fees, joined, reject, m,
+                                            fee, t)
             elif came == ARRIVE_SERVED:
                 busy += 1
                 svc_i, cn, eid = _serve(done, cn, svc, svc_i, svc_const, t, eid, m, epoch)
@@ -231,14 +242,15 @@ def replay(rows: np.ndarray, flags: np.ndarray, fees: np.ndarray, kinds: np.ndar
                         engaged, logged = _on_depth(log, logged, engaged, depth, engage_at, t)
         if take_at < 0:
             continue
-        while busy < slots and depth:  # ``Sequencer._take``
-            m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, fee_ordered)
+        while True:  # ``Sequencer._take``
+            took, m, fee = take_next(keys, ties, msgs, qfees, qs, run, run_fees, fee_ordered,
+                                     depth, busy, slots, priced, base_fee)
+            if took == TAKE_NONE:
+                break
             depth -= 1
-            if priced and not fee >= base_fee:  # ``Sequencer._priced_out``
-                if reject:
-                    logged = _log(log, logged, LOG_REJECT, m, take_at, 0, 0)
-                else:
-                    logged, joined = _hold(log, logged, joins, join_fees, joined, m, fee, take_at)
+            if took == TAKE_PRICED_OUT:  # ``Sequencer._priced_out``
+                logged, joined = _turn_away(log, logged, joins, join_fees, joined, reject, m, fee,
+                                            take_at)
                 if fee_ordered:  # ``Sequencer._price_out_rest``: the rest in pop order
                     while depth:
                         m, fee = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, fee_ordered)

@@ -14,6 +14,8 @@ so a rule here is the one statement of it every path follows:
   first (the heap on minus the fee, then arrival), with a run given in order beside it.
 - ``arrive``: what an arrival comes to, in ``Sequencer.intake``'s order: dropped by depth,
   turned away by the price rule, handed to an idle worker, or queued.
+- ``take_next``: a free worker takes the first queued message, unless the price rule turns
+  it away.
 - ``drops``: an arrival dropped by the queue's depth (the ``DropRule`` tables).
 - ``engaged_after``: a dropping mode engaging at a depth and releasing below
   ``HYSTERESIS`` of it.
@@ -41,15 +43,15 @@ if TYPE_CHECKING:
     from msgstorm.sim.sequencer import Sequencer
 
 __all__ = ["ARRIVE_DROPPED", "ARRIVE_PRICED_OUT", "ARRIVE_QUEUED", "ARRIVE_SERVED", "COVERS",
-           "HYSTERESIS", "ArrayQueue", "arrive", "covers", "doubled_ring", "drops",
-           "engaged_after", "heap_pop", "heap_push", "queue_pop", "queue_push", "replaces",
-           "serves_at_once", "service_time"]
+           "HYSTERESIS", "TAKE_NONE", "TAKE_PRICED_OUT", "TAKE_SERVED", "ArrayQueue", "arrive",
+           "covers", "doubled_ring", "drops", "engaged_after", "heap_pop", "heap_push",
+           "queue_pop", "queue_push", "replaces", "serves_at_once", "service_time", "take_next"]
 
 # What the compiled steps state, by rule: the Python sequencer keeps the rest (lanes, a
 # controller's gate, diversions, hooks of a policy, suspend/resume, the fee waiting list).
 COVERS = ("the (key, tie) heap", "the queue in arrival or fee order", "drop by depth",
           "engage/release with hysteresis", "idle worker, empty queue: serve at once",
-          "service draw")
+          "a free worker takes the next, or prices it out", "service draw")
 
 
 def covers(sequencer: Sequencer) -> bool:
@@ -273,6 +275,27 @@ def arrive(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarra
         return ARRIVE_SERVED
     queue_push(keys, ties, msgs, fees, qs, by_fee, m, fee)
     return ARRIVE_QUEUED
+
+
+# What a free worker's look at the queue comes to (``take_next``).
+TAKE_NONE, TAKE_SERVED, TAKE_PRICED_OUT = range(3)
+
+
+@nb.njit(cache=True, inline="always")
+def take_next(keys: np.ndarray, ties: np.ndarray, msgs: np.ndarray, fees: np.ndarray,
+              qs: np.ndarray, run: np.ndarray, run_fees: np.ndarray, by_fee: bool, depth: int,
+              busy: int, slots: int, priced: bool, base_fee: float) -> tuple[int, int, float]:
+    """A free worker takes the first of ``depth`` queued messages (``Sequencer._take``):
+    ``(what, message, fee)``. ``TAKE_NONE``: no worker is free or nothing is queued (nothing
+    taken); ``TAKE_PRICED_OUT``: under a price rule (``priced``) its fee is below
+    ``base_fee``, and the caller turns it away (with the rest of a fee-ordered queue,
+    ``Sequencer._price_out_rest``); else ``TAKE_SERVED``: the caller starts its service."""
+    if busy >= slots or depth == 0:
+        return TAKE_NONE, -1, 0.0
+    m, fee = queue_pop(keys, ties, msgs, fees, qs, run, run_fees, by_fee)
+    if priced and not fee >= base_fee:
+        return TAKE_PRICED_OUT, m, fee
+    return TAKE_SERVED, m, fee
 
 
 @borrowing()

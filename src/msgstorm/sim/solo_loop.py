@@ -23,12 +23,13 @@ from msgstorm.sim.block_packing import fits_compiled
 from msgstorm.sim.seq_core import (
     ARRIVE_DROPPED,
     ARRIVE_SERVED,
+    TAKE_NONE,
     arrive,
     engaged_after,
     heap_pop,
     heap_push,
-    queue_pop,
     service_time,
+    take_next,
 )
 from msgstorm.sim.state import (
     AGENT,
@@ -341,11 +342,12 @@ def advance(p: np.ndarray, sc: np.ndarray,  # noqa: C901
                 if direct >= 0:
                     row = direct
                     direct = -1
-                elif busy < workers and depth > 0:
-                    row, _ = queue_pop(keys, ties, msgs, qfees, qs, run, run_fees, key_fee)
-                    depth -= 1
                 else:
-                    break
+                    took, row, _ = take_next(keys, ties, msgs, qfees, qs, run, run_fees, key_fee,
+                                             depth, busy, workers, False, 0.0)
+                    if took == TAKE_NONE:
+                        break
+                    depth -= 1
                 records[row, T_DEQUEUED] = t
                 records[row, WHERE] = IN_SERVICE
                 busy += 1
