@@ -385,6 +385,45 @@ def test_the_servers_last_words_before_a_reset_are_read_when_a_write_meets_the_r
     assert asyncio.run(scenario()) == {"client": "msgstorm-publisher", "error": said.decode().strip()}
 
 
+def test_a_publisher_the_server_resets_while_the_run_flushes_is_lost_not_a_failed_run(tmp_path: Path) -> None:
+    """The end of a run flushes the publisher (a PING round trip). A server that resets the
+    connection then (after a publish it refuses, before the client's reader has seen it) fails
+    the round trip with the connection: the flush ends as for a publisher already lost, its
+    outage recorded by the loss, instead of failing the run (it did, on a loaded machine)."""
+    from msgstorm.live.drivers.nats import NatsDriver
+
+    async def scenario() -> list[tuple[str, dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        events: list[tuple[str, dict[str, Any]]] = []
+
+        async def reset_at_the_flush(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"PING\r\n")  # the flush's round trip
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+            writer.transport.abort()
+
+        server = await asyncio.start_server(reset_at_the_flush, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        driver = NatsDriver(parse_scenario(LIVE.format(live="", size=1), source="wire.toml").live, tmp_path,
+                            lambda kind, detail: events.append((str(kind), detail)))
+        assert driver.wire
+        connection = WireConnection(f"nats://127.0.0.1:{port}", "msgstorm-publisher", None, driver._wire_lost)
+        driver.wire_publisher = connection
+        try:
+            await loop.create_connection(lambda: connection, "127.0.0.1", port)
+            assert not connection.lost
+            await driver.flush()
+            assert connection.lost
+            return events
+        finally:
+            connection.close()
+            server.close()
+            await server.wait_closed()
+
+    events = asyncio.run(scenario())
+    assert [(kind, detail["client"]) for kind, detail in events] == [("disconnected", "msgstorm-publisher")]
+
+
 def test_the_parser_reports_a_server_error_line() -> None:
     connection = WireConnection("nats://127.0.0.1:1", "test", lambda data, starts, lengths: None)
     transport: Any = _Transport()

@@ -47,7 +47,13 @@ from msgstorm.history.events import EventKind
 from msgstorm.live.consumer_process import ConsumerProcess
 from msgstorm.live.drivers.base import Callbacks, DriverState, OnEvent, Outages
 from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
-from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
+from msgstorm.live.drivers.nats_wire import (
+    WireConnection,
+    WireError,
+    pack_pubs,
+    payloads,
+    pub_frames,
+)
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import StoredCopy, pack_payloads, payload, read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
@@ -352,8 +358,16 @@ class NatsDriver:
 
     async def flush(self) -> None:
         if self.wire:
-            if self.wire_publisher is not None and not self.wire_publisher.lost:
-                await self.wire_publisher.ping(timeout_s=10)
+            publisher = self.wire_publisher
+            if publisher is not None and not publisher.lost:
+                try:
+                    await publisher.ping(timeout_s=10)
+                except WireError:
+                    # Lost while the round trip was out (the server reset it after the last
+                    # publish, before the reader saw it): as lost before the flush, an outage
+                    # its loss recorded, what it had not delivered counted by the audit.
+                    if not publisher.lost:
+                        raise
             return
         if self.publisher is not None and self.publisher.is_connected:
             await self.publisher.flush(timeout=10)
