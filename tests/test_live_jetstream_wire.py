@@ -409,3 +409,39 @@ arrival = {{ process = "constant", rate = "10/s" }}
 
     after_failed_open, while_reconnecting, after_close = asyncio.run(scenario())
     assert after_failed_open == 0 and while_reconnecting <= 1 and after_close == 0
+
+
+def test_a_publisher_the_server_resets_while_it_flushes_leaves_its_acks_to_the_drain() -> None:
+    """The end of a run flushes the publisher (a PING round trip, then the acks outstanding).
+    A server that resets the connection then fails the round trip with the connection: the
+    flush goes on to wait for the acks, as for a publisher already lost (the messages without
+    an ack show as such), instead of failing the run."""
+    import socket
+    import struct
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+
+        async def reset_at_the_flush(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"PING\r\n")  # the flush's round trip
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+            writer.transport.abort()
+
+        server = await asyncio.start_server(reset_at_the_flush, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        window = AckWindow(limit=10, timeout_s=10)
+        publisher = jetstream_wire.WirePublisher("s", "_INBOX.a.", window, jetstream_wire.PublishTrouble(),
+                                                 DriverState(lambda kind, detail: None))
+        connection = nats_wire.FrameConnection(f"nats://127.0.0.1:{port}", "msgstorm-publisher")
+        publisher.connection = connection
+        try:
+            await loop.create_connection(lambda: connection, "127.0.0.1", port)
+            await publisher.flush(0.2)
+            return connection.lost
+        finally:
+            connection.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(scenario())

@@ -35,6 +35,7 @@ from msgstorm.live.drivers.nats_wire import (
     SUBJECT_LENGTH,
     SUBJECT_START,
     FrameConnection,
+    WireError,
     decimal,
     frame_table,
     pack_replies,
@@ -366,7 +367,7 @@ class WirePublisher:
         if connection is not None and not connection.lost:
             try:
                 await connection.ping(timeout_s)
-            except (TimeoutError, ConnectionError, OSError):
+            except (TimeoutError, ConnectionError, OSError, WireError):  # WireError: a reset
                 pass  # unacked publishes show as such; the drain waits on
         while self.window.unanswered and loop.time() < deadline:
             self.window.expire(loop.time())
