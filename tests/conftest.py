@@ -367,6 +367,19 @@ def readme_safe_leverage(tmp_path_factory: pytest.TempPathFactory) -> tuple[list
     return args, CliRunner().invoke(app, [*args, "--out", str(out)], terminal_width=100)
 
 
+async def reset_at_first_ping(reader: Any, writer: Any) -> None:
+    """(an ``asyncio.start_server`` handler) A server that resets the connection once the
+    client's first PING arrives: a client lost while its round trip is out (the wire
+    drivers' flush at a run's end)."""
+    import socket
+    import struct
+
+    await reader.readuntil(b"PING\r\n")
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    writer.transport.abort()
+
+
 def require_program(*names: str, install: str) -> str:
     """The path of the first of ``names`` on PATH. Missing: skip with how to install it, except
     under ``CI=true``, where a missing OS package is a broken CI set-up and fails the test."""

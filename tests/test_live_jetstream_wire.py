@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import reset_at_first_ping
 
 from msgstorm.live import payload
 from msgstorm.live.drivers import jetstream_wire, nats_wire
@@ -416,19 +417,10 @@ def test_a_publisher_the_server_resets_while_it_flushes_leaves_its_acks_to_the_d
     A server that resets the connection then fails the round trip with the connection: the
     flush goes on to wait for the acks, as for a publisher already lost (the messages without
     an ack show as such), instead of failing the run."""
-    import socket
-    import struct
-
     async def scenario() -> bool:
         loop = asyncio.get_running_loop()
 
-        async def reset_at_the_flush(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"PING\r\n")  # the flush's round trip
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
-            writer.transport.abort()
-
-        server = await asyncio.start_server(reset_at_the_flush, "127.0.0.1", 0)
+        server = await asyncio.start_server(reset_at_first_ping, "127.0.0.1", 0)  # at the flush's PING
         port = server.sockets[0].getsockname()[1]
         window = AckWindow(limit=10, timeout_s=10)
         publisher = jetstream_wire.WirePublisher("s", "_INBOX.a.", window, jetstream_wire.PublishTrouble(),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require_program
+from conftest import require_program, reset_at_first_ping
 
 from msgstorm.errors import TargetError
 from msgstorm.live.drivers.nats_wire import (
@@ -396,13 +396,7 @@ def test_a_publisher_the_server_resets_while_the_run_flushes_is_lost_not_a_faile
         loop = asyncio.get_running_loop()
         events: list[tuple[str, dict[str, Any]]] = []
 
-        async def reset_at_the_flush(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"PING\r\n")  # the flush's round trip
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
-            writer.transport.abort()
-
-        server = await asyncio.start_server(reset_at_the_flush, "127.0.0.1", 0)
+        server = await asyncio.start_server(reset_at_first_ping, "127.0.0.1", 0)  # at the flush's PING
         port = server.sockets[0].getsockname()[1]
         driver = NatsDriver(parse_scenario(LIVE.format(live="", size=1), source="wire.toml").live, tmp_path,
                             lambda kind, detail: events.append((str(kind), detail)))
