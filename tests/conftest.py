@@ -11,6 +11,8 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -371,9 +373,6 @@ async def reset_at_first_ping(reader: Any, writer: Any) -> None:
     """(an ``asyncio.start_server`` handler) A server that resets the connection once the
     client's first PING arrives: a client lost while its round trip is out (the wire
     drivers' flush at a run's end)."""
-    import socket
-    import struct
-
     await reader.readuntil(b"PING\r\n")
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
