@@ -6,7 +6,10 @@ the order is seen step by step; the real targets' runs are in the other ``test_l
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,3 +288,63 @@ def test_a_server_that_exits_at_start_because_its_port_is_taken_names_the_port(t
                           tmp_path / "servers", 5.0)
     with pytest.raises(TargetError, match=r"^other exited at start \(code 3\); see "):
         other.start()
+
+
+# A server that rewrites a file in place, as anvil writes its state: truncated, half written,
+# a pause, the rest. A kill at a moment drawn at random lands mid-write 19 times in 20.
+_WRITES_IN_PLACE = """
+import json, socket, sys, time
+listener = socket.socket()
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen()
+text = json.dumps({"blocks": list(range(2000))})
+while True:
+    with open(sys.argv[2], "w") as out:
+        out.write(text[:len(text) // 2])
+        out.flush()
+        time.sleep(0.019)
+        out.write(text[len(text) // 2:])
+    time.sleep(0.001)
+"""
+
+
+def _whole(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except ValueError:
+        return False
+    return True
+
+
+def test_a_crash_of_a_server_that_writes_a_file_in_place_lands_while_the_file_is_whole(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    for attempt in range(5):
+        port = free_port()
+        server = ManagedServer("writer", [sys.executable, "-c", _WRITES_IN_PLACE, str(port), str(state)], port,
+                               tmp_path / "servers", 30.0, whole=lambda: _whole(state))
+        server.start()
+        try:
+            while not state.is_file():
+                time.sleep(0.01)
+            time.sleep(0.05 * attempt)
+            held_s = server.kill()
+        finally:
+            server.stop()
+        assert _whole(state), (attempt, held_s)
+        assert server.process is not None and server.process.returncode == -signal.SIGKILL
+
+
+def test_a_crash_waits_for_a_whole_file_a_bounded_time_then_kills_anyway(tmp_path: Path) -> None:
+    port = free_port()
+    never = tmp_path / "never.json"
+    server = ManagedServer("stuck", [sys.executable, "-c", "import socket, sys, time; s = socket.socket(); "
+                                     f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"], port,
+                           tmp_path / "servers", 30.0, whole=lambda: _whole(never))
+    never.write_text('{"cut": ')
+    server.start()
+    try:
+        held_s = server.kill()
+    finally:
+        server.stop()
+    assert held_s >= 2.0
+    assert server.process is not None and server.process.returncode == -signal.SIGKILL

@@ -44,6 +44,8 @@ _RUNNING: set[ManagedServer] = set()
 _FIRST_PORT = 20000  # free_port's ports: from here to the ephemeral range's start
 _PORTS = random.SystemRandom()
 _HANDED: set[int] = set()  # ports free_port has given out in this process
+# How long a crash may hold a server's SIGKILL while a file it writes in place is half written.
+_WHOLE_WAIT_S = 2.0
 
 
 class ServerError(TargetError):
@@ -91,6 +93,22 @@ def _ephemeral_range() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999  # Linux's default
+
+
+def _wait_stopped(pid: int, timeout_s: float = 1.0) -> None:
+    """Until every thread of ``pid`` is stopped (a SIGSTOP takes effect as each thread
+    leaves the kernel: one mid-write finishes that write first), or ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    tasks = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        try:
+            stats = [(task / "stat").read_text() for task in tasks.iterdir()]
+            states = [stat.rsplit(")", 1)[1].split()[0] for stat in stats]
+        except (OSError, IndexError):
+            return  # gone, or no /proc: nothing more to wait for
+        if all(state in "tTZX" for state in states):
+            return
+        time.sleep(0.001)
 
 
 def _bindable(port: int) -> bool:
@@ -171,8 +189,12 @@ class ManagedServer:
     """One server process: ``start()`` returns once its port accepts connections."""
 
     def __init__(self, name: str, argv: list[str], port: int, directory: Path, start_timeout_s: float,
-                 env: dict[str, str] | None = None, cpus: int | None = None) -> None:
+                 env: dict[str, str] | None = None, cpus: int | None = None,
+                 whole: Callable[[], bool] | None = None) -> None:
         self.name = name
+        # Whether the files it writes in place (truncated, then written) are whole now: a
+        # crash's SIGKILL lands only then (``kill``), as a restart reads them back.
+        self.whole = whole
         # How many CPUs the server's work can run on at once (None: not known); the run's
         # server_start event says it, and calibration's utilisation law saturates there.
         self.cpus = cpus
@@ -337,17 +359,39 @@ class ManagedServer:
             os.kill(self.process.pid, signal.SIGCONT)
         self.paused = False
 
-    def kill(self) -> None:
-        """SIGKILL (a crash) and wait for the exit; ``start`` brings it back on its port and data."""
+    def kill(self) -> float:
+        """SIGKILL (a crash) and wait for the exit; ``start`` brings it back on its port and data.
+        With ``whole``, the kill lands while the files it writes in place are whole: it is
+        stopped (SIGSTOP) and its files read; half written, it runs a few milliseconds more, for
+        at most ``_WHOLE_WAIT_S`` (a kill mid-write would leave a file it cannot start from).
+        The seconds the kill was held for that."""
         process = self.process
         if process is None or process.poll() is not None:
-            return
+            return 0.0
         self.stopped_by_fault = True
-        os.kill(process.pid, signal.SIGCONT)
+        held_s = 0.0
+        if self.whole is None:
+            os.kill(process.pid, signal.SIGCONT)
+        else:
+            held_s = self._stop_whole(process.pid)  # killed stopped: it writes nothing more
         process.kill()
         process.wait()
         self.returncode = None  # not stopped by ``stop``: the run's end still stops what runs then
         self.paused = False
+        return held_s
+
+    def _stop_whole(self, pid: int) -> float:
+        """Stop ``pid`` at a moment ``whole`` holds (or after ``_WHOLE_WAIT_S``); the seconds
+        that took."""
+        assert self.whole is not None
+        started = time.monotonic()
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            _wait_stopped(pid)
+            if self.whole() or time.monotonic() - started > _WHOLE_WAIT_S:
+                return time.monotonic() - started
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.005)
 
     def terminate(self, timeout_s: float = 10.0) -> None:
         """A graceful stop (SIGTERM; SIGKILL after ``timeout_s``); ``start`` brings it back."""

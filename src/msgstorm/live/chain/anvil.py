@@ -14,7 +14,8 @@ The node msgstorm starts is a server of the nemesis's (``Servers``): ``pause``, 
 and ``restart`` faults act on it as on a broker. When the scenario stops it (a crash or a
 restart), it keeps its chain in ``servers/anvil-state.json`` (anvil's ``--state``: loaded at
 start, written on a graceful exit and every second -- what a SIGKILL takes is what came after
-the last write). Its links go through the fault proxy for a ``toxic`` (``Servers.client_routes``):
+the last write; anvil writes the file in place, so a crash's SIGKILL lands while it is whole).
+Its links go through the fault proxy for a ``toxic`` (``Servers.client_routes``):
 ``publisher`` is the JSON-RPC link (the sends, and the block reads and pool samples on the
 same connections), ``consumers`` the WebSocket of the new heads. A toxic that changes bytes
 is refused: it would break the JSON, not a payload.
@@ -22,6 +23,7 @@ is refused: it would break the JSON, not a payload.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -170,6 +172,18 @@ class AnvilNode:
         """Whether a fault may stop the node: then its chain is kept across a restart."""
         return any(isinstance(spec, CrashFault | RestartFault) for _, spec in fault_entries(self.scenario))
 
+    def state_whole(self) -> bool:
+        """Whether the node's state file is whole now (none written yet counts). anvil writes
+        it in place, truncated and then written in pieces: a crash waits for a whole one
+        (``ManagedServer.kill``), or the node could not start again from it."""
+        try:
+            json.loads((self.run_dir / "servers" / STATE_FILE).read_bytes())
+        except FileNotFoundError:
+            return True
+        except ValueError:
+            return False
+        return True
+
     def argv(self, binary: str, port: int) -> list[str]:
         scenario = self.scenario
         spec = scenario.live.anvil
@@ -194,7 +208,8 @@ class AnvilNode:
             return None
         port = free_port()
         self.server = ManagedServer(NAME, self.argv(find_anvil(), port), port, self.run_dir / "servers",
-                                    self.scenario.live.start_timeout / 1e9, cpus=None)
+                                    self.scenario.live.start_timeout / 1e9, cpus=None,
+                                    whole=self.state_whole if self.keeps_state() else None)
         self.server.start()
         return {"name": NAME, "pid": self.server.pid, "url": self.url}
 

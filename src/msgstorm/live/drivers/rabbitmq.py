@@ -206,16 +206,18 @@ class RabbitServer(ManagedServer):
         super().stop(timeout_s)
         self._signal_group(signal.SIGKILL)
 
-    def kill(self) -> None:
-        """SIGKILL to the whole group (the node with the script): a crash."""
+    def kill(self) -> float:
+        """SIGKILL to the whole group (the node with the script): a crash, never held (no
+        ``whole``)."""
         process = self.process
         if process is None or process.poll() is not None:
-            return
+            return 0.0
         self.stopped_by_fault = True
         self._signal_group(signal.SIGKILL)
         process.wait()
         self.returncode = None  # not stopped by ``stop``: the run's end still stops what runs then
         self.paused = False
+        return 0.0
 
     def terminate(self, timeout_s: float = 15.0) -> None:
         """A graceful stop (SIGTERM: the VM stops the node); what of the group is left, killed."""

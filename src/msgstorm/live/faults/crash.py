@@ -58,9 +58,11 @@ class Crash(ServerFault):
         handle.victims[op.fault_id] = name
         server = handle.server(name)
         pid = server.pid
-        await asyncio.get_running_loop().run_in_executor(None, server.kill)
+        held_s = await asyncio.get_running_loop().run_in_executor(None, server.kill)
         handle.paused.discard(server.name)
-        return {"pid": pid, "signal": "SIGKILL", "server": name}
+        # held while a file it writes in place was half written
+        held = {"held_for_whole_ms": round(held_s * 1e3, 3)} if server.whole is not None else {}
+        return {"pid": pid, "signal": "SIGKILL", "server": name, **held}
 
     @staticmethod
     async def end(handle: FaultHandle, op: FaultOp) -> dict[str, Any]:
