@@ -192,7 +192,13 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
     costs = comet_costs(read_history(run_dir))
     assert costs is not None and costs.validators == 4
     assert max(made) - 1 <= costs.heights <= max(made) + 1
-    assert 0.8 * statuses["committed"] <= costs.transactions <= statuses["committed"] * 1.2
+    # A validator's transaction counter holds its heights' transactions: the median's lies
+    # between the stores' count up to one height below the median height and one above (on a
+    # loaded machine a run makes few heights, the last of them holding most of the sends).
+    per_height = Counter(in_store.values())
+    up_to = [sum(n for height, n in per_height.items() if height <= top)
+             for top in (costs.heights - 1, costs.heights + 1)]
+    assert up_to[0] <= costs.transactions <= up_to[1], (costs.transactions, sorted(per_height.items()))
     assert costs.check_tx_ns > 0 and costs.copies_per_tx > 0 and "Propose" in costs.step_ms
 
 
