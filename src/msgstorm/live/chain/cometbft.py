@@ -304,6 +304,8 @@ class CometNetwork:
                 ("rpc", "laddr", _quoted(f"tcp://127.0.0.1:{rpc}")),
                 ("p2p", "laddr", _quoted(f"tcp://127.0.0.1:{p2p}")),
                 ("p2p", "persistent_peers", _quoted(peers)),
+                # No counters: the validator's listener address is in the copied config.
+                ("instrumentation", "prometheus", "false"),
                 ("consensus", "timeout_propose", _quoted(_SECOND_SIGNER_PROPOSE)),
                 ("consensus", "timeout_propose_delta", _quoted(_SECOND_SIGNER_PROPOSE))):
             text = _set(text, section, key, value)
