@@ -324,7 +324,9 @@ def test_a_crash_of_a_server_that_writes_a_file_in_place_lands_while_the_file_is
                                tmp_path / "servers", 30.0, whole=lambda: _whole(state))
         server.start()
         try:
+            deadline = time.monotonic() + 30
             while not state.is_file():
+                assert time.monotonic() < deadline, "the server wrote no file"
                 time.sleep(0.01)
             time.sleep(0.05 * attempt)
             held_s = server.kill()
